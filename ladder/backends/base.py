@@ -1,0 +1,129 @@
+"""The backend protocol and the prompt formatters.
+
+A backend accepts rendered prompts (text, or token ids) so that a remote OpenAI-compatible server can
+implement the same protocol: ``score_choices`` (log-likelihood of each completion after a prompt) and
+``generate`` (greedy decoding up to a stop). Rendering chat messages to text is the formatter's job;
+the rendered text is what the result cache is keyed on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence, TypedDict, Union
+
+
+class Message(TypedDict):
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+Prompt = Union[str, Sequence[int]]
+
+
+@dataclass(frozen=True)
+class ScoreRequest:
+    """Score each completion after ``prompt``. ``prefix`` is a leading part of ``prompt`` shared by many
+    requests (instruction + demonstrations): a backend may compute it once."""
+
+    prompt: Prompt
+    choices: Sequence[str]
+    prefix: Prompt = ""
+
+
+@dataclass(frozen=True)
+class ChoiceScores:
+    logprobs: list[float]  # sum of token log-probabilities per choice
+    token_counts: list[int]  # tokens per choice (so the per-token mean is logprobs / counts)
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    prompt: Prompt
+    max_new_tokens: int
+    stop: Sequence[str] = ()
+    prefix: Prompt = ""
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class Formatter(Protocol):
+    """Renders a conversation to the text a model sees."""
+
+    end_of_turn: str
+
+    def prompt(self, messages: list[Message]) -> str:
+        """The conversation followed by the opening of the assistant's turn."""
+
+    def completion(self, messages: list[Message], answer: str) -> str:
+        """The text the assistant's ``answer`` adds after ``prompt(messages)``, up to and including the
+        end-of-turn marker (so a label that is a prefix of another is not favoured)."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def formatter(self, format: str) -> Formatter: ...
+
+    def identity(self) -> dict:
+        """What determines this backend's outputs besides the prompts: model/tokenizer hashes, dtype..."""
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def score_choices(self, requests: list[ScoreRequest]) -> list[ChoiceScores]: ...
+
+    def generate(self, requests: list[GenerateRequest]) -> list[Generation]: ...
+
+
+class ChatFormatter:
+    """Uses a chat template (``apply(messages, add_generation_prompt) -> str``)."""
+
+    def __init__(self, apply: Callable[[list[Message], bool], str], end_of_turn: str):
+        self._apply = apply
+        self.end_of_turn = end_of_turn
+
+    def prompt(self, messages: list[Message]) -> str:
+        return self._apply(messages, True)
+
+    def completion(self, messages: list[Message], answer: str) -> str:
+        head = self.prompt(messages)
+        full = self._apply(list(messages) + [{"role": "assistant", "content": answer}], False)
+        if not full.startswith(head):
+            raise ValueError("chat template renders the prompt differently when an answer follows it")
+        tail = full[len(head) :]
+        end = tail.find(self.end_of_turn, len(answer)) if self.end_of_turn else -1
+        return tail[: end + len(self.end_of_turn)] if end >= 0 else tail
+
+
+class PlainFormatter:
+    """For models without a chat template: instruction, then ``user\\nanswer`` blocks, blank-line separated."""
+
+    end_of_turn = "\n"
+
+    def _render(self, messages: list[Message]) -> str:
+        parts: list[str] = []
+        for message in messages:
+            if message["role"] == "system":
+                parts.append(message["content"] + "\n\n")
+            elif message["role"] == "user":
+                parts.append(message["content"] + "\n")
+            else:
+                parts.append(message["content"] + "\n\n")
+        return "".join(parts)
+
+    def prompt(self, messages: list[Message]) -> str:
+        return self._render(messages)
+
+    def completion(self, messages: list[Message], answer: str) -> str:
+        return answer + self.end_of_turn
+
+
+def chatml(messages: list[Message], add_generation_prompt: bool) -> str:
+    """A ChatML renderer (the format of SmolLM2's template), for the scripted backend."""
+    text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+    return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")

@@ -1,0 +1,131 @@
+"""The command line: parse, call the library, print (through ladder.display). User errors are one
+line on stderr and exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ladder import __version__
+from ladder.errors import LadderError, ValidationFailed
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ladder",
+        description="Climb the adaptation ladder: zero-shot -> few-shot -> RAG -> LoRA -> full fine-tune, "
+        "climbing only on a measured gap.",
+    )
+    parser.add_argument("--version", action="version", version=f"ladder {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check a task file and its data; report every problem at once")
+    p.add_argument("task", help="path to task.yaml (or its folder)")
+
+    p = sub.add_parser("assess", help="measure each rung in order and recommend the cheapest that meets the target")
+    p.add_argument("task", help="path to task.yaml (or its folder)")
+    p.add_argument("--rungs", help="comma-separated rung names to run (kept in ladder order)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N examples of dev and of test")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<task>/<run-id>)")
+    p.add_argument("--no-cache", action="store_true", help="recompute model outputs instead of reusing cached ones")
+    p.add_argument("--backend", default="transformers", help="transformers (default) or scripted (no model; smoke tests)")
+
+    p = sub.add_parser("report", help="render report.md from a run folder's run.json")
+    p.add_argument("run", type=Path, help="run folder (or its run.json)")
+
+    sub.add_parser("schema", help="print the JSON Schema of task.yaml")
+
+    p = sub.add_parser("prepare", help="materialize a model once into the model cache (no download)")
+    p.add_argument("model", nargs="?", default="smollm2-135m-instruct")
+    return parser
+
+
+def _validate(args) -> int:
+    from ladder import display
+    from ladder.data import load_splits
+    from ladder.spec import load_task
+
+    task = load_task(args.task)
+    splits = load_splits(task)
+    for warning in splits.warnings:
+        display.info(f"warning: {warning}")
+    sizes = ", ".join(f"{s} {len(splits.get(s))}" for s in ("train", "dev", "test"))
+    display.out(f"{task.path}: ok ({sizes}; rungs: {', '.join(r.name or r.type for r in task.spec.rungs)})")
+    return 0
+
+
+def _assess(args) -> int:
+    from ladder import display
+    from ladder.assess import assess
+    from ladder.report import write_report
+    from ladder.spec import load_task
+
+    task = load_task(args.task)
+    rungs = [r.strip() for r in args.rungs.split(",") if r.strip()] if args.rungs else None
+    run, out_dir = assess(
+        task,
+        backend=args.backend,
+        rungs=rungs,
+        limit=args.limit,
+        out_dir=args.out,
+        use_cache=not args.no_cache,
+        progress=display.info,
+    )
+    write_report(out_dir)
+    display.summary(run, out_dir)
+    return 0
+
+
+def _report(args) -> int:
+    from ladder import display
+    from ladder.report import write_report
+
+    run_dir = args.run.parent if args.run.name == "run.json" else args.run
+    display.out(str(write_report(run_dir)))
+    return 0
+
+
+def _schema(args) -> int:
+    from ladder import display
+    from ladder.spec import json_schema_text
+
+    display.out(json_schema_text().rstrip("\n"))
+    return 0
+
+
+def _prepare(args) -> int:
+    from ladder import display
+    from ladder.models import model_identity, resolve_model
+
+    ref = resolve_model(args.model, Path.cwd())
+    identity = model_identity(ref)
+    display.out(f"{args.model}: {ref.path} (weights sha256 {identity['weights_sha256'][:12]})")
+    return 0
+
+
+COMMANDS = {"validate": _validate, "assess": _assess, "report": _report, "schema": _schema, "prepare": _prepare}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ladder import display
+
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ValidationFailed as exc:
+        for warning in exc.warnings:
+            display.info(f"warning: {warning}")
+        for problem in exc.problems:
+            display.error(problem)
+        return exc.exit_code
+    except LadderError as exc:
+        display.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        display.error("interrupted; the run record keeps every rung finished so far")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,150 @@
+"""Reading a task's splits (JSONL or CSV) and checking them: fields, ids, labels, leakage.
+
+Problems are collected, never raised one at a time: each is ``file:line: message``.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ladder.errors import ValidationFailed
+from ladder.spec import TaskFile, shown_path
+from ladder.text import normalize, short_hash
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    input: str
+    target: str
+    split: str
+    source: str  # "file:line", for messages
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: list[Example]
+    dev: list[Example]
+    test: list[Example]
+    hashes: dict[str, str]  # split -> sha256 of the file's bytes
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, split: str) -> list[Example]:
+        return {"train": self.train, "dev": self.dev, "test": self.test}[split]
+
+
+def _read_rows(path: Path) -> list[tuple[int, object]]:
+    """(line number, parsed row) pairs; a row that fails to parse is returned as an Exception."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(text.splitlines(keepends=True))
+        return [(reader.line_num, row) for row in reader]
+    rows: list[tuple[int, object]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((number, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            rows.append((number, ValueError(f"invalid JSON: {exc.msg} (column {exc.colno})")))
+    return rows
+
+
+def _as_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return None
+
+
+def load_splits(task: TaskFile) -> Splits:
+    """Read and check all three splits; raise ValidationFailed listing every problem."""
+    spec = task.spec
+    data = spec.data
+    problems: list[str] = []
+    warnings: list[str] = []
+    loaded: dict[str, list[Example]] = {}
+    hashes: dict[str, str] = {}
+    labels = set(spec.output.labels or [])
+    for split in SPLITS:
+        rel = getattr(data, split)
+        path = task.resolve(rel)
+        shown = shown_path(path)
+        task_shown = shown_path(task.path)
+        examples: list[Example] = []
+        loaded[split] = examples
+        if path.suffix.lower() not in (".jsonl", ".csv"):
+            problems.append(f"{task_shown}: data.{split}: {rel} must be a .jsonl or .csv file")
+            continue
+        if not path.is_file():
+            problems.append(f"{task_shown}: data.{split}: file not found: {rel}")
+            continue
+        raw = path.read_bytes()
+        hashes[split] = hashlib.sha256(raw).hexdigest()
+        try:
+            rows = _read_rows(path)
+        except UnicodeDecodeError as exc:
+            problems.append(f"{shown}: not UTF-8 text ({exc.reason})")
+            continue
+        for line, row in rows:
+            where = f"{shown}:{line}"
+            if isinstance(row, Exception):
+                problems.append(f"{where}: {row}")
+                continue
+            if not isinstance(row, dict):
+                problems.append(f"{where}: expected an object with fields, got {type(row).__name__}")
+                continue
+            values = {}
+            for role, name in (("input", data.input_field), ("target", data.target_field), ("id", data.id_field)):
+                if name is None:
+                    continue
+                if name not in row or row[name] is None or row[name] == "":
+                    problems.append(f"{where}: missing field {name!r} ({role}_field)")
+                    continue
+                text = _as_text(row[name])
+                if text is None:
+                    problems.append(f"{where}: field {name!r} must be text, got {type(row[name]).__name__}")
+                    continue
+                values[role] = text
+            if "input" not in values or "target" not in values or (data.id_field and "id" not in values):
+                continue
+            if labels and values["target"] not in labels:
+                problems.append(f"{where}: label {values['target']!r} is not in output.labels")
+            example_id = values.get("id") or short_hash(values["input"])
+            examples.append(Example(example_id, values["input"], values["target"], split, where))
+        if not examples and not any(p.startswith(f"{shown}:") for p in problems):
+            problems.append(f"{shown}: split {split!r} has no examples")
+
+    seen_ids: dict[str, str] = {}
+    for split in SPLITS:
+        for ex in loaded[split]:
+            if ex.id in seen_ids:
+                problems.append(f"{ex.source}: duplicate id {ex.id!r} (first at {seen_ids[ex.id]})")
+            else:
+                seen_ids[ex.id] = ex.source
+
+    seen_inputs: dict[str, str] = {}
+    for split in ("train", "dev"):
+        for ex in loaded[split]:
+            seen_inputs.setdefault(normalize(ex.input), ex.source)
+    for ex in loaded["test"]:
+        other = seen_inputs.get(normalize(ex.input))
+        if other is not None:
+            message = f"{ex.source}: leakage: test input also appears at {other}"
+            if data.allow_duplicate_inputs:
+                warnings.append(message + " (allowed by data.allow_duplicate_inputs)")
+            else:
+                problems.append(message + " (set data.allow_duplicate_inputs: true if legitimate)")
+
+    if problems:
+        raise ValidationFailed(problems, warnings)
+    return Splits(loaded["train"], loaded["dev"], loaded["test"], hashes, warnings)

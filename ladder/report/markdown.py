@@ -1,0 +1,88 @@
+"""Markdown report (for pull requests and stakeholders), rendered from a run record alone."""
+
+from __future__ import annotations
+
+from ladder.record import AssessmentRun, MetricSummary, RungResult
+
+
+def ci(m: MetricSummary) -> str:
+    return f"{m.mean:.3f} [{m.low:.3f}, {m.high:.3f}]"
+
+
+def delta(result: RungResult, split: str, metric: str) -> str:
+    cmp = result.splits[split].comparisons.get(metric)
+    if cmp is None:
+        return "—"
+    return f"{cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}], p={cmp.p_value:.3g}"
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
+
+
+def render_markdown(run: AssessmentRun) -> str:
+    metric = run.target["metric"]
+    threshold = run.target["threshold"]
+    lines = [f"# ladder report: {run.task_name}", ""]
+    if run.status != "complete":
+        lines += [f"> **Run {run.status}**" + (f": {run.error}" if run.error else "") + " — results below are partial.", ""]
+    if run.recommendation is not None:
+        lines += [f"**Recommendation:** {run.recommendation.summary}.", ""]
+    lines += [
+        f"Target: {metric} ≥ {threshold:.3f}, decided on the dev split; test is held out and reported beside it. "
+        "Intervals are 95% (Wilson for yes/no metrics, bootstrap otherwise); Δ is a paired comparison with the "
+        "rung before (same examples; exact McNemar p for yes/no metrics, paired bootstrap otherwise).",
+        "",
+        f"| rung | dev {metric} | test {metric} | Δ test vs previous | decision |",
+        "|---|---|---|---|---|",
+    ]
+    for r in run.rungs:
+        lines.append(
+            f"| {r.name} | {ci(r.splits['dev'].metrics[metric])} | {ci(r.splits['test'].metrics[metric])} "
+            f"| {delta(r, 'test', metric)} | {r.decision.action} |"
+        )
+    for s in run.skipped:
+        lines.append(f"| {s.name} | — | — | — | skipped: {s.reason} |")
+    lines += ["", "## Cost per rung (test split)", ""]
+    lines += [
+        "| rung | prompt tokens/call | completion tokens/call | latency/example | examples/s | build | eval wall (dev+test) | cached |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in run.rungs:
+        t = r.splits["test"]
+        wall = sum(s.wall_s for s in r.splits.values())
+        cached = ", ".join(k for k, s in r.splits.items() if s.cached) or "no"
+        lines.append(
+            f"| {r.name} | {t.prompt_tokens_per_call:.1f} | {t.completion_tokens_per_call:.1f} | "
+            f"{_seconds(t.latency_s_per_example)} | {t.examples_per_s:.2f} | {_seconds(r.build_s)} | {_seconds(wall)} | {cached} |"
+        )
+    lines += [
+        "",
+        "Prompt tokens count the whole prompt, shared prefix included, as a serving bill would; completion tokens "
+        "are the answer as the model would emit it, end-of-turn included. Latency is batched wall time divided by "
+        "examples. Cached splits show the wall time measured when their outputs were computed.",
+    ]
+    if len(run.spec.get("metrics", [])) > 1:
+        lines += ["", "## All metrics (test)", ""]
+        metrics = run.spec["metrics"]
+        lines += ["| rung | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        for r in run.rungs:
+            lines.append(f"| {r.name} | " + " | ".join(ci(r.splits["test"].metrics[m]) for m in metrics) + " |")
+    lines += ["", "## Decisions", ""]
+    for i, r in enumerate(run.rungs, 1):
+        lines.append(f"{i}. **{r.name}** — {r.decision.action}: {r.decision.reason}.")
+    lines += ["", "## Setup", ""]
+    model = run.model
+    lines += [
+        f"- model: `{model.get('name', '?')}` (weights sha256 `{str(model.get('weights_sha256', '?'))[:12]}`, "
+        f"tokenizer sha256 `{str(model.get('tokenizer_sha256', '?'))[:12]}`), backend {model.get('backend', '?')}, "
+        f"{model.get('dtype', '?')} on {model.get('device', '?')}",
+        "- data: " + ", ".join(f"{s} {n} (sha256 `{run.data_hashes.get(s, '?')[:12]}`)" for s, n in run.data_sizes.items())
+        + (f"; evaluated on the first {run.limit} of dev and test (--limit)" if run.limit else ""),
+        f"- run `{run.run_id}`, {run.created}, ladder {run.ladder_version}, seed {run.seed}",
+        "- packages: " + ", ".join(f"{k} {v}" for k, v in sorted(run.packages.items())),
+    ]
+    for r in run.rungs:
+        if r.demo_ids:
+            lines.append(f"- {r.name} demonstrations: " + ", ".join(f"`{d}`" for d in r.demo_ids))
+    return "\n".join(lines) + "\n"

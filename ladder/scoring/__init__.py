@@ -1,0 +1,1 @@
+"""Per-example metrics and the statistics over them. Imports no model code."""

@@ -1,0 +1,99 @@
+"""Per-example metrics, each a score in [0, 1]. Definitions are repeated in the README.
+
+- ``exact_match`` / ``accuracy``: prediction == target after ``ladder.text.normalize``
+  (Unicode NFKC, case-fold, trimmed, whitespace collapsed).
+- ``token_f1``: SQuAD-style F1 over answer tokens (normalize, strip punctuation and articles).
+- ``json_valid``: the trimmed output parses as a JSON object.
+- ``json_field_f1``: F1 of (key path, normalized value) pairs between output and target objects;
+  invalid JSON scores 0; both empty scores 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+from ladder.registry import Registry
+from ladder.text import normalize, squad_tokens
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    fn: Callable[[str, str], float]
+    binary: bool  # scores are 0/1: Wilson interval and McNemar test; otherwise bootstrap
+
+
+METRICS: Registry[Metric] = Registry("metric")
+
+
+def _metric(name: str, binary: bool):
+    def decorator(fn: Callable[[str, str], float]) -> Callable[[str, str], float]:
+        METRICS.register(name)(Metric(name, fn, binary))
+        return fn
+
+    return decorator
+
+
+@_metric("exact_match", binary=True)
+def exact_match(prediction: str, target: str) -> float:
+    return float(normalize(prediction) == normalize(target))
+
+
+METRICS.register("accuracy")(Metric("accuracy", exact_match, binary=True))
+
+
+@_metric("token_f1", binary=False)
+def token_f1(prediction: str, target: str) -> float:
+    pred, gold = squad_tokens(prediction), squad_tokens(target)
+    if not pred or not gold:
+        return float(pred == gold)
+    common = sum((Counter(pred) & Counter(gold)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(gold)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _parse_object(text: str) -> dict | None:
+    try:
+        value = json.loads(text.strip())
+    except (json.JSONDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+@_metric("json_valid", binary=True)
+def json_valid(prediction: str, target: str) -> float:
+    return float(_parse_object(prediction) is not None)
+
+
+def _pairs(obj: object, prefix: str = "") -> Counter:
+    pairs: Counter = Counter()
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            pairs += _pairs(value, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(obj, list):
+        for value in obj:  # list items share their parent's path: order does not matter
+            pairs += _pairs(value, prefix + "[]")
+    else:
+        text = obj if isinstance(obj, str) else json.dumps(obj)
+        pairs[(prefix, normalize(text))] += 1
+    return pairs
+
+
+@_metric("json_field_f1", binary=False)
+def json_field_f1(prediction: str, target: str) -> float:
+    pred, gold = _parse_object(prediction), _parse_object(target)
+    if pred is None or gold is None:
+        return 0.0
+    p, g = _pairs(pred), _pairs(gold)
+    if not p and not g:
+        return 1.0
+    common = sum((p & g).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / sum(p.values()), common / sum(g.values())
+    return 2 * precision * recall / (precision + recall)

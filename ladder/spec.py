@@ -1,0 +1,291 @@
+"""The task spec: one flat ``task.yaml`` per task folder, validated by one pydantic model.
+
+Every default lives here (never in ``.get(key, default)`` elsewhere); unknown keys are errors
+(``extra="forbid"``), and all problems are reported at once as ``file: field.path: message`` lines.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ladder.errors import LadderError, ValidationFailed
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+# The whole ladder, cheapest first. A task's rungs must climb in this order (variants of one kind may
+# repeat); IMPLEMENTED_RUNGS are the kinds this version can run.
+LADDER = ("prompt", "fewshot", "rag", "lora", "full")
+IMPLEMENTED_RUNGS = ("prompt", "fewshot")
+
+METRICS = ("accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1")
+JSON_METRICS = ("json_valid", "json_field_f1")
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+TEMPLATE_FIELDS = ("input",)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataSpec(_Strict):
+    """Data splits (JSONL or CSV, paths relative to the task file) and the fields to read."""
+
+    train: str = Field(description="Training split: the only labelled data a rung may learn from.")
+    dev: str = Field(description="Development split: used for decisions (climb or stop).")
+    test: str = Field(description="Held-out split: read only by the eval step.")
+    input_field: str = "input"
+    target_field: str = "target"
+    id_field: str | None = Field(
+        default=None, description="Field holding a stable example id; without it the id is a hash of the input."
+    )
+    allow_duplicate_inputs: bool = Field(
+        default=False,
+        description="A test input equal (after normalization) to a train or dev input is an error; "
+        "true turns it into a warning where duplicates are legitimate.",
+    )
+
+
+class OutputSpec(_Strict):
+    kind: Literal["label", "text", "json"]
+    labels: list[str] | None = Field(default=None, description="The label set; required for kind: label.")
+
+    @model_validator(mode="after")
+    def _labels_match_kind(self) -> "OutputSpec":
+        if self.kind == "label":
+            if not self.labels or len(self.labels) < 2:
+                raise ValueError("kind 'label' needs a `labels` list with at least two labels")
+            dupes = sorted({x for x in self.labels if self.labels.count(x) > 1})
+            if dupes:
+                raise ValueError(f"duplicate labels: {', '.join(dupes)}")
+            if any(not x.strip() for x in self.labels):
+                raise ValueError("labels must be non-empty strings")
+        elif self.labels is not None:
+            raise ValueError(f"`labels` applies only to kind 'label', not {self.kind!r}")
+        return self
+
+
+class TargetSpec(_Strict):
+    metric: str
+    threshold: float = Field(ge=0.0, le=1.0)
+
+
+class PromptSpec(_Strict):
+    instruction: str = Field(description="Task instruction; sent as the system message in chat format.")
+    input_template: str = Field(
+        default="{input}",
+        description="User message; `{input}` is replaced by the example's input. Data is never passed "
+        "through str.format, so braces in data are safe.",
+    )
+    format: Literal["chat", "plain"] = Field(
+        default="chat", description="`chat` uses the model's chat template; `plain` is for models without one."
+    )
+
+    @field_validator("input_template")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        names = PLACEHOLDER.findall(value)
+        unknown = sorted({n for n in names if n not in TEMPLATE_FIELDS})
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}}; known: {{input}}")
+        if "input" not in names:
+            raise ValueError("must contain {input}")
+        return value
+
+
+class PromptRungSpec(_Strict):
+    """Zero-shot: instruction + input."""
+
+    type: Literal["prompt"]
+    name: str | None = None
+
+
+class FewShotRungSpec(_Strict):
+    """k demonstrations from the train split as prior chat turns."""
+
+    type: Literal["fewshot"]
+    name: str | None = None
+    k: int = Field(default=8, ge=1, le=256)
+    selection: Literal["random", "stratified"] = Field(
+        default="stratified", description="`stratified` balances demonstrations over labels (label outputs)."
+    )
+
+
+RUNG_SPECS: dict[str, type[BaseModel]] = {"prompt": PromptRungSpec, "fewshot": FewShotRungSpec}
+RungSpec = Annotated[Union[PromptRungSpec, FewShotRungSpec], Field(discriminator="type")]
+
+
+class GenerationSpec(_Strict):
+    max_new_tokens: int = Field(default=64, ge=1, le=4096)
+    label_scoring: Literal["loglik", "generate"] = Field(
+        default="loglik",
+        description="Label outputs: `loglik` scores every label by log-likelihood; `generate` decodes freely.",
+    )
+    batch_size: int = Field(default=8, ge=1, le=1024)
+
+
+class TaskSpec(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = ""
+    version: int = Field(default=1, ge=1)
+    data: DataSpec
+    output: OutputSpec
+    metrics: list[Literal["accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1"]] = Field(min_length=1)
+    target: TargetSpec
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Registry alias (smollm2-135m-instruct), a local Hugging Face folder, or a .gguf file.",
+    )
+    prompt: PromptSpec
+    rungs: list[RungSpec] = Field(min_length=1)
+    generation: GenerationSpec = GenerationSpec()
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "TaskSpec":
+        if self.target.metric not in self.metrics:
+            raise ValueError(f"target.metric {self.target.metric!r} is not one of metrics: {self.metrics}")
+        if self.output.kind != "json":
+            bad = [m for m in self.metrics if m in JSON_METRICS]
+            if bad:
+                raise ValueError(f"metric {bad[0]!r} needs output.kind 'json'")
+        names = [rung_name(r) for r in self.rungs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rung names must be unique; repeated: {', '.join(dupes)} (give variants a `name`)")
+        ranks = [LADDER.index(r.type) for r in self.rungs]
+        if ranks != sorted(ranks):
+            order = " -> ".join(LADDER)
+            raise ValueError(f"rungs must climb in ladder order {order}; got {' -> '.join(r.type for r in self.rungs)}")
+        for rung in self.rungs:
+            if isinstance(rung, FewShotRungSpec) and rung.selection == "stratified" and self.output.kind != "label":
+                raise ValueError(f"rung {rung_name(rung)!r}: selection 'stratified' needs output.kind 'label'; use 'random'")
+        return self
+
+
+def rung_name(rung: PromptRungSpec | FewShotRungSpec) -> str:
+    return rung.name or rung.type
+
+
+@dataclass(frozen=True)
+class TaskFile:
+    """A validated spec and the file it came from (data paths resolve relative to it)."""
+
+    spec: TaskSpec
+    path: Path
+
+    def resolve(self, relative: str) -> Path:
+        return (self.path.parent / relative).resolve()
+
+
+def shown_path(path: Path) -> str:
+    """A path for messages: relative to the working directory when inside it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _format_loc(loc: tuple) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in RUNG_SPECS and parts and parts[-1].startswith("["):
+            continue  # discriminated-union tag inserted by pydantic; the index already says which rung
+        else:
+            parts.append(("." if parts else "") + str(item))
+    return "".join(parts) or "(top level)"
+
+
+def _format_error(err: dict) -> str:
+    loc = _format_loc(tuple(err["loc"]))
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown field"
+    if kind == "union_tag_invalid":
+        tag = err.get("ctx", {}).get("tag", "")
+        if tag in LADDER:
+            return f"{loc}.type: rung {tag!r} is not available in this version of ladder yet (available: {', '.join(IMPLEMENTED_RUNGS)})"
+        hint = difflib.get_close_matches(str(tag), IMPLEMENTED_RUNGS, n=1)
+        did = f" (did you mean {hint[0]!r}?)" if hint else ""
+        return f"{loc}.type: unknown rung {tag!r}{did}; known: {', '.join(IMPLEMENTED_RUNGS)}"
+    if kind == "union_tag_not_found":
+        return f"{loc}.type: missing (one of: {', '.join(IMPLEMENTED_RUNGS)})"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    return f"{loc}: {msg}"
+
+
+def _suggest_unknown(err: dict, model: type[BaseModel]) -> str:
+    """Add a 'did you mean' to an unknown-field error, looking up the sibling fields."""
+    target: type[BaseModel] | None = model
+    for item in err["loc"][:-1]:
+        if isinstance(item, int):
+            continue
+        if item in RUNG_SPECS and target is None:  # pydantic's discriminated-union tag
+            target = RUNG_SPECS[item]
+            continue
+        field = target.model_fields.get(str(item)) if target is not None else None
+        ann = field.annotation if field is not None else None
+        target = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    if target is None:
+        return ""
+    hint = difflib.get_close_matches(str(err["loc"][-1]), list(target.model_fields), n=1)
+    return f" (did you mean {hint[0]!r}?)" if hint else ""
+
+
+def parse_task(raw: object, source: str) -> TaskSpec:
+    """Validate a parsed YAML document; all problems at once, each ``source: field.path: message``."""
+    if not isinstance(raw, dict):
+        raise ValidationFailed([f"{source}: (top level): expected a mapping of fields, got {type(raw).__name__}"])
+    try:
+        return TaskSpec.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            line = _format_error(err)
+            if err["type"] == "extra_forbidden":
+                line += _suggest_unknown(err, TaskSpec)
+            lines.append(f"{source}: {line}")
+        raise ValidationFailed(lines) from None
+
+
+def load_task(path: str | Path) -> TaskFile:
+    """Read and validate a ``task.yaml`` (or a folder holding one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "task.yaml"
+    if not path.is_file():
+        raise LadderError(f"{shown_path(path)}: no such task file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{shown_path(path)}:{mark.line + 1}" if mark is not None else shown_path(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ValidationFailed([f"{where}: invalid YAML: {problem}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed([f"{shown_path(path)}: not UTF-8 text ({exc.reason})"]) from None
+    return TaskFile(spec=parse_task(raw, shown_path(path)), path=path.resolve())
+
+
+def json_schema() -> dict:
+    schema = TaskSpec.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ladder task.yaml"
+    return schema
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from ladder.data import load_splits
+from ladder.rungs import RUNGS, BuildContext, build_candidate
+from ladder.spec import RUNG_SPECS, load_task
+
+from conftest import LABELS
+
+
+def _ctx(path):
+    task = load_task(path)
+    splits = load_splits(task)
+    return task.spec, BuildContext(spec=task.spec, train=splits.train, dev=splits.dev)
+
+
+@pytest.mark.parametrize("kind", RUNGS.names())
+def test_every_rung_builds_a_candidate_without_held_out_data(kind, make_task):
+    assert set(RUNGS.names()) == set(RUNG_SPECS)
+    spec, ctx = _ctx(make_task())
+    rung = next(r for r in spec.rungs if r.type == kind)
+    candidate = build_candidate(rung, ctx)
+    messages = candidate.messages("hello {input} {0}")
+    assert messages[0] == {"role": "system", "content": spec.prompt.instruction}
+    assert messages[-1] == {"role": "user", "content": "Text: hello {input} {0}"}  # braces in data are safe
+    train_ids = {e.id for e in ctx.train}
+    assert all(d.id in train_ids for d in candidate.demos)
+
+
+def test_fewshot_stratified_is_balanced_and_turns_alternate(make_task):
+    spec, ctx = _ctx(make_task({"rungs": [{"type": "fewshot", "k": 6, "selection": "stratified"}]}))
+    candidate = build_candidate(spec.rungs[0], ctx)
+    assert Counter(d.target for d in candidate.demos) == Counter({label: 2 for label in LABELS})
+    roles = [m["role"] for m in candidate.prefix_messages()]
+    assert roles == ["system"] + ["user", "assistant"] * 6
+
+
+def test_each_rung_has_its_own_random_stream(make_task):
+    two = make_task({"rungs": [{"type": "fewshot", "name": "fs-a", "k": 4, "selection": "random"},
+                               {"type": "fewshot", "name": "fs-b", "k": 4, "selection": "random"}]})
+    one = make_task({"rungs": [{"type": "fewshot", "name": "fs-b", "k": 4, "selection": "random"}]}, folder="one")
+    spec2, ctx2 = _ctx(two)
+    spec1, ctx1 = _ctx(one)
+    b_alone = build_candidate(spec1.rungs[0], ctx1).demos
+    b_with_a = build_candidate(spec2.rungs[1], ctx2).demos
+    a = build_candidate(spec2.rungs[0], ctx2).demos
+    assert b_alone == b_with_a  # running a subset of rungs never changes a rung's demonstrations
+    assert a != b_with_a
+    assert build_candidate(spec2.rungs[0], ctx2).demos == a  # deterministic

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ladder.errors import ValidationFailed
+from ladder.spec import json_schema_text, load_task, parse_task
+
+from conftest import ROOT, base_spec
+
+GOLDEN = ROOT / "tests" / "golden" / "bad_tasks"
+
+
+def shipped_tasks() -> list[Path]:
+    return sorted((ROOT / "tasks").rglob("task.yaml"))
+
+
+def test_every_shipped_task_validates():
+    tasks = shipped_tasks()
+    assert len(tasks) >= 1, "expected at least the SNIPS task under tasks/"
+    for path in tasks:
+        task = load_task(path)
+        assert task.spec.rungs, path
+        first = path.read_text().splitlines()[0]
+        assert first.startswith("# yaml-language-server: $schema="), f"{path}: first line should point at the schema"
+
+
+def test_committed_schema_is_current():
+    committed = (ROOT / "ladder" / "task.schema.json").read_text()
+    assert committed == json_schema_text(), "run `ladder schema > ladder/task.schema.json`"
+
+
+def test_defaults_live_in_the_model():
+    spec = parse_task(base_spec(), "t.yaml")
+    assert spec.model == "smollm2-135m-instruct"
+    assert spec.generation.label_scoring == "loglik"
+    assert spec.prompt.format == "chat"
+    assert spec.data.allow_duplicate_inputs is False
+
+
+def _errors(raw: dict) -> list[str]:
+    with pytest.raises(ValidationFailed) as info:
+        parse_task(raw, "task.yaml")
+    return info.value.problems
+
+
+def test_all_problems_reported_at_once():
+    raw = base_spec()
+    raw["metrcs"] = ["accuracy"]
+    raw["target"] = {"metric": "accuracy", "threshold": 1.5}
+    raw["rungs"] = [{"type": "fewshoot"}]
+    problems = _errors(raw)
+    assert "task.yaml: metrcs: unknown field (did you mean 'metrics'?)" in problems
+    assert "task.yaml: target.threshold: Input should be less than or equal to 1" in problems
+    assert any("rungs[0].type: unknown rung 'fewshoot' (did you mean 'fewshot'?)" in p for p in problems)
+
+
+def test_placeholders_are_checked():
+    raw = base_spec()
+    raw["prompt"]["input_template"] = "Text: {inptu}"
+    assert _errors(raw) == ["task.yaml: prompt.input_template: unknown placeholder {inptu}; known: {input}"]
+
+
+def test_rungs_must_climb_in_order():
+    raw = base_spec()
+    raw["rungs"] = [{"type": "fewshot"}, {"type": "prompt"}]
+    assert _errors(raw) == ["task.yaml: (top level): rungs must climb in ladder order prompt -> fewshot -> rag -> lora -> full; got fewshot -> prompt"]
+
+
+@pytest.mark.parametrize("case", sorted(p.stem for p in GOLDEN.glob("*.yaml")))
+def test_golden_error_messages(case, capsys, monkeypatch):
+    from ladder.cli import main
+
+    monkeypatch.chdir(GOLDEN)
+    code = main(["validate", f"{case}.yaml"])
+    err = capsys.readouterr().err
+    expected = (GOLDEN / f"{case}.txt").read_text()
+    assert code == 2
+    assert "Traceback" not in err
+    assert err == expected
+
+
+def test_golden_cases_exist():
+    assert len(list(GOLDEN.glob("*.yaml"))) >= 4
