@@ -44,14 +44,14 @@ def _parser() -> argparse.ArgumentParser:
 def _validate(args) -> int:
     from ladder import display
     from ladder.data import load_splits
-    from ladder.spec import load_task
+    from ladder.spec import load_task, shown_path
 
     task = load_task(args.task)
     splits = load_splits(task)
     for warning in splits.warnings:
         display.info(f"warning: {warning}")
     sizes = ", ".join(f"{s} {len(splits.get(s))}" for s in ("train", "dev", "test"))
-    display.out(f"{task.path}: ok ({sizes}; rungs: {', '.join(r.name or r.type for r in task.spec.rungs)})")
+    display.out(f"{shown_path(task.path)}: ok ({sizes}; rungs: {', '.join(r.name or r.type for r in task.spec.rungs)})")
     return 0
 
 

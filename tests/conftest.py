@@ -8,6 +8,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+# The materialized bundled model is shared by all tests (made once by `make setup` / `ladder prepare`).
+os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
 LABELS = ["weather", "music", "booking"]
 
 
@@ -15,7 +17,7 @@ LABELS = ["weather", "music", "booking"]
 def _isolated_home(tmp_path, monkeypatch):
     """Each test gets its own result cache; the materialized model is shared (made once by `make setup`)."""
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "ladder-home"))
-    monkeypatch.setenv("LADDER_MODEL_DIR", os.environ.get("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models")))
+    monkeypatch.setenv("LADDER_MODEL_DIR", os.environ["LADDER_MODEL_DIR"])
 
 
 def _rows(prefix: str, n: int, offset: int = 0) -> list[dict]:

@@ -54,7 +54,14 @@ class ScriptedBackend:
         return ChatFormatter(chatml, "<|im_end|>") if format == "chat" else PlainFormatter()
 
     def identity(self) -> dict:
-        return {"backend": self.name, "model": "scripted", "weights_sha256": "scripted", "tokenizer_sha256": "scripted"}
+        return {
+            "backend": self.name,
+            "name": "scripted",
+            "weights_sha256": "scripted",
+            "tokenizer_sha256": "scripted",
+            "dtype": "none",
+            "device": "none",
+        }
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

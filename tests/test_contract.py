@@ -1,0 +1,33 @@
+"""One contract test over every registered backend: the protocol the assess loop relies on."""
+
+from __future__ import annotations
+
+import pytest
+
+from ladder.backends import BACKENDS, create_backend
+from ladder.backends.base import GenerateRequest, ScoreRequest
+
+
+@pytest.fixture(scope="module", params=BACKENDS.names())
+def backend(request):
+    if request.param == "transformers":
+        return create_backend("transformers", "smollm2-135m-instruct", batch_size=2)
+    return create_backend(request.param, "unused", labels=["yes", "no"])
+
+
+def test_backend_contract(backend):
+    identity = backend.identity()
+    assert {"backend", "weights_sha256", "tokenizer_sha256"} <= set(identity)
+    for fmt in ("chat", "plain"):
+        f = backend.formatter(fmt)
+        messages = [{"role": "system", "content": "Answer yes or no."}, {"role": "user", "content": "Is it yes?"}]
+        prompt = f.prompt(messages)
+        assert "Answer yes or no." in prompt and "Is it yes?" in prompt
+        completions = [f.completion(messages, a) for a in ("yes", "no")]
+        assert completions[0].startswith("yes") and completions[0].endswith(f.end_of_turn)
+        scored = backend.score_choices([ScoreRequest(prompt, completions), ScoreRequest(prompt + "x", completions)])
+        assert len(scored) == 2 and all(len(s.logprobs) == 2 and all(lp <= 0 for lp in s.logprobs) for s in scored)
+        assert all(s.prompt_tokens > 0 and min(s.token_counts) >= 1 for s in scored)
+        generated = backend.generate([GenerateRequest(prompt, 5, stop=[f.end_of_turn])])
+        assert len(generated) == 1 and isinstance(generated[0].text, str) and generated[0].completion_tokens <= 5
+    assert backend.count_tokens("hello world") >= 1

@@ -1,0 +1,97 @@
+"""Integration tests on the real bundled SmolLM2-135M-Instruct (CPU, fp32), on small slices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ladder.assess import assess
+from ladder.backends.base import GenerateRequest, ScoreRequest
+from ladder.backends.hf import TransformersBackend
+from ladder.record import load_run
+from ladder.report import write_report
+from ladder.spec import load_task
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.model
+SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return TransformersBackend.from_spec("smollm2-135m-instruct", batch_size=4)
+
+
+def test_instruction_replaces_the_default_system_text(backend):
+    f = backend.formatter("chat")
+    text = f.prompt([{"role": "system", "content": "Be terse."}, {"role": "user", "content": "hi"}])
+    assert text.startswith("<|im_start|>system\nBe terse.<|im_end|>") and "SmolLM" not in text
+    assert f.completion([{"role": "user", "content": "hi"}], "get") == "get<|im_end|>"
+
+
+def test_label_scoring_equals_one_full_forward_per_label(backend):
+    f = backend.formatter("chat")
+    system = {"role": "system", "content": "Label the intent: get_weather, play_music or get."}
+    demo = [{"role": "user", "content": "Will it rain?"}, {"role": "assistant", "content": "get_weather"}]
+    inputs = ["Play some jazz", "Is it cold in Oslo today?", "x"]
+    labels = ["get_weather", "play_music", "get"]  # "get" is a prefix of "get_weather"
+    convs = [[system, *demo, {"role": "user", "content": x}] for x in inputs]
+    prompts = [f.prompt(c) for c in convs]
+    choices = [f.completion(convs[0], label) for label in labels]
+    prefix = f.prompt([system, *demo]).rsplit("<|im_start|>assistant", 1)[0]
+    fast = backend.score_choices([ScoreRequest(p, choices, prefix=prefix) for p in prompts])
+    model = backend.model
+    for prompt, result in zip(prompts, fast):
+        ids = backend._encode(prompt)
+        assert result.prompt_tokens == len(ids)
+        for choice, got, count in zip(choices, result.logprobs, result.token_counts):
+            cont = backend._encode_continuation(choice)
+            assert count == len(cont)
+            with torch.inference_mode():
+                logp = torch.log_softmax(model(torch.tensor([ids + cont])).logits[0].float(), -1)
+            want = sum(logp[len(ids) - 1 + t, tok].item() for t, tok in enumerate(cont))
+            assert got == pytest.approx(want, abs=2e-3)
+    # token-id prompts are accepted too (what a remote scorer would send)
+    by_ids = backend.score_choices([ScoreRequest(backend._encode(prompts[0]), choices)])
+    assert by_ids[0].logprobs == pytest.approx(fast[0].logprobs, abs=2e-3)
+
+
+def test_generation_stops_at_end_of_turn(backend):
+    f = backend.formatter("chat")
+    prompt = f.prompt([{"role": "user", "content": "What is the capital of France?"}])
+    out = backend.generate([GenerateRequest(prompt, 24, stop=[f.end_of_turn])])[0]
+    assert "Paris" in out.text and "<|im_end|>" not in out.text
+    assert 1 <= out.completion_tokens <= 24 and out.prompt_tokens == len(backend._encode(prompt))
+
+
+def test_snips_zero_and_few_shot_end_to_end(backend, tmp_path):
+    task = load_task(SNIPS)
+    labels = set(task.spec.output.labels)
+    run, out = assess(task, backend=backend, limit=6, out_dir=tmp_path / "run")
+    assert [r.name for r in run.rungs] == ["prompt", "fewshot"]
+    for rung in run.rungs:
+        assert len(rung.examples) == 12
+        assert all(e.output in labels and set(e.label_logprobs) == labels for e in rung.examples)
+        assert all(e.label_logprobs[e.output] == max(e.label_logprobs.values()) for e in rung.examples)
+        assert rung.splits["test"].examples_per_s > 0 and not rung.splits["test"].cached
+    assert run.rungs[1].splits["test"].prompt_tokens_per_call > run.rungs[0].splits["test"].prompt_tokens_per_call + 200
+    assert run.model["weights_sha256"] and run.model["tokenizer_sha256"] and run.model["dtype"] == "float32"
+    assert load_run(out) == run
+    report = write_report(out).read_text()
+    assert "| prompt |" in report and "| fewshot |" in report
+
+    # Unchanged task, fresh backend: every split comes from the cache and the weights are never loaded.
+    fresh = TransformersBackend.from_spec("smollm2-135m-instruct")
+    again, _ = assess(task, backend=fresh, limit=6, out_dir=tmp_path / "again")
+    assert all(s.cached for r in again.rungs for s in r.splits.values())
+    assert fresh._model is None
+    assert [e.output for r in again.rungs for e in r.examples] == [e.output for r in run.rungs for e in r.examples]
+
+
+def test_free_generation_mode_on_real_model(backend, make_task, tmp_path):
+    path = make_task({"generation": {"label_scoring": "generate", "max_new_tokens": 8}})
+    run, _ = assess(load_task(path), backend=backend, rungs=["fewshot"], limit=3, out_dir=tmp_path / "g")
+    examples = run.rungs[0].examples
+    assert len(examples) == 6 and all(e.label_logprobs is None for e in examples)
+    assert all(1 <= e.completion_tokens <= 8 and "<|im_end|>" not in e.output for e in examples)
