@@ -14,7 +14,8 @@ from typing import Callable
 import ladder
 from ladder.backends.base import Backend
 from ladder.cache import ResultCache
-from ladder.data import Example, Splits, load_splits
+from ladder.corpus import doc_of
+from ladder.data import Example, Splits, load_task_data
 from ladder.errors import LadderError
 from ladder.evaluate import SplitOutputs, run_eval
 from ladder.paths import result_cache_dir
@@ -69,10 +70,14 @@ def select_rungs(task: TaskFile, names: list[str] | None):
     return [r for r in rungs if rung_name(r) in names]  # always in ladder order
 
 
-def _score(split_outputs: SplitOutputs, examples: list[Example], metrics: list[str], split: str) -> list[ExampleRecord]:
+def _score(
+    split_outputs: SplitOutputs, examples: list[Example], metrics: list[str], split: str, static_demos: tuple
+) -> list[ExampleRecord]:
     records = []
-    for ex, out, prompt_hash in zip(examples, split_outputs.outputs, split_outputs.prompt_hashes):
-        scores = {m: METRICS.get(m).fn(out.output, ex.target) for m in metrics}
+    for ex, out, prompt_hash, sel in zip(
+        examples, split_outputs.outputs, split_outputs.prompt_hashes, split_outputs.selections
+    ):
+        scores = {m: METRICS.get(m).score(out.output, ex.references) for m in metrics}
         means = None
         if out.label_logprobs is not None and out.label_token_counts is not None:
             means = {k: v / max(1, out.label_token_counts[k]) for k, v in out.label_logprobs.items()}
@@ -88,22 +93,54 @@ def _score(split_outputs: SplitOutputs, examples: list[Example], metrics: list[s
                 label_logprobs=out.label_logprobs,
                 label_logprob_means=means,
                 scores=scores,
+                demo_ids=None if sel.demos == static_demos else [d.id for d in sel.demos],
+                retrieved=list(sel.retrieved) if sel.retrieved is not None else None,
+                passages=len(sel.passages) if sel.retrieved is not None else None,
             )
         )
     return records
 
 
-def _summarize(records: list[ExampleRecord], split_outputs: SplitOutputs, metrics: list[str], seed: int) -> SplitResult:
+def _retrieval_scores(
+    records: list[ExampleRecord], examples: list[Example], k: int | None, seed: int
+) -> dict[str, MetricSummary]:
+    """recall@k (the gold document among the top-k chunks' documents) and MRR@k, where the data names it."""
+    pairs = [(r, ex) for r, ex in zip(records, examples) if r.retrieved is not None and ex.doc_id is not None]
+    if not pairs or not k:
+        return {}
+    recall, rr = [], []
+    for record, ex in pairs:
+        docs = [doc_of(c) for c in record.retrieved or []]
+        rank = docs.index(ex.doc_id) + 1 if ex.doc_id in docs else None
+        recall.append(1.0 if rank else 0.0)
+        rr.append(1.0 / rank if rank else 0.0)
+    out = {}
+    for name, values, binary in ((f"recall@{k}", recall, True), (f"mrr@{k}", rr, False)):
+        est = estimate(values, binary, seed=seed)
+        out[name] = MetricSummary(mean=est.mean, low=est.low, high=est.high, n=est.n, method=est.method)
+    return out
+
+
+def _summarize(
+    records: list[ExampleRecord],
+    split_outputs: SplitOutputs,
+    examples: list[Example],
+    metrics: list[str],
+    seed: int,
+    top_k: int | None,
+) -> SplitResult:
     n = len(records)
     summaries = {}
     for m in metrics:
         est = estimate([r.scores[m] for r in records], METRICS.get(m).binary, seed=seed)
         summaries[m] = MetricSummary(mean=est.mean, low=est.low, high=est.high, n=est.n, method=est.method)
-    wall = split_outputs.wall_s
+    wall = split_outputs.wall_s + split_outputs.selection_s
     return SplitResult(
         n=n,
         metrics=summaries,
-        wall_s=wall,
+        wall_s=split_outputs.wall_s,
+        selection_s=split_outputs.selection_s,
+        retrieval=_retrieval_scores(records, examples, top_k, seed),
         latency_s_per_example=wall / n if n else 0.0,
         examples_per_s=n / wall if wall > 0 else 0.0,
         prompt_tokens_per_call=sum(r.prompt_tokens for r in records) / n if n else 0.0,
@@ -138,7 +175,8 @@ def assess(
     spec = task.spec
     if limit is not None and limit < 1:
         raise LadderError(f"--limit: must be at least 1, got {limit}")
-    splits: Splits = load_splits(task)
+    task_data = load_task_data(task)
+    splits: Splits = task_data.splits
     for warning in splits.warnings:
         say(f"warning: {warning}")
     selected = select_rungs(task, rungs)
@@ -174,7 +212,14 @@ def assess(
     )
     save_run(run, record_path)
     metric, threshold = spec.target.metric, spec.target.threshold
-    ctx = BuildContext(spec=spec, train=splits.train, dev=splits.dev, work_dir=out_dir)
+    ctx = BuildContext(
+        spec=spec,
+        train=splits.train,
+        dev=splits.dev,
+        work_dir=out_dir,
+        corpus=task_data.corpus,
+        count_tokens=backend.count_tokens,
+    )
     stopped_by: str | None = None
     try:
         for rung_spec in selected:
@@ -190,8 +235,9 @@ def assess(
             for split in EVAL_SPLITS:
                 say(f"[{name}] {split}: {len(evals[split])} examples")
                 outputs = run_eval(candidate, evals[split], backend, formatter, spec, cache)
-                records = _score(outputs, evals[split], spec.metrics, split)
-                split_results[split] = _summarize(records, outputs, spec.metrics, spec.seed)
+                records = _score(outputs, evals[split], spec.metrics, split, candidate.demos)
+                top_k = candidate.settings.get("top_k")
+                split_results[split] = _summarize(records, outputs, evals[split], spec.metrics, spec.seed, top_k)
                 examples += records
             decision = decide(split_results["dev"].metrics[metric], metric, threshold)
             result = RungResult(

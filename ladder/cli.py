@@ -43,14 +43,17 @@ def _parser() -> argparse.ArgumentParser:
 
 def _validate(args) -> int:
     from ladder import display
-    from ladder.data import load_splits
+    from ladder.data import load_task_data
     from ladder.spec import load_task, shown_path
 
     task = load_task(args.task)
-    splits = load_splits(task)
+    data = load_task_data(task)
+    splits = data.splits
     for warning in splits.warnings:
         display.info(f"warning: {warning}")
     sizes = ", ".join(f"{s} {len(splits.get(s))}" for s in ("train", "dev", "test"))
+    if data.corpus is not None:
+        sizes += f", corpus {len(data.corpus.documents)} documents"
     display.out(f"{shown_path(task.path)}: ok ({sizes}; rungs: {', '.join(r.name or r.type for r in task.spec.rungs)})")
     return 0
 

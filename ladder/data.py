@@ -10,10 +10,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ladder.errors import ValidationFailed
 from ladder.spec import TaskFile, shown_path
 from ladder.text import normalize, short_hash
+
+if TYPE_CHECKING:
+    from ladder.corpus import Corpus
 
 SPLITS = ("train", "dev", "test")
 
@@ -25,6 +29,12 @@ class Example:
     target: str
     split: str
     source: str  # "file:line", for messages
+    alternatives: tuple[str, ...] = ()  # other acceptable answers
+    doc_id: str | None = None  # the corpus document that answers it (retrieval is scored on it)
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return (self.target, *self.alternatives)
 
 
 @dataclass(frozen=True)
@@ -119,8 +129,21 @@ def load_splits(task: TaskFile) -> Splits:
                 continue
             if labels and values["target"] not in labels:
                 problems.append(f"{where}: label {values['target']!r} is not in output.labels")
+            alternatives: tuple[str, ...] = ()
+            if data.alternatives_field and row.get(data.alternatives_field) is not None:
+                raw_alts = row[data.alternatives_field]
+                raw_alts = [raw_alts] if isinstance(raw_alts, str) else raw_alts
+                if not isinstance(raw_alts, list) or not all(isinstance(a, str) for a in raw_alts):
+                    problems.append(f"{where}: field {data.alternatives_field!r} must be a list of strings")
+                else:
+                    alternatives = tuple(a for a in raw_alts if a != values["target"])
+            doc_id = None
+            if data.doc_id_field:
+                doc_id = _as_text(row.get(data.doc_id_field)) or None
+                if doc_id is None:
+                    problems.append(f"{where}: missing field {data.doc_id_field!r} (doc_id_field)")
             example_id = values.get("id") or short_hash(values["input"])
-            examples.append(Example(example_id, values["input"], values["target"], split, where))
+            examples.append(Example(example_id, values["input"], values["target"], split, where, alternatives, doc_id))
         if not examples and not any(p.startswith(f"{shown}:") for p in problems):
             problems.append(f"{shown}: split {split!r} has no examples")
 
@@ -148,3 +171,38 @@ def load_splits(task: TaskFile) -> Splits:
     if problems:
         raise ValidationFailed(problems, warnings)
     return Splits(loaded["train"], loaded["dev"], loaded["test"], hashes, warnings)
+
+
+@dataclass(frozen=True)
+class TaskData:
+    splits: Splits
+    corpus: "Corpus | None"
+
+
+def load_task_data(task: TaskFile) -> TaskData:
+    """Splits and corpus, checked together (every problem at once): a data doc_id must name a document."""
+    from ladder.corpus import Corpus, load_corpus
+
+    problems: list[str] = []
+    warnings: list[str] = []
+    splits = corpus = None
+    try:
+        splits = load_splits(task)
+    except ValidationFailed as exc:
+        problems += exc.problems
+        warnings += exc.warnings
+    if task.spec.corpus is not None:
+        try:
+            corpus = load_corpus(task)
+        except ValidationFailed as exc:
+            problems += exc.problems
+    if splits is not None and corpus is not None:
+        known = corpus.doc_ids()
+        for split in SPLITS:
+            for ex in splits.get(split):
+                if ex.doc_id is not None and ex.doc_id not in known:
+                    problems.append(f"{ex.source}: doc_id {ex.doc_id!r} is not a document of the corpus")
+    if problems:
+        raise ValidationFailed(problems, warnings)
+    assert splits is not None
+    return TaskData(splits, corpus)

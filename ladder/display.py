@@ -42,10 +42,15 @@ def rung_table(run: AssessmentRun) -> str:
         )
     for s in run.skipped:
         rows.append((s.name, "-", "-", "-", "-", "-", "skipped"))
+    notes = []
+    for r in run.rungs:
+        retrieval = r.splits["test"].retrieval
+        if retrieval:
+            notes.append(f"{r.name} retrieval (test): " + ", ".join(f"{k} {_cell(m)}" for k, m in retrieval.items()))
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return "\n".join(lines + notes)
 
 
 def summary(run: AssessmentRun, out_dir) -> None:

@@ -14,7 +14,7 @@ import ladder
 from ladder.backends.base import Backend, Formatter, GenerateRequest, ScoreRequest
 from ladder.cache import ResultCache, cache_key
 from ladder.data import Example
-from ladder.rungs.base import Candidate
+from ladder.rungs.base import Candidate, Selection
 from ladder.spec import TaskSpec
 from ladder.text import short_hash
 
@@ -32,9 +32,11 @@ class ExampleOutput:
 class SplitOutputs:
     outputs: list[ExampleOutput]
     prompt_hashes: list[str]
-    wall_s: float
+    wall_s: float  # model time (as measured when the outputs were computed)
     cached: bool
     key: str
+    selections: list[Selection]  # per example: demonstrations and retrieved passages
+    selection_s: float  # time to select demonstrations / retrieve passages, measured now
 
 
 def _common_prefix(texts: list[str]) -> str:
@@ -49,7 +51,10 @@ def run_eval(
     spec: TaskSpec,
     cache: ResultCache,
 ) -> SplitOutputs:
-    conversations = [candidate.messages(ex.input) for ex in examples]
+    started = time.perf_counter()
+    selections = candidate.select([ex.input for ex in examples])
+    selection_s = time.perf_counter() - started
+    conversations = [candidate.messages(ex.input, sel) for ex, sel in zip(examples, selections)]
     prompts = [formatter.prompt(messages) for messages in conversations]
     prompt_hashes = [short_hash(p, 16) for p in prompts]
     labels = spec.output.labels if spec.output.kind == "label" else None
@@ -72,7 +77,7 @@ def run_eval(
     hit = cache.get(key)
     if hit is not None:
         outputs = [ExampleOutput(**o) for o in hit["outputs"]]
-        return SplitOutputs(outputs, prompt_hashes, hit["wall_s"], True, key)
+        return SplitOutputs(outputs, prompt_hashes, hit["wall_s"], True, key, selections, selection_s)
 
     prefix = _common_prefix(prompts)
     start = time.perf_counter()
@@ -97,4 +102,4 @@ def run_eval(
         outputs = [ExampleOutput(g.text, g.prompt_tokens, g.completion_tokens) for g in generated]
     wall = time.perf_counter() - start
     cache.put(key, {"outputs": [o.__dict__ for o in outputs], "wall_s": wall, "n": len(outputs)})
-    return SplitOutputs(outputs, prompt_hashes, wall, False, key)
+    return SplitOutputs(outputs, prompt_hashes, wall, False, key, selections, selection_s)

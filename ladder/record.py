@@ -33,6 +33,9 @@ class ExampleRecord(_Record):
     label_logprobs: dict[str, float] | None = None  # sum of token log-probabilities per label
     label_logprob_means: dict[str, float] | None = None  # per-token mean per label
     scores: dict[str, float]
+    demo_ids: list[str] | None = None  # per-example demonstrations (selection "similar")
+    retrieved: list[str] | None = None  # the retriever's top-k chunk ids, best first
+    passages: int | None = None  # how many of them fit the prompt's token budget
 
 
 class MetricSummary(_Record):
@@ -67,6 +70,8 @@ class SplitResult(_Record):
     completion_tokens_per_call: float  # the answer as the model would emit it, end-of-turn included
     cached: bool
     cache_key: str
+    selection_s: float = 0.0  # choosing demonstrations / retrieving passages (included in the latency)
+    retrieval: dict[str, MetricSummary] = {}  # recall@k, mrr@k against the data's doc_id
     comparisons: dict[str, Comparison] = {}  # metric -> paired comparison vs the previous rung
 
 

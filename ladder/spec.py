@@ -23,7 +23,8 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 # The whole ladder, cheapest first. A task's rungs must climb in this order (variants of one kind may
 # repeat); IMPLEMENTED_RUNGS are the kinds this version can run.
 LADDER = ("prompt", "fewshot", "rag", "lora", "full")
-IMPLEMENTED_RUNGS = ("prompt", "fewshot")
+IMPLEMENTED_RUNGS = ("prompt", "fewshot", "rag")
+DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 
 METRICS = ("accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1")
 JSON_METRICS = ("json_valid", "json_field_f1")
@@ -47,11 +48,39 @@ class DataSpec(_Strict):
     id_field: str | None = Field(
         default=None, description="Field holding a stable example id; without it the id is a hash of the input."
     )
+    alternatives_field: str | None = Field(
+        default=None, description="Field holding a list of other acceptable answers (exact_match and token_f1 take the best)."
+    )
+    doc_id_field: str | None = Field(
+        default=None, description="Field naming the corpus document that answers the example: retrieval is scored on it."
+    )
     allow_duplicate_inputs: bool = Field(
         default=False,
         description="A test input equal (after normalization) to a train or dev input is an error; "
         "true turns it into a warning where duplicates are legitimate.",
     )
+
+
+class CorpusSpec(_Strict):
+    """A knowledge corpus for the rag rung: a JSONL of {id, text} documents or a folder of .md/.txt files."""
+
+    path: str = Field(description="JSONL file or folder, relative to the task file.")
+    id_field: str = "id"
+    text_field: str = "text"
+    chunk_size: int = Field(default=128, ge=8, description="Chunk length in embedder tokens (word pieces).")
+    chunk_overlap: int = Field(default=16, ge=0, description="Tokens shared by consecutive chunks of a document.")
+    index: Literal["auto", "exact", "ivf", "hnsw"] = Field(
+        default="auto", description="`auto`: exact inner-product search below `approx_threshold` chunks, HNSW above."
+    )
+    approx_threshold: int = Field(default=50_000, ge=1)
+    ivf_nprobe: int = Field(default=16, ge=1, description="IVF: clusters searched per query.")
+    hnsw_ef_search: int = Field(default=64, ge=1, description="HNSW: candidate list size while searching.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "CorpusSpec":
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+        return self
 
 
 class OutputSpec(_Strict):
@@ -114,13 +143,29 @@ class FewShotRungSpec(_Strict):
     type: Literal["fewshot"]
     name: str | None = None
     k: int = Field(default=8, ge=1, le=256)
-    selection: Literal["random", "stratified"] = Field(
-        default="stratified", description="`stratified` balances demonstrations over labels (label outputs)."
+    selection: Literal["random", "stratified", "similar"] = Field(
+        default="stratified",
+        description="`stratified` balances demonstrations over labels (label outputs); `similar` picks the "
+        "training examples nearest to each input (task embedder).",
     )
 
 
-RUNG_SPECS: dict[str, type[BaseModel]] = {"prompt": PromptRungSpec, "fewshot": FewShotRungSpec}
-RungSpec = Annotated[Union[PromptRungSpec, FewShotRungSpec], Field(discriminator="type")]
+class RagRungSpec(_Strict):
+    """Retrieved corpus passages placed in the prompt under a token budget (optionally with demonstrations)."""
+
+    type: Literal["rag"]
+    name: str | None = None
+    top_k: int = Field(default=4, ge=1, le=100)
+    mode: Literal["dense", "lexical", "hybrid"] = Field(
+        default="hybrid", description="dense: embedder + faiss; lexical: BM25; hybrid: reciprocal-rank fusion of both."
+    )
+    context_tokens: int = Field(default=512, ge=16, description="Budget for retrieved passages, in model tokens.")
+    fewshot_k: int = Field(default=0, ge=0, le=256, description="Demonstrations from train, as in the fewshot rung.")
+    selection: Literal["random", "stratified", "similar"] = "random"
+
+
+RUNG_SPECS: dict[str, type[BaseModel]] = {"prompt": PromptRungSpec, "fewshot": FewShotRungSpec, "rag": RagRungSpec}
+RungSpec = Annotated[Union[PromptRungSpec, FewShotRungSpec, RagRungSpec], Field(discriminator="type")]
 
 
 class GenerationSpec(_Strict):
@@ -144,6 +189,12 @@ class TaskSpec(_Strict):
         default=DEFAULT_MODEL,
         description="Registry alias (smollm2-135m-instruct), a local Hugging Face folder, or a .gguf file.",
     )
+    embedder: str = Field(
+        default=DEFAULT_EMBEDDER,
+        description="Sentence embedder for retrieval and `similar` demonstrations: alias all-minilm-l6-v2 or a local "
+        "sentence-transformers folder.",
+    )
+    corpus: CorpusSpec | None = None
     prompt: PromptSpec
     rungs: list[RungSpec] = Field(min_length=1)
     generation: GenerationSpec = GenerationSpec()
@@ -166,12 +217,16 @@ class TaskSpec(_Strict):
             order = " -> ".join(LADDER)
             raise ValueError(f"rungs must climb in ladder order {order}; got {' -> '.join(r.type for r in self.rungs)}")
         for rung in self.rungs:
-            if isinstance(rung, FewShotRungSpec) and rung.selection == "stratified" and self.output.kind != "label":
+            if isinstance(rung, (FewShotRungSpec, RagRungSpec)) and rung.selection == "stratified" and self.output.kind != "label":
                 raise ValueError(f"rung {rung_name(rung)!r}: selection 'stratified' needs output.kind 'label'; use 'random'")
+            if isinstance(rung, RagRungSpec) and self.corpus is None:
+                raise ValueError(f"rung {rung_name(rung)!r}: the rag rung needs a `corpus`")
+        if self.data.doc_id_field and self.corpus is None:
+            raise ValueError("data.doc_id_field names corpus documents, but the task has no `corpus`")
         return self
 
 
-def rung_name(rung: PromptRungSpec | FewShotRungSpec) -> str:
+def rung_name(rung: PromptRungSpec | FewShotRungSpec | RagRungSpec) -> str:
     return rung.name or rung.type
 
 

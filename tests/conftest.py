@@ -57,9 +57,11 @@ def base_spec() -> dict:
 def make_task(tmp_path):
     """Write a small task folder; returns the task.yaml path. Overrides are merged at the top level."""
 
-    def make(spec_overrides: dict | None = None, train=None, dev=None, test=None, folder: str = "task") -> Path:
+    def make(spec_overrides: dict | None = None, train=None, dev=None, test=None, folder: str = "task", corpus=None) -> Path:
         root = tmp_path / folder
         root.mkdir(parents=True, exist_ok=True)
+        if corpus is not None:
+            write_jsonl(root / "corpus.jsonl", corpus)
         write_jsonl(root / "train.jsonl", train if train is not None else _rows("train", 12))
         write_jsonl(root / "dev.jsonl", dev if dev is not None else _rows("dev", 6, 1))
         write_jsonl(root / "test.jsonl", test if test is not None else _rows("test", 9, 2))
@@ -70,3 +72,18 @@ def make_task(tmp_path):
         return path
 
     return make
+
+
+TINY_CORPUS = [
+    {"id": "weather", "text": "Rain, sun and forecasts are weather questions. Is it raining: weather."},
+    {"id": "music", "text": "Songs, albums and artists are music requests. Play a song: music."},
+    {"id": "booking", "text": "Tables, restaurants and reservations are booking requests. Book a table: booking."},
+]
+
+
+def rag_spec(**rung) -> dict:
+    """Spec overrides for a tiny task with a corpus and all rungs, rag included."""
+    return {
+        "corpus": {"path": "corpus.jsonl", "chunk_size": 32, "chunk_overlap": 4},
+        "rungs": [{"type": "prompt"}, {"type": "fewshot", "k": 3}, {"type": "rag", "top_k": 2, **rung}],
+    }

@@ -8,34 +8,43 @@ from ladder.data import load_splits
 from ladder.rungs import RUNGS, BuildContext, build_candidate
 from ladder.spec import RUNG_SPECS, load_task
 
-from conftest import LABELS
+from ladder.data import load_task_data
+
+from conftest import LABELS, TINY_CORPUS, rag_spec
 
 
 def _ctx(path):
     task = load_task(path)
-    splits = load_splits(task)
-    return task.spec, BuildContext(spec=task.spec, train=splits.train, dev=splits.dev)
+    data = load_task_data(task)
+    ctx = BuildContext(spec=task.spec, train=data.splits.train, dev=data.splits.dev, corpus=data.corpus)
+    return task.spec, ctx
 
 
 @pytest.mark.parametrize("kind", RUNGS.names())
 def test_every_rung_builds_a_candidate_without_held_out_data(kind, make_task):
     assert set(RUNGS.names()) == set(RUNG_SPECS)
-    spec, ctx = _ctx(make_task())
+    spec, ctx = _ctx(make_task(rag_spec(), corpus=TINY_CORPUS))
     rung = next(r for r in spec.rungs if r.type == kind)
     candidate = build_candidate(rung, ctx)
-    messages = candidate.messages("hello {input} {0}")
+    text = "is it raining {input} {0}"
+    selection = candidate.select([text])[0]
+    messages = candidate.messages(text, selection)
     assert messages[0] == {"role": "system", "content": spec.prompt.instruction}
-    assert messages[-1] == {"role": "user", "content": "Text: hello {input} {0}"}  # braces in data are safe
+    assert messages[-1]["role"] == "user"
+    assert messages[-1]["content"].endswith("Text: is it raining {input} {0}")  # braces in data are safe
     train_ids = {e.id for e in ctx.train}
-    assert all(d.id in train_ids for d in candidate.demos)
+    assert all(d.id in train_ids for d in selection.demos)
+    if kind == "rag":
+        assert selection.retrieved and selection.retrieved[0] == "weather#0"
+        assert messages[-1]["content"].startswith("Context:\n[1] Rain, sun")
 
 
 def test_fewshot_stratified_is_balanced_and_turns_alternate(make_task):
     spec, ctx = _ctx(make_task({"rungs": [{"type": "fewshot", "k": 6, "selection": "stratified"}]}))
     candidate = build_candidate(spec.rungs[0], ctx)
     assert Counter(d.target for d in candidate.demos) == Counter({label: 2 for label in LABELS})
-    roles = [m["role"] for m in candidate.prefix_messages()]
-    assert roles == ["system"] + ["user", "assistant"] * 6
+    roles = [m["role"] for m in candidate.messages("x")]
+    assert roles == ["system"] + ["user", "assistant"] * 6 + ["user"]
 
 
 def test_each_rung_has_its_own_random_stream(make_task):

@@ -62,6 +62,17 @@ def render_markdown(run: AssessmentRun) -> str:
         "are the answer as the model would emit it, end-of-turn included. Latency is batched wall time divided by "
         "examples. Cached splits show the wall time measured when their outputs were computed.",
     ]
+    retrieval_rungs = [r for r in run.rungs if r.splits["test"].retrieval]
+    if retrieval_rungs:
+        lines += ["", "## Retrieval (against the data's gold document)", ""]
+        lines += ["| rung | split | " + " | ".join(retrieval_rungs[0].splits["test"].retrieval) + " | retrieval time/example |",
+                  "|---" * (len(retrieval_rungs[0].splits["test"].retrieval) + 3) + "|"]
+        for r in retrieval_rungs:
+            for split, result in r.splits.items():
+                cells = " | ".join(ci(m) for m in result.retrieval.values())
+                lines.append(f"| {r.name} | {split} | {cells} | {_seconds(result.selection_s / max(1, result.n))} |")
+        settings = ", ".join(f"{k}={v}" for k, v in retrieval_rungs[0].settings.items())
+        lines += ["", f"Settings of {retrieval_rungs[0].name}: {settings}."]
     if len(run.spec.get("metrics", [])) > 1:
         lines += ["", "## All metrics (test)", ""]
         metrics = run.spec["metrics"]

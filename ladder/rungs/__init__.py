@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from ladder.registry import Registry
-from ladder.rungs.base import BuildContext, Candidate, Demo, RungBuilder
+from ladder.rungs.base import BuildContext, Candidate, Demo, Passage, RungBuilder, Selection
 
 RUNGS: Registry[RungBuilder] = Registry("rung")
 
 # Registration happens on import of each rung module (cheap: no heavy imports at module level).
 from ladder.rungs import fewshot as _fewshot  # noqa: E402,F401
 from ladder.rungs import prompt as _prompt  # noqa: E402,F401
+from ladder.rungs import rag as _rag  # noqa: E402,F401
 
 
 def build_candidate(rung_spec, ctx: BuildContext) -> Candidate:
     return RUNGS.get(rung_spec.type)(rung_spec, ctx)
 
 
-__all__ = ["RUNGS", "BuildContext", "Candidate", "Demo", "build_candidate"]
+__all__ = ["RUNGS", "BuildContext", "Candidate", "Demo", "Passage", "Selection", "build_candidate"]

@@ -6,11 +6,16 @@ import hashlib
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ladder.backends.base import Message
 from ladder.data import Example
 from ladder.spec import TaskSpec
+
+if TYPE_CHECKING:
+    from ladder.corpus import Corpus
+    from ladder.retrieval.embedder import Embedder
+    from ladder.retrieval.retriever import Retriever
 
 
 @dataclass(frozen=True)
@@ -21,19 +26,59 @@ class Demo:
 
 
 @dataclass(frozen=True)
+class Passage:
+    id: str  # chunk id, "<doc id>#<n>"
+    text: str
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What one example gets besides its input: demonstrations and retrieved passages."""
+
+    demos: tuple[Demo, ...] = ()
+    passages: tuple[Passage, ...] = ()
+    retrieved: tuple[str, ...] | None = None  # the retriever's top-k chunk ids (before the token budget)
+
+
+@dataclass
 class BuildContext:
+    """What a rung may use: train (and dev, for early stopping in training rungs), the corpus, a token
+    counter of the model being evaluated. Never the test split. Embedder and retriever are built once
+    and shared by every rung that needs them."""
+
     spec: TaskSpec
     train: list[Example]
-    dev: list[Example]  # for early stopping in training rungs; prompt rungs ignore it
+    dev: list[Example]
     work_dir: Path | None = None
+    corpus: "Corpus | None" = None
+    count_tokens: Callable[[str], int] = lambda text: len(text.split())
+    _shared: dict = field(default_factory=dict, repr=False)
+
+    def embedder(self) -> "Embedder":
+        if "embedder" not in self._shared:
+            from ladder.corpus import resolve_embedder
+            from ladder.retrieval.embedder import Embedder
+
+            ref = self.corpus.embedder if self.corpus is not None else resolve_embedder(self.spec.embedder)
+            self._shared["embedder"] = Embedder(ref)
+        return self._shared["embedder"]
+
+    def retriever(self) -> "Retriever":
+        if "retriever" not in self._shared:
+            from ladder.retrieval.retriever import load_or_build
+
+            assert self.corpus is not None and self.spec.corpus is not None
+            self._shared["retriever"] = load_or_build(self.corpus, self.spec.corpus, self.embedder())
+        return self._shared["retriever"]
+
+
+Selector = Callable[[list[str]], list[Selection]]
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A rung's candidate: instruction, demonstrations (as prior chat turns) and the input template.
-
-    ``prefix_messages`` is the part shared by every example, so backends can compute it once.
-    """
+    """A rung's candidate: instruction, demonstrations (as prior chat turns), the input template, and for
+    rungs that vary per example (similar demonstrations, retrieval) a selector run on a batch of inputs."""
 
     rung: str
     kind: str
@@ -41,21 +86,30 @@ class Candidate:
     input_template: str
     demos: tuple[Demo, ...] = ()
     settings: dict = field(default_factory=dict)
+    selector: Selector | None = field(default=None, compare=False)
 
-    def user_message(self, text: str) -> str:
+    def user_message(self, text: str, passages: tuple[Passage, ...] = ()) -> str:
         # The template is the only thing substituted into: data never goes through str.format, and the
         # inserted text is not scanned again, so braces in data are safe.
-        return self.input_template.replace("{input}", text)
+        message = self.input_template.replace("{input}", text)
+        if passages:
+            context = "\n\n".join(f"[{i}] {p.text}" for i, p in enumerate(passages, start=1))
+            message = f"Context:\n{context}\n\n{message}"
+        return message
 
-    def prefix_messages(self) -> list[Message]:
+    def select(self, inputs: list[str]) -> list[Selection]:
+        if self.selector is None:
+            return [Selection(self.demos)] * len(inputs)
+        return self.selector(inputs)
+
+    def messages(self, text: str, selection: Selection | None = None) -> list[Message]:
+        selection = selection or Selection(self.demos)
         messages: list[Message] = [{"role": "system", "content": self.instruction}]
-        for demo in self.demos:
+        for demo in selection.demos:
             messages.append({"role": "user", "content": self.user_message(demo.input)})
             messages.append({"role": "assistant", "content": demo.target})
+        messages.append({"role": "user", "content": self.user_message(text, selection.passages)})
         return messages
-
-    def messages(self, text: str) -> list[Message]:
-        return self.prefix_messages() + [{"role": "user", "content": self.user_message(text)}]
 
 
 RungBuilder = Callable[..., Candidate]

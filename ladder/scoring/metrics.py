@@ -3,6 +3,7 @@
 - ``exact_match`` / ``accuracy``: prediction == target after ``ladder.text.normalize``
   (Unicode NFKC, case-fold, trimmed, whitespace collapsed).
 - ``token_f1``: SQuAD-style F1 over answer tokens (normalize, strip punctuation and articles).
+  With several acceptable answers (``data.alternatives_field``), both take the best over them.
 - ``json_valid``: the trimmed output parses as a JSON object.
 - ``json_field_f1``: F1 of (key path, normalized value) pairs between output and target objects;
   invalid JSON scores 0; both empty scores 1.
@@ -24,28 +25,34 @@ class Metric:
     name: str
     fn: Callable[[str, str], float]
     binary: bool  # scores are 0/1: Wilson interval and McNemar test; otherwise bootstrap
+    multi_reference: bool = False  # with several acceptable answers, the best over them counts
+
+    def score(self, prediction: str, references: tuple[str, ...]) -> float:
+        if self.multi_reference:
+            return max(self.fn(prediction, ref) for ref in references)
+        return self.fn(prediction, references[0])
 
 
 METRICS: Registry[Metric] = Registry("metric")
 
 
-def _metric(name: str, binary: bool):
+def _metric(name: str, binary: bool, multi_reference: bool = False):
     def decorator(fn: Callable[[str, str], float]) -> Callable[[str, str], float]:
-        METRICS.register(name)(Metric(name, fn, binary))
+        METRICS.register(name)(Metric(name, fn, binary, multi_reference))
         return fn
 
     return decorator
 
 
-@_metric("exact_match", binary=True)
+@_metric("exact_match", binary=True, multi_reference=True)
 def exact_match(prediction: str, target: str) -> float:
     return float(normalize(prediction) == normalize(target))
 
 
-METRICS.register("accuracy")(Metric("accuracy", exact_match, binary=True))
+METRICS.register("accuracy")(Metric("accuracy", exact_match, binary=True, multi_reference=True))
 
 
-@_metric("token_f1", binary=False)
+@_metric("token_f1", binary=False, multi_reference=True)
 def token_f1(prediction: str, target: str) -> float:
     pred, gold = squad_tokens(prediction), squad_tokens(target)
     if not pred or not gold:
