@@ -95,3 +95,28 @@ def test_free_generation_mode_on_real_model(backend, make_task, tmp_path):
     examples = run.rungs[0].examples
     assert len(examples) == 6 and all(e.label_logprobs is None for e in examples)
     assert all(1 <= e.completion_tokens <= 8 and "<|im_end|>" not in e.output for e in examples)
+
+
+def test_quiz_facts_rag_rung_end_to_end(backend, tmp_path):
+    task = load_task(ROOT / "tasks" / "quiz-facts" / "task.yaml")
+    run, _ = assess(task, backend=backend, rungs=["rag"], limit=3, out_dir=tmp_path / "rag")
+    rag = run.rungs[0]
+    assert rag.name == "rag" and len(rag.examples) == 6
+    for example in rag.examples:
+        assert len(example.retrieved) == 1 and example.passages == 1
+        assert example.completion_tokens <= 24 and "<|im_end|>" not in example.output
+    test = rag.splits["test"]
+    assert set(test.retrieval) == {"recall@1", "mrr@1"} and test.selection_s > 0
+    # passages (for the question and each of the 4 demonstrations) are in the prompt, within the budget
+    assert 100 < test.prompt_tokens_per_call < 5 * (128 + 40) + 100
+
+
+def test_prompts_longer_than_the_context_are_refused(backend, monkeypatch):
+    from ladder.errors import LadderError
+
+    monkeypatch.setattr(backend, "max_context", 16)
+    prompt = backend.formatter("chat").prompt([{"role": "user", "content": "word " * 20}])
+    with pytest.raises(LadderError, match="exceeds the context"):
+        backend.score_choices([ScoreRequest(prompt, ["a<|im_end|>"])])
+    with pytest.raises(LadderError, match="exceeds the context"):
+        backend.generate([GenerateRequest(prompt, 4)])

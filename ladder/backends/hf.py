@@ -13,6 +13,7 @@ Label scoring is what makes the low rungs cheap on a CPU:
 from __future__ import annotations
 
 import copy
+import json
 from collections import OrderedDict
 from typing import Sequence
 
@@ -66,6 +67,8 @@ class TransformersBackend:
         self._model = None
         self._identity: dict | None = None
         self._prefix_caches: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        config = json.loads((ref.path / "config.json").read_text())
+        self.max_context: int | None = config.get("max_position_embeddings")
         probe = self.tokenizer("a").input_ids
         bos = self.tokenizer.bos_token_id
         self._adds_bos = bos is not None and len(probe) > 0 and probe[0] == bos
@@ -128,6 +131,13 @@ class TransformersBackend:
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text))
 
+    def _check_fits(self, prompt_tokens: int, extra: int) -> None:
+        if self.max_context and prompt_tokens + extra > self.max_context:
+            raise LadderError(
+                f"a prompt of {prompt_tokens} tokens plus {extra} for the answer exceeds the context of "
+                f"{self.ref.name!r} ({self.max_context} tokens): use fewer demonstrations or a smaller context_tokens"
+            )
+
     # -- label scoring -------------------------------------------------------------------------
     def _prefix_cache(self, ids: tuple[int, ...]):
         if ids not in self._prefix_caches:
@@ -149,7 +159,9 @@ class TransformersBackend:
             choices = [self._encode_continuation(c) for c in request.choices]
             if any(not c for c in choices):
                 raise LadderError("a choice encodes to no tokens")
-            groups.setdefault(key, []).append((index, self._encode(request.prompt), choices))
+            ids = self._encode(request.prompt)
+            self._check_fits(len(ids), max(len(c) for c in choices))
+            groups.setdefault(key, []).append((index, ids, choices))
         for key, items in groups.items():
             # Share the longest run of tokens that the declared prefix and every prompt in the group
             # really begin with (a text prefix can end inside a token), keeping at least one prompt
@@ -251,6 +263,8 @@ class TransformersBackend:
 
         results: list[Generation | None] = [None] * len(requests)
         encoded = [(i, self._encode(r.prompt)) for i, r in enumerate(requests)]
+        for i, ids in encoded:
+            self._check_fits(len(ids), requests[i].max_new_tokens)
         encoded.sort(key=lambda it: len(it[1]))
         eos = [t for t in {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} if t is not None]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]

@@ -19,16 +19,17 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Passage:
+    id: str  # chunk id, "<doc id>#<n>"
+    text: str
+
+
+@dataclass(frozen=True)
 class Demo:
     id: str
     input: str
     target: str
-
-
-@dataclass(frozen=True)
-class Passage:
-    id: str  # chunk id, "<doc id>#<n>"
-    text: str
+    passages: tuple[Passage, ...] = ()  # in the rag rung, a demonstration shows its own retrieved context
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class Candidate:
         selection = selection or Selection(self.demos)
         messages: list[Message] = [{"role": "system", "content": self.instruction}]
         for demo in selection.demos:
-            messages.append({"role": "user", "content": self.user_message(demo.input)})
+            messages.append({"role": "user", "content": self.user_message(demo.input, demo.passages)})
             messages.append({"role": "assistant", "content": demo.target})
         messages.append({"role": "user", "content": self.user_message(text, selection.passages)})
         return messages

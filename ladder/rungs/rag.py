@@ -2,13 +2,17 @@
 
 Passages go in rank order while they fit the budget (in the evaluated model's tokens); a passage that
 does not fit whole is cut to what fits, and nothing after it is added, so the prompt never overflows.
-Demonstrations (``fewshot_k``) can be combined with retrieval.
+Demonstrations (``fewshot_k``) can be combined with retrieval: each demonstration shows the passages
+retrieved for its own question, so the model sees how context is used (demonstrations without context
+teach a small model to ignore it, or to copy a demonstration's answer).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ladder.rungs import RUNGS
-from ladder.rungs.base import BuildContext, Candidate, Passage, Selection
+from ladder.rungs.base import BuildContext, Candidate, Demo, Passage, Selection
 from ladder.rungs.fewshot import demo_picker
 from ladder.spec import RagRungSpec, rung_name
 
@@ -46,14 +50,21 @@ def build_rag(rung: RagRungSpec, ctx: BuildContext) -> Candidate:
     retriever = ctx.retriever()
     demos, picker = demo_picker(ctx, name, rung.fewshot_k, rung.selection)
 
+    def fit(found) -> tuple[Passage, ...]:
+        return fit_budget([(h.chunk.id, h.chunk.text) for h in found], rung.context_tokens, ctx.count_tokens)
+
+    def with_context(chosen: tuple[Demo, ...]) -> tuple[Demo, ...]:
+        if not chosen:
+            return chosen
+        found = retriever.search([d.input for d in chosen], rung.top_k, rung.mode)
+        return tuple(replace(d, passages=fit(f)) for d, f in zip(chosen, found))
+
+    demos = with_context(demos)
+
     def selector(inputs: list[str]) -> list[Selection]:
         hits = retriever.search(inputs, rung.top_k, rung.mode)
-        per_input = picker(inputs) if picker is not None else [demos] * len(inputs)
-        out = []
-        for found, chosen in zip(hits, per_input):
-            passages = fit_budget([(h.chunk.id, h.chunk.text) for h in found], rung.context_tokens, ctx.count_tokens)
-            out.append(Selection(chosen, passages, tuple(h.chunk.id for h in found)))
-        return out
+        per_input = [with_context(c) for c in picker(inputs)] if picker is not None else [demos] * len(inputs)
+        return [Selection(chosen, fit(found), tuple(h.chunk.id for h in found)) for found, chosen in zip(hits, per_input)]
 
     info = retriever.info
     settings = {
