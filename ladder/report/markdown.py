@@ -13,10 +13,13 @@ def delta(result: RungResult, split: str, metric: str) -> str:
     cmp = result.splits[split].comparisons.get(metric)
     if cmp is None:
         return "—"
-    return f"{cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}], p={cmp.p_value:.3g}"
+    p = "p<0.001" if cmp.p_value < 0.001 else f"p={cmp.p_value:.3g}"
+    return f"{cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}], {p}"
 
 
 def _seconds(value: float) -> str:
+    if value < 0.01:
+        return f"{value * 1000:.2f} ms"
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
