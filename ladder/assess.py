@@ -265,9 +265,8 @@ def assess(
         run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
         save_run(run, record_path)
         raise
-    measured = {r.name for r in run.rungs} | {s.name for s in run.skipped}
-    later = [rung_name(r) for r in spec.rungs if rung_name(r) not in measured and run.rungs
-             and spec.rungs.index(r) > max(spec.rungs.index(s) for s in selected)]
+    last_selected = max(spec.rungs.index(r) for r in selected)
+    later = [rung_name(r) for r in spec.rungs[last_selected + 1 :]]  # configured, but left out by --rungs
     run.recommendation = recommend(run.rungs, metric, threshold, later)
     run.status = "complete"
     save_run(run, record_path)

@@ -276,7 +276,8 @@ class TransformersBackend:
             for b, (_, ids) in enumerate(batch):
                 input_ids[b, width - len(ids) :] = torch.tensor(ids)
                 attention[b, width - len(ids) :] = 1
-            stops = sorted({s for i, _ in batch for s in requests[i].stop})
+            # the end-of-turn token already stops decoding as an eos id; string matching is for the rest
+            stops = sorted({s for i, _ in batch for s in requests[i].stop if s != self.tokenizer.eos_token})
             config = GenerationConfig(
                 max_new_tokens=max(requests[i].max_new_tokens for i, _ in batch),
                 do_sample=False,
