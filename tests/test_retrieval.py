@@ -154,3 +154,20 @@ def test_rag_rung_records_retrieval_and_alternatives_count(make_task, tmp_path):
     assert rag.examples[0].retrieved[0] == "weather#0" and rag.examples[0].passages >= 1
     assert rag.settings["index"] == "exact" and run.rungs[0].splits["test"].retrieval == {}
     assert METRICS.get("exact_match").score("weather", ("rainy", "weather")) == 1.0
+
+
+def test_folder_corpus_of_markdown_and_text_files(make_task):
+    path = make_task(rag_spec())
+    folder = path.parent / "corpus"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "weather.md").write_text("# Weather\nRain and sun are weather.")
+    (folder / "sub" / "music.txt").write_text("Songs are music.")
+    (folder / "ignored.json").write_text("{}")
+    import yaml
+
+    spec = yaml.safe_load(path.read_text())
+    spec["corpus"]["path"] = "corpus"
+    path.write_text(yaml.safe_dump(spec))
+    corpus = load_task_data(load_task(path)).corpus
+    assert sorted(d.id for d in corpus.documents) == ["sub/music.txt", "weather.md"]
+    assert [c.id for c in corpus.chunks()] == ["sub/music.txt#0", "weather.md#0"]
