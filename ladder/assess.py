@@ -219,6 +219,7 @@ def assess(
         work_dir=out_dir,
         corpus=task_data.corpus,
         count_tokens=backend.count_tokens,
+        backend=backend,
     )
     stopped_by: str | None = None
     try:
@@ -249,6 +250,7 @@ def assess(
                 splits=split_results,
                 decision=decision,
                 examples=examples,
+                training=candidate.training,
             )
             if run.rungs:
                 _compare(result, run.rungs[-1], spec.metrics, spec.seed)

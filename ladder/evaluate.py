@@ -51,6 +51,7 @@ def run_eval(
     spec: TaskSpec,
     cache: ResultCache,
 ) -> SplitOutputs:
+    backend = candidate.backend or backend  # a trained rung evaluates its own weights
     started = time.perf_counter()
     selections = candidate.select([ex.input for ex in examples])
     selection_s = time.perf_counter() - started

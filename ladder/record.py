@@ -90,6 +90,7 @@ class RungResult(_Record):
     splits: dict[str, SplitResult]  # "dev", "test"
     decision: Decision
     examples: list[ExampleRecord]
+    training: dict | None = None  # training rungs: wall time, real tokens, tokens/s, peak memory, curve, artifact
 
 
 class SkippedRung(_Record):

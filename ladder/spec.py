@@ -23,7 +23,7 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 # The whole ladder, cheapest first. A task's rungs must climb in this order (variants of one kind may
 # repeat); IMPLEMENTED_RUNGS are the kinds this version can run.
 LADDER = ("prompt", "fewshot", "rag", "lora", "full")
-IMPLEMENTED_RUNGS = ("prompt", "fewshot", "rag")
+IMPLEMENTED_RUNGS = ("prompt", "fewshot", "rag", "lora", "full")
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 
 METRICS = ("accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1")
@@ -164,8 +164,52 @@ class RagRungSpec(_Strict):
     selection: Literal["random", "stratified", "similar"] = "random"
 
 
-RUNG_SPECS: dict[str, type[BaseModel]] = {"prompt": PromptRungSpec, "fewshot": FewShotRungSpec, "rag": RagRungSpec}
-RungSpec = Annotated[Union[PromptRungSpec, FewShotRungSpec, RagRungSpec], Field(discriminator="type")]
+class TrainSpec(_Strict):
+    """Settings of the one training loop shared by the lora and full rungs."""
+
+    epochs: float = Field(default=1.0, gt=0, description="Passes over the train split (ignored when max_steps is set).")
+    max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps; overrides epochs.")
+    learning_rate: float = Field(default=2e-4, gt=0)
+    warmup_ratio: float = Field(default=0.05, ge=0, lt=1, description="Linear warm-up share of the steps, then linear decay.")
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int = Field(default=8, ge=1)
+    grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
+    max_seq_len: int = Field(default=256, ge=8, description="Longer examples lose prompt tokens from the left.")
+    eval_every: int = Field(default=25, ge=1, description="Steps between dev-loss evaluations (early stopping).")
+    patience: int = Field(default=3, ge=1, description="Dev evaluations without improvement before stopping.")
+    checkpoint_every: int = Field(default=25, ge=1, description="Steps between resumable checkpoints.")
+
+
+class LoraRungSpec(_Strict):
+    """LoRA adapters (peft) on the base model, trained on the train split."""
+
+    type: Literal["lora"]
+    name: str | None = None
+    r: int = Field(default=8, ge=1)
+    alpha: int = Field(default=16, ge=1)
+    dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    train: TrainSpec = TrainSpec()
+
+
+class FullRungSpec(_Strict):
+    """All parameters trained (same loop, a smaller learning rate by default)."""
+
+    type: Literal["full"]
+    name: str | None = None
+    train: TrainSpec = TrainSpec(learning_rate=2e-5)
+
+
+RUNG_SPECS: dict[str, type[BaseModel]] = {
+    "prompt": PromptRungSpec,
+    "fewshot": FewShotRungSpec,
+    "rag": RagRungSpec,
+    "lora": LoraRungSpec,
+    "full": FullRungSpec,
+}
+RungSpec = Annotated[
+    Union[PromptRungSpec, FewShotRungSpec, RagRungSpec, LoraRungSpec, FullRungSpec], Field(discriminator="type")
+]
 
 
 class GenerationSpec(_Strict):
@@ -226,7 +270,7 @@ class TaskSpec(_Strict):
         return self
 
 
-def rung_name(rung: PromptRungSpec | FewShotRungSpec | RagRungSpec) -> str:
+def rung_name(rung) -> str:
     return rung.name or rung.type
 
 

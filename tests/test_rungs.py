@@ -9,6 +9,7 @@ from ladder.rungs import RUNGS, BuildContext, build_candidate
 from ladder.spec import RUNG_SPECS, load_task
 
 from ladder.data import load_task_data
+from ladder.errors import LadderError
 
 from conftest import LABELS, TINY_CORPUS, rag_spec
 
@@ -20,7 +21,19 @@ def _ctx(path):
     return task.spec, ctx
 
 
-@pytest.mark.parametrize("kind", RUNGS.names())
+TRAINING = {"lora", "full"}  # trained for real in test_training.py (they need the transformers backend)
+
+
+@pytest.mark.parametrize("kind", sorted(TRAINING))
+def test_training_rungs_need_a_real_backend(kind, make_task):
+    spec = rag_spec()
+    spec["rungs"] = [{"type": kind}]
+    spec_, ctx = _ctx(make_task(spec, corpus=TINY_CORPUS))
+    with pytest.raises(LadderError, match="training needs the transformers backend"):
+        build_candidate(spec_.rungs[0], ctx)
+
+
+@pytest.mark.parametrize("kind", sorted(set(RUNGS.names()) - TRAINING))
 def test_every_rung_builds_a_candidate_without_held_out_data(kind, make_task):
     assert set(RUNGS.names()) == set(RUNG_SPECS)
     spec, ctx = _ctx(make_task(rag_spec(), corpus=TINY_CORPUS))

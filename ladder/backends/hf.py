@@ -87,6 +87,14 @@ class TransformersBackend:
             self._model = model.to(self.device).eval()
         return self._model
 
+    def derive(self, model, weights_sha256: str) -> "TransformersBackend":
+        """The same backend (tokenizer, device, dtype) over other weights: a fine-tuned copy of the model."""
+        derived = copy.copy(self)
+        derived._model = model.to(self.device).eval()
+        derived._prefix_caches = OrderedDict()
+        derived._identity = {**self.identity(), "weights_sha256": weights_sha256, "base_weights_sha256": self.identity()["weights_sha256"]}
+        return derived
+
     def identity(self) -> dict:
         if self._identity is None:
             import transformers

@@ -9,6 +9,7 @@ RUNGS: Registry[RungBuilder] = Registry("rung")
 
 # Registration happens on import of each rung module (cheap: no heavy imports at module level).
 from ladder.rungs import fewshot as _fewshot  # noqa: E402,F401
+from ladder.rungs import finetune as _finetune  # noqa: E402,F401
 from ladder.rungs import prompt as _prompt  # noqa: E402,F401
 from ladder.rungs import rag as _rag  # noqa: E402,F401
 

@@ -53,6 +53,7 @@ class BuildContext:
     work_dir: Path | None = None
     corpus: "Corpus | None" = None
     count_tokens: Callable[[str], int] = lambda text: len(text.split())
+    backend: object | None = None  # the base model's backend: training rungs fine-tune a copy of its model
     _shared: dict = field(default_factory=dict, repr=False)
 
     def embedder(self) -> "Embedder":
@@ -88,6 +89,8 @@ class Candidate:
     demos: tuple[Demo, ...] = ()
     settings: dict = field(default_factory=dict)
     selector: Selector | None = field(default=None, compare=False)
+    backend: object | None = field(default=None, compare=False)  # trained weights to evaluate with, if any
+    training: dict | None = field(default=None, compare=False)  # cost and curve of the training
 
     def user_message(self, text: str, passages: tuple[Passage, ...] = ()) -> str:
         # The template is the only thing substituted into: data never goes through str.format, and the

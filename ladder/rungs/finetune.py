@@ -1,0 +1,129 @@
+"""The lora and full rungs: train on the train split with the shared loop, evaluate like every rung.
+
+The trained weights are evaluated through the same backend (same scorers, same record): a LoRA adapter
+is merged into a copy of the base model for speed (a test checks merged and unmerged outputs agree).
+Artifacts go to the run folder (``<run>/<rung>/adapter`` or ``/model``); resumable checkpoints live in
+``$LADDER_HOME/training/<key>``, keyed by base model, data, settings and seed, so an interrupted or
+repeated assessment resumes or reuses the training instead of starting over.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+import ladder
+from ladder.cache import cache_key
+from ladder.errors import LadderError, MissingDependency
+from ladder.paths import ladder_home
+from ladder.rungs import RUNGS
+from ladder.rungs.base import BuildContext, Candidate
+from ladder.rungs.train import encode_examples, outcome_dict, train_loop
+from ladder.spec import FullRungSpec, LoraRungSpec, rung_name
+
+
+def _dir_digest(folder: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        digest.update(path.name.encode())
+        digest.update(hashlib.sha256(data).digest())
+        size += len(data)
+    return digest.hexdigest(), size
+
+
+def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None) -> Candidate:
+    name = rung_name(rung)
+    spec = ctx.spec
+    backend = ctx.backend
+    if backend is None or not hasattr(backend, "derive"):
+        raise LadderError(f"rung {name!r}: training needs the transformers backend")
+    formatter = backend.formatter(spec.prompt.format)
+    zero_shot = Candidate(name, rung.type, spec.prompt.instruction, spec.prompt.input_template)
+
+    def pairs(examples):
+        out = []
+        for ex in examples:
+            messages = zero_shot.messages(ex.input)
+            out.append((formatter.prompt(messages), formatter.completion(messages, ex.target)))
+        return out
+
+    train_pairs, dev_pairs = pairs(ctx.train), pairs(ctx.dev)
+    max_len = rung.train.max_seq_len
+    train_set, truncated = encode_examples(train_pairs, backend._encode, backend._encode_continuation, max_len)
+    dev_set, _ = encode_examples(dev_pairs, backend._encode, backend._encode_continuation, max_len)
+    key = cache_key(
+        {
+            "ladder": ladder.__version__,
+            "base": backend.identity(),
+            "train": train_pairs,
+            "dev": dev_pairs,
+            "rung": rung.model_dump(mode="json"),
+            "seed": spec.seed,
+        }
+    )
+    work = ladder_home() / "training" / key[:32]
+    import torch
+
+    torch.manual_seed(spec.seed)  # the adapter's initial weights depend on it: same seed, same training
+    model = copy.deepcopy(backend.model)
+    if isinstance(rung, LoraRungSpec):
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise MissingDependency("peft (for the lora rung)", "pip install peft") from None
+        config = LoraConfig(
+            r=rung.r,
+            lora_alpha=rung.alpha,
+            lora_dropout=rung.dropout,
+            target_modules=rung.target_modules,
+            task_type="CAUSAL_LM",
+        )
+        model = get_peft_model(model, config)
+    else:
+        for param in model.parameters():
+            param.requires_grad_(True)
+    pad = backend.tokenizer.pad_token_id if backend.tokenizer.pad_token_id is not None else 0
+    outcome = train_loop(model, train_set, dev_set, rung.train, spec.seed, name, work, pad, truncated, stop_after)
+
+    artifacts = (ctx.work_dir or work) / name
+    if isinstance(rung, LoraRungSpec):
+        model.save_pretrained(artifacts / "adapter")
+        digest, size = _dir_digest(artifacts / "adapter")
+        model = model.merge_and_unload()
+        artifact = artifacts / "adapter"
+    else:
+        model.save_pretrained(artifacts / "model")
+        digest, size = _dir_digest(artifacts / "model")
+        artifact = artifacts / "model"
+    trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
+    training = {
+        **outcome_dict(outcome),
+        "artifact": str(artifact),
+        "artifact_bytes": size,
+        "artifact_sha256": digest,
+        "checkpoint_dir": str(work),
+        "train_examples": len(train_set),
+        "trainable_params": trainable,
+    }
+    settings = rung.model_dump(mode="json", exclude={"type", "name"})
+    return Candidate(
+        name,
+        rung.type,
+        spec.prompt.instruction,
+        spec.prompt.input_template,
+        settings=settings,
+        backend=backend.derive(model, digest),
+        training=training,
+    )
+
+
+@RUNGS.register("lora")
+def build_lora(rung: LoraRungSpec, ctx: BuildContext) -> Candidate:
+    return finetune(rung, ctx)
+
+
+@RUNGS.register("full")
+def build_full(rung: FullRungSpec, ctx: BuildContext) -> Candidate:
+    return finetune(rung, ctx)

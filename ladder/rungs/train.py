@@ -1,0 +1,285 @@
+"""The one training loop shared by the lora and full rungs: explicit, seeded, resumable.
+
+- Examples go through the model's chat template (instruction as system message, the input as user
+  message, the target as the assistant's message up to and including end-of-turn); the loss is on the
+  answer tokens only (the prompt is masked), and the output layer runs only at those positions.
+- Batches group examples of similar length (sorted within shuffled pools of 32 batches), so little
+  compute goes to padding; the order of each epoch comes from its own seeded stream, so a resumed run
+  sees the same batches in the same order.
+- AdamW, linear warm-up then linear decay. Every `eval_every` steps the dev loss is measured; training
+  stops after `patience` evaluations without improvement, and the best weights are kept.
+- Every `checkpoint_every` steps the trainable weights, optimizer, scheduler and progress are saved
+  atomically; a checkpoint found at start is resumed from.
+- Peak memory is sampled during training (resident set size, every 50 ms), not taken as a process
+  lifetime maximum that would blame this rung for another's memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ladder.rungs.base import rng_for
+from ladder.spec import TrainSpec
+
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class TrainExample:
+    ids: list[int]
+    n_prompt: int  # tokens of ids that are prompt (masked from the loss)
+
+
+@dataclass
+class TrainOutcome:
+    steps: int
+    epochs: float
+    wall_s: float
+    tokens_seen: int  # real (non-padding) tokens through the forward pass
+    answer_tokens: int  # tokens the loss was computed on
+    tokens_per_s: float
+    rss_start_mb: float
+    rss_peak_mb: float
+    curve: list[dict] = field(default_factory=list)  # {step, loss, lr}
+    dev_evals: list[dict] = field(default_factory=list)  # {step, dev_loss}
+    best_step: int = 0
+    stopped_early: bool = False
+    resumed_from_step: int | None = None
+    truncated_examples: int = 0
+
+
+class MemorySampler:
+    """Samples this process's resident memory in a thread while the rung trains."""
+
+    def __init__(self, interval: float = 0.05):
+        import psutil
+
+        self._process = psutil.Process()
+        self.interval = interval
+        self.start_mb = self._rss()
+        self.peak_mb = self.start_mb
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> float:
+        return self._process.memory_info().rss / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, self._rss())
+
+    def __enter__(self) -> "MemorySampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._rss())
+
+
+def encode_examples(pairs: list[tuple[str, str]], encode: Callable[[str], list[int]],
+                    encode_answer: Callable[[str], list[int]], max_len: int) -> tuple[list[TrainExample], int]:
+    """(prompt text, answer text) -> token ids; prompts lose tokens from the left past max_len."""
+    out, truncated = [], 0
+    for prompt, answer in pairs:
+        p, a = encode(prompt), encode_answer(answer)
+        if len(p) + len(a) > max_len:
+            truncated += 1
+            keep = max(1, max_len - len(a))
+            p, a = p[-keep:], a[: max_len - 1]
+        out.append(TrainExample(p + a, len(p)))
+    return out, truncated
+
+
+def epoch_batches(examples: list[TrainExample], batch_size: int, seed: int, rung: str, epoch: int) -> list[list[int]]:
+    """Length-grouped batches of example indices, in a seeded order of its own per epoch."""
+    rng = rng_for(seed, rung, f"train-epoch-{epoch}")
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    pool = batch_size * 32
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start : start + pool], key=lambda i: len(examples[i].ids))
+        batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: list[TrainExample], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    width = max(len(e.ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    for row, ex in enumerate(examples):
+        n = len(ex.ids)
+        ids[row, :n] = torch.tensor(ex.ids)
+        mask[row, :n] = 1
+        labels[row, ex.n_prompt : n] = torch.tensor(ex.ids[ex.n_prompt :])
+    return ids.to(device), mask.to(device), labels.to(device)
+
+
+def answer_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Mean cross-entropy over answer tokens; the output layer runs only where a label is."""
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+    targets = labels[:, 1:]
+    where = targets != IGNORE
+    logits = model.get_output_embeddings()(hidden[:, :-1][where]).float()
+    return torch.nn.functional.cross_entropy(logits, targets[where]), int(where.sum())
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def _trainable_state(model) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_checkpoint(folder: Path, model, optimizer, scheduler, progress: dict) -> None:
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(
+        {"trainable": _trainable_state(model), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+        tmp / "state.pt",
+    )
+    (tmp / "progress.json").write_text(json.dumps(progress))
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+
+
+def dev_loss(model, examples: list[TrainExample], batch_size: int, pad_id: int, device) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
+        for start in range(0, len(order), batch_size):
+            batch = [examples[i] for i in order[start : start + batch_size]]
+            loss, n = answer_loss(model, *collate(batch, pad_id, device))
+            total += float(loss) * n
+            count += n
+    model.train()
+    return total / max(1, count)
+
+
+def train_loop(
+    model,
+    train_set: list[TrainExample],
+    dev_set: list[TrainExample],
+    settings: TrainSpec,
+    seed: int,
+    rung: str,
+    work_dir: Path,
+    pad_id: int,
+    truncated: int = 0,
+    stop_after: int | None = None,  # tests: simulate an interruption after this many steps
+) -> TrainOutcome:
+    device = next(model.parameters()).device
+    torch.manual_seed(seed)
+    steps_per_epoch = math.ceil(math.ceil(len(train_set) / settings.batch_size) / settings.grad_accum)
+    total = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
+    warmup = int(settings.warmup_ratio * total)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total))
+    checkpoint = work_dir / "checkpoint"
+    progress = {"step": 0, "micro": 0, "tokens": 0, "answer_tokens": 0, "curve": [], "dev_evals": [],
+                "best_loss": None, "best_step": 0, "bad_evals": 0, "wall_s": 0.0}
+    resumed = None
+    best_state = None
+    if (checkpoint / "progress.json").is_file():
+        state = torch.load(checkpoint / "state.pt", map_location=device)
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in state["trainable"].items():
+                named[name].copy_(value)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        progress = json.loads((checkpoint / "progress.json").read_text())
+        resumed = progress["step"]
+        if (checkpoint / "best.pt").is_file():
+            best_state = torch.load(checkpoint / "best.pt", map_location=device)
+    model.train()
+    stopped_early = False
+    micro_per_step = settings.grad_accum
+    with MemorySampler() as memory:
+        started = time.perf_counter() - progress["wall_s"]
+        epoch_cache: dict[int, list[list[int]]] = {}
+        while progress["step"] < total and not stopped_early:
+            # micro-batch number -> (epoch, index): the order is a pure function of the seed
+            n_batches = math.ceil(len(train_set) / settings.batch_size)
+            epoch, index = divmod(progress["micro"], n_batches)
+            if epoch not in epoch_cache:
+                epoch_cache = {epoch: epoch_batches(train_set, settings.batch_size, seed, rung, epoch)}
+            batch = [train_set[i] for i in epoch_cache[epoch][index]]
+            ids, mask, labels = collate(batch, pad_id, device)
+            loss, n_answer = answer_loss(model, ids, mask, labels)
+            (loss / micro_per_step).backward()
+            progress["micro"] += 1
+            progress["tokens"] += int(mask.sum())
+            progress["answer_tokens"] += n_answer
+            if progress["micro"] % micro_per_step:
+                continue
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            progress["step"] += 1
+            step = progress["step"]
+            progress["curve"].append({"step": step, "loss": round(loss.item(), 5), "lr": scheduler.get_last_lr()[0]})
+            if step % settings.eval_every == 0 or step == total:
+                value = dev_loss(model, dev_set, settings.batch_size, pad_id, device)
+                progress["dev_evals"].append({"step": step, "dev_loss": round(value, 5)})
+                if progress["best_loss"] is None or value < progress["best_loss"]:
+                    progress.update(best_loss=value, best_step=step, bad_evals=0)
+                    best_state = _trainable_state(model)
+                else:
+                    progress["bad_evals"] += 1
+                    stopped_early = progress["bad_evals"] >= settings.patience
+            if step % settings.checkpoint_every == 0 or stopped_early or step == total:
+                progress["wall_s"] = time.perf_counter() - started
+                _save_checkpoint(checkpoint, model, optimizer, scheduler, progress)
+                if best_state is not None:
+                    torch.save(best_state, checkpoint / "best.pt")
+            if stop_after is not None and step >= stop_after:
+                raise KeyboardInterrupt(f"stopped after step {step} (test)")
+        wall = time.perf_counter() - started
+    if best_state is not None:
+        named = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in best_state.items():
+                named[name].copy_(value)
+    model.eval()
+    return TrainOutcome(
+        steps=progress["step"],
+        epochs=progress["micro"] / max(1, math.ceil(len(train_set) / settings.batch_size)),
+        wall_s=wall,
+        tokens_seen=progress["tokens"],
+        answer_tokens=progress["answer_tokens"],
+        tokens_per_s=progress["tokens"] / wall if wall > 0 else 0.0,
+        rss_start_mb=memory.start_mb,
+        rss_peak_mb=memory.peak_mb,
+        curve=progress["curve"],
+        dev_evals=progress["dev_evals"],
+        best_step=progress["best_step"],
+        stopped_early=stopped_early,
+        resumed_from_step=resumed,
+        truncated_examples=truncated,
+    )
+
+
+def outcome_dict(outcome: TrainOutcome) -> dict:
+    return asdict(outcome)

@@ -1,0 +1,101 @@
+"""The lora and full rungs on the real bundled model: a few steps on a tiny slice of SNIPS."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from ladder.backends.base import ScoreRequest
+from ladder.backends.hf import TransformersBackend
+from ladder.data import load_task_data
+from ladder.rungs import BuildContext
+from ladder.rungs.finetune import finetune
+from ladder.spec import FullRungSpec, LoraRungSpec, TrainSpec, load_task
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.model
+SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return TransformersBackend.from_spec("smollm2-135m-instruct", batch_size=4)
+
+
+@pytest.fixture
+def ctx(backend, tmp_path):
+    task = load_task(SNIPS)
+    data = load_task_data(task)
+    return BuildContext(spec=task.spec, train=data.splits.train[:24], dev=data.splits.dev[:8],
+                        work_dir=tmp_path / "run", backend=backend)
+
+
+def _lora(**train) -> LoraRungSpec:
+    settings = dict(max_steps=6, batch_size=4, eval_every=3, checkpoint_every=2, max_seq_len=96)
+    settings.update(train)
+    return LoraRungSpec(type="lora", dropout=0.0, train=TrainSpec(**settings))
+
+
+def _label_scores(backend, ctx, n=4):
+    f = backend.formatter("chat")
+    from ladder.rungs.base import Candidate
+
+    c = Candidate("x", "prompt", ctx.spec.prompt.instruction, ctx.spec.prompt.input_template)
+    convs = [c.messages(ex.input) for ex in ctx.dev[:n]]
+    choices = [f.completion(convs[0], label) for label in ctx.spec.output.labels]
+    return [s.logprobs for s in backend.score_choices([ScoreRequest(f.prompt(m), choices) for m in convs])]
+
+
+def test_lora_trains_saves_and_loads_back(backend, ctx):
+    candidate = finetune(_lora(), ctx)
+    t = candidate.training
+    losses = [p["loss"] for p in t["curve"]]
+    assert t["steps"] == 6 and len(losses) == 6
+    assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2  # the loss decreases
+    assert t["tokens_seen"] > t["answer_tokens"] > 0 and t["tokens_per_s"] > 0
+    assert t["rss_peak_mb"] >= t["rss_start_mb"] > 0 and [e["step"] for e in t["dev_evals"]] == [3, 6]
+    adapter = ctx.work_dir / "lora" / "adapter"
+    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
+    assert t["artifact_bytes"] > 0 and candidate.backend.identity()["weights_sha256"] == t["artifact_sha256"]
+
+    base = _label_scores(backend, ctx)
+    tuned = _label_scores(candidate.backend, ctx)
+    assert max(abs(a - b) for ra, rb in zip(base, tuned) for a, b in zip(ra, rb)) > 0.5  # predictions changed
+
+    from peft import PeftModel
+
+    reloaded = PeftModel.from_pretrained(copy.deepcopy(backend.model), str(adapter)).eval()
+    ids = torch.tensor([backend._encode("<|im_start|>user\nPlay some jazz<|im_end|>\n<|im_start|>assistant\n")])
+    with torch.inference_mode():
+        unmerged = reloaded(ids).logits
+        merged = candidate.backend.model(ids).logits
+    assert torch.allclose(unmerged, merged, atol=1e-3)  # the merged model used for evaluation is the adapter
+
+
+def test_interrupted_training_resumes_with_the_same_data_order(backend, ctx, tmp_path, monkeypatch):
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home-a"))
+    with pytest.raises(KeyboardInterrupt):
+        finetune(_lora(), ctx, stop_after=2)
+    resumed = finetune(_lora(), ctx).training
+    assert resumed["resumed_from_step"] == 2 and resumed["steps"] == 6
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home-b"))
+    straight = finetune(_lora(), ctx).training
+    assert straight["resumed_from_step"] is None
+    assert [p["loss"] for p in resumed["curve"]] == pytest.approx([p["loss"] for p in straight["curve"]], abs=1e-3)
+    # a finished training is reused, not repeated
+    again = finetune(_lora(), ctx).training
+    assert again["resumed_from_step"] == 6 and again["curve"] == straight["curve"]
+
+
+def test_full_finetune_few_steps(backend, ctx):
+    rung = FullRungSpec(type="full", train=TrainSpec(max_steps=3, batch_size=4, eval_every=3, learning_rate=5e-5,
+                                                     max_seq_len=96))
+    candidate = finetune(rung, ctx)
+    losses = [p["loss"] for p in candidate.training["curve"]]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    assert (ctx.work_dir / "full" / "model" / "model.safetensors").is_file()
+    assert candidate.training["trainable_params"] > 100_000_000
+    assert backend.model is not candidate.backend.model  # the base model is untouched
