@@ -34,6 +34,12 @@ def test_token_f1_squad_style():
     assert f1("", "") == 1.0 and f1("x", "") == 0.0
 
 
+def test_exact_match_of_canonical_json():
+    em = METRICS.get("exact_match").fn
+    assert em('{"b": "X", "a": 1}', '{"a":1,"b":"x"}') == 1.0
+    assert em('{"a": 1}', '{"a": 1, "b": 2}') == 0.0 and em("not json", '{"a": 1}') == 0.0
+
+
 def test_json_metrics():
     valid, field_f1 = METRICS.get("json_valid").fn, METRICS.get("json_field_f1").fn
     assert valid(" {\"a\": 1} ", "{}") == 1.0 and valid("[1]", "{}") == 0.0 and valid("{a: 1}", "{}") == 0.0

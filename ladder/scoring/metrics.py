@@ -1,7 +1,8 @@
 """Per-example metrics, each a score in [0, 1]. Definitions are repeated in the README.
 
 - ``exact_match`` / ``accuracy``: prediction == target after ``ladder.text.normalize``
-  (Unicode NFKC, case-fold, trimmed, whitespace collapsed).
+  (Unicode NFKC, case-fold, trimmed, whitespace collapsed); a target that is a JSON object is compared
+  as canonical JSON (keys sorted), so key order and spacing do not matter.
 - ``token_f1``: SQuAD-style F1 over answer tokens (normalize, strip punctuation and articles).
   With several acceptable answers (``data.alternatives_field``), both take the best over them.
 - ``json_valid``: the trimmed output parses as a JSON object.
@@ -46,7 +47,15 @@ def _metric(name: str, binary: bool, multi_reference: bool = False):
 
 @_metric("exact_match", binary=True, multi_reference=True)
 def exact_match(prediction: str, target: str) -> float:
+    gold = _parse_object(target) if target.lstrip().startswith("{") else None
+    if gold is not None:  # JSON targets compare as canonical JSON: key order and spacing do not matter
+        pred = _parse_object(prediction)
+        return float(pred is not None and _canonical(pred) == _canonical(gold))
     return float(normalize(prediction) == normalize(target))
+
+
+def _canonical(obj: dict) -> str:
+    return normalize(json.dumps(obj, sort_keys=True, ensure_ascii=False))
 
 
 METRICS.register("accuracy")(Metric("accuracy", exact_match, binary=True, multi_reference=True))
