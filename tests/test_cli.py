@@ -35,7 +35,7 @@ def test_light_commands_import_no_heavy_libraries():
 
 def test_validate_ok(capsys):
     assert main(["validate", str(SNIPS)]) == 0
-    assert "ok (train 343, dev 100, test 250; rungs: prompt, fewshot)" in capsys.readouterr().out
+    assert "ok (train 343, dev 100, test 250; rungs: prompt, fewshot, lora)" in capsys.readouterr().out
 
 
 def test_missing_task_is_one_line_exit_2(capsys, tmp_path):

@@ -68,7 +68,7 @@ def test_generation_stops_at_end_of_turn(backend):
 def test_snips_zero_and_few_shot_end_to_end(backend, tmp_path):
     task = load_task(SNIPS)
     labels = set(task.spec.output.labels)
-    run, out = assess(task, backend=backend, limit=6, out_dir=tmp_path / "run")
+    run, out = assess(task, backend=backend, rungs=["prompt", "fewshot"], limit=6, out_dir=tmp_path / "run")
     assert [r.name for r in run.rungs] == ["prompt", "fewshot"]
     for rung in run.rungs:
         assert len(rung.examples) == 12
@@ -83,7 +83,7 @@ def test_snips_zero_and_few_shot_end_to_end(backend, tmp_path):
 
     # Unchanged task, fresh backend: every split comes from the cache and the weights are never loaded.
     fresh = TransformersBackend.from_spec("smollm2-135m-instruct")
-    again, _ = assess(task, backend=fresh, limit=6, out_dir=tmp_path / "again")
+    again, _ = assess(task, backend=fresh, rungs=["prompt", "fewshot"], limit=6, out_dir=tmp_path / "again")
     assert all(s.cached for r in again.rungs for s in r.splits.values())
     assert fresh._model is None
     assert [e.output for r in again.rungs for e in r.examples] == [e.output for r in run.rungs for e in r.examples]

@@ -65,6 +65,22 @@ def render_markdown(run: AssessmentRun) -> str:
         "are the answer as the model would emit it, end-of-turn included. Latency is batched wall time divided by "
         "examples. Cached splits show the wall time measured when their outputs were computed.",
     ]
+    trained = [r for r in run.rungs if r.training]
+    if trained:
+        lines += ["", "## Training", ""]
+        lines += ["| rung | steps | epochs | wall | real tokens | tokens/s | memory (start → peak) | best step | last dev loss | artifact |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in trained:
+            t = r.training or {}
+            dev = t.get("dev_evals") or [{}]
+            lines.append(
+                f"| {r.name} | {t.get('steps')} | {t.get('epochs', 0):.2f} | {_seconds(t.get('wall_s', 0.0))} "
+                f"| {t.get('tokens_seen')} | {t.get('tokens_per_s', 0.0):.1f} "
+                f"| {t.get('rss_start_mb', 0):.0f} → {t.get('rss_peak_mb', 0):.0f} MB | {t.get('best_step')} "
+                f"| {dev[-1].get('dev_loss', '—')} | {t.get('artifact_bytes', 0) / 2**20:.1f} MB |"
+            )
+        lines += ["", "Real tokens exclude padding; tokens/s includes the dev-loss evaluations; memory is the "
+                  "process's resident set, sampled during training."]
     retrieval_rungs = [r for r in run.rungs if r.splits["test"].retrieval]
     if retrieval_rungs:
         lines += ["", "## Retrieval (against the data's gold document)", ""]
