@@ -31,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="recompute model outputs instead of reusing cached ones")
     p.add_argument("--backend", default="transformers", help="transformers (default) or scripted (no model; smoke tests)")
 
+    p = sub.add_parser(
+        "train",
+        help="train one lora/full rung, on several processes under torchrun "
+        "(`torchrun --nproc_per_node N -m ladder train task.yaml --rung lora`); `ladder assess` then reuses it",
+    )
+    p.add_argument("task", help="path to task.yaml (or its folder)")
+    p.add_argument("--rung", required=True, help="name of a lora or full rung of the task")
+
     p = sub.add_parser("report", help="render report.md from a run folder's run.json")
     p.add_argument("run", type=Path, help="run folder (or its run.json)")
 
@@ -80,6 +88,50 @@ def _assess(args) -> int:
     return 0
 
 
+def _train(args) -> int:
+    import os
+
+    from ladder import display
+    from ladder.assess import select_rungs
+    from ladder.backends import create_backend
+    from ladder.data import load_task_data
+    from ladder.rungs import BuildContext
+    from ladder.rungs.finetune import train_rung
+    from ladder.spec import load_task
+
+    task = load_task(args.task)
+    (rung,) = select_rungs(task, [args.rung])
+    if rung.type not in ("lora", "full"):
+        raise LadderError(f"--rung: {args.rung!r} is a {rung.type} rung; only lora and full rungs train")
+    data = load_task_data(task)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = None
+    if world > 1:
+        import torch
+        import torch.distributed as dist
+
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+            device = f"cuda:{local}"
+        dist.init_process_group("nccl" if device else "gloo")
+    backend = create_backend("transformers", task.spec.model, base_dir=task.path.parent, device=device)
+    ctx = BuildContext(spec=task.spec, train=data.splits.train, dev=data.splits.dev, corpus=data.corpus,
+                       count_tokens=backend.count_tokens, backend=backend)
+    _, outcome, work, n_train = train_rung(rung, ctx)
+    if int(os.environ.get("RANK", "0")) == 0:
+        display.out(
+            f"{args.rung}: {outcome.steps} steps on {world} process(es), {outcome.tokens_seen} real tokens, "
+            f"{outcome.tokens_per_s:.1f} tokens/s; checkpoint {work} (reused by `ladder assess`)"
+        )
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
 def _report(args) -> int:
     from ladder import display
     from ladder.report import write_report
@@ -107,7 +159,14 @@ def _prepare(args) -> int:
     return 0
 
 
-COMMANDS = {"validate": _validate, "assess": _assess, "report": _report, "schema": _schema, "prepare": _prepare}
+COMMANDS = {
+    "validate": _validate,
+    "assess": _assess,
+    "train": _train,
+    "report": _report,
+    "schema": _schema,
+    "prepare": _prepare,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,7 +33,11 @@ def _dir_digest(folder: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None) -> Candidate:
+def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None):
+    """Train a copy of the base model; returns (model, outcome, checkpoint folder, examples trained on).
+
+    Under torchrun every rank calls this; the loop shares the work and rank 0 writes the checkpoints.
+    """
     name = rung_name(rung)
     spec = ctx.spec
     backend = ctx.backend
@@ -86,6 +90,14 @@ def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: i
             param.requires_grad_(True)
     pad = backend.tokenizer.pad_token_id if backend.tokenizer.pad_token_id is not None else 0
     outcome = train_loop(model, train_set, dev_set, rung.train, spec.seed, name, work, pad, truncated, stop_after)
+    return model, outcome, work, len(train_set)
+
+
+def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None) -> Candidate:
+    name = rung_name(rung)
+    spec = ctx.spec
+    model, outcome, work, n_train = train_rung(rung, ctx, stop_after)
+    backend = ctx.backend
 
     artifacts = (ctx.work_dir or work) / name
     if isinstance(rung, LoraRungSpec):
@@ -104,7 +116,7 @@ def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: i
         "artifact_bytes": size,
         "artifact_sha256": digest,
         "checkpoint_dir": str(work),
-        "train_examples": len(train_set),
+        "train_examples": n_train,
         "trainable_params": trainable,
     }
     settings = rung.model_dump(mode="json", exclude={"type", "name"})

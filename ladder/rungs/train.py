@@ -10,6 +10,11 @@
   stops after `patience` evaluations without improvement, and the best weights are kept.
 - Every `checkpoint_every` steps the trainable weights, optimizer, scheduler and progress are saved
   atomically; a checkpoint found at start is resumed from.
+- Data parallel over torch.distributed when launched by torchrun (gloo on CPU, NCCL on CUDA): every rank
+  takes its share of each global batch and the gradients are summed across ranks after each step, as
+  DDP does (the loop calls the decoder and output layer itself, so the DDP wrapper's forward would be
+  bypassed); the loss is normalized by the global count of answer tokens, so N processes with the same
+  total batch compute the same update as one. Only rank 0 writes checkpoints.
 - Peak memory is sampled during training (resident set size, every 50 ms), not taken as a process
   lifetime maximum that would blame this rung for another's memory.
 """
@@ -130,12 +135,26 @@ def collate(examples: list[TrainExample], pad_id: int, device) -> tuple[torch.Te
 
 
 def answer_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Mean cross-entropy over answer tokens; the output layer runs only where a label is."""
+    """Summed cross-entropy over answer tokens, and their count; the output layer runs only where a label is."""
     hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
     targets = labels[:, 1:]
     where = targets != IGNORE
     logits = model.get_output_embeddings()(hidden[:, :-1][where]).float()
-    return torch.nn.functional.cross_entropy(logits, targets[where]), int(where.sum())
+    return torch.nn.functional.cross_entropy(logits, targets[where], reduction="sum"), int(where.sum())
+
+
+def answer_tokens(example: TrainExample) -> int:
+    """Tokens the loss is computed on (the first token is never a target)."""
+    return len(example.ids) - max(1, example.n_prompt)
+
+
+def distributed() -> tuple[int, int]:
+    """(rank, world size): torch.distributed when a launcher (torchrun) started several processes."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _lr_factor(step: int, warmup: int, total: int) -> float:
@@ -169,7 +188,7 @@ def dev_loss(model, examples: list[TrainExample], batch_size: int, pad_id: int, 
         for start in range(0, len(order), batch_size):
             batch = [examples[i] for i in order[start : start + batch_size]]
             loss, n = answer_loss(model, *collate(batch, pad_id, device))
-            total += float(loss) * n
+            total += float(loss)
             count += n
     model.train()
     return total / max(1, count)
@@ -188,6 +207,7 @@ def train_loop(
     stop_after: int | None = None,  # tests: simulate an interruption after this many steps
 ) -> TrainOutcome:
     device = next(model.parameters()).device
+    rank, world = distributed()
     torch.manual_seed(seed)
     steps_per_epoch = math.ceil(math.ceil(len(train_set) / settings.batch_size) / settings.grad_accum)
     total = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
@@ -215,31 +235,52 @@ def train_loop(
     model.train()
     stopped_early = False
     micro_per_step = settings.grad_accum
+    if len(train_set) == 0:
+        raise ValueError("no training examples")
     with MemorySampler() as memory:
         started = time.perf_counter() - progress["wall_s"]
         epoch_cache: dict[int, list[list[int]]] = {}
         while progress["step"] < total and not stopped_early:
-            # micro-batch number -> (epoch, index): the order is a pure function of the seed
+            # One optimizer step = grad_accum global batches. The order is a pure function of the seed, so
+            # every rank (and a resumed run) sees the same batches; each rank takes its share of each.
             n_batches = math.ceil(len(train_set) / settings.batch_size)
-            epoch, index = divmod(progress["micro"], n_batches)
-            if epoch not in epoch_cache:
-                epoch_cache = {epoch: epoch_batches(train_set, settings.batch_size, seed, rung, epoch)}
-            batch = [train_set[i] for i in epoch_cache[epoch][index]]
-            ids, mask, labels = collate(batch, pad_id, device)
-            loss, n_answer = answer_loss(model, ids, mask, labels)
-            (loss / micro_per_step).backward()
-            progress["micro"] += 1
-            progress["tokens"] += int(mask.sum())
-            progress["answer_tokens"] += n_answer
-            if progress["micro"] % micro_per_step:
-                continue
+            global_batches = []
+            for _ in range(micro_per_step):
+                epoch, index = divmod(progress["micro"], n_batches)
+                if epoch not in epoch_cache:
+                    epoch_cache = {epoch: epoch_batches(train_set, settings.batch_size, seed, rung, epoch)}
+                global_batches.append(epoch_cache[epoch][index])
+                progress["micro"] += 1
+            # The loss is the mean over every answer token of the step, on all ranks together: each rank
+            # backpropagates its summed loss over that global count, and the gradients are summed.
+            global_count = sum(answer_tokens(train_set[i]) for batch in global_batches for i in batch)
+            step_loss = torch.zeros(3, dtype=torch.float64)  # summed loss, real tokens, answer tokens
+            for batch in global_batches:
+                share = [train_set[i] for i in batch[rank::world]]
+                if not share:
+                    continue
+                ids, mask, labels = collate(share, pad_id, device)
+                loss_sum, n_answer = answer_loss(model, ids, mask, labels)
+                (loss_sum / max(1, global_count)).backward()
+                step_loss += torch.tensor([loss_sum.item(), float(mask.sum()), float(n_answer)], dtype=torch.float64)
+            if world > 1:
+                import torch.distributed as dist
+
+                for param in params:
+                    if param.grad is None:
+                        param.grad = torch.zeros_like(param)
+                    dist.all_reduce(param.grad)
+                dist.all_reduce(step_loss)
+            progress["tokens"] += int(step_loss[1])
+            progress["answer_tokens"] += int(step_loss[2])
+            loss_value = float(step_loss[0]) / max(1, global_count)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             progress["step"] += 1
             step = progress["step"]
-            progress["curve"].append({"step": step, "loss": round(loss.item(), 5), "lr": scheduler.get_last_lr()[0]})
+            progress["curve"].append({"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0]})
             if step % settings.eval_every == 0 or step == total:
                 value = dev_loss(model, dev_set, settings.batch_size, pad_id, device)
                 progress["dev_evals"].append({"step": step, "dev_loss": round(value, 5)})
@@ -249,7 +290,7 @@ def train_loop(
                 else:
                     progress["bad_evals"] += 1
                     stopped_early = progress["bad_evals"] >= settings.patience
-            if step % settings.checkpoint_every == 0 or stopped_early or step == total:
+            if (step % settings.checkpoint_every == 0 or stopped_early or step == total) and rank == 0:
                 progress["wall_s"] = time.perf_counter() - started
                 _save_checkpoint(checkpoint, model, optimizer, scheduler, progress)
                 if best_state is not None:

@@ -1,0 +1,54 @@
+"""Run the shared training loop on a tiny random Llama, in one process or under torchrun (gloo).
+
+    python tests/ddp_worker.py OUT            # one process
+    torchrun --nproc_per_node 2 tests/ddp_worker.py OUT
+
+Rank 0 saves the final weights and the loss curve to OUT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from transformers import LlamaConfig, LlamaForCausalLM
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ladder.rungs.train import TrainExample, train_loop  # noqa: E402
+from ladder.spec import TrainSpec  # noqa: E402
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        dist.init_process_group("gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(config)
+    g = torch.Generator().manual_seed(1)
+    data = []
+    for _ in range(40):
+        n = int(torch.randint(4, 12, (1,), generator=g))
+        prompt = torch.randint(1, 96, (n,), generator=g).tolist()
+        data.append(TrainExample(prompt + prompt, n_prompt=n))  # learnable: the answer repeats the prompt
+    settings = TrainSpec(max_steps=5, batch_size=8, grad_accum=1, learning_rate=1e-3, warmup_ratio=0.0,
+                         eval_every=100, checkpoint_every=100, max_seq_len=64)
+    outcome = train_loop(model, data, data[:8], settings, seed=0, rung="ddp", work_dir=out / "work", pad_id=0)
+    if rank == 0:
+        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / "weights.pt")
+        (out / "curve.json").write_text(json.dumps(outcome.curve))
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
