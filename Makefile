@@ -28,10 +28,12 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q
 
-# Benchmark-only comparators (lm-eval) live in the `bench` extra, outside the test set-up.
+# Benchmark-only comparators (lm-eval, TRL) live in the `bench` extra, outside the test set-up.
 bench: setup
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[bench]"
 	$(BIN)/python bench/label_scoring.py
+	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/training.py
 
 clean:
 	rm -rf $(VENV) .ladder runs

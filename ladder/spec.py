@@ -189,6 +189,9 @@ class LoraRungSpec(_Strict):
     alpha: int = Field(default=16, ge=1)
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    quantize: Literal["none", "4bit"] = Field(
+        default="none", description="`4bit`: QLoRA, the base model in 4-bit NF4 (needs CUDA and bitsandbytes)."
+    )
     train: TrainSpec = TrainSpec()
 
 

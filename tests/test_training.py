@@ -99,3 +99,11 @@ def test_full_finetune_few_steps(backend, ctx):
     assert (ctx.work_dir / "full" / "model" / "model.safetensors").is_file()
     assert candidate.training["trainable_params"] > 100_000_000
     assert backend.model is not candidate.backend.model  # the base model is untouched
+
+
+def test_qlora_needs_cuda_and_says_so(ctx):
+    from ladder.errors import LadderError
+
+    rung = LoraRungSpec(type="lora", quantize="4bit", train=TrainSpec(max_steps=1, batch_size=4))
+    with pytest.raises(LadderError, match="needs a CUDA GPU"):
+        finetune(rung, ctx)

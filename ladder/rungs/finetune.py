@@ -33,6 +33,24 @@ def _dir_digest(folder: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
+def _load_4bit(backend, name: str):
+    """QLoRA: the base model in 4-bit NF4 (bitsandbytes), bf16 compute, on the backend's GPU."""
+    import importlib.util
+
+    import torch
+
+    if not backend.device.startswith("cuda"):
+        raise LadderError(f"rung {name!r}: quantize: 4bit (QLoRA) needs a CUDA GPU; this machine has none")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise MissingDependency(f"bitsandbytes (for rung {name!r}, quantize: 4bit)", "pip install bitsandbytes")
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+    model = AutoModelForCausalLM.from_pretrained(backend.ref.path, quantization_config=quant, device_map={"": backend.device})
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+
+
 def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None):
     """Train a copy of the base model; returns (model, outcome, checkpoint folder, examples trained on).
 
@@ -71,7 +89,13 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
     import torch
 
     torch.manual_seed(spec.seed)  # the adapter's initial weights depend on it: same seed, same training
-    model = copy.deepcopy(backend.model)
+    on_cuda = backend.device.startswith("cuda")
+    if isinstance(rung, LoraRungSpec) and rung.quantize == "4bit":
+        model = _load_4bit(backend, name)
+    else:
+        # a copy: the base model stays as it is for the other rungs; fp32 master weights on CUDA too
+        # (the loop runs the forward pass under bf16 autocast there)
+        model = copy.deepcopy(backend.model).float() if on_cuda else copy.deepcopy(backend.model)
     if isinstance(rung, LoraRungSpec):
         try:
             from peft import LoraConfig, get_peft_model
@@ -103,7 +127,8 @@ def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: i
     if isinstance(rung, LoraRungSpec):
         model.save_pretrained(artifacts / "adapter")
         digest, size = _dir_digest(artifacts / "adapter")
-        model = model.merge_and_unload()
+        if rung.quantize == "none":  # a 4-bit base cannot take the merge: QLoRA is evaluated unmerged
+            model = model.merge_and_unload()
         artifact = artifacts / "adapter"
     else:
         model.save_pretrained(artifacts / "model")
@@ -126,9 +151,13 @@ def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: i
         spec.prompt.instruction,
         spec.prompt.input_template,
         settings=settings,
-        backend=backend.derive(model, digest),
+        backend=backend.derive(model if rung_quantized(rung) else model.to(backend.dtype), digest),
         training=training,
     )
+
+
+def rung_quantized(rung) -> bool:
+    return isinstance(rung, LoraRungSpec) and rung.quantize != "none"
 
 
 @RUNGS.register("lora")

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -180,6 +181,13 @@ def _save_checkpoint(folder: Path, model, optimizer, scheduler, progress: dict) 
     os.replace(tmp, folder)
 
 
+def autocast(device):
+    """bf16 autocast on CUDA (weights stay fp32 masters); nothing on CPU, where bf16 has no native speed."""
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
 def dev_loss(model, examples: list[TrainExample], batch_size: int, pad_id: int, device) -> float:
     model.eval()
     total, count = 0.0, 0
@@ -187,7 +195,8 @@ def dev_loss(model, examples: list[TrainExample], batch_size: int, pad_id: int, 
         order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
         for start in range(0, len(order), batch_size):
             batch = [examples[i] for i in order[start : start + batch_size]]
-            loss, n = answer_loss(model, *collate(batch, pad_id, device))
+            with autocast(device):
+                loss, n = answer_loss(model, *collate(batch, pad_id, device))
             total += float(loss)
             count += n
     model.train()
@@ -260,7 +269,8 @@ def train_loop(
                 if not share:
                     continue
                 ids, mask, labels = collate(share, pad_id, device)
-                loss_sum, n_answer = answer_loss(model, ids, mask, labels)
+                with autocast(device):
+                    loss_sum, n_answer = answer_loss(model, ids, mask, labels)
                 (loss_sum / max(1, global_count)).backward()
                 step_loss += torch.tensor([loss_sum.item(), float(mask.sum()), float(n_answer)], dtype=torch.float64)
             if world > 1:
