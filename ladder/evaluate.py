@@ -63,6 +63,7 @@ def run_eval(
     # The assistant's turn renders the same after any conversation, so one rendering serves all.
     completions = [formatter.completion(conversations[0], label) for label in labels] if loglik and examples else []
     stop = [formatter.end_of_turn] if formatter.end_of_turn else []
+    json_stop = not loglik and spec.output.kind == "json" and spec.generation.stop_at_json_end
     key = cache_key(
         {
             "ladder": ladder.__version__,
@@ -72,6 +73,7 @@ def run_eval(
             "completions": completions,
             "max_new_tokens": None if loglik else spec.generation.max_new_tokens,
             "stop": None if loglik else stop,
+            "stop_at_json_end": json_stop,
             "ids": [ex.id for ex in examples],
         }
     )
@@ -98,7 +100,10 @@ def run_eval(
                 )
             )
     else:
-        requests = [GenerateRequest(p, spec.generation.max_new_tokens, stop, prefix=prefix) for p in prompts]
+        requests = [
+            GenerateRequest(p, spec.generation.max_new_tokens, stop, prefix=prefix, stop_at_json_end=json_stop)
+            for p in prompts
+        ]
         generated = backend.generate(requests)
         outputs = [ExampleOutput(g.text, g.prompt_tokens, g.completion_tokens) for g in generated]
     wall = time.perf_counter() - start

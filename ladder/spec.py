@@ -222,6 +222,9 @@ class GenerationSpec(_Strict):
         description="Label outputs: `loglik` scores every label by log-likelihood; `generate` decodes freely.",
     )
     batch_size: int = Field(default=8, ge=1, le=1024)
+    stop_at_json_end: bool = Field(
+        default=True, description="json outputs: stop decoding once the top-level JSON object has closed."
+    )
 
 
 class TaskSpec(_Strict):

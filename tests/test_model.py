@@ -120,3 +120,16 @@ def test_prompts_longer_than_the_context_are_refused(backend, monkeypatch):
         backend.score_choices([ScoreRequest(prompt, ["a<|im_end|>"])])
     with pytest.raises(LadderError, match="exceeds the context"):
         backend.generate([GenerateRequest(prompt, 4)])
+
+
+def test_json_generation_stops_when_the_object_closes(backend):
+    f = backend.formatter("chat")
+    prompt = f.prompt([
+        {"role": "system", "content": "You answer with JSON."},
+        {"role": "user", "content": 'Repeat this JSON object exactly, then explain it in detail: {"city": "Paris", "zip": "75001"}'},
+    ])
+    free = backend.generate([GenerateRequest(prompt, 48, stop=[f.end_of_turn])])[0]
+    stopped = backend.generate([GenerateRequest(prompt, 48, stop=[f.end_of_turn], stop_at_json_end=True)])[0]
+    assert stopped.text.endswith("}") and "{" in stopped.text
+    assert stopped.completion_tokens <= free.completion_tokens
+    assert free.text.startswith(stopped.text[: len(stopped.text) // 2])  # same greedy path, cut earlier

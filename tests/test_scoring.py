@@ -78,3 +78,12 @@ def test_mcnemar_and_paired():
     assert cmp.delta == 0.5 and cmp.p_value < 1e-5 and cmp.low > 0
     with pytest.raises(ValueError):
         paired([1], [1, 0], binary=True)
+
+
+def test_json_object_end():
+    from ladder.backends.base import json_object_end
+
+    assert json_object_end('{"a": 1} and more') == 8
+    assert json_object_end('x {"a": {"b": "}"}} y') == 19  # nested, brace inside a string
+    assert json_object_end('{"a": "q\\"}"} z') == 13  # escaped quote inside a string
+    assert json_object_end('{"a": 1') == -1 and json_object_end("no json") == -1

@@ -43,6 +43,31 @@ class GenerateRequest:
     max_new_tokens: int
     stop: Sequence[str] = ()
     prefix: Prompt = ""
+    stop_at_json_end: bool = False  # stop once a top-level JSON object has closed (the answer is complete)
+
+
+def json_object_end(text: str) -> int:
+    """Index just past the first complete top-level JSON object in `text` (braces inside strings and
+    escaped quotes are skipped), or -1 while it is still open or has not started."""
+    depth, in_string, escaped, started = 0, False, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = started
+        elif ch == "{":
+            depth += 1
+            started = True
+        elif ch == "}" and started:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return -1
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ladder.backends.base import (
     PlainFormatter,
     Prompt,
     ScoreRequest,
+    json_object_end,
 )
 from ladder.errors import LadderError
 from ladder.models import ModelRef, model_identity, resolve_model
@@ -293,12 +294,18 @@ class TransformersBackend:
                 pad_token_id=pad,
                 stop_strings=stops or None,
             )
+            criteria = None
+            if any(requests[i].stop_at_json_end for i, _ in batch):
+                from transformers import StoppingCriteriaList
+
+                criteria = StoppingCriteriaList([_JsonObjectClosed(self.tokenizer, width)])
             with torch.inference_mode():
                 out = self.model.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=attention.to(self.device),
                     generation_config=config,
                     tokenizer=self.tokenizer if stops else None,
+                    stopping_criteria=criteria,
                 )
             for b, (index, ids) in enumerate(batch):
                 request = requests[index]
@@ -309,9 +316,26 @@ class TransformersBackend:
                         used, new = k + 1, new[:k]
                         break
                 text = self.tokenizer.decode(new, skip_special_tokens=True)
+                if request.stop_at_json_end:
+                    end = json_object_end(text)
+                    if end >= 0:  # count only the tokens up to the closing brace
+                        text = text[:end]
+                        used = min(used, len(self.tokenizer(text, add_special_tokens=False).input_ids))
                 for stop in request.stop:
                     cut = text.find(stop)
                     if cut >= 0:
                         text = text[:cut]
                 results[index] = Generation(text.strip(), len(ids), used)
         return results  # type: ignore[return-value]
+
+
+class _JsonObjectClosed:
+    """Stopping criterion: a row is done once its generated text holds a complete JSON object."""
+
+    def __init__(self, tokenizer, prompt_width: int):
+        self.tokenizer = tokenizer
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :], skip_special_tokens=True)
+        return torch.tensor([json_object_end(t) >= 0 for t in texts], device=input_ids.device)
