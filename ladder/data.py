@@ -181,7 +181,7 @@ class TaskData:
 
 def load_task_data(task: TaskFile) -> TaskData:
     """Splits and corpus, checked together (every problem at once): a data doc_id must name a document."""
-    from ladder.corpus import Corpus, load_corpus
+    from ladder.corpus import load_corpus
 
     problems: list[str] = []
     warnings: list[str] = []

@@ -56,7 +56,7 @@ def _sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _hash_files(files: list[Path]) -> str:
+def hash_files(files: list[Path]) -> str:
     """sha256 over (name, content hash) of each file; content hashes cached in a sidecar."""
     digest = hashlib.sha256()
     for path in sorted(files):
@@ -162,7 +162,7 @@ def model_identity(ref: ModelRef) -> dict:
         "name": ref.name,
         "source": ref.source,
         "path": str(ref.path),
-        "weights_sha256": _hash_files(weights),
-        "tokenizer_sha256": _hash_files(tokenizer),
+        "weights_sha256": hash_files(weights),
+        "tokenizer_sha256": hash_files(tokenizer),
         "config_sha256": _cached_file_hash(config),
     }

@@ -21,9 +21,8 @@ from ladder.errors import LadderError, ValidationFailed
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 # The whole ladder, cheapest first. A task's rungs must climb in this order (variants of one kind may
-# repeat); IMPLEMENTED_RUNGS are the kinds this version can run.
+# repeat); RUNG_SPECS below holds the settings model of each kind.
 LADDER = ("prompt", "fewshot", "rag", "lora", "full")
-IMPLEMENTED_RUNGS = ("prompt", "fewshot", "rag", "lora", "full")
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 
 METRICS = ("accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1")
@@ -319,13 +318,11 @@ def _format_error(err: dict) -> str:
         return f"{loc}: unknown field"
     if kind == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag", "")
-        if tag in LADDER:
-            return f"{loc}.type: rung {tag!r} is not available in this version of ladder yet (available: {', '.join(IMPLEMENTED_RUNGS)})"
-        hint = difflib.get_close_matches(str(tag), IMPLEMENTED_RUNGS, n=1)
+        hint = difflib.get_close_matches(str(tag), list(RUNG_SPECS), n=1)
         did = f" (did you mean {hint[0]!r}?)" if hint else ""
-        return f"{loc}.type: unknown rung {tag!r}{did}; known: {', '.join(IMPLEMENTED_RUNGS)}"
+        return f"{loc}.type: unknown rung {tag!r}{did}; known: {', '.join(RUNG_SPECS)}"
     if kind == "union_tag_not_found":
-        return f"{loc}.type: missing (one of: {', '.join(IMPLEMENTED_RUNGS)})"
+        return f"{loc}.type: missing (one of: {', '.join(RUNG_SPECS)})"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]

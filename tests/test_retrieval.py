@@ -171,3 +171,15 @@ def test_folder_corpus_of_markdown_and_text_files(make_task):
     corpus = load_task_data(load_task(path)).corpus
     assert sorted(d.id for d in corpus.documents) == ["sub/music.txt", "weather.md"]
     assert [c.id for c in corpus.chunks()] == ["sub/music.txt#0", "weather.md#0"]
+
+
+def test_rag_with_similar_demonstrations_gives_each_demo_its_own_context(make_task):
+    task = load_task(make_task(rag_spec(fewshot_k=2, selection="similar"), corpus=TINY_CORPUS))
+    data = load_task_data(task)
+    ctx = BuildContext(spec=task.spec, train=data.splits.train, dev=data.splits.dev, corpus=data.corpus)
+    candidate = build_candidate(task.spec.rungs[2], ctx)
+    song, table = candidate.select(["play a song by someone", "book a table at noon"])
+    assert [d.target for d in song.demos] == ["music", "music"]
+    assert [d.target for d in table.demos] == ["booking", "booking"]
+    assert all(d.passages[0].id == "music#0" for d in song.demos)
+    assert all(d.passages[0].id == "booking#0" for d in table.demos)

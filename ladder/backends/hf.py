@@ -93,7 +93,8 @@ class TransformersBackend:
         derived = copy.copy(self)
         derived._model = model.to(self.device).eval()
         derived._prefix_caches = OrderedDict()
-        derived._identity = {**self.identity(), "weights_sha256": weights_sha256, "base_weights_sha256": self.identity()["weights_sha256"]}
+        base = self.identity()
+        derived._identity = {**base, "weights_sha256": weights_sha256, "base_weights_sha256": base["weights_sha256"]}
         return derived
 
     def identity(self) -> dict:

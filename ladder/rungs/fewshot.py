@@ -29,8 +29,7 @@ def static_demos(ctx: BuildContext, name: str, k: int, selection: str) -> tuple[
     rng = rng_for(spec.seed, name, "demos")
     if selection == "random":
         return tuple(_demo(ex) for ex in rng.sample(ctx.train, k))
-    if spec.output.kind != "label":
-        raise LadderError(f"rungs[{name}].selection: 'stratified' needs output.kind 'label'; use 'random'")
+    # stratified: the spec guarantees a label output (TaskSpec rejects it otherwise)
     by_label = {label: [ex for ex in ctx.train if ex.target == label] for label in spec.output.labels or []}
     for pool in by_label.values():
         rng.shuffle(pool)

@@ -53,17 +53,17 @@ def build_rag(rung: RagRungSpec, ctx: BuildContext) -> Candidate:
     def fit(found) -> tuple[Passage, ...]:
         return fit_budget([(h.chunk.id, h.chunk.text) for h in found], rung.context_tokens, ctx.count_tokens)
 
-    def with_context(chosen: tuple[Demo, ...]) -> tuple[Demo, ...]:
-        if not chosen:
-            return chosen
-        found = retriever.search([d.input for d in chosen], rung.top_k, rung.mode)
-        return tuple(replace(d, passages=fit(f)) for d, f in zip(chosen, found))
+    def with_context(groups: list[tuple[Demo, ...]]) -> list[tuple[Demo, ...]]:
+        """Each demonstration with the passages retrieved for its own question (one search for all)."""
+        unique = list({d.input: None for group in groups for d in group})
+        found = dict(zip(unique, retriever.search(unique, rung.top_k, rung.mode))) if unique else {}
+        return [tuple(replace(d, passages=fit(found[d.input])) for d in group) for group in groups]
 
-    demos = with_context(demos)
+    (demos,) = with_context([demos])
 
     def selector(inputs: list[str]) -> list[Selection]:
         hits = retriever.search(inputs, rung.top_k, rung.mode)
-        per_input = [with_context(c) for c in picker(inputs)] if picker is not None else [demos] * len(inputs)
+        per_input = with_context(picker(inputs)) if picker is not None else [demos] * len(inputs)
         return [Selection(chosen, fit(found), tuple(h.chunk.id for h in found)) for found, chosen in zip(hits, per_input)]
 
     info = retriever.info

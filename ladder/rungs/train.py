@@ -168,6 +168,13 @@ def _trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
+def _load_trainable(model, state: dict[str, torch.Tensor]) -> None:
+    named = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state.items():
+            named[name].copy_(value)
+
+
 def _save_checkpoint(folder: Path, model, optimizer, scheduler, progress: dict) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -215,10 +222,13 @@ def train_loop(
     truncated: int = 0,
     stop_after: int | None = None,  # tests: simulate an interruption after this many steps
 ) -> TrainOutcome:
+    if not train_set:
+        raise ValueError("no training examples")
     device = next(model.parameters()).device
     rank, world = distributed()
     torch.manual_seed(seed)
-    steps_per_epoch = math.ceil(math.ceil(len(train_set) / settings.batch_size) / settings.grad_accum)
+    n_batches = math.ceil(len(train_set) / settings.batch_size)  # global batches per epoch
+    steps_per_epoch = math.ceil(n_batches / settings.grad_accum)
     total = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
     warmup = int(settings.warmup_ratio * total)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -231,10 +241,7 @@ def train_loop(
     best_state = None
     if (checkpoint / "progress.json").is_file():
         state = torch.load(checkpoint / "state.pt", map_location=device)
-        named = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, value in state["trainable"].items():
-                named[name].copy_(value)
+        _load_trainable(model, state["trainable"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         progress = json.loads((checkpoint / "progress.json").read_text())
@@ -244,15 +251,12 @@ def train_loop(
     model.train()
     stopped_early = False
     micro_per_step = settings.grad_accum
-    if len(train_set) == 0:
-        raise ValueError("no training examples")
     with MemorySampler() as memory:
         started = time.perf_counter() - progress["wall_s"]
         epoch_cache: dict[int, list[list[int]]] = {}
         while progress["step"] < total and not stopped_early:
             # One optimizer step = grad_accum global batches. The order is a pure function of the seed, so
             # every rank (and a resumed run) sees the same batches; each rank takes its share of each.
-            n_batches = math.ceil(len(train_set) / settings.batch_size)
             global_batches = []
             for _ in range(micro_per_step):
                 epoch, index = divmod(progress["micro"], n_batches)
@@ -309,14 +313,11 @@ def train_loop(
                 raise KeyboardInterrupt(f"stopped after step {step} (test)")
         wall = time.perf_counter() - started
     if best_state is not None:
-        named = dict(model.named_parameters())
-        with torch.no_grad():
-            for name, value in best_state.items():
-                named[name].copy_(value)
+        _load_trainable(model, best_state)
     model.eval()
     return TrainOutcome(
         steps=progress["step"],
-        epochs=progress["micro"] / max(1, math.ceil(len(train_set) / settings.batch_size)),
+        epochs=progress["micro"] / n_batches,
         wall_s=wall,
         tokens_seen=progress["tokens"],
         answer_tokens=progress["answer_tokens"],
