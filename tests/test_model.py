@@ -133,3 +133,39 @@ def test_json_generation_stops_when_the_object_closes(backend):
     assert stopped.text.endswith("}") and "{" in stopped.text
     assert stopped.completion_tokens <= free.completion_tokens
     assert free.text.startswith(stopped.text[: len(stopped.text) // 2])  # same greedy path, cut earlier
+
+
+def test_generation_with_a_shared_prefix_equals_generation_without_it(backend):
+    """The prefix's key/value cache is computed once and reused (prefix | left padding | prompt): every
+    row must decode exactly as it does alone, without the shared cache."""
+    f = backend.formatter("chat")
+    system = {"role": "system", "content": "Answer with the city name only."}
+    demo = [{"role": "user", "content": "Where is the Eiffel Tower?"}, {"role": "assistant", "content": "Paris"}]
+    questions = ["Where is Big Ben?", "Where is the Colosseum, the ancient amphitheatre?", "Where is the Brandenburg Gate?"]
+    prompts = [f.prompt([system, *demo, {"role": "user", "content": q}]) for q in questions]
+    prefix = f.prompt([system, *demo]).rsplit("<|im_start|>assistant", 1)[0]
+    shared = backend.generate([GenerateRequest(p, 12, stop=[f.end_of_turn], prefix=prefix) for p in prompts])
+    alone = [backend.generate([GenerateRequest(p, 12, stop=[f.end_of_turn])])[0] for p in prompts]
+    assert len(backend._encode(prefix)) > 20  # the cache really covers the demonstration
+    assert [g.text for g in shared] == [g.text for g in alone]
+    assert [g.completion_tokens for g in shared] == [g.completion_tokens for g in alone]
+    assert [g.prompt_tokens for g in shared] == [len(backend._encode(p)) for p in prompts]
+
+
+def test_grouped_decode_attention_equals_transformers_sdpa(backend):
+    """ladder_sdpa (grouped-query decoding without copying the cache) against transformers' sdpa, on a
+    padded batch: same logits at prompt and decode steps, same greedy tokens."""
+    from transformers import AutoModelForCausalLM
+
+    stock = AutoModelForCausalLM.from_pretrained(backend.ref.path, dtype=torch.float32, attn_implementation="sdpa").eval()
+    ours = backend.model
+    assert ours.config._attn_implementation == "ladder_sdpa" and ours.config.num_key_value_heads < ours.config.num_attention_heads
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 9, 10, 11, 12, 13]]) + 100
+    mask = torch.tensor([[1] * 8, [0, 0, 0, 1, 1, 1, 1, 1]])
+    with torch.inference_mode():
+        kwargs = dict(input_ids=ids, attention_mask=mask, max_new_tokens=10, do_sample=False, output_logits=True,
+                      return_dict_in_generate=True, pad_token_id=0)
+        a, b = stock.generate(**kwargs), ours.generate(**kwargs)
+    assert torch.equal(a.sequences, b.sequences)
+    for la, lb in zip(a.logits, b.logits):
+        assert torch.allclose(la, lb, atol=1e-4)

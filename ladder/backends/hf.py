@@ -30,6 +30,7 @@ from ladder.backends.base import (
     ScoreRequest,
     json_object_end,
 )
+from ladder.backends.attention import register as register_attention
 from ladder.errors import LadderError
 from ladder.models import ModelRef, model_identity, resolve_model
 
@@ -41,6 +42,7 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
+ATTENTION = register_attention()
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -84,7 +86,7 @@ class TransformersBackend:
         if self._model is None:
             from transformers import AutoModelForCausalLM
 
-            model = AutoModelForCausalLM.from_pretrained(self.ref.path, dtype=self.dtype)
+            model = AutoModelForCausalLM.from_pretrained(self.ref.path, dtype=self.dtype, attn_implementation=ATTENTION)
             self._model = model.to(self.device).eval()
         return self._model
 
@@ -106,6 +108,7 @@ class TransformersBackend:
                 **model_identity(self.ref),
                 "device": self.device.split(":")[0],
                 "dtype": self.dtype_name,
+                "attention": ATTENTION,
                 "torch": torch.__version__,
                 "transformers": transformers.__version__,
             }
@@ -173,14 +176,7 @@ class TransformersBackend:
             self._check_fits(len(ids), max(len(c) for c in choices))
             groups.setdefault(key, []).append((index, ids, choices))
         for key, items in groups.items():
-            # Share the longest run of tokens that the declared prefix and every prompt in the group
-            # really begin with (a text prefix can end inside a token), keeping at least one prompt
-            # token outside it: its logits predict the first label token.
-            shared = encoded_prefixes[key]
-            for _, ids, _ in items:
-                n = min(len(shared), len(ids) - 1)
-                k = next((i for i in range(n) if ids[i] != shared[i]), n)
-                shared = shared[:k]
+            shared = _shared_tokens(encoded_prefixes[key], [ids for _, ids, _ in items])
             cache = self._prefix_cache(tuple(shared)) if shared else None
             items.sort(key=lambda it: len(it[1]) + sum(len(c) for c in it[2]))
             for start in range(0, len(items), self.batch_size):
@@ -269,65 +265,104 @@ class TransformersBackend:
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
+        """Greedy decoding in batches of similar length. Requests that declare a shared ``prefix``
+        (instruction + demonstrations) reuse one key/value cache of it: each batch then computes only its
+        own prompt tokens, laid out as ``prefix | left padding | prompt`` (the padding is masked and the
+        position ids skip it, so every row decodes exactly as if it were alone)."""
+        results: list[Generation | None] = [None] * len(requests)
+        encoded_prefixes: dict[object, list[int]] = {}
+        groups: dict[object, list[tuple[int, list[int]]]] = {}
+        for index, request in enumerate(requests):
+            ids = self._encode(request.prompt)
+            self._check_fits(len(ids), request.max_new_tokens)
+            key = request.prefix if isinstance(request.prefix, str) else tuple(request.prefix)
+            if key not in encoded_prefixes:
+                encoded_prefixes[key] = self._encode(request.prefix) if request.prefix else []
+            groups.setdefault(key, []).append((index, ids))
+        for key, items in groups.items():
+            shared = _shared_tokens(encoded_prefixes[key], [ids for _, ids in items])
+            items.sort(key=lambda it: len(it[1]))
+            for start in range(0, len(items), self.batch_size):
+                batch = items[start : start + self.batch_size]
+                for index, generation in zip((i for i, _ in batch), self._generate_batch(requests, batch, shared)):
+                    results[index] = generation
+        return results  # type: ignore[return-value]
+
+    def _generate_batch(self, requests: list[GenerateRequest], batch, shared: list[int]) -> list[Generation]:
         from transformers import GenerationConfig
 
-        results: list[Generation | None] = [None] * len(requests)
-        encoded = [(i, self._encode(r.prompt)) for i, r in enumerate(requests)]
-        for i, ids in encoded:
-            self._check_fits(len(ids), requests[i].max_new_tokens)
-        encoded.sort(key=lambda it: len(it[1]))
         eos = [t for t in {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} if t is not None]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
-        for start in range(0, len(encoded), self.batch_size):
-            batch = encoded[start : start + self.batch_size]
-            width = max(len(ids) for _, ids in batch)
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            for b, (_, ids) in enumerate(batch):
-                input_ids[b, width - len(ids) :] = torch.tensor(ids)
-                attention[b, width - len(ids) :] = 1
-            # the end-of-turn token already stops decoding as an eos id; string matching is for the rest
-            stops = sorted({s for i, _ in batch for s in requests[i].stop if s != self.tokenizer.eos_token})
-            config = GenerationConfig(
-                max_new_tokens=max(requests[i].max_new_tokens for i, _ in batch),
-                do_sample=False,
-                eos_token_id=eos,
-                pad_token_id=pad,
-                stop_strings=stops or None,
-            )
-            criteria = None
-            if any(requests[i].stop_at_json_end for i, _ in batch):
-                from transformers import StoppingCriteriaList
+        n_shared = len(shared)
+        width = n_shared + max(len(ids) - n_shared for _, ids in batch)
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        if n_shared:
+            input_ids[:, :n_shared] = torch.tensor(shared)
+            attention[:, :n_shared] = 1
+        for b, (_, ids) in enumerate(batch):
+            input_ids[b, width - (len(ids) - n_shared) :] = torch.tensor(ids[n_shared:])
+            attention[b, width - (len(ids) - n_shared) :] = 1
+        past = None
+        if n_shared:
+            past = copy.deepcopy(self._prefix_cache(tuple(shared)))
+            past.batch_repeat_interleave(len(batch))
+        # the end-of-turn token already stops decoding as an eos id; string matching is for the rest
+        stops = sorted({s for i, _ in batch for s in requests[i].stop if s != self.tokenizer.eos_token})
+        config = GenerationConfig(
+            max_new_tokens=max(requests[i].max_new_tokens for i, _ in batch),
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            stop_strings=stops or None,
+        )
+        criteria = None
+        if any(requests[i].stop_at_json_end for i, _ in batch):
+            from transformers import StoppingCriteriaList
 
-                criteria = StoppingCriteriaList([_JsonObjectClosed(self.tokenizer, width)])
-            with torch.inference_mode():
-                out = self.model.generate(
-                    input_ids=input_ids.to(self.device),
-                    attention_mask=attention.to(self.device),
-                    generation_config=config,
-                    tokenizer=self.tokenizer if stops else None,
-                    stopping_criteria=criteria,
-                )
-            for b, (index, ids) in enumerate(batch):
-                request = requests[index]
-                new = out[b, width:].tolist()[: request.max_new_tokens]
-                used = len(new)
-                for k, tok in enumerate(new):
-                    if tok in eos:
-                        used, new = k + 1, new[:k]
-                        break
-                text = self.tokenizer.decode(new, skip_special_tokens=True)
-                if request.stop_at_json_end:
-                    end = json_object_end(text)
-                    if end >= 0:  # count only the tokens up to the closing brace
-                        text = text[:end]
-                        used = min(used, len(self.tokenizer(text, add_special_tokens=False).input_ids))
-                for stop in request.stop:
-                    cut = text.find(stop)
-                    if cut >= 0:
-                        text = text[:cut]
-                results[index] = Generation(text.strip(), len(ids), used)
-        return results  # type: ignore[return-value]
+            criteria = StoppingCriteriaList([_JsonObjectClosed(self.tokenizer, width)])
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention.to(self.device),
+                past_key_values=past,
+                generation_config=config,
+                tokenizer=self.tokenizer if stops else None,
+                stopping_criteria=criteria,
+            )
+        generations = []
+        for b, (index, ids) in enumerate(batch):
+            request = requests[index]
+            new = out[b, width:].tolist()[: request.max_new_tokens]
+            used = len(new)
+            for k, tok in enumerate(new):
+                if tok in eos:
+                    used, new = k + 1, new[:k]
+                    break
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            if request.stop_at_json_end:
+                end = json_object_end(text)
+                if end >= 0:  # count only the tokens up to the closing brace
+                    text = text[:end]
+                    used = min(used, len(self.tokenizer(text, add_special_tokens=False).input_ids))
+            for stop in request.stop:
+                cut = text.find(stop)
+                if cut >= 0:
+                    text = text[:cut]
+            generations.append(Generation(text.strip(), len(ids), used))
+        return generations
+
+
+def _shared_tokens(prefix: list[int], prompts: list[list[int]]) -> list[int]:
+    """The longest run of tokens that the declared prefix and every prompt really begin with (a text
+    prefix can end inside a token), keeping at least one token of each prompt outside it: its logits
+    predict the first new token."""
+    shared = prefix
+    for ids in prompts:
+        n = min(len(shared), len(ids) - 1)
+        k = next((i for i in range(n) if ids[i] != shared[i]), n)
+        shared = shared[:k]
+    return shared
 
 
 class _JsonObjectClosed:
