@@ -32,6 +32,7 @@ test: setup
 bench: setup
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[bench]"
 	$(BIN)/python bench/label_scoring.py
+	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/training.py
 

@@ -174,7 +174,16 @@ class TrainSpec(_Strict):
     batch_size: int = Field(default=8, ge=1)
     grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
     max_seq_len: int = Field(default=256, ge=8, description="Longer examples lose prompt tokens from the left.")
-    eval_every: int = Field(default=25, ge=1, description="Steps between dev-loss evaluations (early stopping).")
+    eval_every: int = Field(default=25, ge=1, description="Steps between dev evaluations (early stopping).")
+    early_stopping: Literal["dev_loss", "dev_metric"] = Field(
+        default="dev_loss",
+        description="What each dev evaluation decides on: the answer-token loss (cheap), or the task's target "
+        "metric on the model's dev outputs (generation or label scoring, like the evaluation; slower). The "
+        "weights of the best evaluation are kept.",
+    )
+    metric_examples: int | None = Field(
+        default=None, ge=1, description="dev_metric: measure it on the first N dev examples (all when unset)."
+    )
     patience: int = Field(default=3, ge=1, description="Dev evaluations without improvement before stopping.")
     checkpoint_every: int = Field(default=25, ge=1, description="Steps between resumable checkpoints.")
 

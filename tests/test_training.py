@@ -107,3 +107,48 @@ def test_qlora_needs_cuda_and_says_so(ctx):
     rung = LoraRungSpec(type="lora", quantize="4bit", train=TrainSpec(max_steps=1, batch_size=4))
     with pytest.raises(LadderError, match="needs a CUDA GPU"):
         finetune(rung, ctx)
+
+
+def test_early_stopping_on_a_dev_metric_keeps_the_best_weights(tmp_path):
+    """The loop's own logic, on a tiny random Llama: the metric (scripted) peaks at the 2nd evaluation, so
+    with patience 2 training stops at the 4th and the weights are those of the 2nd."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ladder.rungs.train import TrainExample, train_loop
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32))
+    data = [TrainExample([1 + i % 50, 2 + i % 40, 3, 4, 5], n_prompt=2) for i in range(32)]
+    scores, snapshots = iter([0.2, 0.6, 0.5, 0.4, 0.9]), []
+
+    def metric(m):
+        snapshots.append(m.model.embed_tokens.weight.detach().clone())
+        return next(scores)
+
+    settings = TrainSpec(max_steps=10, batch_size=4, eval_every=2, patience=2, early_stopping="dev_metric",
+                         learning_rate=1e-2, checkpoint_every=100, max_seq_len=16)
+    outcome = train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path, pad_id=0, dev_metric=metric)
+    assert [e["dev_metric"] for e in outcome.dev_evals] == [0.2, 0.6, 0.5, 0.4]
+    assert all("dev_loss" in e for e in outcome.dev_evals)
+    assert outcome.stopped_early and outcome.steps == 8 and outcome.best_step == 4
+    assert torch.equal(model.model.embed_tokens.weight, snapshots[1])  # the best evaluation's weights
+    with pytest.raises(ValueError, match="dev_metric callback"):
+        train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path / "b", pad_id=0)
+
+
+def test_lora_with_dev_metric_early_stopping_on_the_real_model(backend, ctx):
+    candidate = finetune(_lora(max_steps=4, eval_every=2, early_stopping="dev_metric", metric_examples=4), ctx)
+    t = candidate.training
+    assert [e["step"] for e in t["dev_evals"]] == [2, 4]
+    assert all(0.0 <= e["dev_metric"] <= 1.0 and e["dev_loss"] > 0 for e in t["dev_evals"])
+    # the recorded metric of the kept weights is what the evaluation measures with them
+    from ladder.cache import ResultCache
+    from ladder.evaluate import run_eval
+    from ladder.rungs.base import Candidate
+
+    kept = next(e["dev_metric"] for e in t["dev_evals"] if e["step"] == t["best_step"])
+    zero_shot = Candidate("x", "prompt", ctx.spec.prompt.instruction, ctx.spec.prompt.input_template)
+    outputs = run_eval(zero_shot, ctx.dev[:4], candidate.backend, backend.formatter("chat"), ctx.spec,
+                       ResultCache(ctx.work_dir, enabled=False)).outputs
+    assert sum(o.output == ex.target for o, ex in zip(outputs, ctx.dev[:4])) / 4 == pytest.approx(kept)

@@ -23,6 +23,14 @@ def _seconds(value: float) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def _dev_eval(evaluation: dict, metric: str | None) -> str:
+    """The last dev evaluation of a training: its loss, and the target metric when it decided."""
+    if "dev_loss" not in evaluation:
+        return "—"
+    text = f"loss {evaluation['dev_loss']}"
+    return text + (f", {metric} {evaluation['dev_metric']:.3f}" if "dev_metric" in evaluation else "")
+
+
 def render_markdown(run: AssessmentRun) -> str:
     metric = run.target["metric"]
     threshold = run.target["threshold"]
@@ -68,7 +76,7 @@ def render_markdown(run: AssessmentRun) -> str:
     trained = [r for r in run.rungs if r.training]
     if trained:
         lines += ["", "## Training", ""]
-        lines += ["| rung | steps | epochs | wall | real tokens | tokens/s | memory (start → peak) | best step | last dev loss | artifact |",
+        lines += ["| rung | steps | epochs | wall | real tokens | tokens/s | memory (start → peak) | best step | last dev evaluation | artifact |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in trained:
             t = r.training or {}
@@ -77,9 +85,9 @@ def render_markdown(run: AssessmentRun) -> str:
                 f"| {r.name} | {t.get('steps')} | {t.get('epochs', 0):.2f} | {_seconds(t.get('wall_s', 0.0))} "
                 f"| {t.get('tokens_seen')} | {t.get('tokens_per_s', 0.0):.1f} "
                 f"| {t.get('rss_start_mb', 0):.0f} → {t.get('rss_peak_mb', 0):.0f} MB | {t.get('best_step')} "
-                f"| {dev[-1].get('dev_loss', '—')} | {t.get('artifact_bytes', 0) / 2**20:.1f} MB |"
+                f"| {_dev_eval(dev[-1], run.target.get('metric'))} | {t.get('artifact_bytes', 0) / 2**20:.1f} MB |"
             )
-        lines += ["", "Real tokens exclude padding; tokens/s includes the dev-loss evaluations; memory is the "
+        lines += ["", "Real tokens exclude padding; tokens/s includes the dev evaluations; memory is the "
                   "process's resident set, sampled during training."]
     retrieval_rungs = [r for r in run.rungs if r.splits["test"].retrieval]
     if retrieval_rungs:

@@ -113,8 +113,33 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
         for param in model.parameters():
             param.requires_grad_(True)
     pad = backend.tokenizer.pad_token_id if backend.tokenizer.pad_token_id is not None else 0
-    outcome = train_loop(model, train_set, dev_set, rung.train, spec.seed, name, work, pad, truncated, stop_after)
+    metric = _dev_metric(rung, ctx, zero_shot, formatter) if rung.train.early_stopping == "dev_metric" else None
+    outcome = train_loop(model, train_set, dev_set, rung.train, spec.seed, name, work, pad, truncated, stop_after,
+                         dev_metric=metric)
     return model, outcome, work, len(train_set)
+
+
+def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter):
+    """model -> the task's target metric on (the first metric_examples of) dev, measured the way the
+    evaluation measures it (same eval step and scorer), on the weights as they are mid-training; nothing
+    is cached. Under torchrun every rank measures it on identical weights, so all stop together."""
+    from ladder.cache import ResultCache
+    from ladder.evaluate import run_eval
+    from ladder.scoring.metrics import METRICS
+
+    spec = ctx.spec
+    scorer = METRICS.get(spec.target.metric)
+    examples = ctx.dev[: rung.train.metric_examples] if rung.train.metric_examples else ctx.dev
+    if not examples:
+        raise LadderError(f"rung {rung_name(rung)!r}: early_stopping: dev_metric needs dev examples")
+    uncached = ResultCache(ladder_home() / "results", enabled=False)
+
+    def measure(model) -> float:
+        backend = ctx.backend.derive(model, "mid-training")
+        outputs = run_eval(candidate, examples, backend, formatter, spec, uncached).outputs
+        return sum(scorer.score(o.output, ex.references) for o, ex in zip(outputs, examples)) / len(examples)
+
+    return measure
 
 
 def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None) -> Candidate:

@@ -6,8 +6,10 @@
 - Batches group examples of similar length (sorted within shuffled pools of 32 batches), so little
   compute goes to padding; the order of each epoch comes from its own seeded stream, so a resumed run
   sees the same batches in the same order.
-- AdamW, linear warm-up then linear decay. Every `eval_every` steps the dev loss is measured; training
-  stops after `patience` evaluations without improvement, and the best weights are kept.
+- AdamW, linear warm-up then linear decay. Every `eval_every` steps the dev loss is measured (and, with
+  `early_stopping: dev_metric`, the task's target metric on the model's dev outputs, through a callback
+  from the rung); training stops after `patience` evaluations without improvement of the chosen one,
+  and the best weights are kept.
 - Every `checkpoint_every` steps the trainable weights, optimizer, scheduler and progress are saved
   atomically; a checkpoint found at start is resumed from.
 - Data parallel over torch.distributed when launched by torchrun (gloo on CPU, NCCL on CUDA): every rank
@@ -57,7 +59,7 @@ class TrainOutcome:
     rss_start_mb: float
     rss_peak_mb: float
     curve: list[dict] = field(default_factory=list)  # {step, loss, lr}
-    dev_evals: list[dict] = field(default_factory=list)  # {step, dev_loss}
+    dev_evals: list[dict] = field(default_factory=list)  # {step, dev_loss[, dev_metric]}
     best_step: int = 0
     stopped_early: bool = False
     resumed_from_step: int | None = None
@@ -221,6 +223,7 @@ def train_loop(
     pad_id: int,
     truncated: int = 0,
     stop_after: int | None = None,  # tests: simulate an interruption after this many steps
+    dev_metric: Callable[[object], float] | None = None,  # model -> target metric on dev (higher is better)
 ) -> TrainOutcome:
     if not train_set:
         raise ValueError("no training examples")
@@ -235,8 +238,11 @@ def train_loop(
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total))
     checkpoint = work_dir / "checkpoint"
+    by_metric = settings.early_stopping == "dev_metric"
+    if by_metric and dev_metric is None:
+        raise ValueError("early_stopping: dev_metric needs a dev_metric callback")
     progress = {"step": 0, "micro": 0, "tokens": 0, "answer_tokens": 0, "curve": [], "dev_evals": [],
-                "best_loss": None, "best_step": 0, "bad_evals": 0, "wall_s": 0.0}
+                "best_score": None, "best_step": 0, "bad_evals": 0, "wall_s": 0.0}
     resumed = None
     best_state = None
     if (checkpoint / "progress.json").is_file():
@@ -297,9 +303,15 @@ def train_loop(
             progress["curve"].append({"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0]})
             if step % settings.eval_every == 0 or step == total:
                 value = dev_loss(model, dev_set, settings.batch_size, pad_id, device)
-                progress["dev_evals"].append({"step": step, "dev_loss": round(value, 5)})
-                if progress["best_loss"] is None or value < progress["best_loss"]:
-                    progress.update(best_loss=value, best_step=step, bad_evals=0)
+                evaluation = {"step": step, "dev_loss": round(value, 5)}
+                score = -value
+                if by_metric:
+                    score = dev_metric(model)
+                    model.train()
+                    evaluation["dev_metric"] = round(score, 5)
+                progress["dev_evals"].append(evaluation)
+                if progress["best_score"] is None or score > progress["best_score"]:
+                    progress.update(best_score=score, best_step=step, bad_evals=0)
                     best_state = _trainable_state(model)
                 else:
                     progress["bad_evals"] += 1
