@@ -109,17 +109,23 @@ def test_qlora_needs_cuda_and_says_so(ctx):
         finetune(rung, ctx)
 
 
-def test_early_stopping_on_a_dev_metric_keeps_the_best_weights(tmp_path):
-    """The loop's own logic, on a tiny random Llama: the metric (scripted) peaks at the 2nd evaluation, so
-    with patience 2 training stops at the 4th and the weights are those of the 2nd."""
+def _tiny_llama():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from ladder.rungs.train import TrainExample, train_loop
+    from ladder.rungs.train import TrainExample
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                                          num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32))
-    data = [TrainExample([1 + i % 50, 2 + i % 40, 3, 4, 5], n_prompt=2) for i in range(32)]
+    return model, [TrainExample([1 + i % 50, 2 + i % 40, 3, 4, 5], n_prompt=2) for i in range(32)]
+
+
+def test_early_stopping_on_a_dev_metric_keeps_the_best_weights(tmp_path):
+    """The loop's own logic, on a tiny random Llama: the metric (scripted) peaks at the 2nd evaluation, so
+    with patience 2 training stops at the 4th and the weights are those of the 2nd."""
+    from ladder.rungs.train import train_loop
+
+    model, data = _tiny_llama()
     scores, snapshots = iter([0.2, 0.6, 0.5, 0.4, 0.9]), []
 
     def metric(m):
@@ -152,3 +158,22 @@ def test_lora_with_dev_metric_early_stopping_on_the_real_model(backend, ctx):
     outputs = run_eval(zero_shot, ctx.dev[:4], candidate.backend, backend.formatter("chat"), ctx.spec,
                        ResultCache(ctx.work_dir, enabled=False)).outputs
     assert sum(o.output == ex.target for o, ex in zip(outputs, ctx.dev[:4])) / 4 == pytest.approx(kept)
+
+
+def test_a_checkpoint_from_before_dev_metric_resumes(tmp_path):
+    """Checkpoints written before dev_metric existed keep their best as `best_loss`: they still resume."""
+    import json
+
+    from ladder.rungs.train import train_loop
+
+    settings = TrainSpec(max_steps=4, batch_size=4, eval_every=2, checkpoint_every=2, max_seq_len=16)
+    model, data = _tiny_llama()
+    with pytest.raises(KeyboardInterrupt):
+        train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path, pad_id=0, stop_after=2)
+    progress_file = tmp_path / "checkpoint" / "progress.json"
+    progress = json.loads(progress_file.read_text())
+    progress["best_loss"] = -progress.pop("best_score")
+    progress_file.write_text(json.dumps(progress))
+    model, data = _tiny_llama()
+    outcome = train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path, pad_id=0)
+    assert outcome.resumed_from_step == 2 and outcome.steps == 4 and len(outcome.dev_evals) == 2

@@ -251,6 +251,9 @@ def train_loop(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         progress = json.loads((checkpoint / "progress.json").read_text())
+        if "best_loss" in progress:  # a checkpoint from before dev_metric: its best was the lowest loss
+            best_loss = progress.pop("best_loss")
+            progress["best_score"] = None if best_loss is None else -best_loss
         resumed = progress["step"]
         if (checkpoint / "best.pt").is_file():
             best_state = torch.load(checkpoint / "best.pt", map_location=device)
