@@ -30,6 +30,7 @@ from ladder.backends.base import (
     ScoreRequest,
     json_object_end,
 )
+from ladder.backends.attention import NAME as ATTENTION
 from ladder.backends.attention import register as register_attention
 from ladder.errors import LadderError
 from ladder.models import ModelRef, model_identity, resolve_model
@@ -42,7 +43,6 @@ def quiet_transformers() -> None:
     hf_logging.set_verbosity_error()
 
 
-ATTENTION = register_attention()
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -86,7 +86,9 @@ class TransformersBackend:
         if self._model is None:
             from transformers import AutoModelForCausalLM
 
-            model = AutoModelForCausalLM.from_pretrained(self.ref.path, dtype=self.dtype, attn_implementation=ATTENTION)
+            model = AutoModelForCausalLM.from_pretrained(
+                self.ref.path, dtype=self.dtype, attn_implementation=register_attention()
+            )
             self._model = model.to(self.device).eval()
         return self._model
 
@@ -161,22 +163,28 @@ class TransformersBackend:
                 self._prefix_caches.popitem(last=False)
         return self._prefix_caches[ids]
 
+    def _by_shared_prefix(self, requests: Sequence[ScoreRequest | GenerateRequest], items: list[tuple]):
+        """Groups ``items`` (``(index, prompt ids, ...)``, one per request) by the requests' declared
+        prefix; yields each group with the tokens its prompts really share (see ``_shared_tokens``)."""
+        groups: dict[object, tuple[Prompt, list[tuple]]] = {}
+        for request, item in zip(requests, items):
+            key = request.prefix if isinstance(request.prefix, str) else tuple(request.prefix)
+            groups.setdefault(key, (request.prefix, []))[1].append(item)
+        for prefix, members in groups.values():
+            encoded = self._encode(prefix) if prefix else []
+            yield _shared_tokens(encoded, [item[1] for item in members]), members
+
     def score_choices(self, requests: list[ScoreRequest]) -> list[ChoiceScores]:
         results: list[ChoiceScores | None] = [None] * len(requests)
-        encoded_prefixes: dict[object, list[int]] = {}
-        groups: dict[object, list[tuple[int, list[int], list[list[int]]]]] = {}
+        encoded: list[tuple[int, list[int], list[list[int]]]] = []
         for index, request in enumerate(requests):
-            key = request.prefix if isinstance(request.prefix, str) else tuple(request.prefix)
-            if key not in encoded_prefixes:
-                encoded_prefixes[key] = self._encode(request.prefix) if request.prefix else []
             choices = [self._encode_continuation(c) for c in request.choices]
             if any(not c for c in choices):
                 raise LadderError("a choice encodes to no tokens")
             ids = self._encode(request.prompt)
             self._check_fits(len(ids), max(len(c) for c in choices))
-            groups.setdefault(key, []).append((index, ids, choices))
-        for key, items in groups.items():
-            shared = _shared_tokens(encoded_prefixes[key], [ids for _, ids, _ in items])
+            encoded.append((index, ids, choices))
+        for shared, items in self._by_shared_prefix(requests, encoded):
             cache = self._prefix_cache(tuple(shared)) if shared else None
             items.sort(key=lambda it: len(it[1]) + sum(len(c) for c in it[2]))
             for start in range(0, len(items), self.batch_size):
@@ -270,17 +278,12 @@ class TransformersBackend:
         own prompt tokens, laid out as ``prefix | left padding | prompt`` (the padding is masked and the
         position ids skip it, so every row decodes exactly as if it were alone)."""
         results: list[Generation | None] = [None] * len(requests)
-        encoded_prefixes: dict[object, list[int]] = {}
-        groups: dict[object, list[tuple[int, list[int]]]] = {}
+        encoded: list[tuple[int, list[int]]] = []
         for index, request in enumerate(requests):
             ids = self._encode(request.prompt)
             self._check_fits(len(ids), request.max_new_tokens)
-            key = request.prefix if isinstance(request.prefix, str) else tuple(request.prefix)
-            if key not in encoded_prefixes:
-                encoded_prefixes[key] = self._encode(request.prefix) if request.prefix else []
-            groups.setdefault(key, []).append((index, ids))
-        for key, items in groups.items():
-            shared = _shared_tokens(encoded_prefixes[key], [ids for _, ids in items])
+            encoded.append((index, ids))
+        for shared, items in self._by_shared_prefix(requests, encoded):
             items.sort(key=lambda it: len(it[1]))
             for start in range(0, len(items), self.batch_size):
                 batch = items[start : start + self.batch_size]
