@@ -14,25 +14,16 @@ from typing import Callable
 import ladder
 from ladder.backends.base import Backend
 from ladder.cache import ResultCache
-from ladder.corpus import doc_of
-from ladder.data import Example, Splits, load_task_data
+from ladder.cost import rung_cost, with_break_even
+from ladder.data import Splits, load_task_data
 from ladder.errors import LadderError
-from ladder.evaluate import SplitOutputs, run_eval
+from ladder.evaluate import run_eval
 from ladder.paths import result_cache_dir
 from ladder.policy import decide, recommend
-from ladder.record import (
-    AssessmentRun,
-    Comparison,
-    ExampleRecord,
-    MetricSummary,
-    RungResult,
-    SkippedRung,
-    SplitResult,
-    save_run,
-)
+from ladder.record import AssessmentRun, RungResult, SkippedRung, save_run
 from ladder.rungs import BuildContext, build_candidate
-from ladder.scoring.metrics import METRICS
-from ladder.scoring.stats import estimate, paired
+from ladder.scoring.compare import compare_with_earlier, score_examples, split_scores, summarize_split
+from ladder.scoring.stats import score_sd
 from ladder.spec import TaskFile, rung_name
 
 EVAL_SPLITS = ("dev", "test")
@@ -70,97 +61,6 @@ def select_rungs(task: TaskFile, names: list[str] | None):
     return [r for r in rungs if rung_name(r) in names]  # always in ladder order
 
 
-def _score(
-    split_outputs: SplitOutputs, examples: list[Example], metrics: list[str], split: str, static_demos: tuple
-) -> list[ExampleRecord]:
-    records = []
-    for ex, out, prompt_hash, sel in zip(
-        examples, split_outputs.outputs, split_outputs.prompt_hashes, split_outputs.selections
-    ):
-        scores = {m: METRICS.get(m).score(out.output, ex.references) for m in metrics}
-        means = None
-        if out.label_logprobs is not None and out.label_token_counts is not None:
-            means = {k: v / max(1, out.label_token_counts[k]) for k, v in out.label_logprobs.items()}
-        records.append(
-            ExampleRecord(
-                id=ex.id,
-                split=split,  # type: ignore[arg-type]
-                prompt_hash=prompt_hash,
-                prompt_tokens=out.prompt_tokens,
-                completion_tokens=out.completion_tokens,
-                output=out.output,
-                target=ex.target,
-                label_logprobs=out.label_logprobs,
-                label_logprob_means=means,
-                scores=scores,
-                demo_ids=None if sel.demos == static_demos else [d.id for d in sel.demos],
-                retrieved=list(sel.retrieved) if sel.retrieved is not None else None,
-                passages=len(sel.passages) if sel.retrieved is not None else None,
-            )
-        )
-    return records
-
-
-def _retrieval_scores(
-    records: list[ExampleRecord], examples: list[Example], k: int | None, seed: int
-) -> dict[str, MetricSummary]:
-    """recall@k (the gold document among the top-k chunks' documents) and MRR@k, where the data names it."""
-    pairs = [(r, ex) for r, ex in zip(records, examples) if r.retrieved is not None and ex.doc_id is not None]
-    if not pairs or not k:
-        return {}
-    recall, rr = [], []
-    for record, ex in pairs:
-        docs = [doc_of(c) for c in record.retrieved or []]
-        rank = docs.index(ex.doc_id) + 1 if ex.doc_id in docs else None
-        recall.append(1.0 if rank else 0.0)
-        rr.append(1.0 / rank if rank else 0.0)
-    out = {}
-    for name, values, binary in ((f"recall@{k}", recall, True), (f"mrr@{k}", rr, False)):
-        est = estimate(values, binary, seed=seed)
-        out[name] = MetricSummary(mean=est.mean, low=est.low, high=est.high, n=est.n, method=est.method)
-    return out
-
-
-def _summarize(
-    records: list[ExampleRecord],
-    split_outputs: SplitOutputs,
-    examples: list[Example],
-    metrics: list[str],
-    seed: int,
-    top_k: int | None,
-) -> SplitResult:
-    n = len(records)
-    summaries = {}
-    for m in metrics:
-        est = estimate([r.scores[m] for r in records], METRICS.get(m).binary, seed=seed)
-        summaries[m] = MetricSummary(mean=est.mean, low=est.low, high=est.high, n=est.n, method=est.method)
-    wall = split_outputs.wall_s + split_outputs.selection_s
-    return SplitResult(
-        n=n,
-        metrics=summaries,
-        wall_s=split_outputs.wall_s,
-        selection_s=split_outputs.selection_s,
-        retrieval=_retrieval_scores(records, examples, top_k, seed),
-        latency_s_per_example=wall / n if n else 0.0,
-        examples_per_s=n / wall if wall > 0 else 0.0,
-        prompt_tokens_per_call=sum(r.prompt_tokens for r in records) / n if n else 0.0,
-        completion_tokens_per_call=sum(r.completion_tokens for r in records) / n if n else 0.0,
-        cached=split_outputs.cached,
-        cache_key=split_outputs.key,
-    )
-
-
-def _compare(current: RungResult, previous: RungResult, metrics: list[str], seed: int) -> None:
-    for split in EVAL_SPLITS:
-        mine = [r for r in current.examples if r.split == split]
-        theirs = {r.id: r for r in previous.examples if r.split == split}
-        if len(theirs) != len(mine) or any(r.id not in theirs for r in mine):
-            continue
-        for m in metrics:
-            cmp = paired([theirs[r.id].scores[m] for r in mine], [r.scores[m] for r in mine], METRICS.get(m).binary, seed)
-            current.splits[split].comparisons[m] = Comparison(baseline=previous.name, **cmp.__dict__)
-
-
 def assess(
     task: TaskFile,
     backend: Backend | str | None = None,
@@ -169,8 +69,11 @@ def assess(
     out_dir: Path | None = None,
     use_cache: bool = True,
     progress: Progress | None = None,
+    exhaustive: bool = False,
 ) -> tuple[AssessmentRun, Path]:
-    """Run the ladder on a task; returns the record and the folder it was written to."""
+    """Run the ladder on a task; returns the record and the folder it was written to. ``exhaustive``
+    runs every selected rung whatever the decisions (sweeps, reports); the recommendation is the same
+    policy over all of them."""
     say = progress or (lambda _msg: None)
     spec = task.spec
     if limit is not None and limit < 1:
@@ -209,6 +112,7 @@ def assess(
         packages=_packages(),
         seed=spec.seed,
         target=spec.target.model_dump(),
+        exhaustive=exhaustive,
     )
     save_run(run, record_path)
     metric, threshold = spec.target.metric, spec.target.threshold
@@ -221,12 +125,12 @@ def assess(
         count_tokens=backend.count_tokens,
         backend=backend,
     )
-    stopped_by: str | None = None
+    stopped_by: str | None = None  # why the climb ended early, for the rungs left out
     try:
         for rung_spec in selected:
             name = rung_name(rung_spec)
             if stopped_by is not None:
-                run.skipped.append(SkippedRung(name=name, type=rung_spec.type, reason=f"{stopped_by} already meets the target"))
+                run.skipped.append(SkippedRung(name=name, type=rung_spec.type, reason=stopped_by))
                 continue
             say(f"[{name}] building")
             started = time.perf_counter()
@@ -236,11 +140,14 @@ def assess(
             for split in EVAL_SPLITS:
                 say(f"[{name}] {split}: {len(evals[split])} examples")
                 outputs = run_eval(candidate, evals[split], backend, formatter, spec, cache)
-                records = _score(outputs, evals[split], spec.metrics, split, candidate.demos)
+                records = score_examples(outputs, evals[split], spec.metrics, split, candidate.demos)
                 top_k = candidate.settings.get("top_k")
-                split_results[split] = _summarize(records, outputs, evals[split], spec.metrics, spec.seed, top_k)
+                split_results[split] = summarize_split(records, outputs, evals[split], spec.metrics, spec.seed, top_k)
                 examples += records
-            decision = decide(split_results["dev"].metrics[metric], metric, threshold)
+            # the evidence first (paired comparisons with every earlier rung, the cost), then the decision
+            split_results = compare_with_earlier(examples, split_results, run.rungs, spec.metrics, spec.seed)
+            cost = with_break_even(rung_cost(split_results["dev"], candidate.training, build_s, spec.cost), run.rungs)
+            dev_sd = score_sd(list(split_scores(examples, "dev", metric).values()))
             result = RungResult(
                 name=name,
                 type=rung_spec.type,
@@ -248,17 +155,17 @@ def assess(
                 demo_ids=[d.id for d in candidate.demos],
                 build_s=build_s,
                 splits=split_results,
-                decision=decision,
+                decision=decide(split_results["dev"].metrics[metric], dev_sd, metric, threshold, spec.policy),
                 examples=examples,
                 training=candidate.training,
+                cost=cost,
             )
-            if run.rungs:
-                _compare(result, run.rungs[-1], spec.metrics, spec.seed)
             run.rungs.append(result)
             save_run(run, record_path)
-            say(f"[{name}] {decision.action}: {decision.reason}")
-            if decision.action == "stop":
-                stopped_by = name
+            say(f"[{name}] {result.decision.status}, {result.decision.action}: {result.decision.reason}")
+            if result.decision.action == "stop" and not exhaustive:
+                why = "meets the target" if result.decision.status == "meets" else f"is {result.decision.status}"
+                stopped_by = f"{name} {why}; the climb stopped there (--exhaustive runs every rung)"
     except KeyboardInterrupt:
         run.status, run.error = "interrupted", "interrupted by the user"
         save_run(run, record_path)
@@ -269,7 +176,7 @@ def assess(
         raise
     last_selected = max(spec.rungs.index(r) for r in selected)
     later = [rung_name(r) for r in spec.rungs[last_selected + 1 :]]  # configured, but left out by --rungs
-    run.recommendation = recommend(run.rungs, metric, threshold, later)
+    run.recommendation = recommend(run.rungs, metric, threshold, spec.policy, later)
     run.status = "complete"
     save_run(run, record_path)
     return run, out_dir

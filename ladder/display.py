@@ -24,8 +24,10 @@ def _cell(m) -> str:
 
 
 def rung_table(run: AssessmentRun) -> str:
+    from ladder.cost import money
+
     metric = run.target["metric"]
-    header = ("rung", f"dev {metric}", f"test {metric}", "n dev/test", "ms/ex", "tok in/out", "decision")
+    header = ("rung", f"dev {metric}", f"test {metric}", "n dev/test", "ms/ex", "tok in/out", "cost/1k calls", "dev status", "decision")
     rows = [header]
     for r in run.rungs:
         d, t = r.splits["dev"], r.splits["test"]
@@ -37,11 +39,13 @@ def rung_table(run: AssessmentRun) -> str:
                 f"{d.n}/{t.n}",
                 f"{t.latency_s_per_example * 1000:.0f}" + (" (cached)" if t.cached else ""),
                 f"{t.prompt_tokens_per_call:.0f}/{t.completion_tokens_per_call:.1f}",
+                money(r.cost.cost_per_1k_calls, r.cost.unit) if r.cost else "-",
+                r.decision.status,
                 r.decision.action,
             )
         )
     for s in run.skipped:
-        rows.append((s.name, "-", "-", "-", "-", "-", "skipped"))
+        rows.append((s.name, "-", "-", "-", "-", "-", "-", "-", "skipped"))
     notes = []
     for r in run.rungs:
         retrieval = r.splits["test"].retrieval
@@ -58,4 +62,6 @@ def summary(run: AssessmentRun, out_dir) -> None:
     out()
     if run.recommendation is not None:
         out(f"recommendation: {run.recommendation.summary}")
+        for reason in run.recommendation.reasons:
+            out(f"  - {reason}")
     out(f"record: {out_dir}/run.json   report: {out_dir}/report.md")

@@ -21,11 +21,13 @@ from ladder.text import short_hash
 
 @dataclass(frozen=True)
 class ExampleOutput:
-    output: str
+    output: str  # the first (or only) answer
     prompt_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # per answer (the mean over samples)
     label_logprobs: dict[str, float] | None = None
     label_token_counts: dict[str, int] | None = None
+    latency_s: float = 0.0  # wall time of the batch that answered it: how long this call waited
+    samples: list[str] | None = None  # every sampled answer, when generation.samples > 1
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,11 @@ class SplitOutputs:
     key: str
     selections: list[Selection]  # per example: demonstrations and retrieved passages
     selection_s: float  # time to select demonstrations / retrieve passages, measured now
+
+
+def sample_seed(seed: int, example_id: str, sample: int) -> int:
+    """The sampling seed of one answer: the task's generation seed, the example and the sample index."""
+    return int(short_hash(f"{seed}/{example_id}/{sample}", 8), 16)
 
 
 def _common_prefix(texts: list[str]) -> str:
@@ -74,6 +81,11 @@ def run_eval(
             "max_new_tokens": None if loglik else spec.generation.max_new_tokens,
             "stop": None if loglik else stop,
             "stop_at_json_end": json_stop,
+            # sampling settings change outputs; greedy keys stay as they were
+            **({"temperature": spec.generation.temperature, "top_p": spec.generation.top_p,
+                "sampling_seed": spec.generation.seed, "samples": spec.generation.samples}
+               if not loglik and spec.generation.temperature > 0 else {}),
+            "record": 2,  # outputs carry per-batch latency
             "ids": [ex.id for ex in examples],
         }
     )
@@ -84,28 +96,51 @@ def run_eval(
 
     prefix = _common_prefix(prompts)
     start = time.perf_counter()
-    if loglik:
-        assert labels is not None
-        scored = backend.score_choices([ScoreRequest(p, completions, prefix=prefix) for p in prompts])
-        outputs = []
-        for result in scored:
-            best = max(range(len(labels)), key=lambda j: (result.logprobs[j], -j))  # ties: label order
-            outputs.append(
-                ExampleOutput(
+    outputs = []
+    # The eval step hands the backend one batch at a time (prompts of similar length together), so each
+    # example's latency is the wall time of the batch that answered it, as a batched server's caller sees.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answered: dict[int, ExampleOutput] = {}
+    size = spec.generation.batch_size
+    for first in range(0, len(order), size):
+        batch = order[first : first + size]
+        batch_start = time.perf_counter()
+        if loglik:
+            assert labels is not None
+            scored = backend.score_choices([ScoreRequest(prompts[i], completions, prefix=prefix) for i in batch])
+            latency = time.perf_counter() - batch_start
+            for i, result in zip(batch, scored):
+                best = max(range(len(labels)), key=lambda j: (result.logprobs[j], -j))  # ties: label order
+                answered[i] = ExampleOutput(
                     output=labels[best],
                     prompt_tokens=result.prompt_tokens,
                     completion_tokens=result.token_counts[best],
                     label_logprobs=dict(zip(labels, result.logprobs)),
                     label_token_counts=dict(zip(labels, result.token_counts)),
+                    latency_s=latency,
                 )
-            )
-    else:
-        requests = [
-            GenerateRequest(p, spec.generation.max_new_tokens, stop, prefix=prefix, stop_at_json_end=json_stop)
-            for p in prompts
-        ]
-        generated = backend.generate(requests)
-        outputs = [ExampleOutput(g.text, g.prompt_tokens, g.completion_tokens) for g in generated]
+        else:
+            gen = spec.generation
+            requests = [
+                GenerateRequest(
+                    prompts[i], gen.max_new_tokens, stop, prefix=prefix, stop_at_json_end=json_stop,
+                    temperature=gen.temperature, top_p=gen.top_p, seed=sample_seed(gen.seed, examples[i].id, s),
+                )
+                for i in batch
+                for s in range(gen.samples)
+            ]
+            generated = backend.generate(requests)
+            latency = time.perf_counter() - batch_start
+            for j, i in enumerate(batch):
+                mine = generated[j * gen.samples : (j + 1) * gen.samples]
+                answered[i] = ExampleOutput(
+                    output=mine[0].text,
+                    prompt_tokens=mine[0].prompt_tokens,
+                    completion_tokens=round(sum(g.completion_tokens for g in mine) / len(mine)),
+                    latency_s=latency,
+                    samples=[g.text for g in mine] if gen.samples > 1 else None,
+                )
+    outputs = [answered[i] for i in range(len(prompts))]
     wall = time.perf_counter() - start
     cache.put(key, {"outputs": [o.__dict__ for o in outputs], "wall_s": wall, "n": len(outputs)})
     return SplitOutputs(outputs, prompt_hashes, wall, False, key, selections, selection_s)

@@ -1,32 +1,79 @@
-"""Pure decision functions (no I/O): climb or stop after each rung, and the final recommendation.
+"""Pure decision functions (no I/O): what each rung's dev result says, whether to climb, and the final
+recommendation. Decisions use the dev split; the held-out test split is reported beside them, never
+used to choose.
 
-Decisions use the dev split; the held-out test split is reported beside them, never used to choose.
-This first policy climbs while a rung's dev score is below the target and stops at the first rung that
-meets it; the reason always states the interval, so a "gap" inside the noise is visible as such.
+- Each rung's dev interval against the target: ``meets`` (with ``confidence: lower_bound`` the whole
+  95% interval is at or above it; with ``point`` the mean is), ``gap`` (the whole interval is below it:
+  a gap is measured, so the ladder climbs) or ``inconclusive`` (then ``policy.inconclusive`` decides;
+  ``report`` stops and says how many dev examples would resolve it).
+- A costlier rung counts as better than a cheaper one only when the paired test on the same dev
+  examples says so at ``alpha``, Holm-corrected across every pair of rungs compared.
+- The recommendation: among the rungs that meet the target and are not worse than the best measured
+  rung by more than ``non_inferiority_margin`` (the 95% interval of the paired difference), the cheapest
+  by the cost model at the expected volume; when none meets, the cheapest rung that no other rung beats
+  significantly, and the next rung to try.
 """
 
 from __future__ import annotations
 
-from ladder.record import Decision, MetricSummary, Recommendation, RungResult
-from ladder.spec import LADDER
+import math
+
+from ladder.cost import duration, money
+from ladder.record import Decision, Recommendation, RungResult
+from ladder.scoring.stats import Estimate, PairedComparison, holm, n_to_detect
+from ladder.spec import LADDER, PolicySpec
 
 
-def _fmt(m: MetricSummary) -> str:
+def fmt(m: Estimate) -> str:
     return f"{m.mean:.3f} [{m.low:.3f}, {m.high:.3f}] (n={m.n})"
 
 
-def decide(dev: MetricSummary, metric: str, threshold: float) -> Decision:
-    if dev.mean >= threshold:
-        return Decision(action="stop", meets_target=True, reason=f"dev {metric} {_fmt(dev)} meets the target {threshold:.3f}")
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def status_of(dev: Estimate, threshold: float, policy: PolicySpec) -> str:
+    level = dev.low if policy.confidence == "lower_bound" else dev.mean
+    if level >= threshold:
+        return "meets"
     if dev.high < threshold:
-        certainty = "the whole interval is below the target: the gap is measured"
+        return "gap"
+    return "inconclusive"
+
+
+def too_small(dev: Estimate, policy: PolicySpec) -> str | None:
+    """A plain sentence when the dev interval is too wide to decide anything, with the n it would take."""
+    if dev.n == 0 or math.isnan(dev.low) or dev.half_width <= policy.resolution:
+        return None
+    needed = math.ceil(dev.n * (dev.half_width / policy.resolution) ** 2)
+    return (f"dev n={dev.n} is too small to decide: its 95% interval spans {dev.high - dev.low:.2f} "
+            f"(±{dev.half_width:.2f}); about {needed} dev examples would narrow it to ±{policy.resolution:.2f}")
+
+
+def decide(dev: Estimate, sd: float, metric: str, threshold: float, policy: PolicySpec) -> Decision:
+    """``sd``: the per-example standard deviation of the dev scores (for the n-needed estimate)."""
+    status = status_of(dev, threshold, policy)
+    where = f"dev {metric} {fmt(dev)}"
+    n_needed = None
+    if status == "meets":
+        how = "its whole interval is at or above" if policy.confidence == "lower_bound" else "its mean is at or above"
+        action, reason = "stop", f"{where} meets the target {threshold:.3f}: {how} it"
+    elif status == "gap":
+        action, reason = "climb", f"{where} is below the target {threshold:.3f} by its whole interval: the gap is measured"
     else:
-        certainty = "the interval still reaches the target: the gap is not yet certain"
-    return Decision(
-        action="climb",
-        meets_target=False,
-        reason=f"dev {metric} {_fmt(dev)} is below the target {threshold:.3f}; {certainty}",
-    )
+        spread = sd if sd > 0 else math.sqrt(threshold * (1 - threshold))
+        n_needed = n_to_detect(dev.mean - threshold, spread, alpha=0.05, power=policy.power)
+        resolve = (f"about {n_needed} dev examples would resolve it ({policy.power:.0%} power)" if n_needed
+                   else "its mean sits on the target: no number of examples resolves it")
+        action = "climb" if policy.inconclusive == "climb" else "stop"
+        then = {"climb": "climbing anyway (policy.inconclusive: climb)",
+                "stop": "stopping (policy.inconclusive: stop)",
+                "report": f"stopping: {resolve}"}[policy.inconclusive]
+        reason = f"{where} is inconclusive against the target {threshold:.3f} (its interval contains it); {then}"
+    small = too_small(dev, policy)
+    if small:
+        reason += f"; {small}"
+    return Decision(action=action, status=status, meets_target=status == "meets", reason=reason, n_needed=n_needed)  # type: ignore[arg-type]
 
 
 def next_rung_after(measured: list[str], configured_later: list[str]) -> str | None:
@@ -37,28 +84,132 @@ def next_rung_after(measured: list[str], configured_later: list[str]) -> str | N
     return LADDER[top + 1] if top + 1 < len(LADDER) else None
 
 
-def recommend(results: list[RungResult], metric: str, threshold: float, configured_later: list[str]) -> Recommendation:
-    for result in results:
-        if result.decision.meets_target:
-            test = result.splits["test"].metrics[metric]
-            return Recommendation(
-                rung=result.name,
-                met=True,
-                best_rung=result.name,
-                next_rung=None,
-                summary=f"use {result.name!r}: the cheapest rung meeting the target "
-                f"(dev {metric} {_fmt(result.splits['dev'].metrics[metric])}; test {_fmt(test)})",
-            )
+class _Pairs:
+    """The dev paired comparisons of the target metric between every two measured rungs, Holm-adjusted."""
+
+    def __init__(self, results: list[RungResult], metric: str):
+        self.found: dict[tuple[str, str], PairedComparison] = {}  # (later, earlier) -> later vs earlier
+        for j, later in enumerate(results):
+            for earlier in results[:j]:
+                cmp = later.splits["dev"].comparison(earlier.name, metric)
+                if cmp is not None:
+                    self.found[(later.name, earlier.name)] = cmp
+        keys = list(self.found)
+        self.adjusted = dict(zip(keys, holm([self.found[k].p_value for k in keys])))
+
+    def delta(self, a: str, b: str) -> tuple[float, float, float, float] | None:
+        """(delta, low, high, Holm p) of a minus b, whichever order they were measured in."""
+        if (a, b) in self.found:
+            c = self.found[(a, b)]
+            return c.delta, c.low, c.high, self.adjusted[(a, b)]
+        if (b, a) in self.found:
+            c = self.found[(b, a)]
+            return 0.0 - c.delta, 0.0 - c.high, 0.0 - c.low, self.adjusted[(b, a)]  # no -0.0
+        return None
+
+    def beats(self, a: str, b: str, alpha: float) -> bool:
+        d = self.delta(a, b)
+        return d is not None and d[0] > 0 and d[3] < alpha
+
+
+COST_TOLERANCE = 0.1  # measured costs within 10% count as equal (timings vary that much between runs)
+
+
+def cheapest(results: list[RungResult]) -> RungResult:
+    """The cheapest by total cost at the expected volume; a rung higher on the ladder must be cheaper by
+    more than COST_TOLERANCE to win (else the lower rung: simpler to run, and timing noise decides nothing)."""
+    ordered = sorted(results, key=lambda r: (LADDER.index(r.type), results.index(r)))
+    chosen = ordered[0]
+    for r in ordered[1:]:
+        if r.cost is not None and chosen.cost is not None and r.cost.total_cost < (1 - COST_TOLERANCE) * chosen.cost.total_cost:
+            chosen = r
+    return chosen
+
+
+def _cost_words(result: RungResult) -> str:
+    c = result.cost
+    if c is None:
+        return ""
+    return f"{money(c.cost_per_1k_calls, c.unit)} per 1k calls, {money(c.total_cost, c.unit)} over {c.calls:,.0f} calls"
+
+
+def recommend(
+    results: list[RungResult], metric: str, threshold: float, policy: PolicySpec, configured_later: list[str]
+) -> Recommendation:
     if not results:
         return Recommendation(rung=None, met=False, best_rung=None, next_rung=None, summary="no rung was measured")
-    best = max(results, key=lambda r: r.splits["dev"].metrics[metric].mean)
+    pairs = _Pairs(results, metric)
+    holm_p = {f"{a} vs {b}": p for (a, b), p in pairs.adjusted.items()}
+    dev = {r.name: r.splits["dev"].metrics[metric] for r in results}
+    top = max(results, key=lambda r: (dev[r.name].mean, -results.index(r)))
+    meeting = [r for r in results if r.decision.status == "meets"]
+    reasons: list[str] = []
+
+    if meeting:
+        def non_inferior(r: RungResult, best: RungResult) -> bool:
+            if r.name == best.name:
+                return True
+            d = pairs.delta(r.name, best.name)
+            return d is not None and d[1] > -policy.non_inferiority_margin
+
+        eligible = [r for r in meeting if non_inferior(r, top)]
+        if not eligible:
+            best_meeting = max(meeting, key=lambda r: dev[r.name].mean)
+            reasons.append(f"no rung that meets the target is within {policy.non_inferiority_margin:.3f} of the best "
+                           f"measured {top.name!r}; choosing among those that meet it")
+            eligible = [r for r in meeting if non_inferior(r, best_meeting)]
+        chosen = cheapest(eligible)
+        test = chosen.splits["test"].metrics.get(metric)
+        reasons.insert(0, f"{chosen.name} meets {metric} ≥ {threshold:.3f} at {fmt(dev[chosen.name])} on dev"
+                          + (f" (test {fmt(test)})" if test is not None else ""))
+        for other in results:
+            if other.name == chosen.name:
+                continue
+            d = pairs.delta(other.name, chosen.name)
+            if d is None:
+                continue
+            verdict = "significant" if d[3] < policy.alpha else "not significant"
+            words = f"{other.name} vs {chosen.name}: {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}], {verdict} (Holm {_p(d[3])})"
+            if other.cost is not None and chosen.cost is not None:
+                extra = other.cost.adaptation_s - chosen.cost.adaptation_s
+                if extra > 1:
+                    words += f", for {duration(extra)} more adaptation"
+                words += f"; {other.name} costs {_cost_words(other)}"
+            reasons.append(words)
+        if chosen.cost is not None:
+            reasons.append(f"{chosen.name} costs {_cost_words(chosen)}")
+        return Recommendation(
+            rung=chosen.name,
+            met=True,
+            best_rung=top.name,
+            next_rung=None,
+            summary=f"use {chosen.name!r}: the cheapest rung that meets the target and is within "
+            f"{policy.non_inferiority_margin:.3f} of the best measured (dev {metric} {fmt(dev[chosen.name])})",
+            reasons=reasons,
+            holm_p=holm_p,
+        )
+
+    # none meets: the cheapest rung that no other rung beats significantly
+    undominated = [r for r in results if not any(pairs.beats(o.name, r.name, policy.alpha) for o in results)]
+    best = cheapest(undominated or [top])
     nxt = next_rung_after([r.type for r in results], configured_later)
+    for other in results:
+        d = pairs.delta(other.name, best.name)
+        if other.name != best.name and d is not None:
+            verdict = "significant" if d[3] < policy.alpha else "not significant"
+            reasons.append(f"{other.name} vs {best.name}: {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}], {verdict} (Holm {_p(d[3])})")
+    pending = [r for r in results if r.decision.status == "inconclusive" and r.decision.n_needed]
     tail = f"; next rung to try: {nxt}" if nxt else "; no higher rung is left to try"
+    if pending and policy.inconclusive == "report":
+        r = pending[-1]
+        tail = f"; {r.name} is inconclusive: about {r.decision.n_needed} dev examples would resolve it" + tail
     return Recommendation(
         rung=None,
         met=False,
         best_rung=best.name,
         next_rung=nxt,
         summary=f"no rung meets the target {metric} >= {threshold:.3f}; best measured: {best.name!r} "
-        f"(dev {_fmt(best.splits['dev'].metrics[metric])}){tail}",
+        f"(dev {fmt(dev[best.name])}){tail}",
+        reasons=reasons,
+        holm_p=holm_p,
     )

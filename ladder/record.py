@@ -1,21 +1,23 @@
 """The run record (``run.json``): everything a report or a gate needs, and nothing else is read.
 
 Saved atomically after every rung, so an interrupted run keeps what it measured. ``schema_version``
-changes whenever a field changes meaning; loading a record of another version is a clear error.
+changes whenever a field changes meaning; older records are migrated on load (``MIGRATIONS``), so a
+committed baseline or example report survives the next schema change; a newer one is a clear error.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ladder.errors import LadderError
 from ladder.fileio import atomic_write_text
+from ladder.scoring.stats import Estimate, PairedComparison
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class _Record(BaseModel):
@@ -28,41 +30,21 @@ class ExampleRecord(_Record):
     prompt_hash: str
     prompt_tokens: int
     completion_tokens: int
-    output: str  # the predicted label, or the generated text
+    output: str  # the predicted label, or the generated text (the first sample when sampling)
     target: str
     label_logprobs: dict[str, float] | None = None  # sum of token log-probabilities per label
     label_logprob_means: dict[str, float] | None = None  # per-token mean per label
-    scores: dict[str, float]
+    scores: dict[str, float]  # with several samples: the mean over them
     demo_ids: list[str] | None = None  # per-example demonstrations (selection "similar")
     retrieved: list[str] | None = None  # the retriever's top-k chunk ids, best first
     passages: int | None = None  # how many of them fit the prompt's token budget
-
-
-class MetricSummary(_Record):
-    mean: float
-    low: float
-    high: float
-    n: int
-    method: str
-
-
-class Comparison(_Record):
-    """Paired comparison of this rung against ``baseline`` on the same examples."""
-
-    baseline: str
-    delta: float
-    low: float
-    high: float
-    p_value: float
-    n: int
-    method: str
-    wins: int
-    losses: int
+    latency_s: float = 0.0  # wall time of the batch that answered it
+    samples: list[str] | None = None  # every sampled answer (generation.samples > 1)
 
 
 class SplitResult(_Record):
     n: int
-    metrics: dict[str, MetricSummary]
+    metrics: dict[str, Estimate]
     wall_s: float  # model time for this split (as measured when first computed, also on a cache hit)
     latency_s_per_example: float  # wall_s / n: batched, amortized
     examples_per_s: float
@@ -71,14 +53,43 @@ class SplitResult(_Record):
     cached: bool
     cache_key: str
     selection_s: float = 0.0  # choosing demonstrations / retrieving passages (included in the latency)
-    retrieval: dict[str, MetricSummary] = {}  # recall@k, mrr@k against the data's doc_id
-    comparisons: dict[str, Comparison] = {}  # metric -> paired comparison vs the previous rung
+    latency_p50_s: float = 0.0  # per call: the wall time of the batch that answered it (+ its selection share)
+    latency_p95_s: float = 0.0
+    retrieval: dict[str, Estimate] = {}  # recall@k, mrr@k against the data's doc_id
+    # paired comparisons of this rung against every earlier rung, every metric (same examples)
+    comparisons: list[PairedComparison] = []
+
+    def comparison(self, baseline: str, metric: str) -> PairedComparison | None:
+        return next((c for c in self.comparisons if c.baseline == baseline and c.metric == metric), None)
 
 
 class Decision(_Record):
     action: Literal["climb", "stop"]
+    status: Literal["meets", "gap", "inconclusive"]  # the dev interval against the target
     meets_target: bool
     reason: str
+    n_needed: int | None = None  # dev examples that would resolve an inconclusive rung (power estimate)
+
+
+class RungCost(_Record):
+    """What a rung costs: measured (time, tokens) and, with the task's prices, money."""
+
+    adaptation_s: float  # one-time: training wall time, or building the candidate (index, demonstrations)
+    prompt_tokens_per_call: float
+    completion_tokens_per_call: float
+    seconds_per_call: float  # batched machine time per call (1 / throughput)
+    examples_per_s: float
+    latency_p50_s: float
+    latency_p95_s: float
+    peak_memory_mb: float | None = None  # training's resident peak, where measured
+    artifact_bytes: int | None = None
+    unit: str  # a currency, or "machine-hours" when the task gives no prices
+    basis: Literal["time", "tokens"]  # per-call cost from machine time, or from token prices
+    adaptation_cost: float
+    cost_per_1k_calls: float
+    calls: float  # the expected volume (calls_per_month x months)
+    total_cost: float  # adaptation + calls at that volume
+    break_even_calls: dict[str, float | None] = {}  # vs each cheaper-to-build rung: calls to pay back
 
 
 class RungResult(_Record):
@@ -91,6 +102,7 @@ class RungResult(_Record):
     decision: Decision
     examples: list[ExampleRecord]
     training: dict | None = None  # training rungs: wall time, real tokens, tokens/s, peak memory, curve, artifact
+    cost: RungCost | None = None
 
 
 class SkippedRung(_Record):
@@ -105,6 +117,8 @@ class Recommendation(_Record):
     best_rung: str | None  # best measured on dev (when none meets the target)
     next_rung: str | None  # what to try next when none meets it
     summary: str
+    reasons: list[str] = []  # the evidence, one sentence each, for a stakeholder
+    holm_p: dict[str, float] = {}  # "candidate vs baseline" -> Holm-adjusted p (dev, target metric)
 
 
 class AssessmentRun(_Record):
@@ -124,13 +138,56 @@ class AssessmentRun(_Record):
     packages: dict[str, str]
     seed: int
     target: dict
+    exhaustive: bool = False  # every configured rung was run, whatever the decisions
+    warnings: list[str] = []
     rungs: list[RungResult] = []
     skipped: list[SkippedRung] = []
     recommendation: Recommendation | None = None
 
+    def rung(self, name: str) -> RungResult | None:
+        return next((r for r in self.rungs if r.name == name), None)
+
 
 def save_run(run: AssessmentRun, path: Path) -> None:
     atomic_write_text(path, run.model_dump_json(indent=1) + "\n")
+
+
+def _v1_to_v2(raw: dict) -> dict:
+    """v1 kept one comparison per metric against the previous rung, a decision without a status, and
+    decided on the dev mean, climbing whatever the interval (the policy it ran, written into its spec)."""
+    from ladder.spec import CostSpec, PolicySpec
+
+    raw["spec"].setdefault("policy", PolicySpec(confidence="point", inconclusive="climb").model_dump(mode="json"))
+    raw["spec"].setdefault("cost", CostSpec().model_dump(mode="json"))
+    for rung in raw.get("rungs", []):
+        for split in rung.get("splits", {}).values():
+            old = split.get("comparisons") or {}
+            split["comparisons"] = [{**cmp, "metric": metric} for metric, cmp in old.items()]
+            split.setdefault("latency_p50_s", split.get("latency_s_per_example", 0.0))
+            split.setdefault("latency_p95_s", split.get("latency_s_per_example", 0.0))
+        decision = rung["decision"]
+        if "status" not in decision:
+            measured = "gap is measured" in decision.get("reason", "")
+            decision["status"] = "meets" if decision.get("meets_target") else ("gap" if measured else "inconclusive")
+    return raw
+
+
+# version -> function turning a record of that version into the next one
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+
+
+def migrate(raw: dict, source: str) -> dict:
+    version = raw.get("schema_version")
+    if not isinstance(version, int) or version < 1 or version > SCHEMA_VERSION:
+        raise LadderError(
+            f"{source}: schema_version {version!r} is not one this ladder reads (1 to {SCHEMA_VERSION}; "
+            "a newer record needs a newer ladder)"
+        )
+    while version < SCHEMA_VERSION:
+        raw = MIGRATIONS[version](raw)
+        version += 1
+        raw["schema_version"] = version
+    return raw
 
 
 def load_run(path: str | Path) -> AssessmentRun:
@@ -141,13 +198,15 @@ def load_run(path: str | Path) -> AssessmentRun:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise LadderError(f"{path}: cannot read run record ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise LadderError(f"{path}: run record is not UTF-8 text ({exc.reason})") from None
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LadderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    version = raw.get("schema_version") if isinstance(raw, dict) else None
-    if version != SCHEMA_VERSION:
-        raise LadderError(f"{path}: schema_version {version!r} is not {SCHEMA_VERSION} (written by another ladder version)")
+    if not isinstance(raw, dict):
+        raise LadderError(f"{path}: not a run record (expected a JSON object)")
+    raw = migrate(raw, str(path))
     try:
         return AssessmentRun.model_validate(raw)
     except ValidationError as exc:

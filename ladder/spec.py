@@ -233,6 +233,77 @@ class GenerationSpec(_Strict):
     stop_at_json_end: bool = Field(
         default=True, description="json outputs: stop decoding once the top-level JSON object has closed."
     )
+    temperature: float = Field(
+        default=0.0, ge=0.0, le=5.0, description="0 decodes greedily (the default); above 0 samples (generation only)."
+    )
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling: keep the smallest token set "
+                         "holding this much probability (with temperature > 0).")
+    seed: int = Field(default=0, description="Sampling seed (with temperature > 0): same seed, same samples.")
+    samples: int = Field(
+        default=1, ge=1, le=64, description="Samples per example (temperature > 0): the example's score is the mean over them."
+    )
+
+    @model_validator(mode="after")
+    def _sampling(self) -> "GenerationSpec":
+        if self.samples > 1 and self.temperature == 0:
+            raise ValueError(f"samples: {self.samples} needs temperature > 0 (greedy decoding gives one answer)")
+        return self
+
+
+class PolicySpec(_Strict):
+    """How the ladder decides on dev: when a rung meets the target, when to climb, what counts as better."""
+
+    confidence: Literal["lower_bound", "point"] = Field(
+        default="lower_bound",
+        description="`lower_bound`: a rung meets the target when its whole 95% dev interval is at or above it; "
+        "`point`: when its dev mean is. Either way, a gap is measured when the whole interval is below the target; "
+        "anything else is inconclusive.",
+    )
+    inconclusive: Literal["climb", "stop", "report"] = Field(
+        default="report",
+        description="When a rung is inconclusive: `climb` anyway, `stop` climbing, or `report`: stop and say how "
+        "many dev examples would resolve it.",
+    )
+    alpha: float = Field(
+        default=0.05, gt=0, lt=0.5,
+        description="Significance level of the paired tests (Holm-corrected across the rungs compared): a costlier "
+        "rung counts as better only when its improvement is significant.",
+    )
+    non_inferiority_margin: float = Field(
+        default=0.02, ge=0, le=1,
+        description="A cheaper rung may be recommended when it meets the target and its paired difference to the "
+        "best measured rung is above minus this margin (95% interval).",
+    )
+    power: float = Field(default=0.8, gt=0, lt=1, description="Power for the 'how many examples would it take' estimates.")
+    resolution: float = Field(
+        default=0.1, gt=0, le=1,
+        description="A dev interval wider than ± this is called too small to decide anything, with the n it would need.",
+    )
+
+
+class CostSpec(_Strict):
+    """Prices and volume: turn measured time and tokens into money and a break-even volume."""
+
+    price_per_hour: float | None = Field(
+        default=None, ge=0,
+        description="Price of one hour of the machine that trains and serves (accelerator- or CPU-hour). Without "
+        "it (and without token prices) costs are reported in machine-hours.",
+    )
+    price_per_1k_prompt_tokens: float | None = Field(
+        default=None, ge=0, description="An API-served model: price per 1,000 prompt tokens (then per-call cost is by tokens)."
+    )
+    price_per_1k_completion_tokens: float | None = Field(default=None, ge=0, description="Price per 1,000 completion tokens.")
+    calls_per_month: int = Field(default=100_000, ge=0, description="Expected calls per month once deployed.")
+    months: float = Field(default=12, gt=0, description="How long the choice is expected to serve (months).")
+    currency: str = Field(default="USD", max_length=8)
+
+    @model_validator(mode="after")
+    def _token_prices_together(self) -> "CostSpec":
+        if (self.price_per_1k_prompt_tokens is None) != (self.price_per_1k_completion_tokens is None):
+            raise ValueError("give both price_per_1k_prompt_tokens and price_per_1k_completion_tokens, or neither")
+        if self.price_per_1k_prompt_tokens is not None and self.price_per_hour is None:
+            raise ValueError("token prices price each call; give price_per_hour too, to price the adaptation (training time)")
+        return self
 
 
 class TaskSpec(_Strict):
@@ -256,6 +327,8 @@ class TaskSpec(_Strict):
     prompt: PromptSpec
     rungs: list[RungSpec] = Field(min_length=1)
     generation: GenerationSpec = GenerationSpec()
+    policy: PolicySpec = PolicySpec()
+    cost: CostSpec = CostSpec()
     seed: int = 0
 
     @model_validator(mode="after")
@@ -279,6 +352,10 @@ class TaskSpec(_Strict):
                 raise ValueError(f"rung {rung_name(rung)!r}: selection 'stratified' needs output.kind 'label'; use 'random'")
             if isinstance(rung, RagRungSpec) and self.corpus is None:
                 raise ValueError(f"rung {rung_name(rung)!r}: the rag rung needs a `corpus`")
+        sampling = self.generation.temperature > 0
+        if sampling and self.output.kind == "label" and self.generation.label_scoring == "loglik":
+            raise ValueError("generation.temperature > 0 samples answers, but label_scoring 'loglik' scores every "
+                             "label without decoding: set generation.label_scoring: generate")
         if self.data.doc_id_field and self.corpus is None:
             raise ValueError("data.doc_id_field names corpus documents, but the task has no `corpus`")
         return self

@@ -45,7 +45,7 @@ def test_climbs_when_below_target_and_records_everything(make_task, tmp_path):
     assert set(ex.label_logprobs) == set(LABELS) and ex.output == "weather" and ex.scores["accuracy"] in (0.0, 1.0)
     assert ex.label_logprob_means is not None and ex.prompt_tokens > 0 and ex.completion_tokens >= 1
     fewshot = run.rungs[1]
-    assert len(fewshot.demo_ids) == 3 and fewshot.splits["test"].comparisons["accuracy"].baseline == "prompt"
+    assert len(fewshot.demo_ids) == 3 and fewshot.splits["test"].comparison("prompt", "accuracy").n == 9
     assert fewshot.splits["test"].prompt_tokens_per_call > prompt.splits["test"].prompt_tokens_per_call
     saved = load_run(out)
     assert saved == run and saved.status == "complete"
@@ -54,10 +54,33 @@ def test_climbs_when_below_target_and_records_everything(make_task, tmp_path):
 
 
 def test_stops_at_first_rung_meeting_target_and_skips_the_rest(make_task, tmp_path):
-    run, _ = assess(load_task(make_task()), backend=_perfect(), out_dir=tmp_path / "run")
+    path = make_task({"policy": {"confidence": "point"}})
+    run, _ = assess(load_task(path), backend=_perfect(), out_dir=tmp_path / "run")
     assert [r.name for r in run.rungs] == ["prompt"]
-    assert run.skipped[0].name == "fewshot" and "already meets the target" in run.skipped[0].reason
+    assert run.skipped[0].name == "fewshot" and "prompt meets the target" in run.skipped[0].reason
     assert run.recommendation.met and run.recommendation.rung == "prompt"
+
+
+def test_a_perfect_score_on_six_examples_is_inconclusive(make_task, tmp_path):
+    """6/6 on dev: 1.000 [0.610, 1.000]. The interval reaches below 0.9, so it does not meet the target
+    (confidence: lower_bound, the default); policy.inconclusive: report stops and says what n would do."""
+    run, _ = assess(load_task(make_task()), backend=_perfect(), out_dir=tmp_path / "run")
+    prompt = run.rungs[0]
+    assert (prompt.decision.status, prompt.decision.action) == ("inconclusive", "stop")
+    assert prompt.decision.n_needed is not None and "dev n=6 is too small to decide" in prompt.decision.reason
+    assert run.skipped[0].name == "fewshot" and "prompt is inconclusive" in run.skipped[0].reason
+    assert not run.recommendation.met and "dev examples would resolve it" in run.recommendation.summary
+
+
+def test_exhaustive_runs_every_rung_and_recommends_over_all(make_task, tmp_path):
+    path = make_task({"policy": {"confidence": "point"}})
+    run, _ = assess(load_task(path), backend=_perfect(), out_dir=tmp_path / "run", exhaustive=True)
+    assert [r.name for r in run.rungs] == ["prompt", "fewshot"] and not run.skipped and run.exhaustive
+    assert run.rungs[0].decision.action == "stop"  # what the climb would have done, recorded
+    few = run.rungs[1].splits["dev"].comparison("prompt", "accuracy")
+    assert few.delta == 0 and few.p_value == 1.0
+    assert run.recommendation.rung == "prompt"  # equal quality: the cheaper one
+    assert "fewshot vs prompt: +0.000" in " ".join(run.recommendation.reasons)
 
 
 def test_second_run_reuses_cached_outputs(make_task, tmp_path):
@@ -121,4 +144,4 @@ def test_report_renders_from_the_record_only(make_task, tmp_path):
     assert "**Recommendation:** no rung meets the target" in text
     assert "| prompt | " in text and "| fewshot | " in text and "Δ test vs previous" in text
     record = json.loads((out / "run.json").read_text())
-    assert record["schema_version"] == 1
+    assert record["schema_version"] == 2

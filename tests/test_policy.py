@@ -1,23 +1,146 @@
+"""The policy on scripted outcomes: per-example dev scores go through the real comparison, cost and
+decision code (no model), so each test states an outcome and checks what the ladder concludes."""
+
 from __future__ import annotations
 
-from ladder.policy import decide, next_rung_after
-from ladder.record import MetricSummary
+import pytest
+
+from ladder.cost import rung_cost, with_break_even
+from ladder.policy import decide, next_rung_after, recommend, status_of
+from ladder.record import ExampleRecord, RungResult, SplitResult
+from ladder.scoring.compare import compare_with_earlier, split_scores
+from ladder.scoring.stats import Estimate, estimate, score_sd
+from ladder.spec import CostSpec, PolicySpec
+
+POLICY = PolicySpec()
 
 
-def _m(mean, low, high):
-    return MetricSummary(mean=mean, low=low, high=high, n=100, method="wilson")
+def _est(mean, low, high, n=100):
+    return Estimate(mean=mean, low=low, high=high, n=n, method="wilson")
 
 
-def test_meets_target_stops():
-    d = decide(_m(0.91, 0.84, 0.95), "accuracy", 0.9)
-    assert (d.action, d.meets_target) == ("stop", True) and "meets the target 0.900" in d.reason
+def _rung(name, kind, dev_scores, earlier, policy=POLICY, threshold=0.9, wall_s=10.0, train_s=None, prompt_tokens=100.0,
+          cost=CostSpec()):
+    """A measured rung from its per-example dev scores (test = the same scores), through the real code."""
+    examples = [
+        ExampleRecord(id=f"e{i}", split=split, prompt_hash="h", prompt_tokens=int(prompt_tokens), completion_tokens=2,
+                      output="x", target="x", scores={"accuracy": float(s)})
+        for split in ("dev", "test")
+        for i, s in enumerate(dev_scores)
+    ]
+    n = len(dev_scores)
+    splits = {
+        split: SplitResult(n=n, metrics={"accuracy": estimate(list(map(float, dev_scores)), True)}, wall_s=wall_s,
+                           latency_s_per_example=wall_s / n, examples_per_s=n / wall_s, prompt_tokens_per_call=prompt_tokens,
+                           completion_tokens_per_call=2.0, cached=False, cache_key="k")
+        for split in ("dev", "test")
+    }
+    splits = compare_with_earlier(examples, splits, earlier, ["accuracy"], seed=0)
+    training = {"wall_s": train_s} if train_s is not None else None
+    rung_costs = with_break_even(rung_cost(splits["dev"], training, 0.5, cost), earlier)
+    sd = score_sd(list(split_scores(examples, "dev", "accuracy").values()))
+    decision = decide(splits["dev"].metrics["accuracy"], sd, "accuracy", threshold, policy)
+    return RungResult(name=name, type=kind, settings={}, demo_ids=[], build_s=0.5, splits=splits, decision=decision,
+                      examples=examples, training=training, cost=rung_costs)
 
 
-def test_gap_measured_vs_within_noise():
-    measured = decide(_m(0.5, 0.4, 0.6), "accuracy", 0.9)
-    assert measured.action == "climb" and "the gap is measured" in measured.reason
-    noisy = decide(_m(0.85, 0.77, 0.91), "accuracy", 0.9)
-    assert noisy.action == "climb" and "not yet certain" in noisy.reason
+def _scores(n_right, n):
+    return [1] * n_right + [0] * (n - n_right)
+
+
+def test_status_from_the_interval():
+    assert status_of(_est(0.95, 0.91, 0.98), 0.9, POLICY) == "meets"
+    assert status_of(_est(0.92, 0.85, 0.96), 0.9, POLICY) == "inconclusive"  # mean above, interval below
+    assert status_of(_est(0.92, 0.85, 0.96), 0.9, PolicySpec(confidence="point")) == "meets"
+    assert status_of(_est(0.5, 0.4, 0.6), 0.9, POLICY) == "gap"
+    assert status_of(_est(0.85, 0.77, 0.91), 0.9, POLICY) == "inconclusive"
+
+
+def test_gap_climbs_meets_stops():
+    gap = decide(_est(0.5, 0.4, 0.6), 0.5, "accuracy", 0.9, POLICY)
+    assert (gap.status, gap.action) == ("gap", "climb") and "the gap is measured" in gap.reason
+    meets = decide(_est(0.95, 0.91, 0.98), 0.2, "accuracy", 0.9, POLICY)
+    assert (meets.status, meets.action, meets.meets_target) == ("meets", "stop", True)
+
+
+@pytest.mark.parametrize("choice,action", [("climb", "climb"), ("stop", "stop"), ("report", "stop")])
+def test_inconclusive_follows_the_policy_and_reports_the_n_needed(choice, action):
+    policy = PolicySpec(inconclusive=choice)
+    d = decide(_est(0.85, 0.77, 0.91), 0.357, "accuracy", 0.9, policy)
+    assert d.status == "inconclusive" and d.action == action
+    # (1.96 + 0.8416)^2 * 0.357^2 / 0.05^2 = 400.2 -> 401
+    assert d.n_needed == 401
+    assert ("about 401 dev examples would resolve it" in d.reason) == (choice == "report")
+
+
+def test_a_dev_split_too_small_is_said_plainly():
+    tiny = estimate([1, 0, 1, 1, 0, 1, 1, 1, 0, 1], binary=True)  # n=10: interval ~0.40..0.89
+    d = decide(tiny, 0.46, "accuracy", 0.9, POLICY)
+    assert "dev n=10 is too small to decide" in d.reason
+    needed = int(d.reason.split("about ")[-1].split(" dev examples would narrow")[0])
+    assert needed == pytest.approx(10 * (tiny.half_width / 0.1) ** 2, abs=1)
+
+
+def test_significant_improvement_makes_the_costlier_rung_best():
+    prompt = _rung("prompt", "prompt", _scores(30, 100), [])
+    fewshot = _rung("fewshot", "fewshot", _scores(60, 100), [prompt])
+    rec = recommend([prompt, fewshot], "accuracy", 0.9, POLICY, [])
+    assert not rec.met and rec.best_rung == "fewshot" and rec.next_rung == "rag"
+    assert rec.holm_p["fewshot vs prompt"] < 0.001
+    assert any(r.startswith("prompt vs fewshot: -0.300") and ", significant (Holm p < 0.001)" in r for r in rec.reasons)
+
+
+def test_not_significant_improvement_keeps_the_cheaper_rung():
+    # fewshot wins 3 and loses 1 of 100 over prompt: +0.02, McNemar p = 0.625
+    base = _scores(50, 100)
+    better = list(base)
+    better[50], better[51], better[52], better[0] = 1, 1, 1, 0
+    prompt = _rung("prompt", "prompt", base, [])
+    fewshot = _rung("fewshot", "fewshot", better, [prompt])
+    rec = recommend([prompt, fewshot], "accuracy", 0.9, POLICY, [])
+    assert rec.best_rung == "prompt"
+    assert any(r.startswith("fewshot vs prompt: +0.020") and "not significant" in r for r in rec.reasons)
+
+
+def test_cheaper_rung_within_the_margin_is_recommended():
+    policy = PolicySpec(non_inferiority_margin=0.05)
+    base = _scores(190, 200)  # 0.95 [0.91, 0.97]
+    lora_scores = list(base)
+    lora_scores[190] = 1  # +0.005
+    fewshot = _rung("fewshot", "fewshot", base, [], policy=policy)
+    lora = _rung("lora", "lora", lora_scores, [fewshot], policy=policy, train_s=2400, prompt_tokens=20)
+    assert fewshot.decision.status == "meets" and lora.decision.status == "meets"
+    rec = recommend([fewshot, lora], "accuracy", 0.9, policy, [])
+    assert rec.met and rec.rung == "fewshot" and rec.best_rung == "lora"
+    assert any("lora vs fewshot: +0.005" in r and "not significant" in r and "40.0 min more adaptation" in r
+               for r in rec.reasons)
+
+
+def test_a_cheaper_rung_worse_than_the_margin_is_not_recommended():
+    policy = PolicySpec(non_inferiority_margin=0.01)
+    fewshot = _rung("fewshot", "fewshot", _scores(186, 200), [], policy=policy, threshold=0.85)  # 0.93
+    lora = _rung("lora", "lora", _scores(200, 200), [fewshot], policy=policy, threshold=0.85, train_s=600)  # 1.00
+    rec = recommend([fewshot, lora], "accuracy", 0.85, policy, [])
+    assert rec.met and rec.rung == "lora"  # fewshot's interval of the difference reaches below -0.01
+
+
+def test_cost_decides_between_rungs_that_both_qualify():
+    """Priced by tokens, a costlier-to-build rung with short prompts wins at a large volume."""
+    cost = CostSpec(price_per_hour=2.0, price_per_1k_prompt_tokens=0.01, price_per_1k_completion_tokens=0.03,
+                    calls_per_month=1_000_000, months=12)
+    policy = PolicySpec(non_inferiority_margin=0.05)
+    base = _scores(195, 200)
+    fewshot = _rung("fewshot", "fewshot", base, [], policy=policy, prompt_tokens=434, cost=cost)
+    lora = _rung("lora", "lora", base, [fewshot], policy=policy, prompt_tokens=87, train_s=3600, cost=cost)
+    # per call: fewshot 434 * 0.01/1000 + 2 * 0.03/1000 = 0.0044; lora 0.00093; lora's hour costs 2.0
+    assert lora.cost.cost_per_1k_calls == pytest.approx(0.93)
+    assert lora.cost.break_even_calls["fewshot"] == pytest.approx((2.0 - 0.5 / 3600 * 2) / (0.00434 - 0.00087))
+    rec = recommend([fewshot, lora], "accuracy", 0.9, policy, [])
+    assert rec.rung == "lora"
+    small = CostSpec(**{**cost.model_dump(), "calls_per_month": 10, "months": 1})
+    fewshot2 = _rung("fewshot", "fewshot", base, [], policy=policy, prompt_tokens=434, cost=small)
+    lora2 = _rung("lora", "lora", base, [fewshot2], policy=policy, prompt_tokens=87, train_s=3600, cost=small)
+    assert recommend([fewshot2, lora2], "accuracy", 0.9, policy, []).rung == "fewshot"
 
 
 def test_next_rung():

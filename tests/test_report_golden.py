@@ -22,7 +22,7 @@ def test_report_matches_golden(make_task, tmp_path):
         from ladder.spec import load_task
 
         backend = ScriptedBackend(responder=lambda p: "music" if "song" in p.rsplit("Text: ", 1)[-1] else "weather")
-        run, out = assess(load_task(make_task()), backend=backend, out_dir=tmp_path / "run")
+        run, out = assess(load_task(make_task()), backend=backend, out_dir=tmp_path / "run", exhaustive=True)
         run.run_id, run.created, run.task_path = "20260101-000000-golden", "2026-01-01T00:00:00+00:00", "task/task.yaml"
         run.packages = {"python": "3.11", "ladder": run.ladder_version}
         (GOLDEN / "run.json").write_text(run.model_dump_json(indent=1) + "\n")
@@ -45,3 +45,33 @@ def test_training_section_shows_the_last_dev_evaluation():
     assert f"| {rung.name} | 8 | 1.00 | 12.50 s | 900 | 72.0 | 1000 → 1500 MB | 4 | loss 0.4, {metric} 0.500 | 1.0 MB |" in text
     rung.training = {**training, "dev_evals": [{"step": 8, "dev_loss": 0.4}]}
     assert "| 4 | loss 0.4 | 1.0 MB |" in render_markdown(run)
+
+
+def test_a_version_1_record_is_migrated_and_renders():
+    """A record written before the policy and the cost model (schema 1, kept as it was written) still
+    loads: comparisons become the list, decisions get their status, the spec the policy it ran under."""
+    from ladder.record import SCHEMA_VERSION
+
+    run = load_run(ROOT / "tests" / "golden" / "records" / "run-v1.json")
+    assert run.schema_version == SCHEMA_VERSION
+    fewshot = run.rungs[1]
+    cmp = fewshot.splits["test"].comparison("prompt", "accuracy")
+    assert cmp is not None and cmp.method == "mcnemar" and cmp.n == fewshot.splits["test"].n
+    assert [r.decision.status for r in run.rungs] == ["inconclusive", "inconclusive"]
+    assert run.spec["policy"]["confidence"] == "point" and run.rungs[0].cost is None
+    text = render_markdown(run)
+    assert "| fewshot |" in text and "dev interval" not in text and "dev mean is at or above it" in text
+
+
+def test_a_newer_record_is_refused_in_one_line(tmp_path):
+    import json
+
+    import pytest
+
+    from ladder.errors import LadderError
+
+    raw = json.loads((GOLDEN / "run.json").read_text())
+    raw["schema_version"] = 99
+    (tmp_path / "run.json").write_text(json.dumps(raw))
+    with pytest.raises(LadderError, match="schema_version 99 is not one this ladder reads .*a newer record needs a newer ladder"):
+        load_run(tmp_path)

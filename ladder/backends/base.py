@@ -44,6 +44,9 @@ class GenerateRequest:
     stop: Sequence[str] = ()
     prefix: Prompt = ""
     stop_at_json_end: bool = False  # stop once a top-level JSON object has closed (the answer is complete)
+    temperature: float = 0.0  # 0: greedy; above: sample
+    top_p: float = 1.0
+    seed: int = 0  # sampling seed of this request
 
 
 def json_object_end(text: str) -> int:

@@ -312,9 +312,15 @@ class TransformersBackend:
             past.batch_repeat_interleave(len(batch))
         # the end-of-turn token already stops decoding as an eos id; string matching is for the rest
         stops = sorted({s for i, _ in batch for s in requests[i].stop if s != self.tokenizer.eos_token})
+        first = requests[batch[0][0]]
+        sampling = first.temperature > 0
+        if sampling:
+            # one generator state per batch, seeded by its first request: same batches, same samples
+            torch.manual_seed(first.seed)
         config = GenerationConfig(
             max_new_tokens=max(requests[i].max_new_tokens for i, _ in batch),
-            do_sample=False,
+            do_sample=sampling,
+            **({"temperature": first.temperature, "top_p": first.top_p, "top_k": 0} if sampling else {}),
             eos_token_id=eos,
             pad_token_id=pad,
             stop_strings=stops or None,

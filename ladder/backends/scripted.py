@@ -8,6 +8,7 @@ text, so results are reproducible. Tokens are counted as whitespace-separated wo
 from __future__ import annotations
 
 import hashlib
+import random
 import re
 from typing import Callable
 
@@ -46,8 +47,15 @@ def echo_label_responder(labels: list[str] | None = None) -> Callable[[str], str
 class ScriptedBackend:
     name = "scripted"
 
-    def __init__(self, responder: Callable[[str], str] | None = None, labels: list[str] | None = None):
+    def __init__(
+        self,
+        responder: Callable[[str], str] | None = None,
+        labels: list[str] | None = None,
+        sampler: Callable[[str, random.Random], str] | None = None,
+    ):
         self.responder = responder or echo_label_responder(labels)
+        # with temperature > 0, ``sampler(prompt, rng)`` answers instead, rng seeded by the request's seed
+        self.sampler = sampler
         self.calls = {"score": 0, "generate": 0}  # requests seen, so tests can observe cache hits
 
     def formatter(self, format: str) -> Formatter:
@@ -92,7 +100,10 @@ class ScriptedBackend:
         out = []
         for request in requests:
             prompt = self._text(request.prompt)
-            text = self.responder(prompt)
+            if request.temperature > 0 and self.sampler is not None:
+                text = self.sampler(prompt, random.Random(request.seed))
+            else:
+                text = self.responder(prompt)
             words = text.split()[: request.max_new_tokens]
             out.append(Generation(" ".join(words), self.count_tokens(prompt), len(words)))
         return out

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from ladder.record import AssessmentRun, MetricSummary, RungResult
+from ladder.cost import duration, money
+from ladder.record import AssessmentRun, RungResult
+from ladder.scoring.stats import Estimate
 
 
-def ci(m: MetricSummary) -> str:
+def ci(m: Estimate) -> str:
     return f"{m.mean:.3f} [{m.low:.3f}, {m.high:.3f}]"
 
 
-def delta(result: RungResult, split: str, metric: str) -> str:
-    cmp = result.splits[split].comparisons.get(metric)
+def _p(p: float) -> str:
+    return "p<0.001" if p < 0.001 else f"p={p:.3g}"
+
+
+def delta(result: RungResult, previous: RungResult | None, split: str, metric: str) -> str:
+    cmp = result.splits[split].comparison(previous.name, metric) if previous is not None else None
     if cmp is None:
         return "—"
-    p = "p<0.001" if cmp.p_value < 0.001 else f"p={cmp.p_value:.3g}"
-    return f"{cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}], {p}"
+    return f"{cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}], {_p(cmp.p_value)}"
 
 
 def _seconds(value: float) -> str:
@@ -39,21 +44,68 @@ def render_markdown(run: AssessmentRun) -> str:
         lines += [f"> **Run {run.status}**" + (f": {run.error}" if run.error else "") + " — results below are partial.", ""]
     if run.recommendation is not None:
         lines += [f"**Recommendation:** {run.recommendation.summary}.", ""]
+        lines += [f"- {reason}" for reason in run.recommendation.reasons]
+        if run.recommendation.reasons:
+            lines.append("")
+    policy = run.spec["policy"]
     lines += [
         f"Target: {metric} ≥ {threshold:.3f}, decided on the dev split; test is held out and reported beside it. "
         "Intervals are 95% (Wilson for yes/no metrics, bootstrap otherwise); Δ is a paired comparison with the "
-        "rung before (same examples; exact McNemar p for yes/no metrics, paired bootstrap otherwise).",
+        "rung before (same examples; exact McNemar p for yes/no metrics, paired bootstrap otherwise). "
+        f"A rung meets the target when its dev {'interval' if policy['confidence'] == 'lower_bound' else 'mean'} "
+        "is at or above it, shows a gap when its whole interval is below it, and is inconclusive otherwise"
+        + (" (every rung was run: --exhaustive)." if run.exhaustive else "."),
         "",
-        f"| rung | dev {metric} | test {metric} | Δ test vs previous | decision |",
-        "|---|---|---|---|---|",
+        f"| rung | dev {metric} | test {metric} | Δ test vs previous | dev status | decision |",
+        "|---|---|---|---|---|---|",
     ]
-    for r in run.rungs:
+    for i, r in enumerate(run.rungs):
+        previous = run.rungs[i - 1] if i else None
         lines.append(
             f"| {r.name} | {ci(r.splits['dev'].metrics[metric])} | {ci(r.splits['test'].metrics[metric])} "
-            f"| {delta(r, 'test', metric)} | {r.decision.action} |"
+            f"| {delta(r, previous, 'test', metric)} | {r.decision.status} | {r.decision.action} |"
         )
     for s in run.skipped:
-        lines.append(f"| {s.name} | — | — | — | skipped: {s.reason} |")
+        lines.append(f"| {s.name} | — | — | — | — | skipped: {s.reason} |")
+    holm = run.recommendation.holm_p if run.recommendation is not None else {}
+    pairs = [(r, c) for r in run.rungs for c in r.splits["dev"].comparisons if c.metric == metric]
+    if pairs:
+        lines += ["", f"## Paired comparisons on dev ({metric})", ""]
+        lines += ["| rung | vs | Δ | 95% interval | wins / losses | p | Holm p | test |", "|---|---|---|---|---|---|---|---|"]
+        for r, c in pairs:
+            adjusted = holm.get(f"{r.name} vs {c.baseline}")
+            lines.append(
+                f"| {r.name} | {c.baseline} | {c.delta:+.3f} | [{c.low:+.3f}, {c.high:+.3f}] | {c.wins} / {c.losses} "
+                f"| {_p(c.p_value)} | {_p(adjusted) if adjusted is not None else '—'} | {c.method} |"
+            )
+        lines += ["", f"A costlier rung counts as better only when its Holm-adjusted p is below {policy['alpha']}; a cheaper "
+                  f"rung may be recommended when it meets the target and its Δ to the best rung stays above "
+                  f"-{policy['non_inferiority_margin']} (95% interval)."]
+    costed = [r for r in run.rungs if r.cost is not None]
+    if costed:
+        unit = costed[0].cost.unit  # type: ignore[union-attr]
+        calls = costed[0].cost.calls  # type: ignore[union-attr]
+        lines += ["", "## What each rung costs (dev split)", ""]
+        lines += ["| rung | adaptation | adaptation cost | per 1k calls | " + f"total at {calls:,.0f} calls | latency p50 / p95 "
+                  "| calls/s | peak memory | artifact | break-even vs |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in costed:
+            c = r.cost
+            assert c is not None
+            even = ", ".join(f"{k}: {v:,.0f} calls" for k, v in c.break_even_calls.items() if v is not None) or "—"
+            memory = f"{c.peak_memory_mb:.0f} MB" if c.peak_memory_mb else "—"
+            artifact = f"{c.artifact_bytes / 2**20:.1f} MB" if c.artifact_bytes else "—"
+            lines.append(
+                f"| {r.name} | {duration(c.adaptation_s)} | {money(c.adaptation_cost, c.unit)} | {money(c.cost_per_1k_calls, c.unit)} "
+                f"| {money(c.total_cost, c.unit)} | {_seconds(c.latency_p50_s)} / {_seconds(c.latency_p95_s)} "
+                f"| {c.examples_per_s:.2f} | {memory} | {artifact} | {even} |"
+            )
+        basis = costed[0].cost.basis  # type: ignore[union-attr]
+        lines += ["", ("Per-call cost from token prices. " if basis == "tokens" else
+                       "Per-call cost from batched machine time per call" + (" (no prices given: machine-hours). " if unit == "machine-hours" else ". "))
+                  + "Adaptation is training wall time (or building the candidate); the total adds the expected calls "
+                  "(cost.calls_per_month x cost.months); break-even is the volume at which a rung's lower per-call cost "
+                  "pays back its higher one-time cost. Latency per call is the wall time of the batch that answered it."]
     lines += ["", "## Cost per rung (test split)", ""]
     lines += [
         "| rung | prompt tokens/call | completion tokens/call | latency/example | examples/s | build | eval wall (dev+test) | cached |",
@@ -108,7 +160,7 @@ def render_markdown(run: AssessmentRun) -> str:
             lines.append(f"| {r.name} | " + " | ".join(ci(r.splits["test"].metrics[m]) for m in metrics) + " |")
     lines += ["", "## Decisions", ""]
     for i, r in enumerate(run.rungs, 1):
-        lines.append(f"{i}. **{r.name}** — {r.decision.action}: {r.decision.reason}.")
+        lines.append(f"{i}. **{r.name}** — {r.decision.status}, {r.decision.action}: {r.decision.reason}.")
     lines += ["", "## Setup", ""]
     model = run.model
     lines += [

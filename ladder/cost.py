@@ -1,0 +1,81 @@
+"""Pure cost arithmetic: measured time and tokens -> money (or machine-hours) and break-even volumes.
+
+Per rung: a one-time adaptation cost (training wall time, or building the candidate: demonstrations,
+retrieval index) and a per-call cost, either from machine time (batched seconds per call on dev, at
+``price_per_hour``) or, for an API-served model, from tokens (``price_per_1k_*_tokens``). At the expected
+volume (``calls_per_month x months``) the total is adaptation + calls x per-call cost. The break-even
+volume of a rung against a cheaper-to-build one is where its lower per-call cost has paid back its
+higher one-time cost. Measured on dev, like every decision.
+"""
+
+from __future__ import annotations
+
+from ladder.record import RungCost, RungResult, SplitResult
+from ladder.spec import CostSpec
+
+MACHINE_HOURS = "machine-hours"
+
+
+def rung_cost(dev: SplitResult, training: dict | None, build_s: float, spec: CostSpec) -> RungCost:
+    """``training``: the training record of a trained rung (its wall time is the adaptation time; a
+    reused training still counts what it took); ``build_s``: building the candidate otherwise."""
+    training = training or {}
+    adaptation_s = float(training.get("wall_s", build_s))
+    seconds_per_call = (dev.wall_s + dev.selection_s) / dev.n if dev.n else 0.0
+    hourly = spec.price_per_hour if spec.price_per_hour is not None else 1.0
+    unit = spec.currency if spec.price_per_hour is not None else MACHINE_HOURS
+    if spec.price_per_1k_prompt_tokens is not None and spec.price_per_1k_completion_tokens is not None:
+        basis = "tokens"
+        per_call = (dev.prompt_tokens_per_call * spec.price_per_1k_prompt_tokens
+                    + dev.completion_tokens_per_call * spec.price_per_1k_completion_tokens) / 1000
+    else:
+        basis = "time"
+        per_call = seconds_per_call / 3600 * hourly
+    adaptation = adaptation_s / 3600 * hourly
+    calls = spec.calls_per_month * spec.months
+    return RungCost(
+        adaptation_s=adaptation_s,
+        prompt_tokens_per_call=dev.prompt_tokens_per_call,
+        completion_tokens_per_call=dev.completion_tokens_per_call,
+        seconds_per_call=seconds_per_call,
+        examples_per_s=dev.examples_per_s,
+        latency_p50_s=dev.latency_p50_s,
+        latency_p95_s=dev.latency_p95_s,
+        peak_memory_mb=training.get("rss_peak_mb"),
+        artifact_bytes=training.get("artifact_bytes"),
+        unit=unit,
+        basis=basis,  # type: ignore[arg-type]
+        adaptation_cost=adaptation,
+        cost_per_1k_calls=per_call * 1000,
+        calls=calls,
+        total_cost=adaptation + calls * per_call,
+    )
+
+
+def break_even_calls(mine: RungCost, other: RungCost) -> float | None:
+    """Calls after which ``mine`` (costlier to build, cheaper per call) costs less in total than
+    ``other``; None when it never does (not cheaper per call) or from the first call (not costlier to build)."""
+    extra = mine.adaptation_cost - other.adaptation_cost
+    saving = (other.cost_per_1k_calls - mine.cost_per_1k_calls) / 1000
+    if extra <= 0 or saving <= 0:
+        return None
+    return extra / saving
+
+
+def with_break_even(cost: RungCost, earlier: list[RungResult]) -> RungCost:
+    table = {r.name: break_even_calls(cost, r.cost) for r in earlier if r.cost is not None}
+    return cost.model_copy(update={"break_even_calls": table})
+
+
+def money(value: float, unit: str) -> str:
+    if unit == MACHINE_HOURS:
+        return f"{value:.3g} machine-h" if value < 100 else f"{value:,.0f} machine-h"
+    return f"{value:,.2f} {unit}" if value >= 0.01 or value == 0 else f"{value:.2g} {unit}"
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

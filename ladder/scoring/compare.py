@@ -1,0 +1,153 @@
+"""From model outputs to what the policy and the gate read: per-example scores, split summaries with
+intervals and per-call latencies, and paired comparisons on the same example ids.
+
+``assess`` and ``gate`` share ``compare_by_id``: the same pairing, the same tests, the same record type.
+Imports no model code.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+
+from ladder.corpus import doc_of
+from ladder.errors import LadderError
+from ladder.record import ExampleRecord, RungResult, SplitResult
+from ladder.scoring.metrics import METRICS
+from ladder.scoring.stats import Estimate, PairedComparison, estimate, paired
+
+if TYPE_CHECKING:
+    from ladder.data import Example
+    from ladder.evaluate import SplitOutputs
+
+
+def score_examples(
+    split_outputs: "SplitOutputs", examples: list["Example"], metrics: list[str], split: str, static_demos: tuple
+) -> list[ExampleRecord]:
+    """One record per example: its output(s) and a score per metric (the mean over samples, if several)."""
+    records = []
+    for ex, out, prompt_hash, sel in zip(
+        examples, split_outputs.outputs, split_outputs.prompt_hashes, split_outputs.selections
+    ):
+        answers = out.samples or [out.output]
+        scores = {m: sum(METRICS.get(m).score(a, ex.references) for a in answers) / len(answers) for m in metrics}
+        means = None
+        if out.label_logprobs is not None and out.label_token_counts is not None:
+            means = {k: v / max(1, out.label_token_counts[k]) for k, v in out.label_logprobs.items()}
+        records.append(
+            ExampleRecord(
+                id=ex.id,
+                split=split,  # type: ignore[arg-type]
+                prompt_hash=prompt_hash,
+                prompt_tokens=out.prompt_tokens,
+                completion_tokens=out.completion_tokens,
+                output=out.output,
+                target=ex.target,
+                label_logprobs=out.label_logprobs,
+                label_logprob_means=means,
+                scores=scores,
+                demo_ids=None if sel.demos == static_demos else [d.id for d in sel.demos],
+                retrieved=list(sel.retrieved) if sel.retrieved is not None else None,
+                passages=len(sel.passages) if sel.retrieved is not None else None,
+                latency_s=out.latency_s,
+                samples=out.samples,
+            )
+        )
+    return records
+
+
+def is_binary(metric: str, scores: Iterable[float]) -> bool:
+    """Wilson / McNemar apply to yes/no scores: a binary metric whose scores are all 0 or 1 (a mean over
+    several samples is not, and gets the bootstrap)."""
+    return METRICS.get(metric).binary and all(s in (0.0, 1.0) for s in scores)
+
+
+def _retrieval_scores(records: list[ExampleRecord], examples: list["Example"], k: int | None, seed: int) -> dict[str, Estimate]:
+    """recall@k (the gold document among the top-k chunks' documents) and MRR@k, where the data names it."""
+    pairs = [(r, ex) for r, ex in zip(records, examples) if r.retrieved is not None and ex.doc_id is not None]
+    if not pairs or not k:
+        return {}
+    recall, rr = [], []
+    for record, ex in pairs:
+        docs = [doc_of(c) for c in record.retrieved or []]
+        rank = docs.index(ex.doc_id) + 1 if ex.doc_id in docs else None
+        recall.append(1.0 if rank else 0.0)
+        rr.append(1.0 / rank if rank else 0.0)
+    return {f"recall@{k}": estimate(recall, True, seed=seed), f"mrr@{k}": estimate(rr, False, seed=seed)}
+
+
+def summarize_split(
+    records: list[ExampleRecord],
+    split_outputs: "SplitOutputs",
+    examples: list["Example"],
+    metrics: list[str],
+    seed: int,
+    top_k: int | None,
+) -> SplitResult:
+    n = len(records)
+    summaries = {}
+    for m in metrics:
+        scores = [r.scores[m] for r in records]
+        summaries[m] = estimate(scores, is_binary(m, scores), seed=seed)
+    wall = split_outputs.wall_s + split_outputs.selection_s
+    per_call_selection = split_outputs.selection_s / n if n else 0.0
+    latencies = np.asarray([r.latency_s + per_call_selection for r in records] or [0.0])
+    return SplitResult(
+        n=n,
+        metrics=summaries,
+        wall_s=split_outputs.wall_s,
+        selection_s=split_outputs.selection_s,
+        retrieval=_retrieval_scores(records, examples, top_k, seed),
+        latency_s_per_example=wall / n if n else 0.0,
+        latency_p50_s=float(np.quantile(latencies, 0.5)),
+        latency_p95_s=float(np.quantile(latencies, 0.95)),
+        examples_per_s=n / wall if wall > 0 else 0.0,
+        prompt_tokens_per_call=sum(r.prompt_tokens for r in records) / n if n else 0.0,
+        completion_tokens_per_call=sum(r.completion_tokens for r in records) / n if n else 0.0,
+        cached=split_outputs.cached,
+        cache_key=split_outputs.key,
+    )
+
+
+def compare_by_id(
+    baseline: dict[str, float], candidate: dict[str, float], metric: str, name: str, seed: int
+) -> PairedComparison:
+    """Paired comparison of candidate against baseline on the same example ids (baseline's order).
+    The ids must be the same set: a comparison on different examples is not paired."""
+    if set(baseline) != set(candidate):
+        missing = sorted(set(baseline) - set(candidate))
+        extra = sorted(set(candidate) - set(baseline))
+        detail = "; ".join(
+            part for part in (
+                f"{len(missing)} baseline id(s) missing, e.g. {missing[0]!r}" if missing else "",
+                f"{len(extra)} id(s) not in the baseline, e.g. {extra[0]!r}" if extra else "",
+            ) if part
+        )
+        raise LadderError(f"{metric}: not the same examples as {name!r} ({detail})")
+    ids = list(baseline)
+    a, b = [baseline[i] for i in ids], [candidate[i] for i in ids]
+    cmp = paired(a, b, is_binary(metric, a + b), seed)
+    return cmp.model_copy(update={"baseline": name, "metric": metric})
+
+
+def split_scores(examples: list[ExampleRecord], split: str, metric: str) -> dict[str, float]:
+    return {r.id: r.scores[metric] for r in examples if r.split == split}
+
+
+def compare_with_earlier(
+    examples: list[ExampleRecord], splits: dict[str, SplitResult], earlier: list[RungResult], metrics: list[str], seed: int
+) -> dict[str, SplitResult]:
+    """The split results with paired comparisons against every earlier rung measured on the same
+    examples, every metric, dev and test: the policy reads dev, the report shows both."""
+    out = {}
+    for split, result in splits.items():
+        comparisons = []
+        for previous in earlier:
+            for m in metrics:
+                mine, theirs = split_scores(examples, split, m), split_scores(previous.examples, split, m)
+                if not mine or set(mine) != set(theirs):
+                    continue  # not the same examples (e.g. another --limit): not comparable
+                comparisons.append(compare_by_id(theirs, mine, m, previous.name, seed))
+        out[split] = result.model_copy(update={"comparisons": comparisons})
+    return out
