@@ -73,13 +73,16 @@ def test_a_perfect_score_on_six_examples_is_inconclusive(make_task, tmp_path):
 
 
 def test_exhaustive_runs_every_rung_and_recommends_over_all(make_task, tmp_path):
-    path = make_task({"policy": {"confidence": "point"}})
+    # priced by tokens, so the cost ranking does not hang on microsecond timings of the scripted backend
+    cost = {"price_per_hour": 1.0, "price_per_1k_prompt_tokens": 0.01, "price_per_1k_completion_tokens": 0.01}
+    path = make_task({"policy": {"confidence": "point"}, "cost": cost})
     run, _ = assess(load_task(path), backend=_perfect(), out_dir=tmp_path / "run", exhaustive=True)
     assert [r.name for r in run.rungs] == ["prompt", "fewshot"] and not run.skipped and run.exhaustive
     assert run.rungs[0].decision.action == "stop"  # what the climb would have done, recorded
     few = run.rungs[1].splits["dev"].comparison("prompt", "accuracy")
     assert few.delta == 0 and few.p_value == 1.0
-    assert run.recommendation.rung == "prompt"  # equal quality: the cheaper one
+    assert run.recommendation.rung == "prompt"  # equal quality: the cheaper one (shorter prompts)
+    assert run.rungs[1].cost.cost_per_1k_calls > run.rungs[0].cost.cost_per_1k_calls and run.rungs[0].cost.basis == "tokens"
     assert "fewshot vs prompt: +0.000" in " ".join(run.recommendation.reasons)
 
 
