@@ -30,6 +30,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default: runs/<task>/<run-id>)")
     p.add_argument("--no-cache", action="store_true", help="recompute model outputs instead of reusing cached ones")
     p.add_argument("--backend", default="transformers", help="transformers (default) or scripted (no model; smoke tests)")
+    p.add_argument("--exhaustive", action="store_true",
+                   help="run every configured rung whatever the decisions (sweeps, reports); same recommendation policy")
+
+    p = sub.add_parser("baseline", help="write a baseline file (per-example scores of one rung) for `ladder gate`")
+    p.add_argument("run", type=Path, help="run folder (or its run.json)")
+    p.add_argument("--rung", required=True, help="the rung whose results become the baseline")
+    p.add_argument("--to", required=True, type=Path, help="baseline file to write (commit it)")
+    p.add_argument("--split", default="test", choices=("dev", "test"), help="split to gate on (default test)")
+
+    p = sub.add_parser(
+        "gate",
+        help="paired regression check of a run against a baseline: exit 0 pass, 1 regression, 2 usage or data error",
+    )
+    p.add_argument("run", type=Path, help="run folder (or its run.json)")
+    p.add_argument("--baseline", required=True, type=Path, help="baseline file (from `ladder baseline`)")
+    p.add_argument("--rung", help="rung of the run to gate (default: the baseline's rung)")
+    p.add_argument("--metric", action="append", help="metric to gate (repeatable; default: the baseline's target metric)")
+    p.add_argument("--margin", type=float, default=0.0, help="tolerated drop before it counts as a regression (default 0)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the paired test (default 0.05)")
+    p.add_argument("--junit", type=Path, help="write JUnit XML here (CI dashboards)")
+    p.add_argument("--md", type=Path, help="write a Markdown summary here (pull-request comment)")
+
+    p = sub.add_parser("gate-suite", help="run every gate of a suite file (e.g. evals/gates.yaml): assess the slice, gate it")
+    p.add_argument("suite", type=Path, help="suite YAML")
+    p.add_argument("--out", type=Path, default=Path("runs") / "gates", help="where the suite's runs go (default runs/gates)")
+    p.add_argument("--junit", type=Path, help="write JUnit XML here")
+    p.add_argument("--md", type=Path, help="write a Markdown summary here")
 
     p = sub.add_parser(
         "train",
@@ -82,6 +109,7 @@ def _assess(args) -> int:
         out_dir=args.out,
         use_cache=not args.no_cache,
         progress=display.info,
+        exhaustive=args.exhaustive,
     )
     write_report(out_dir)
     display.summary(run, out_dir)
@@ -132,6 +160,64 @@ def _train(args) -> int:
     return 0
 
 
+def _run_path(path: Path) -> Path:
+    return path.parent if path.name == "run.json" else path
+
+
+def _baseline(args) -> int:
+    from ladder import display
+    from ladder.gate import make_baseline, save_baseline
+    from ladder.record import load_run
+
+    run = load_run(args.run)
+    baseline = make_baseline(run, args.rung, args.split, source=str(args.run))
+    save_baseline(baseline, args.to)
+    display.out(f"{args.to}: baseline of {args.rung!r} on {args.split} ({len(baseline.examples)} examples, "
+                f"{baseline.metric} {sum(e.scores[baseline.metric] for e in baseline.examples) / len(baseline.examples):.3f})")
+    return 0
+
+
+def _write_gate_outputs(results, junit: Path | None, md: Path | None) -> None:
+    from ladder.fileio import atomic_write_text
+    from ladder.gate import render_gate_markdown, render_junit
+
+    if junit:
+        atomic_write_text(junit, render_junit(results))
+    if md:
+        atomic_write_text(md, "\n".join(render_gate_markdown(r) for r in results))
+
+
+def _gate(args) -> int:
+    from ladder import display
+    from ladder.gate import check_line, gate, load_baseline
+    from ladder.record import load_run
+
+    run = load_run(args.run)
+    baseline = load_baseline(args.baseline)
+    result = gate(run, baseline, args.rung, args.metric, args.margin, args.alpha, source=str(args.run),
+                  baseline_source=str(args.baseline))
+    for check in result.checks:
+        display.out(check_line(result, check))
+    for note in result.notes:
+        display.info(f"note: {note}")
+    _write_gate_outputs([result], args.junit, args.md)
+    return result.exit_code
+
+
+def _gate_suite(args) -> int:
+    from ladder import display
+    from ladder.gate import check_line
+    from ladder.suite import run_suite
+
+    pairs = run_suite(args.suite, args.out, progress=display.info)
+    for spec, result in pairs:
+        for check in result.checks:
+            display.out(f"[{spec.name}] {check_line(result, check)}")
+    results = [r for _, r in pairs]
+    _write_gate_outputs(results, args.junit, args.md)
+    return max(r.exit_code for r in results)
+
+
 def _report(args) -> int:
     from ladder import display
     from ladder.report import write_report
@@ -163,6 +249,9 @@ COMMANDS = {
     "validate": _validate,
     "assess": _assess,
     "train": _train,
+    "baseline": _baseline,
+    "gate": _gate,
+    "gate-suite": _gate_suite,
     "report": _report,
     "schema": _schema,
     "prepare": _prepare,

@@ -148,3 +148,45 @@ def test_report_renders_from_the_record_only(make_task, tmp_path):
     assert "| prompt | " in text and "| fewshot | " in text and "Δ test vs previous" in text
     record = json.loads((out / "run.json").read_text())
     assert record["schema_version"] == 2
+
+
+def _sampling_task(make_task, seed=0, samples=3, folder="task"):
+    generation = {"label_scoring": "generate", "max_new_tokens": 4, "temperature": 0.7, "seed": seed, "samples": samples}
+    return make_task({"generation": generation}, folder=folder)
+
+
+def _coin(prompt, rng):
+    """Right two times in three, by the request's seeded generator."""
+    truth = _perfect().responder(prompt)
+    return truth if rng.random() < 2 / 3 else "booking" if truth != "booking" else "music"
+
+
+def test_sampling_scores_each_example_by_the_mean_over_its_samples(make_task, tmp_path):
+    path = _sampling_task(make_task)
+    backend = ScriptedBackend(responder=lambda p: "weather", sampler=_coin)
+    run, _ = assess(load_task(path), backend=backend, rungs=["prompt"], out_dir=tmp_path / "a", use_cache=False)
+    examples = run.rungs[0].examples
+    assert all(len(e.samples) == 3 and e.output == e.samples[0] for e in examples)
+    assert all(e.scores["accuracy"] == pytest.approx(sum(_is_right(e, s) for s in e.samples) / 3) for e in examples)
+    assert {round(e.scores["accuracy"] * 3) for e in examples} - {0, 1, 2, 3} == set()
+    assert len({e.scores["accuracy"] for e in examples}) > 1  # the coin did vary
+    assert run.rungs[0].splits["test"].metrics["accuracy"].method == "bootstrap"  # means are not yes/no
+    again, _ = assess(load_task(path), backend=backend, rungs=["prompt"], out_dir=tmp_path / "b", use_cache=False)
+    assert [e.samples for e in again.rungs[0].examples] == [e.samples for e in examples]  # same seed, same samples
+    other, _ = assess(load_task(_sampling_task(make_task, seed=1, folder="s1")), backend=backend, rungs=["prompt"],
+                      out_dir=tmp_path / "c")
+    assert [e.samples for e in other.rungs[0].examples] != [e.samples for e in examples]
+    assert other.rungs[0].splits["test"].cache_key != run.rungs[0].splits["test"].cache_key
+
+
+def _is_right(example, answer):
+    return float(answer == example.target)
+
+
+def test_sampling_settings_are_validated(make_task):
+    from ladder.errors import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="samples: 3 needs temperature > 0"):
+        load_task(make_task({"generation": {"label_scoring": "generate", "samples": 3}}))
+    with pytest.raises(ValidationFailed, match="label_scoring 'loglik' scores every label without decoding"):
+        load_task(make_task({"generation": {"temperature": 0.7}}, folder="b"))

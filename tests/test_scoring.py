@@ -87,3 +87,46 @@ def test_json_object_end():
     assert json_object_end('x {"a": {"b": "}"}} y') == 19  # nested, brace inside a string
     assert json_object_end('{"a": "q\\"}"} z') == 13  # escaped quote inside a string
     assert json_object_end('{"a": 1') == -1 and json_object_end("no json") == -1
+
+
+def test_mcnemar_on_a_hand_computed_table():
+    """Discordant pairs 12 (b right, a wrong) and 3 (a right, b wrong): P(X <= 3 | n=15, 1/2) =
+    (1 + 15 + 105 + 455) / 32768 = 576 / 32768; two-sided p = 1152 / 32768 = 0.03515625."""
+    assert mcnemar_exact(12, 3) == pytest.approx(1152 / 32768, rel=1e-12)
+    assert mcnemar_exact(3, 12) == mcnemar_exact(12, 3)
+    a = [1] * 40 + [0] * 12 + [1] * 3 + [0] * 45
+    b = [1] * 40 + [1] * 12 + [0] * 3 + [0] * 45
+    cmp = paired(a, b, binary=True)
+    assert (cmp.wins, cmp.losses, cmp.delta) == (12, 3, pytest.approx(0.09)) and cmp.p_value == pytest.approx(0.03515625)
+
+
+def test_holm_on_known_p_values():
+    """p = (0.01, 0.04, 0.03, 0.005), m = 4: sorted 0.005*4=0.02, 0.01*3=0.03, 0.03*2=0.06, 0.04*1 -> max(0.06, 0.04)."""
+    from ladder.scoring.stats import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5]) == [0.5] and holm([0.6, 0.9]) == pytest.approx([1.0, 1.0]) and holm([]) == []
+
+
+def test_paired_bootstrap_interval_covers_a_known_difference_about_95_percent():
+    """300 synthetic paired samples (n=80, true difference 0.05, correlated per-example difficulty):
+    the 95% paired-bootstrap interval should contain 0.05 about 95% of the time (seen: 0.94-0.96)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    hits, trials = 0, 300
+    for t in range(trials):
+        difficulty = rng.uniform(0, 1, 80)
+        a = np.clip(difficulty + rng.normal(0, 0.2, 80), 0, None)
+        b = a + 0.05 + rng.normal(0, 0.15, 80)
+        cmp = paired(a.tolist(), b.tolist(), binary=False, seed=t)
+        hits += cmp.low <= 0.05 <= cmp.high
+    assert 0.90 <= hits / trials <= 0.99
+
+
+def test_power_and_n_needed_match_the_normal_formula():
+    from ladder.scoring.stats import n_to_detect, power_at
+
+    # (1.95996 + 0.84162)^2 * 0.5^2 / 0.1^2 = 196.2 -> 197
+    assert n_to_detect(0.1, 0.5) == 197 and n_to_detect(-0.1, 0.5) == 197 and n_to_detect(0.0, 0.5) is None
+    assert power_at(0.1, 197, 0.5) == pytest.approx(0.8, abs=0.005)
