@@ -70,7 +70,7 @@ def decide(dev: Estimate, sd: float, metric: str, threshold: float, policy: Poli
                 "stop": "stopping (policy.inconclusive: stop)",
                 "report": f"stopping: {resolve}"}[policy.inconclusive]
         reason = f"{where} is inconclusive against the target {threshold:.3f} (its interval contains it); {then}"
-    small = too_small(dev, policy)
+    small = too_small(dev, policy) if status == "inconclusive" else None  # a measured gap or a met target decided
     if small:
         reason += f"; {small}"
     return Decision(action=action, status=status, meets_target=status == "meets", reason=reason, n_needed=n_needed)  # type: ignore[arg-type]

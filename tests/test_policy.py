@@ -74,9 +74,11 @@ def test_inconclusive_follows_the_policy_and_reports_the_n_needed(choice, action
 
 
 def test_a_dev_split_too_small_is_said_plainly():
-    tiny = estimate([1, 0, 1, 1, 0, 1, 1, 1, 0, 1], binary=True)  # n=10: interval ~0.40..0.89
-    d = decide(tiny, 0.46, "accuracy", 0.9, POLICY)
-    assert "dev n=10 is too small to decide" in d.reason
+    tiny = estimate([1, 1, 1, 1, 0, 1, 1, 1, 1, 1], binary=True)  # 9/10: 0.900 [0.596, 0.982]
+    d = decide(tiny, 0.3, "accuracy", 0.9, POLICY)
+    assert d.status == "inconclusive" and "dev n=10 is too small to decide: its 95% interval spans 0.39" in d.reason
+    # a measured gap decided something, however small the split
+    assert "too small" not in decide(estimate([1, 0, 1, 0, 0, 1, 0, 0, 0, 1], True), 0.5, "accuracy", 0.9, POLICY).reason
     needed = int(d.reason.split("about ")[-1].split(" dev examples would narrow")[0])
     assert needed == pytest.approx(10 * (tiny.half_width / 0.1) ** 2, abs=1)
 

@@ -1,0 +1,121 @@
+"""Is the gate calibrated? False alarms on unchanged configurations, and detection of real degradations,
+measured with the real bundled model in one run.
+
+    python bench/gate_calibration.py [--reruns 20] [--limit 60] [--alpha 0.05]
+
+SNIPS few-shot (the shipped rung: 10 random demonstrations), answers decoded with sampling
+(temperature 0.7, label_scoring: generate) so that two runs of one configuration differ only by the
+sampling seed: equal quality by construction.
+- baseline: sampling seed 0, ``ladder baseline`` of its test slice;
+- reruns: seeds 1..N of the same configuration, each gated against the baseline (margin 0, alpha):
+  every failure is a false alarm; the goal is a rate at most alpha;
+- degraded candidates, same sampling: (a) an instruction naming the wrong labels, (b) half of the
+  training examples relabelled with another intent (so about half the demonstrations are wrong). Both
+  must fail.
+Every run goes through ``ladder.assess`` and ``ladder.gate`` exactly as ``ladder assess`` / ``ladder gate``
+do. Prints one table and the rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ladder.assess import assess  # noqa: E402
+from ladder.backends import create_backend  # noqa: E402
+from ladder.gate import gate, make_baseline  # noqa: E402
+from ladder.spec import load_task  # noqa: E402
+
+TASK = ROOT / "tasks" / "snips-intent"
+WRONG_LABELS = "positive, negative, neutral, question, statement, greeting, complaint"
+
+
+def variant(root: Path, name: str, seed: int, instruction: str | None = None, relabel: float = 0.0) -> Path:
+    """A copy of the SNIPS task folder with sampling on, only the fewshot rung, and the given change."""
+    folder = root / name
+    shutil.copytree(TASK, folder, dirs_exist_ok=True)
+    spec = yaml.safe_load((folder / "task.yaml").read_text())
+    spec["rungs"] = [r for r in spec["rungs"] if r["type"] == "fewshot"]
+    spec["generation"] = {**spec.get("generation", {}), "label_scoring": "generate", "temperature": 0.7,
+                          "seed": seed, "max_new_tokens": 16}
+    if instruction is not None:
+        spec["prompt"]["instruction"] = instruction
+    (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    if relabel:
+        labels = spec["output"]["labels"]
+        rng = random.Random(1)
+        rows = [json.loads(line) for line in (folder / "data" / "train.jsonl").read_text().splitlines() if line.strip()]
+        for row in rng.sample(rows, int(len(rows) * relabel)):
+            row["label"] = rng.choice([x for x in labels if x != row["label"]])
+        (folder / "data" / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder / "task.yaml"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reruns", type=int, default=20)
+    parser.add_argument("--limit", type=int, default=60, help="first N of dev and of test")
+    parser.add_argument("--alpha", type=float, default=0.05)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ladder-gate-cal-"))
+    task0 = load_task(variant(work, "seed-0", 0))
+    backend = create_backend("transformers", task0.spec.model, base_dir=task0.path.parent,
+                             batch_size=task0.spec.generation.batch_size, labels=task0.spec.output.labels)
+
+    def run(task_path: Path, name: str):
+        started = time.perf_counter()
+        result, _ = assess(load_task(task_path), backend=backend, limit=args.limit, out_dir=work / "runs" / name,
+                           use_cache=False, exhaustive=True)
+        return result, time.perf_counter() - started
+
+    base_run, seconds = run(task0.path, "seed-0")
+    baseline = make_baseline(base_run, "fewshot", "test")
+    base_acc = sum(e.scores["accuracy"] for e in baseline.examples) / len(baseline.examples)
+    print(f"baseline: seed 0, fewshot test accuracy {base_acc:.3f} (n={len(baseline.examples)}, {seconds:.0f} s)", flush=True)
+
+    rows = []
+    candidates = [(f"rerun seed {s}", "unchanged", variant(work, f"seed-{s}", s)) for s in range(1, args.reruns + 1)]
+    candidates += [
+        ("wrong labels in the instruction", "degraded", variant(
+            work, "wrong-labels", 101,
+            instruction=f"Classify the intent of the user's utterance. Answer with exactly one of these labels: {WRONG_LABELS}.")),
+        ("half the training labels wrong", "degraded", variant(work, "relabelled", 102, relabel=0.5)),
+    ]
+    for name, kind, path in candidates:
+        result, seconds = run(path, name.replace(" ", "-"))
+        (check,) = gate(result, baseline, "fewshot", None, margin=0.0, alpha=args.alpha).checks
+        cmp = check.comparison
+        rows.append((name, kind, check.candidate_mean, cmp.delta, cmp.low, cmp.high, check.p_regression, check.regressed, seconds))
+        print(f"{name}: {check.candidate_mean:.3f}, Δ {cmp.delta:+.3f}, p {check.p_regression:.3g}, "
+              f"{'FAIL' if check.regressed else 'pass'} ({seconds:.0f} s)", flush=True)
+
+    print()
+    print(f"| candidate | kind | test accuracy | Δ vs baseline [95% CI] | p | gate |")
+    print("|---|---|---|---|---|---|")
+    for name, kind, acc, delta, low, high, p, regressed, _ in rows:
+        print(f"| {name} | {kind} | {acc:.3f} | {delta:+.3f} [{low:+.3f}, {high:+.3f}] | {p:.3g} | {'fail' if regressed else 'pass'} |")
+    unchanged = [r for r in rows if r[1] == "unchanged"]
+    degraded = [r for r in rows if r[1] == "degraded"]
+    alarms = sum(r[7] for r in unchanged)
+    caught = sum(r[7] for r in degraded)
+    print()
+    print(f"false alarms: {alarms}/{len(unchanged)} = {alarms / max(1, len(unchanged)):.3f} (alpha {args.alpha}); "
+          f"degraded caught: {caught}/{len(degraded)}; baseline accuracy {base_acc:.3f}, n={len(baseline.examples)}, "
+          f"MDE {check.mde:.3f}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
