@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/training.py
+	$(BIN)/python bench/gate_calibration.py
 
 clean:
 	rm -rf $(VENV) .ladder runs

@@ -1,7 +1,7 @@
 """Is the gate calibrated? False alarms on unchanged configurations, and detection of real degradations,
 measured with the real bundled model in one run.
 
-    python bench/gate_calibration.py [--reruns 20] [--limit 60] [--alpha 0.05]
+    python bench/gate_calibration.py [--reruns 20] [--limit 250] [--alpha 0.05]
 
 SNIPS few-shot (the shipped rung: 10 random demonstrations), answers decoded with sampling
 (temperature 0.7, label_scoring: generate) so that two runs of one configuration differ only by the
@@ -65,7 +65,7 @@ def variant(root: Path, name: str, seed: int, instruction: str | None = None, re
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reruns", type=int, default=20)
-    parser.add_argument("--limit", type=int, default=60, help="first N of dev and of test")
+    parser.add_argument("--limit", type=int, default=250, help="first N of dev and of test (SNIPS: dev 100, test 250)")
     parser.add_argument("--alpha", type=float, default=0.05)
     args = parser.parse_args()
 

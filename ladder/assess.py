@@ -18,7 +18,8 @@ from ladder.cost import rung_cost, with_break_even
 from ladder.data import Splits, load_task_data
 from ladder.errors import LadderError
 from ladder.evaluate import run_eval
-from ladder.paths import result_cache_dir
+from ladder.lock import store_lock
+from ladder.paths import ladder_home, result_cache_dir
 from ladder.policy import decide, recommend
 from ladder.record import AssessmentRun, RungResult, SkippedRung, save_run
 from ladder.rungs import BuildContext, build_candidate
@@ -73,7 +74,21 @@ def assess(
 ) -> tuple[AssessmentRun, Path]:
     """Run the ladder on a task; returns the record and the folder it was written to. ``exhaustive``
     runs every selected rung whatever the decisions (sweeps, reports); the recommendation is the same
-    policy over all of them."""
+    policy over all of them. One assessment at a time per store: a second one waits for the first."""
+    with store_lock(ladder_home(), progress):
+        return _assess(task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive)
+
+
+def _assess(
+    task: TaskFile,
+    backend: Backend | str | None,
+    rungs: list[str] | None,
+    limit: int | None,
+    out_dir: Path | None,
+    use_cache: bool,
+    progress: Progress | None,
+    exhaustive: bool,
+) -> tuple[AssessmentRun, Path]:
     say = progress or (lambda _msg: None)
     spec = task.spec
     if limit is not None and limit < 1:
@@ -140,7 +155,7 @@ def assess(
             for split in EVAL_SPLITS:
                 say(f"[{name}] {split}: {len(evals[split])} examples")
                 outputs = run_eval(candidate, evals[split], backend, formatter, spec, cache)
-                records = score_examples(outputs, evals[split], spec.metrics, split, candidate.demos)
+                records = score_examples(outputs, evals[split], spec.metrics, split, candidate.demos, spec.output)
                 top_k = candidate.settings.get("top_k")
                 split_results[split] = summarize_split(records, outputs, evals[split], spec.metrics, spec.seed, top_k)
                 examples += records
@@ -172,7 +187,10 @@ def assess(
         raise
     except Exception as exc:
         run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
-        save_run(run, record_path)
+        try:
+            save_run(run, record_path)
+        except LadderError:
+            pass  # the folder cannot be written (the error being raised may say so): the last save stands
         raise
     last_selected = max(spec.rungs.index(r) for r in selected)
     later = [rung_name(r) for r in spec.rungs[last_selected + 1 :]]  # configured, but left out by --rungs

@@ -76,6 +76,17 @@ def _as_text(value: object) -> str | None:
     return None
 
 
+def _json_problem(target: str) -> str | None:
+    """Why a json task's target is unusable, or None: it must be a JSON object or array."""
+    try:
+        value = json.loads(target)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return f"is not JSON ({getattr(exc, 'msg', 'nested too deeply')})"
+    if not isinstance(value, (dict, list)):
+        return f"is JSON {type(value).__name__}, not an object or array"
+    return None
+
+
 def load_splits(task: TaskFile) -> Splits:
     """Read and check all three splits; raise ValidationFailed listing every problem."""
     spec = task.spec
@@ -129,6 +140,8 @@ def load_splits(task: TaskFile) -> Splits:
                 continue
             if labels and values["target"] not in labels:
                 problems.append(f"{where}: label {values['target']!r} is not in output.labels")
+            if spec.output.kind == "json" and _json_problem(values["target"]):
+                problems.append(f"{where}: field {data.target_field!r} {_json_problem(values['target'])} (output.kind json)")
             alternatives: tuple[str, ...] = ()
             if data.alternatives_field and row.get(data.alternatives_field) is not None:
                 raw_alts = row[data.alternatives_field]

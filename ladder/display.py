@@ -27,7 +27,8 @@ def rung_table(run: AssessmentRun) -> str:
     from ladder.cost import money
 
     metric = run.target["metric"]
-    header = ("rung", f"dev {metric}", f"test {metric}", "n dev/test", "ms/ex", "tok in/out", "cost/1k calls", "dev status", "decision")
+    header = ("rung", f"dev {metric}", f"test {metric}", "n dev/test", "invalid", "ms/ex", "tok in/out", "cost/1k calls",
+              "dev status", "decision")
     rows = [header]
     for r in run.rungs:
         d, t = r.splits["dev"], r.splits["test"]
@@ -37,6 +38,7 @@ def rung_table(run: AssessmentRun) -> str:
                 _cell(d.metrics[metric]),
                 _cell(t.metrics[metric]),
                 f"{d.n}/{t.n}",
+                f"{t.invalid_share:.0%}",
                 f"{t.latency_s_per_example * 1000:.0f}" + (" (cached)" if t.cached else ""),
                 f"{t.prompt_tokens_per_call:.0f}/{t.completion_tokens_per_call:.1f}",
                 money(r.cost.cost_per_1k_calls, r.cost.unit) if r.cost else "-",
@@ -45,7 +47,7 @@ def rung_table(run: AssessmentRun) -> str:
             )
         )
     for s in run.skipped:
-        rows.append((s.name, "-", "-", "-", "-", "-", "-", "-", "skipped"))
+        rows.append((s.name, "-", "-", "-", "-", "-", "-", "-", "-", "skipped"))
     notes = []
     for r in run.rungs:
         retrieval = r.splits["test"].retrieval

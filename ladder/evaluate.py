@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import ladder
 from ladder.backends.base import Backend, Formatter, GenerateRequest, ScoreRequest
@@ -95,52 +95,68 @@ def run_eval(
         return SplitOutputs(outputs, prompt_hashes, hit["wall_s"], True, key, selections, selection_s)
 
     prefix = _common_prefix(prompts)
-    start = time.perf_counter()
-    outputs = []
-    # The eval step hands the backend one batch at a time (prompts of similar length together), so each
-    # example's latency is the wall time of the batch that answered it, as a batched server's caller sees.
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    started = time.perf_counter()
+    # An interrupted run left finished batches: reuse them, compute the rest.
     answered: dict[int, ExampleOutput] = {}
+    earlier_wall = 0.0
+    for batch in cache.batches(key):
+        answered.update({i: ExampleOutput(**o) for i, o in zip(batch["indices"], batch["outputs"])})
+        earlier_wall += batch["wall_s"]
+    # The eval step hands the backend one batch at a time (prompts of similar length together), so each
+    # example's latency is the wall time of the batch that answered it, as a batched server's caller sees,
+    # and each finished batch is saved at once.
+    todo = [i for i in sorted(range(len(prompts)), key=lambda i: len(prompts[i])) if i not in answered]
     size = spec.generation.batch_size
-    for first in range(0, len(order), size):
-        batch = order[first : first + size]
+    for first in range(0, len(todo), size):
+        batch = todo[first : first + size]
         batch_start = time.perf_counter()
         if loglik:
             assert labels is not None
-            scored = backend.score_choices([ScoreRequest(prompts[i], completions, prefix=prefix) for i in batch])
-            latency = time.perf_counter() - batch_start
-            for i, result in zip(batch, scored):
-                best = max(range(len(labels)), key=lambda j: (result.logprobs[j], -j))  # ties: label order
-                answered[i] = ExampleOutput(
-                    output=labels[best],
-                    prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.token_counts[best],
-                    label_logprobs=dict(zip(labels, result.logprobs)),
-                    label_token_counts=dict(zip(labels, result.token_counts)),
-                    latency_s=latency,
-                )
+            outputs = _score_labels(backend, [prompts[i] for i in batch], completions, labels, prefix)
         else:
-            gen = spec.generation
-            requests = [
-                GenerateRequest(
-                    prompts[i], gen.max_new_tokens, stop, prefix=prefix, stop_at_json_end=json_stop,
-                    temperature=gen.temperature, top_p=gen.top_p, seed=sample_seed(gen.seed, examples[i].id, s),
-                )
-                for i in batch
-                for s in range(gen.samples)
-            ]
-            generated = backend.generate(requests)
-            latency = time.perf_counter() - batch_start
-            for j, i in enumerate(batch):
-                mine = generated[j * gen.samples : (j + 1) * gen.samples]
-                answered[i] = ExampleOutput(
-                    output=mine[0].text,
-                    prompt_tokens=mine[0].prompt_tokens,
-                    completion_tokens=round(sum(g.completion_tokens for g in mine) / len(mine)),
-                    latency_s=latency,
-                    samples=[g.text for g in mine] if gen.samples > 1 else None,
-                )
+            outputs = _generate(backend, [prompts[i] for i in batch], [examples[i].id for i in batch], spec, stop,
+                                prefix, json_stop)
+        latency = time.perf_counter() - batch_start
+        outputs = [replace(o, latency_s=latency) for o in outputs]
+        answered.update(zip(batch, outputs))
+        cache.put_batch(key, batch[0], {"indices": batch, "outputs": [o.__dict__ for o in outputs], "wall_s": latency})
     outputs = [answered[i] for i in range(len(prompts))]
-    wall = time.perf_counter() - start
+    wall = earlier_wall + time.perf_counter() - started
     cache.put(key, {"outputs": [o.__dict__ for o in outputs], "wall_s": wall, "n": len(outputs)})
     return SplitOutputs(outputs, prompt_hashes, wall, False, key, selections, selection_s)
+
+
+def _score_labels(backend: Backend, prompts: list[str], completions: list[str], labels: list[str], prefix: str) -> list[ExampleOutput]:
+    outputs = []
+    for result in backend.score_choices([ScoreRequest(p, completions, prefix=prefix) for p in prompts]):
+        best = max(range(len(labels)), key=lambda j: (result.logprobs[j], -j))  # ties: label order
+        outputs.append(ExampleOutput(
+            output=labels[best],
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.token_counts[best],
+            label_logprobs=dict(zip(labels, result.logprobs)),
+            label_token_counts=dict(zip(labels, result.token_counts)),
+        ))
+    return outputs
+
+
+def _generate(backend: Backend, prompts: list[str], ids: list[str], spec: TaskSpec, stop: list[str], prefix: str,
+              json_stop: bool) -> list[ExampleOutput]:
+    gen = spec.generation
+    requests = [
+        GenerateRequest(p, gen.max_new_tokens, stop, prefix=prefix, stop_at_json_end=json_stop,
+                        temperature=gen.temperature, top_p=gen.top_p, seed=sample_seed(gen.seed, example_id, s))
+        for p, example_id in zip(prompts, ids)
+        for s in range(gen.samples)
+    ]
+    generated = backend.generate(requests)
+    outputs = []
+    for j in range(len(prompts)):
+        mine = generated[j * gen.samples : (j + 1) * gen.samples]
+        outputs.append(ExampleOutput(
+            output=mine[0].text,
+            prompt_tokens=mine[0].prompt_tokens,
+            completion_tokens=round(sum(g.completion_tokens for g in mine) / len(mine)),
+            samples=[g.text for g in mine] if gen.samples > 1 else None,
+        ))
+    return outputs

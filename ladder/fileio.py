@@ -1,10 +1,13 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""Atomic, durable file writes: a reader sees the old file or the new one, never half of either, and a
+write that returned survives a crash (the file and its folder entry are fsync'd)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+
+from ladder.errors import LadderError
 
 
 def _umask() -> int:
@@ -14,13 +17,38 @@ def _umask() -> int:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically. A folder that cannot be written (read-only, full disk) is a
+    one-line LadderError naming the path; the file that was there is left as it was."""
+    try:
+        _write(path, text)
+    except OSError as exc:
+        raise LadderError(f"{path}: cannot write ({exc.strerror or exc}); what was saved before is intact") from None
+
+
+def _write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file ordinary permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems do not fsync folders
+    finally:
+        os.close(fd)

@@ -40,6 +40,7 @@ class ExampleRecord(_Record):
     passages: int | None = None  # how many of them fit the prompt's token budget
     latency_s: float = 0.0  # wall time of the batch that answered it
     samples: list[str] | None = None  # every sampled answer (generation.samples > 1)
+    invalid: int = 0  # answers not of the declared form (not a label; not JSON of the target's kind)
 
 
 class SplitResult(_Record):
@@ -55,6 +56,7 @@ class SplitResult(_Record):
     selection_s: float = 0.0  # choosing demonstrations / retrieving passages (included in the latency)
     latency_p50_s: float = 0.0  # per call: the wall time of the batch that answered it (+ its selection share)
     latency_p95_s: float = 0.0
+    invalid_share: float = 0.0  # share of answers not of the declared form (see ExampleRecord.invalid)
     retrieval: dict[str, Estimate] = {}  # recall@k, mrr@k against the data's doc_id
     # paired comparisons of this rung against every earlier rung, every metric (same examples)
     comparisons: list[PairedComparison] = []

@@ -13,7 +13,7 @@ from ladder.record import load_run
 from ladder.report import write_report
 from ladder.spec import load_task
 
-from conftest import LABELS
+from conftest import LABELS, _rows
 
 
 def _always(label):
@@ -190,3 +190,115 @@ def test_sampling_settings_are_validated(make_task):
         load_task(make_task({"generation": {"label_scoring": "generate", "samples": 3}}))
     with pytest.raises(ValidationFailed, match="label_scoring 'loglik' scores every label without decoding"):
         load_task(make_task({"generation": {"temperature": 0.7}}, folder="b"))
+
+
+def test_an_interrupted_split_resumes_from_its_finished_batches(make_task, tmp_path):
+    """Each finished batch is saved as it completes; after a crash mid-split, a re-run computes only the
+    batches that were missing and ends with the same record as an uninterrupted run."""
+    path = make_task({"generation": {"batch_size": 2}}, test=_rows("test", 10, 2))
+
+    class DiesAfter(ScriptedBackend):
+        def __init__(self, batches, **kw):
+            super().__init__(**kw)
+            self.left = batches
+
+        def score_choices(self, requests):
+            if self.left == 0:
+                raise RuntimeError("killed")
+            self.left -= 1
+            return super().score_choices(requests)
+
+    respond = _perfect().responder
+    dying = DiesAfter(3 + 2, responder=respond)  # prompt: 3 dev batches + 2 of 5 test batches, then dies
+    with pytest.raises(RuntimeError, match="killed"):
+        assess(load_task(path), backend=dying, rungs=["prompt"], out_dir=tmp_path / "a")
+    resumed_backend = ScriptedBackend(responder=respond)
+    resumed, _ = assess(load_task(path), backend=resumed_backend, rungs=["prompt"], out_dir=tmp_path / "b")
+    assert resumed_backend.calls["score"] == 6  # the 3 test batches left, 2 requests each; dev came whole
+    assert resumed.rungs[0].splits["dev"].cached and not resumed.rungs[0].splits["test"].cached
+    fresh, _ = assess(load_task(path), backend=ScriptedBackend(responder=respond), rungs=["prompt"],
+                      out_dir=tmp_path / "c", use_cache=False)
+    strip = {"latency_s"}
+    assert [e.model_dump(exclude=strip) for e in resumed.rungs[0].examples] == \
+        [e.model_dump(exclude=strip) for e in fresh.rungs[0].examples]
+    assert resumed.rungs[0].splits["test"].metrics == fresh.rungs[0].splits["test"].metrics
+
+
+def test_a_second_assessment_on_the_same_store_waits_and_says_who_holds_it(make_task, tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+
+    home = os.environ["LADDER_HOME"]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom ladder.lock import store_lock\n"
+         f"with store_lock(Path({home!r})):\n    print('held', flush=True)\n    time.sleep(3)\n"],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    said = []
+    started = time.perf_counter()
+    run, _ = assess(load_task(make_task()), backend=_always("music"), out_dir=tmp_path / "run", progress=said.append)
+    waited = time.perf_counter() - started
+    holder.wait()
+    assert waited > 1.0 and run.status == "complete"
+    assert said[0].startswith(f"waiting: pid {holder.pid} (") and "one assessment at a time per store" in said[0]
+
+
+def test_a_read_only_run_folder_is_one_line_and_keeps_what_was_saved(make_task, tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        # root writes through permissions: make the folder a file's child instead (ENOTDIR), same path
+        blocked = tmp_path / "file"
+        blocked.write_text("x")
+        out = blocked / "run"
+    else:
+        out = tmp_path / "ro"
+        out.mkdir()
+        out.chmod(0o500)
+    with pytest.raises(LadderError, match=r"cannot write \(.*\); what was saved before is intact"):
+        assess(load_task(make_task()), backend=_always("music"), out_dir=out)
+
+
+def test_a_write_failure_mid_run_keeps_the_last_saved_record(make_task, tmp_path, monkeypatch):
+    """The disk fills after the first rung: the error is one line and run.json still holds that rung."""
+    import ladder.assess as assess_module
+    from ladder.fileio import atomic_write_text
+
+    saves = {"n": 0}
+
+    def save_then_fail(run, path):
+        saves["n"] += 1
+        if saves["n"] > 2:  # the start, then the first rung; the second rung's save meets a full disk
+            raise LadderError(f"{path}: cannot write (No space left on device); what was saved before is intact")
+        atomic_write_text(path, run.model_dump_json(indent=1) + "\n")
+
+    monkeypatch.setattr(assess_module, "save_run", save_then_fail)
+    with pytest.raises(LadderError, match="No space left on device"):
+        assess(load_task(make_task()), backend=_always("weather"), out_dir=tmp_path / "run")
+    saved = load_run(tmp_path / "run")
+    assert [r.name for r in saved.rungs] == ["prompt"] and saved.status == "running"
+
+
+def test_a_json_array_task_scores_arrays_and_counts_invalid_outputs(make_task, tmp_path):
+    """Targets that are arrays of objects: exact_match compares canonical JSON, json_valid wants an array,
+    field F1 pairs items; an answer that is not JSON of the target's kind is counted as invalid."""
+    target = [{"value": 1, "unit": "metre"}, {"value": 2, "unit": "second"}]
+    rows = lambda prefix, n: [{"id": f"{prefix}-{i}", "text": f"measure {prefix} {i}", "label": target} for i in range(n)]
+    spec = {"output": {"kind": "json"}, "metrics": ["json_valid", "exact_match", "json_field_f1"],
+            "target": {"metric": "json_field_f1", "threshold": 0.9}, "rungs": [{"type": "prompt"}],
+            "generation": {"max_new_tokens": 64}}
+    path = make_task(spec, train=rows("train", 4), dev=rows("dev", 4), test=rows("test", 4))
+    answers = {"0": '[{"unit": "metre", "value": 1}, {"value": 2, "unit": "second"}]',  # same, other key order
+               "1": '[{"value": 1, "unit": "metre"}]',  # half the items
+               "2": '{"value": 1, "unit": "metre"}',  # an object, not an array
+               "3": "I cannot do that"}
+    backend = ScriptedBackend(responder=lambda p: answers[p.rsplit("measure ", 1)[1].split(" ")[1][0]])
+    run, _ = assess(load_task(path), backend=backend, out_dir=tmp_path / "run")
+    by_id = {e.id: e for e in run.rungs[0].examples if e.split == "test"}
+    assert [by_id[f"test-{i}"].scores["exact_match"] for i in range(4)] == [1.0, 0.0, 0.0, 0.0]
+    assert [by_id[f"test-{i}"].scores["json_valid"] for i in range(4)] == [1.0, 1.0, 0.0, 0.0]
+    assert by_id["test-1"].scores["json_field_f1"] == pytest.approx(2 / 3)  # 2 of 4 pairs found, all right
+    assert [by_id[f"test-{i}"].invalid for i in range(4)] == [0, 0, 1, 1]
+    assert run.rungs[0].splits["test"].invalid_share == 0.5

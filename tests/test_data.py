@@ -50,3 +50,18 @@ def test_every_row_problem_reported(make_task):
     assert "test.jsonl:3: missing field 'text' (input_field)" in problems
     assert "test.jsonl:2: duplicate id 'a' (first at" in problems
     assert len(info.value.problems) == 4  # a list input is serialized as text, not an error
+
+
+def test_json_targets_must_parse_as_an_object_or_array(make_task):
+    spec = {"output": {"kind": "json"}, "metrics": ["json_valid"], "target": {"metric": "json_valid", "threshold": 0.9},
+            "rungs": [{"type": "prompt"}]}
+    good = lambda prefix: [{"id": f"{prefix}-{i}", "text": f"{prefix} {i}", "label": {"a": i}} for i in range(3)]
+    rows = [{"id": "t1", "text": "a", "label": '{"a": 1}'}, {"id": "t2", "text": "b", "label": '[{"value": 1}]'},
+            {"id": "t3", "text": "c", "label": "not json"}, {"id": "t4", "text": "d", "label": "42"},
+            {"id": "t5", "text": "e", "label": [{"value": 2, "unit": "m"}]}]
+    with pytest.raises(ValidationFailed) as info:
+        load_splits(load_task(make_task(spec, train=good("train"), dev=good("dev"), test=rows)))
+    problems = info.value.problems
+    assert len(problems) == 2  # an object, an array, and a list given as JSON itself are all fine
+    assert any(p.endswith("test.jsonl:3: field 'label' is not JSON (Expecting value) (output.kind json)") for p in problems)
+    assert any(p.endswith("test.jsonl:4: field 'label' is JSON int, not an object or array (output.kind json)") for p in problems)

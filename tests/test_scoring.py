@@ -80,13 +80,17 @@ def test_mcnemar_and_paired():
         paired([1], [1, 0], binary=True)
 
 
-def test_json_object_end():
-    from ladder.backends.base import json_object_end
+def test_json_value_end():
+    from ladder.backends.base import json_value_end as json_object_end
 
     assert json_object_end('{"a": 1} and more') == 8
     assert json_object_end('x {"a": {"b": "}"}} y') == 19  # nested, brace inside a string
     assert json_object_end('{"a": "q\\"}"} z') == 13  # escaped quote inside a string
     assert json_object_end('{"a": 1') == -1 and json_object_end("no json") == -1
+    # a top-level array of objects ends at its closing bracket, not at the first object's brace
+    text = '[{"value": 1, "unit": "metre"}, {"value": 2, "unit": "]"}] trailing'
+    assert json_object_end(text) == len(text) - len(" trailing")
+    assert json_object_end('[{"value": 1, "unit": "metre"}') == -1 and json_object_end("[1, [2, 3]]") == 11
 
 
 def test_mcnemar_on_a_hand_computed_table():

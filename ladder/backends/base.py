@@ -43,15 +43,16 @@ class GenerateRequest:
     max_new_tokens: int
     stop: Sequence[str] = ()
     prefix: Prompt = ""
-    stop_at_json_end: bool = False  # stop once a top-level JSON object has closed (the answer is complete)
+    stop_at_json_end: bool = False  # stop once the top-level JSON object or array has closed
     temperature: float = 0.0  # 0: greedy; above: sample
     top_p: float = 1.0
     seed: int = 0  # sampling seed of this request
 
 
-def json_object_end(text: str) -> int:
-    """Index just past the first complete top-level JSON object in `text` (braces inside strings and
-    escaped quotes are skipped), or -1 while it is still open or has not started."""
+def json_value_end(text: str) -> int:
+    """Index just past the first complete top-level JSON object or array in `text` (brackets inside
+    strings and escaped quotes are skipped), or -1 while it is still open or has not started. The first
+    ``{`` or ``[`` opens it; an array of objects ends at its ``]``, not at its first ``}``."""
     depth, in_string, escaped, started = 0, False, False, False
     for i, ch in enumerate(text):
         if in_string:
@@ -63,10 +64,10 @@ def json_object_end(text: str) -> int:
                 in_string = False
         elif ch == '"':
             in_string = started
-        elif ch == "{":
+        elif ch in "{[":
             depth += 1
             started = True
-        elif ch == "}" and started:
+        elif ch in "}]" and started:
             depth -= 1
             if depth == 0:
                 return i + 1

@@ -28,7 +28,7 @@ from ladder.backends.base import (
     PlainFormatter,
     Prompt,
     ScoreRequest,
-    json_object_end,
+    json_value_end,
 )
 from ladder.backends.attention import NAME as ATTENTION
 from ladder.backends.attention import register as register_attention
@@ -350,7 +350,7 @@ class TransformersBackend:
                     break
             text = self.tokenizer.decode(new, skip_special_tokens=True)
             if request.stop_at_json_end:
-                end = json_object_end(text)
+                end = json_value_end(text)
                 if end >= 0:  # count only the tokens up to the closing brace
                     text = text[:end]
                     used = min(used, len(self.tokenizer(text, add_special_tokens=False).input_ids))
@@ -383,4 +383,4 @@ class _JsonObjectClosed:
 
     def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :], skip_special_tokens=True)
-        return torch.tensor([json_object_end(t) >= 0 for t in texts], device=input_ids.device)
+        return torch.tensor([json_value_end(t) >= 0 for t in texts], device=input_ids.device)

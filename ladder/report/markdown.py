@@ -56,17 +56,21 @@ def render_markdown(run: AssessmentRun) -> str:
         "is at or above it, shows a gap when its whole interval is below it, and is inconclusive otherwise"
         + (" (every rung was run: --exhaustive)." if run.exhaustive else "."),
         "",
-        f"| rung | dev {metric} | test {metric} | Δ test vs previous | dev status | decision |",
-        "|---|---|---|---|---|---|",
+        f"| rung | dev {metric} | test {metric} | Δ test vs previous | invalid outputs (test) | dev status | decision |",
+        "|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(run.rungs):
         previous = run.rungs[i - 1] if i else None
         lines.append(
             f"| {r.name} | {ci(r.splits['dev'].metrics[metric])} | {ci(r.splits['test'].metrics[metric])} "
-            f"| {delta(r, previous, 'test', metric)} | {r.decision.status} | {r.decision.action} |"
+            f"| {delta(r, previous, 'test', metric)} | {r.splits['test'].invalid_share:.1%} | {r.decision.status} | {r.decision.action} |"
         )
     for s in run.skipped:
-        lines.append(f"| {s.name} | — | — | — | — | skipped: {s.reason} |")
+        lines.append(f"| {s.name} | — | — | — | — | — | skipped: {s.reason} |")
+    kind = run.spec["output"]["kind"]
+    if kind != "text":
+        form = "one of the labels" if kind == "label" else "JSON of the target's kind (object or array)"
+        lines += ["", f"An invalid output is an answer that is not {form}: a rung can fail at the format as well as at the task."]
     holm = run.recommendation.holm_p if run.recommendation is not None else {}
     pairs = [(r, c) for r in run.rungs for c in r.splits["dev"].comparisons if c.metric == metric]
     if pairs:

@@ -14,18 +14,25 @@ import numpy as np
 from ladder.corpus import doc_of
 from ladder.errors import LadderError
 from ladder.record import ExampleRecord, RungResult, SplitResult
-from ladder.scoring.metrics import METRICS
+from ladder.scoring.metrics import METRICS, valid_output
 from ladder.scoring.stats import Estimate, PairedComparison, estimate, paired
 
 if TYPE_CHECKING:
     from ladder.data import Example
     from ladder.evaluate import SplitOutputs
+    from ladder.spec import OutputSpec
 
 
 def score_examples(
-    split_outputs: "SplitOutputs", examples: list["Example"], metrics: list[str], split: str, static_demos: tuple
+    split_outputs: "SplitOutputs",
+    examples: list["Example"],
+    metrics: list[str],
+    split: str,
+    static_demos: tuple,
+    output: "OutputSpec",
 ) -> list[ExampleRecord]:
-    """One record per example: its output(s) and a score per metric (the mean over samples, if several)."""
+    """One record per example: its output(s), a score per metric (the mean over samples, if several),
+    and how many answers were not of the declared form."""
     records = []
     for ex, out, prompt_hash, sel in zip(
         examples, split_outputs.outputs, split_outputs.prompt_hashes, split_outputs.selections
@@ -52,6 +59,7 @@ def score_examples(
                 passages=len(sel.passages) if sel.retrieved is not None else None,
                 latency_s=out.latency_s,
                 samples=out.samples,
+                invalid=sum(not valid_output(a, output.kind, output.labels, ex.target) for a in answers),
             )
         )
     return records
@@ -107,6 +115,7 @@ def summarize_split(
         completion_tokens_per_call=sum(r.completion_tokens for r in records) / n if n else 0.0,
         cached=split_outputs.cached,
         cache_key=split_outputs.key,
+        invalid_share=sum(r.invalid / len(r.samples or [r.output]) for r in records) / n if n else 0.0,
     )
 
 
