@@ -25,7 +25,7 @@ from ladder.record import AssessmentRun, RungResult, SkippedRung, save_run
 from ladder.rungs import BuildContext, build_candidate
 from ladder.scoring.compare import compare_with_earlier, score_examples, split_scores, summarize_split
 from ladder.scoring.stats import score_sd
-from ladder.spec import TaskFile, rung_name
+from ladder.spec import TaskFile, rung_name, shown_path
 
 EVAL_SPLITS = ("dev", "test")
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pydantic", "safetensors", "gguf")
@@ -41,6 +41,14 @@ def _packages() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             pass
     return found
+
+
+def _in_task(exc: LadderError, task: TaskFile) -> LadderError:
+    """An error about one of the task's fields (``rungs[...]``, ``model``) names the task file too."""
+    message = str(exc)
+    if message.startswith(("rungs[", "model:")):
+        return LadderError(f"{shown_path(task.path)}: {message}")
+    return exc
 
 
 def new_run_id() -> str:
@@ -104,9 +112,12 @@ def _assess(
 
         name = backend or "transformers"
         say(f"backend {name}, model {spec.model}")
-        backend = create_backend(
-            name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size, labels=spec.output.labels
-        )
+        try:
+            backend = create_backend(
+                name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size, labels=spec.output.labels
+            )
+        except LadderError as exc:
+            raise _in_task(exc, task) from None
     formatter = backend.formatter(spec.prompt.format)
     cache = ResultCache(result_cache_dir(), enabled=use_cache)
     run_id = new_run_id()
@@ -149,7 +160,10 @@ def _assess(
                 continue
             say(f"[{name}] building")
             started = time.perf_counter()
-            candidate = build_candidate(rung_spec, ctx)
+            try:
+                candidate = build_candidate(rung_spec, ctx)
+            except LadderError as exc:
+                raise _in_task(exc, task) from None
             build_s = time.perf_counter() - started
             split_results, examples = {}, []
             for split in EVAL_SPLITS:

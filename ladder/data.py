@@ -215,7 +215,20 @@ def load_task_data(task: TaskFile) -> TaskData:
             for ex in splits.get(split):
                 if ex.doc_id is not None and ex.doc_id not in known:
                     problems.append(f"{ex.source}: doc_id {ex.doc_id!r} is not a document of the corpus")
+    if splits is not None:
+        problems += _demonstrations_fit(task, len(splits.train))
     if problems:
         raise ValidationFailed(problems, warnings)
     assert splits is not None
     return TaskData(splits, corpus)
+
+
+def _demonstrations_fit(task: TaskFile, n_train: int) -> list[str]:
+    """Demonstrations come from the train split: a rung cannot ask for more than it holds."""
+    problems = []
+    for i, rung in enumerate(task.spec.rungs):
+        k = getattr(rung, "k", None) if rung.type == "fewshot" else getattr(rung, "fewshot_k", None)
+        if k and k > n_train:
+            field = "k" if rung.type == "fewshot" else "fewshot_k"
+            problems.append(f"{shown_path(task.path)}: rungs[{i}].{field}: {k} demonstrations asked, the train split has {n_train}")
+    return problems

@@ -393,7 +393,9 @@ def _format_loc(loc: tuple) -> str:
         elif item in RUNG_SPECS and parts and parts[-1].startswith("["):
             continue  # discriminated-union tag inserted by pydantic; the index already says which rung
         else:
-            parts.append(("." if parts else "") + str(item))
+            name = str(item)
+            name = name if name.isprintable() and name.strip() == name and name else repr(name)  # one line, visible
+            parts.append(("." if parts else "") + name)
     return "".join(parts) or "(top level)"
 
 
@@ -409,6 +411,11 @@ def _format_error(err: dict) -> str:
         return f"{loc}.type: unknown rung {tag!r}{did}; known: {', '.join(RUNG_SPECS)}"
     if kind == "union_tag_not_found":
         return f"{loc}.type: missing (one of: {', '.join(RUNG_SPECS)})"
+    if kind == "literal_error":
+        expected = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+        hint = difflib.get_close_matches(str(err.get("input")), expected, n=1)
+        did = f"did you mean {hint[0]!r}? " if hint else ""
+        return f"{loc}: unknown value {err.get('input')!r}; {did}(one of: {', '.join(expected)})"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]

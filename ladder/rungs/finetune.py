@@ -74,6 +74,10 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
     train_pairs, dev_pairs = pairs(ctx.train), pairs(ctx.dev)
     max_len = rung.train.max_seq_len
     train_set, truncated = encode_examples(train_pairs, backend._encode, backend._encode_continuation, max_len)
+    if train_set and truncated == len(train_set):
+        shortest = min(len(backend._encode(p)) + len(backend._encode_continuation(a)) for p, a in train_pairs)
+        raise LadderError(f"rungs[{name}].train.max_seq_len: {max_len} is shorter than every training example "
+                          f"(the shortest, instruction + input + answer, is {shortest} tokens)")
     dev_set, _ = encode_examples(dev_pairs, backend._encode, backend._encode_continuation, max_len)
     key = cache_key(
         {

@@ -36,6 +36,7 @@ from typing import Callable
 
 import torch
 
+from ladder.fileio import atomic_write_text
 from ladder.rungs.base import rng_for
 from ladder.spec import TrainSpec
 
@@ -177,17 +178,34 @@ def _load_trainable(model, state: dict[str, torch.Tensor]) -> None:
             named[name].copy_(value)
 
 
-def _save_checkpoint(folder: Path, model, optimizer, scheduler, progress: dict) -> None:
+def _save_checkpoint(folder: Path, model, optimizer, scheduler, progress: dict, best_state: dict | None) -> None:
+    """Written whole into ``<folder>.tmp`` (progress.json last, everything fsync'd), then swapped in. A
+    kill at any point leaves a complete checkpoint: the old folder, or the new one in ``.tmp`` (see
+    ``_complete_checkpoint``). The random state goes with it, so dropout after a resume draws the same
+    masks as a run that was never interrupted."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    torch.save(
-        {"trainable": _trainable_state(model), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
-        tmp / "state.pt",
-    )
-    (tmp / "progress.json").write_text(json.dumps(progress))
+    state = {"trainable": _trainable_state(model), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()}
+    for name, content in (("state.pt", state), ("best.pt", best_state)):
+        if content is None:
+            continue
+        with open(tmp / name, "wb") as handle:
+            torch.save(content, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+    atomic_write_text(tmp / "progress.json", json.dumps(progress))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
+
+
+def _complete_checkpoint(folder: Path) -> Path | None:
+    """The newest complete checkpoint: the folder, or a finished ``.tmp`` a kill left before the swap."""
+    if (folder / "progress.json").is_file():
+        return folder
+    tmp = folder.with_name(folder.name + ".tmp")
+    return tmp if (tmp / "progress.json").is_file() else None
 
 
 def autocast(device):
@@ -245,18 +263,21 @@ def train_loop(
                 "best_score": None, "best_step": 0, "bad_evals": 0, "wall_s": 0.0}
     resumed = None
     best_state = None
-    if (checkpoint / "progress.json").is_file():
-        state = torch.load(checkpoint / "state.pt", map_location=device)
+    found = _complete_checkpoint(checkpoint)
+    if found is not None:
+        state = torch.load(found / "state.pt", map_location=device)
         _load_trainable(model, state["trainable"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        progress = json.loads((checkpoint / "progress.json").read_text())
+        if "rng" in state:  # checkpoints from before it was saved resume with a fresh random state
+            torch.set_rng_state(state["rng"])
+        progress = json.loads((found / "progress.json").read_text())
         if "best_loss" in progress:  # a checkpoint from before dev_metric: its best was the lowest loss
             best_loss = progress.pop("best_loss")
             progress["best_score"] = None if best_loss is None else -best_loss
         resumed = progress["step"]
-        if (checkpoint / "best.pt").is_file():
-            best_state = torch.load(checkpoint / "best.pt", map_location=device)
+        if (found / "best.pt").is_file():
+            best_state = torch.load(found / "best.pt", map_location=device)
     model.train()
     stopped_early = False
     micro_per_step = settings.grad_accum
@@ -321,9 +342,7 @@ def train_loop(
                     stopped_early = progress["bad_evals"] >= settings.patience
             if (step % settings.checkpoint_every == 0 or stopped_early or step == total) and rank == 0:
                 progress["wall_s"] = time.perf_counter() - started
-                _save_checkpoint(checkpoint, model, optimizer, scheduler, progress)
-                if best_state is not None:
-                    torch.save(best_state, checkpoint / "best.pt")
+                _save_checkpoint(checkpoint, model, optimizer, scheduler, progress, best_state)
             if stop_after is not None and step >= stop_after:
                 raise KeyboardInterrupt(f"stopped after step {step} (test)")
         wall = time.perf_counter() - started
