@@ -195,12 +195,10 @@ def _assess(
             if result.decision.action == "stop" and not exhaustive:
                 why = "meets the target" if result.decision.status == "meets" else f"is {result.decision.status}"
                 stopped_by = f"{name} {why}; the climb stopped there (--exhaustive runs every rung)"
-    except KeyboardInterrupt:
-        run.status, run.error = "interrupted", "interrupted by the user"
-        save_run(run, record_path)
-        raise
-    except Exception as exc:
-        run.status, run.error = "failed", f"{type(exc).__name__}: {exc}"
+    except (KeyboardInterrupt, Exception) as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        run.status = "interrupted" if interrupted else "failed"
+        run.error = "interrupted by the user" if interrupted else f"{type(exc).__name__}: {exc}"
         try:
             save_run(run, record_path)
         except LadderError:

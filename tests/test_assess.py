@@ -302,3 +302,12 @@ def test_a_json_array_task_scores_arrays_and_counts_invalid_outputs(make_task, t
     assert by_id["test-1"].scores["json_field_f1"] == pytest.approx(2 / 3)  # 2 of 4 pairs found, all right
     assert [by_id[f"test-{i}"].invalid for i in range(4)] == [0, 0, 1, 1]
     assert run.rungs[0].splits["test"].invalid_share == 0.5
+
+
+def test_editing_one_rungs_settings_invalidates_that_rung_only(make_task, tmp_path):
+    backend = _always("music")
+    assess(load_task(make_task()), backend=backend, out_dir=tmp_path / "a")
+    edited = make_task({"rungs": [{"type": "prompt"}, {"type": "fewshot", "k": 4}]}, folder="edited")
+    run, _ = assess(load_task(edited), backend=backend, out_dir=tmp_path / "b")
+    prompt, fewshot = run.rungs
+    assert all(s.cached for s in prompt.splits.values()) and not any(s.cached for s in fewshot.splits.values())

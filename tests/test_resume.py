@@ -77,7 +77,7 @@ def test_kill_9_during_fewshot_generation_then_resume(tmp_path):
     killed = _assess(task, home, tmp_path / "killed", "fewshot")
     partial = lambda: list((home / "results").glob("*/*.partial/batch-*.json"))
     _kill_when(killed, lambda: len(partial()) >= 2)
-    saved = {Path(p).name: json.loads(Path(p).read_text()) for p in partial()}
+    saved = [(Path(p).parent.name.removesuffix(".partial"), json.loads(Path(p).read_text())) for p in partial()]
     assert saved and load_run(tmp_path / "killed").status == "running"  # the record of the killed run is whole
     _finish(_assess(task, home, tmp_path / "resumed", "fewshot"))
     assert not partial()  # the finished split replaced its batches
@@ -85,11 +85,11 @@ def test_kill_9_during_fewshot_generation_then_resume(tmp_path):
     resumed, straight = load_run(tmp_path / "resumed"), load_run(tmp_path / "straight")
     _same_results(resumed, straight)
     # the batches saved before the kill are in the final record as they were
-    outputs = {}
-    for batch in saved.values():
-        outputs.update(zip(batch["indices"], (o["output"] for o in batch["outputs"])))
-    split = [e for e in resumed.rungs[0].examples if e.split == "dev"]
-    assert all(split[i].output == text for i, text in outputs.items())
+    rung = resumed.rungs[0]
+    for key, batch in saved:
+        (split,) = [name for name, result in rung.splits.items() if result.cache_key == key]
+        examples = [e for e in rung.examples if e.split == split]
+        assert [examples[i].output for i in batch["indices"]] == [o["output"] for o in batch["outputs"]]
 
 
 def test_kill_9_during_lora_training_then_resume(tmp_path):
