@@ -10,8 +10,9 @@ sampling seed: equal quality by construction.
 - reruns: seeds 1..N of the same configuration, each gated against the baseline (margin 0, alpha):
   every failure is a false alarm; the goal is a rate at most alpha;
 - degraded candidates, same sampling: (a) an instruction naming the wrong labels, (b) half of the
-  training examples relabelled with another intent (so about half the demonstrations are wrong). Both
-  must fail.
+  training examples relabelled with another intent (so about half the demonstrations are wrong), and
+  two stronger versions: (c) every training label wrong, (d) both (a) and (b). A gate should fail a
+  degradation larger than the detectable drop it states, and may pass a smaller one.
 Every run goes through ``ladder.assess`` and ``ladder.gate`` exactly as ``ladder assess`` / ``ladder gate``
 do. Prints one table and the rates.
 """
@@ -92,6 +93,11 @@ def main() -> None:
             work, "wrong-labels", 101,
             instruction=f"Classify the intent of the user's utterance. Answer with exactly one of these labels: {WRONG_LABELS}.")),
         ("half the training labels wrong", "degraded", variant(work, "relabelled", 102, relabel=0.5)),
+        # stronger versions of the same two faults, to show where the gate's sight begins
+        ("every training label wrong", "degraded", variant(work, "all-relabelled", 103, relabel=1.0)),
+        ("wrong labels in the instruction and half the training labels wrong", "degraded", variant(
+            work, "both", 104, relabel=0.5,
+            instruction=f"Classify the intent of the user's utterance. Answer with exactly one of these labels: {WRONG_LABELS}.")),
     ]
     for name, kind, path in candidates:
         result, seconds = run(path, name.replace(" ", "-"))
