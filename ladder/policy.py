@@ -107,6 +107,14 @@ class _Pairs:
             return 0.0 - c.delta, 0.0 - c.high, 0.0 - c.low, self.adjusted[(b, a)]  # no -0.0
         return None
 
+    def versus(self, a: str, b: str, alpha: float) -> str | None:
+        """``a vs b: +0.030 [-0.010, +0.070], not significant (Holm p = 0.21)``, or None (same rung, not paired)."""
+        d = self.delta(a, b) if a != b else None
+        if d is None:
+            return None
+        verdict = "significant" if d[3] < alpha else "not significant"
+        return f"{a} vs {b}: {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}], {verdict} (Holm {_p(d[3])})"
+
     def beats(self, a: str, b: str, alpha: float) -> bool:
         d = self.delta(a, b)
         return d is not None and d[0] > 0 and d[3] < alpha
@@ -163,13 +171,9 @@ def recommend(
         reasons.insert(0, f"{chosen.name} meets {metric} ≥ {threshold:.3f} at {fmt(dev[chosen.name])} on dev"
                           + (f" (test {fmt(test)})" if test is not None else ""))
         for other in results:
-            if other.name == chosen.name:
+            words = pairs.versus(other.name, chosen.name, policy.alpha)
+            if words is None:
                 continue
-            d = pairs.delta(other.name, chosen.name)
-            if d is None:
-                continue
-            verdict = "significant" if d[3] < policy.alpha else "not significant"
-            words = f"{other.name} vs {chosen.name}: {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}], {verdict} (Holm {_p(d[3])})"
             if other.cost is not None and chosen.cost is not None:
                 extra = other.cost.adaptation_s - chosen.cost.adaptation_s
                 if extra > 1:
@@ -193,11 +197,7 @@ def recommend(
     undominated = [r for r in results if not any(pairs.beats(o.name, r.name, policy.alpha) for o in results)]
     best = cheapest(undominated or [top])
     nxt = next_rung_after([r.type for r in results], configured_later)
-    for other in results:
-        d = pairs.delta(other.name, best.name)
-        if other.name != best.name and d is not None:
-            verdict = "significant" if d[3] < policy.alpha else "not significant"
-            reasons.append(f"{other.name} vs {best.name}: {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}], {verdict} (Holm {_p(d[3])})")
+    reasons += [words for other in results if (words := pairs.versus(other.name, best.name, policy.alpha))]
     pending = [r for r in results if r.decision.status == "inconclusive" and r.decision.n_needed]
     tail = f"; next rung to try: {nxt}" if nxt else "; no higher rung is left to try"
     if pending and policy.inconclusive == "report":

@@ -135,6 +135,22 @@ def test_json_generation_stops_when_the_object_closes(backend):
     assert free.text.startswith(stopped.text[: len(stopped.text) // 2])  # same greedy path, cut earlier
 
 
+def test_json_generation_of_an_array_stops_at_its_closing_bracket(backend):
+    """A top-level array of objects is one answer: the JSON early stop must let it run to its ``]`` (it
+    used to cut every array after its first object), so here it decodes exactly what free decoding does."""
+    f = backend.formatter("chat")
+    prompt = f.prompt([
+        {"role": "system", "content": "List every measurement in the text as a JSON array of objects."},
+        {"role": "user", "content": "It weighed 3 grams and held 4 litres."},
+        {"role": "assistant", "content": '[{"value": 3, "unit": "gram"}, {"value": 4, "unit": "litre"}]'},
+        {"role": "user", "content": "It ran 5 metres in 2 seconds."},
+    ])
+    free = backend.generate([GenerateRequest(prompt, 48, stop=[f.end_of_turn])])[0]
+    stopped = backend.generate([GenerateRequest(prompt, 48, stop=[f.end_of_turn], stop_at_json_end=True)])[0]
+    assert free.text.startswith("[{") and free.text.count("{") >= 2  # the model does answer with an array
+    assert stopped.text == free.text and stopped.text.endswith("]")
+
+
 def test_generation_with_a_shared_prefix_equals_generation_without_it(backend):
     """The prefix's key/value cache is computed once and reused (prefix | left padding | prompt): every
     row must decode exactly as it does alone, without the shared cache."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 from pathlib import Path
 
 import ladder
@@ -31,6 +32,16 @@ def _dir_digest(folder: Path) -> tuple[str, int]:
         digest.update(hashlib.sha256(data).digest())
         size += len(data)
     return digest.hexdigest(), size
+
+
+def _canonical_adapter_config(folder: Path) -> None:
+    """peft writes ``target_modules`` from a set, in an order that changes with each process's hash seed:
+    the same adapter would get another hash in every run. Sorted, the same weights give the same bytes."""
+    path = folder / "adapter_config.json"
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _load_4bit(backend, name: str):
@@ -155,6 +166,7 @@ def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: i
     artifacts = (ctx.work_dir or work) / name
     if isinstance(rung, LoraRungSpec):
         model.save_pretrained(artifacts / "adapter")
+        _canonical_adapter_config(artifacts / "adapter")
         digest, size = _dir_digest(artifacts / "adapter")
         if rung.quantize == "none":  # a 4-bit base cannot take the merge: QLoRA is evaluated unmerged
             model = model.merge_and_unload()
