@@ -1,7 +1,7 @@
 """Is the gate calibrated? False alarms on unchanged configurations, and detection of real degradations,
 measured with the real bundled model in one run.
 
-    python bench/gate_calibration.py [--reruns 20] [--limit 250] [--alpha 0.05]
+    python bench/gate_calibration.py [--reruns 20] [--limit 250] [--alpha 0.05] [--samples 1]
 
 SNIPS few-shot (the shipped rung: 10 random demonstrations), answers decoded with sampling
 (temperature 0.7, label_scoring: generate) so that two runs of one configuration differ only by the
@@ -42,6 +42,9 @@ TASK = ROOT / "tasks" / "snips-intent"
 WRONG_LABELS = "positive, negative, neutral, question, statement, greeting, complaint"
 
 
+SAMPLES = 1  # answers per example (--samples): the example's score is their mean
+
+
 def variant(root: Path, name: str, seed: int, instruction: str | None = None, relabel: float = 0.0) -> Path:
     """A copy of the SNIPS task folder with sampling on, only the fewshot rung, and the given change."""
     folder = root / name
@@ -49,7 +52,7 @@ def variant(root: Path, name: str, seed: int, instruction: str | None = None, re
     spec = yaml.safe_load((folder / "task.yaml").read_text())
     spec["rungs"] = [r for r in spec["rungs"] if r["type"] == "fewshot"]
     spec["generation"] = {**spec.get("generation", {}), "label_scoring": "generate", "temperature": 0.7,
-                          "seed": seed, "max_new_tokens": 16}
+                          "seed": seed, "max_new_tokens": 16, "samples": SAMPLES}
     if instruction is not None:
         spec["prompt"]["instruction"] = instruction
     (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -68,7 +71,11 @@ def main() -> None:
     parser.add_argument("--reruns", type=int, default=20)
     parser.add_argument("--limit", type=int, default=250, help="first N of dev and of test (SNIPS: dev 100, test 250)")
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--samples", type=int, default=1, help="answers per example; the score is their mean")
+    parser.add_argument("--degraded", default="a,b,c,d", help="degraded candidates to gate (letters, see above)")
     args = parser.parse_args()
+    global SAMPLES
+    SAMPLES = args.samples
 
     work = Path(tempfile.mkdtemp(prefix="ladder-gate-cal-"))
     task0 = load_task(variant(work, "seed-0", 0))
@@ -84,21 +91,21 @@ def main() -> None:
     base_run, seconds = run(task0.path, "seed-0")
     baseline = make_baseline(base_run, "fewshot", "test")
     base_acc = sum(e.scores["accuracy"] for e in baseline.examples) / len(baseline.examples)
-    print(f"baseline: seed 0, fewshot test accuracy {base_acc:.3f} (n={len(baseline.examples)}, {seconds:.0f} s)", flush=True)
+    print(f"baseline: seed 0, {args.samples} sample(s) per example, fewshot test accuracy {base_acc:.3f} "
+          f"(n={len(baseline.examples)}, {seconds:.0f} s)", flush=True)
 
     rows = []
     candidates = [(f"rerun seed {s}", "unchanged", variant(work, f"seed-{s}", s)) for s in range(1, args.reruns + 1)]
-    candidates += [
-        ("wrong labels in the instruction", "degraded", variant(
-            work, "wrong-labels", 101,
-            instruction=f"Classify the intent of the user's utterance. Answer with exactly one of these labels: {WRONG_LABELS}.")),
-        ("half the training labels wrong", "degraded", variant(work, "relabelled", 102, relabel=0.5)),
+    instruction = f"Classify the intent of the user's utterance. Answer with exactly one of these labels: {WRONG_LABELS}."
+    degraded = {
+        "a": ("wrong labels in the instruction", lambda: variant(work, "wrong-labels", 101, instruction=instruction)),
+        "b": ("half the training labels wrong", lambda: variant(work, "relabelled", 102, relabel=0.5)),
         # stronger versions of the same two faults, to show where the gate's sight begins
-        ("every training label wrong", "degraded", variant(work, "all-relabelled", 103, relabel=1.0)),
-        ("wrong labels in the instruction and half the training labels wrong", "degraded", variant(
-            work, "both", 104, relabel=0.5,
-            instruction=f"Classify the intent of the user's utterance. Answer with exactly one of these labels: {WRONG_LABELS}.")),
-    ]
+        "c": ("every training label wrong", lambda: variant(work, "all-relabelled", 103, relabel=1.0)),
+        "d": ("wrong labels in the instruction and half the training labels wrong",
+              lambda: variant(work, "both", 104, relabel=0.5, instruction=instruction)),
+    }
+    candidates += [(degraded[k][0], "degraded", degraded[k][1]()) for k in args.degraded.split(",") if k]
     for name, kind, path in candidates:
         result, seconds = run(path, name.replace(" ", "-"))
         (check,) = gate(result, baseline, "fewshot", None, margin=0.0, alpha=args.alpha).checks
@@ -108,7 +115,7 @@ def main() -> None:
               f"{'FAIL' if check.regressed else 'pass'} ({seconds:.0f} s)", flush=True)
 
     print()
-    print(f"| candidate | kind | test accuracy | Δ vs baseline [95% CI] | p | gate |")
+    print("| candidate | kind | test accuracy | Δ vs baseline [95% CI] | p | gate |")
     print("|---|---|---|---|---|---|")
     for name, kind, acc, delta, low, high, p, regressed, _ in rows:
         print(f"| {name} | {kind} | {acc:.3f} | {delta:+.3f} [{low:+.3f}, {high:+.3f}] | {p:.3g} | {'fail' if regressed else 'pass'} |")

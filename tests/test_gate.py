@@ -10,7 +10,7 @@ import pytest
 from ladder.assess import assess
 from ladder.backends.scripted import ScriptedBackend
 from ladder.cli import main
-from ladder.gate import gate, load_baseline, make_baseline
+from ladder.gate import gate, load_baseline
 from ladder.record import load_run
 from ladder.spec import load_task
 
