@@ -222,8 +222,7 @@ def _report(args) -> int:
     from ladder import display
     from ladder.report import write_report
 
-    run_dir = args.run.parent if args.run.name == "run.json" else args.run
-    display.out(str(write_report(run_dir)))
+    display.out(str(write_report(_run_path(args.run))))
     return 0
 
 

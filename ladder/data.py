@@ -140,8 +140,9 @@ def load_splits(task: TaskFile) -> Splits:
                 continue
             if labels and values["target"] not in labels:
                 problems.append(f"{where}: label {values['target']!r} is not in output.labels")
-            if spec.output.kind == "json" and _json_problem(values["target"]):
-                problems.append(f"{where}: field {data.target_field!r} {_json_problem(values['target'])} (output.kind json)")
+            json_problem = _json_problem(values["target"]) if spec.output.kind == "json" else None
+            if json_problem:
+                problems.append(f"{where}: field {data.target_field!r} {json_problem} (output.kind json)")
             alternatives: tuple[str, ...] = ()
             if data.alternatives_field and row.get(data.alternatives_field) is not None:
                 raw_alts = row[data.alternatives_field]

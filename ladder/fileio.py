@@ -3,6 +3,7 @@ write that returned survives a crash (the file and its folder entry are fsync'd)
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -52,3 +53,17 @@ def _fsync_dir(folder: Path) -> None:
         pass  # some filesystems do not fsync folders
     finally:
         os.close(fd)
+
+
+def read_json(path: Path, what: str) -> object:
+    """A JSON file, or a one-line LadderError naming it: unreadable, not UTF-8, or invalid (with the line)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LadderError(f"{path}: cannot read {what} ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise LadderError(f"{path}: {what} is not UTF-8 text ({exc.reason})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LadderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import ladder
 from ladder.errors import LadderError
-from ladder.fileio import atomic_write_text
+from ladder.fileio import atomic_write_text, read_json
 from ladder.record import AssessmentRun, ExampleRecord, RungResult
 from ladder.scoring.compare import compare_by_id, is_binary
 from ladder.scoring.stats import PairedComparison, minimum_detectable_effect, power_at, score_sd, shifted_p
@@ -106,14 +106,7 @@ def save_baseline(baseline: Baseline, path: Path) -> None:
 
 def load_baseline(path: str | Path) -> Baseline:
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise LadderError(f"{path}: cannot read baseline ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise LadderError(f"{path}: baseline is not UTF-8 text ({exc.reason})") from None
-    except json.JSONDecodeError as exc:
-        raise LadderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    raw = read_json(path, "baseline")
     if not isinstance(raw, dict) or raw.get("format") != BASELINE_FORMAT:
         raise LadderError(f"{path}: not a ladder baseline file (make one with `ladder baseline RUN --rung NAME --to FILE`)")
     if raw.get("version") != BASELINE_VERSION:

@@ -7,14 +7,13 @@ committed baseline or example report survives the next schema change; a newer on
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ladder.errors import LadderError
-from ladder.fileio import atomic_write_text
+from ladder.fileio import atomic_write_text, read_json
 from ladder.scoring.stats import Estimate, PairedComparison
 
 SCHEMA_VERSION = 2
@@ -196,16 +195,7 @@ def load_run(path: str | Path) -> AssessmentRun:
     path = Path(path)
     if path.is_dir():
         path = path / "run.json"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise LadderError(f"{path}: cannot read run record ({exc.strerror})") from None
-    except UnicodeDecodeError as exc:
-        raise LadderError(f"{path}: run record is not UTF-8 text ({exc.reason})") from None
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LadderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    raw = read_json(path, "run record")
     if not isinstance(raw, dict):
         raise LadderError(f"{path}: not a run record (expected a JSON object)")
     raw = migrate(raw, str(path))
