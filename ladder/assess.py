@@ -79,12 +79,13 @@ def assess(
     use_cache: bool = True,
     progress: Progress | None = None,
     exhaustive: bool = False,
+    base_url: str | None = None,
 ) -> tuple[AssessmentRun, Path]:
     """Run the ladder on a task; returns the record and the folder it was written to. ``exhaustive``
     runs every selected rung whatever the decisions (sweeps, reports); the recommendation is the same
     policy over all of them. One assessment at a time per store: a second one waits for the first."""
     with store_lock(ladder_home(), progress):
-        return _assess(task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive)
+        return _assess(task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive, base_url)
 
 
 def _assess(
@@ -96,6 +97,7 @@ def _assess(
     use_cache: bool,
     progress: Progress | None,
     exhaustive: bool,
+    base_url: str | None = None,
 ) -> tuple[AssessmentRun, Path]:
     say = progress or (lambda _msg: None)
     spec = task.spec
@@ -107,17 +109,30 @@ def _assess(
         say(f"warning: {warning}")
     selected = select_rungs(task, rungs)
     evals = {s: splits.get(s)[:limit] if limit else splits.get(s) for s in EVAL_SPLITS}
+    owned = backend is None or isinstance(backend, str)  # made here: closed here (a vllm engine's memory)
     if backend is None or isinstance(backend, str):
-        from ladder.backends import create_backend
+        from ladder.backends import create_backend, resolve_backend_name
 
-        name = backend or "transformers"
+        name = resolve_backend_name(backend or spec.serving.backend)
         say(f"backend {name}, model {spec.model}")
+        lora_ranks = [r.r for r in selected if r.type == "lora"]
         try:
             backend = create_backend(
-                name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size, labels=spec.output.labels
+                name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
+                labels=spec.output.labels, serving=spec.serving, lora_ranks=lora_ranks,
+                **({"base_url": base_url} if base_url else {}),
             )
         except LadderError as exc:
             raise _in_task(exc, task) from None
+    try:
+        return _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive)
+    finally:
+        if owned and hasattr(backend, "close"):
+            backend.close()
+
+
+def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive):
+    spec = task.spec
     formatter = backend.formatter(spec.prompt.format)
     cache = ResultCache(result_cache_dir(), enabled=use_cache)
     run_id = new_run_id()
@@ -149,7 +164,7 @@ def _assess(
         work_dir=out_dir,
         corpus=task_data.corpus,
         count_tokens=backend.count_tokens,
-        backend=backend,
+        task_dir=task.path.parent,
     )
     stopped_by: str | None = None  # why the climb ended early, for the rungs left out
     try:

@@ -29,7 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="evaluate only the first N examples of dev and of test")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<task>/<run-id>)")
     p.add_argument("--no-cache", action="store_true", help="recompute model outputs instead of reusing cached ones")
-    p.add_argument("--backend", default="transformers", help="transformers (default) or scripted (no model; smoke tests)")
+    p.add_argument("--backend", help="auto, transformers, vllm, openai, or scripted (no model; smoke tests); "
+                   "default: the task's serving.backend (auto: vllm where CUDA and vllm are present, else transformers)")
+    p.add_argument("--base-url", help="openai backend: the server's URL up to /v1 (overrides serving.base_url)")
     p.add_argument("--exhaustive", action="store_true",
                    help="run every configured rung whatever the decisions (sweeps, reports); same recommendation policy")
 
@@ -110,6 +112,7 @@ def _assess(args) -> int:
         use_cache=not args.no_cache,
         progress=display.info,
         exhaustive=args.exhaustive,
+        base_url=args.base_url,
     )
     write_report(out_dir)
     display.summary(run, out_dir)
@@ -121,7 +124,6 @@ def _train(args) -> int:
 
     from ladder import display
     from ladder.assess import select_rungs
-    from ladder.backends import create_backend
     from ladder.data import load_task_data
     from ladder.rungs import BuildContext
     from ladder.rungs.finetune import train_rung
@@ -143,14 +145,15 @@ def _train(args) -> int:
             torch.cuda.set_device(local)
             device = f"cuda:{local}"
         dist.init_process_group("nccl" if device else "gloo")
-    backend = create_backend("transformers", task.spec.model, base_dir=task.path.parent, device=device)
     ctx = BuildContext(spec=task.spec, train=data.splits.train, dev=data.splits.dev, corpus=data.corpus,
-                       count_tokens=backend.count_tokens, backend=backend)
-    _, outcome, work, n_train = train_rung(rung, ctx)
+                       task_dir=task.path.parent, device=device)
+    trained = train_rung(rung, ctx)
     if int(os.environ.get("RANK", "0")) == 0:
+        t = trained.training
+        done = "finished earlier, reused" if trained.reused else f"on {world} process(es)"
         display.out(
-            f"{args.rung}: {outcome.steps} steps on {world} process(es), {outcome.tokens_seen} real tokens, "
-            f"{outcome.tokens_per_s:.1f} tokens/s; checkpoint {work} (reused by `ladder assess`)"
+            f"{args.rung}: {t['steps']} steps {done}, {t['tokens_seen']} real tokens, "
+            f"{t['tokens_per_s']:.1f} tokens/s; artifact {trained.artifact.path} (reused by `ladder assess`)"
         )
     if world > 1:
         import torch.distributed as dist

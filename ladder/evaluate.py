@@ -58,7 +58,7 @@ def run_eval(
     spec: TaskSpec,
     cache: ResultCache,
 ) -> SplitOutputs:
-    backend = candidate.backend or backend  # a trained rung evaluates its own weights
+    backend = backend.serving(candidate.artifact)  # a trained rung's weights, served by the same backend
     started = time.perf_counter()
     selections = candidate.select([ex.input for ex in examples])
     selection_s = time.perf_counter() - started

@@ -105,7 +105,7 @@ def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
     dest_root.mkdir(parents=True, exist_ok=True)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ladder.backends.hf import quiet_transformers
+    from ladder.backends.hf_model import quiet_transformers
 
     quiet_transformers()
     tmp = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{key}."))

@@ -84,14 +84,16 @@ def test_bad_input_is_one_line_exit_2(name, changes, files, command, expected, m
 
 
 def test_a_bad_rung_mid_run_keeps_the_rungs_already_measured(make_task, tmp_path, capsys):
-    """A rung that fails to build (a lora rung on the scripted backend, which has no weights to train) is
-    one line and exit 2, and run.json keeps every rung measured before it."""
+    """A rung that fails to build (a lora rung whose max_seq_len no training example fits; found from the
+    tokenizer, before any weights load) is one line and exit 2, and run.json keeps every rung measured
+    before it."""
     from ladder.record import load_run
 
-    path = make_task({"rungs": [{"type": "prompt"}, {"type": "lora", "train": {"max_steps": 1}}]})
+    path = make_task({"rungs": [{"type": "prompt"}, {"type": "lora", "train": {"max_steps": 1, "max_seq_len": 8}}]})
     out = tmp_path / "run"
     assert main(["assess", str(path), "--backend", "scripted", "--out", str(out)]) == 2
-    assert "training needs the transformers backend" in capsys.readouterr().err
+    last = capsys.readouterr().err.splitlines()[-1]  # progress lines before it
+    assert last.startswith("error: ") and "rungs[lora].train.max_seq_len: 8 is shorter than every training" in last
     saved = load_run(out)
     assert saved.status == "failed" and [r.name for r in saved.rungs] == ["prompt"]
 

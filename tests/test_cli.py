@@ -33,6 +33,26 @@ def test_light_commands_import_no_heavy_libraries():
     assert result.stdout.strip() == "[]"
 
 
+def test_assess_on_the_scripted_backend_imports_no_model_library(make_task, tmp_path):
+    """The whole loop (rungs registered, the lora rung among them; prompt and fewshot built, evaluated,
+    scored, decided, reported) without torch, transformers, peft or vllm."""
+    path = make_task({"rungs": [{"type": "prompt"}, {"type": "fewshot", "k": 3}, {"type": "lora"}]})
+    code = (
+        "import sys, contextlib, io\n"
+        "from ladder.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        f"    code = main(['assess', {str(path)!r}, '--backend', 'scripted', '--rungs', 'prompt,fewshot',"
+        f" '--out', {str(tmp_path / 'run')!r}])\n"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'vllm', 'faiss', 'sentence_transformers')"
+        " if m in sys.modules]\n"
+        "print(code, heavy)\n"
+    )
+    result = _py(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0 []"
+    assert (tmp_path / "run" / "run.json").is_file()
+
+
 def test_validate_ok(capsys):
     assert main(["validate", str(SNIPS)]) == 0
     assert "ok (train 343, dev 100, test 250; rungs: prompt, fewshot, lora)" in capsys.readouterr().out

@@ -114,7 +114,7 @@ def test_quiz_facts_rag_rung_end_to_end(backend, tmp_path):
 def test_prompts_longer_than_the_context_are_refused(backend, monkeypatch):
     from ladder.errors import LadderError
 
-    monkeypatch.setattr(backend, "max_context", 16)
+    monkeypatch.setattr(backend.hf, "max_context", 16)
     prompt = backend.formatter("chat").prompt([{"role": "user", "content": "word " * 20}])
     with pytest.raises(LadderError, match="exceeds the context"):
         backend.score_choices([ScoreRequest(prompt, ["a<|im_end|>"])])

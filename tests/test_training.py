@@ -30,7 +30,7 @@ def ctx(backend, tmp_path):
     task = load_task(SNIPS)
     data = load_task_data(task)
     return BuildContext(spec=task.spec, train=data.splits.train[:24], dev=data.splits.dev[:8],
-                        work_dir=tmp_path / "run", backend=backend)
+                        work_dir=tmp_path / "run", task_dir=SNIPS.parent)
 
 
 def _lora(**train) -> LoraRungSpec:
@@ -59,10 +59,12 @@ def test_lora_trains_saves_and_loads_back(backend, ctx):
     assert t["rss_peak_mb"] >= t["rss_start_mb"] > 0 and [e["step"] for e in t["dev_evals"]] == [3, 6]
     adapter = ctx.work_dir / "lora" / "adapter"
     assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
-    assert t["artifact_bytes"] > 0 and candidate.backend.identity()["weights_sha256"] == t["artifact_sha256"]
+    served = backend.serving(candidate.artifact)
+    assert t["artifact_bytes"] > 0 and served.identity()["weights_sha256"] == t["artifact_sha256"]
+    assert candidate.artifact.path == adapter and candidate.artifact.rank == 8 and not t["reused"]
 
     base = _label_scores(backend, ctx)
-    tuned = _label_scores(candidate.backend, ctx)
+    tuned = _label_scores(served, ctx)
     assert max(abs(a - b) for ra, rb in zip(base, tuned) for a, b in zip(ra, rb)) > 0.5  # predictions changed
 
     from peft import PeftModel
@@ -71,7 +73,7 @@ def test_lora_trains_saves_and_loads_back(backend, ctx):
     ids = torch.tensor([backend._encode("<|im_start|>user\nPlay some jazz<|im_end|>\n<|im_start|>assistant\n")])
     with torch.inference_mode():
         unmerged = reloaded(ids).logits
-        merged = candidate.backend.model(ids).logits
+        merged = served.model(ids).logits
     assert torch.allclose(unmerged, merged, atol=1e-3)  # the merged model used for evaluation is the adapter
 
 
@@ -85,9 +87,18 @@ def test_interrupted_training_resumes_with_the_same_data_order(backend, ctx, tmp
     straight = finetune(_lora(), ctx).training
     assert straight["resumed_from_step"] is None
     assert [p["loss"] for p in resumed["curve"]] == pytest.approx([p["loss"] for p in straight["curve"]], abs=1e-3)
-    # a finished training is reused, not repeated
-    again = finetune(_lora(), ctx).training
-    assert again["resumed_from_step"] == 6 and again["curve"] == straight["curve"]
+    # a finished training is reused, not repeated: no weights are loaded at all
+    from ladder.backends.hf_model import HFModel
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("a finished training loaded weights")
+
+    monkeypatch.setattr(HFModel, "load", no_weights)
+    reused = finetune(_lora(), ctx)
+    again = reused.training
+    assert again["reused"] and again["curve"] == straight["curve"]
+    assert again["artifact_sha256"] == straight["artifact_sha256"] == resumed["artifact_sha256"]
+    assert (ctx.work_dir / "lora" / "adapter" / "adapter_model.safetensors").is_file()
 
 
 def test_full_finetune_few_steps(backend, ctx):
@@ -98,7 +109,10 @@ def test_full_finetune_few_steps(backend, ctx):
     assert len(losses) == 3 and losses[-1] < losses[0]
     assert (ctx.work_dir / "full" / "model" / "model.safetensors").is_file()
     assert candidate.training["trainable_params"] > 100_000_000
-    assert backend.model is not candidate.backend.model  # the base model is untouched
+    served = backend.serving(candidate.artifact)
+    assert served.model is not backend.model  # the base model is untouched
+    assert (ctx.work_dir / "full" / "model" / "tokenizer.json").is_file()  # a folder any backend can load
+    assert served.identity()["weights_sha256"] == candidate.training["artifact_sha256"] != backend.identity()["weights_sha256"]
 
 
 def test_qlora_needs_cuda_and_says_so(ctx):
@@ -155,7 +169,7 @@ def test_lora_with_dev_metric_early_stopping_on_the_real_model(backend, ctx):
 
     kept = next(e["dev_metric"] for e in t["dev_evals"] if e["step"] == t["best_step"])
     zero_shot = Candidate("x", "prompt", ctx.spec.prompt.instruction, ctx.spec.prompt.input_template)
-    outputs = run_eval(zero_shot, ctx.dev[:4], candidate.backend, backend.formatter("chat"), ctx.spec,
+    outputs = run_eval(zero_shot, ctx.dev[:4], backend.serving(candidate.artifact), backend.formatter("chat"), ctx.spec,
                        ResultCache(ctx.work_dir, enabled=False)).outputs
     assert sum(o.output == ex.target for o, ex in zip(outputs, ctx.dev[:4])) / 4 == pytest.approx(kept)
 

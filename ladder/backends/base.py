@@ -9,7 +9,8 @@ the rendered text is what the result cache is keyed on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence, TypedDict, Union
+from pathlib import Path
+from typing import Callable, Literal, Protocol, Sequence, TypedDict, Union
 
 
 class Message(TypedDict):
@@ -81,6 +82,29 @@ class Generation:
     completion_tokens: int
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """Trained weights a candidate is served with: a peft LoRA adapter folder, or a whole model folder
+    (full fine-tune) of the base model's architecture and tokenizer. Every backend knows how to serve
+    one; the hash is over the folder's content, so it names the weights, not where they lie."""
+
+    kind: Literal["adapter", "model"]
+    path: Path
+    sha256: str
+    bytes: int
+    rank: int | None = None  # LoRA rank (an engine that hot-swaps adapters sizes its slots by it)
+    quantized: bool = False  # QLoRA: the base runs in 4-bit and the adapter stays unmerged
+
+
+def artifact_identity(base: dict, artifact: Artifact | None) -> dict:
+    """A backend's identity when it serves ``artifact``: the weights are the artifact's (what a cache
+    key must change with), the base's hash stays beside them."""
+    if artifact is None:
+        return base
+    return {**base, "weights_sha256": artifact.sha256, "base_weights_sha256": base["weights_sha256"],
+            "artifact": artifact.kind, **({"quantized": True} if artifact.quantized else {})}
+
+
 class Formatter(Protocol):
     """Renders a conversation to the text a model sees."""
 
@@ -107,6 +131,10 @@ class Backend(Protocol):
     def score_choices(self, requests: list[ScoreRequest]) -> list[ChoiceScores]: ...
 
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]: ...
+
+    def serving(self, artifact: Artifact | None) -> "Backend":
+        """This backend over trained weights (``None``: the base model). Cheap to call: weights load
+        when the first request needs them, so a result-cache hit loads none."""
 
 
 class ChatFormatter:

@@ -13,40 +13,33 @@ Label scoring is what makes the low rungs cheap on a CPU:
 from __future__ import annotations
 
 import copy
-import json
 from collections import OrderedDict
 from typing import Sequence
 
 import torch
 
 from ladder.backends.base import (
-    ChatFormatter,
+    Artifact,
     ChoiceScores,
     Formatter,
     Generation,
     GenerateRequest,
-    PlainFormatter,
     Prompt,
     ScoreRequest,
+    artifact_identity,
     json_value_end,
 )
 from ladder.backends.attention import NAME as ATTENTION
 from ladder.backends.attention import register as register_attention
-from ladder.errors import LadderError
+from ladder.backends.hf_model import HFModel, load_4bit
+from ladder.errors import LadderError, MissingDependency
 from ladder.models import ModelRef, model_identity, resolve_model
-
-def quiet_transformers() -> None:
-    """Progress bars and advisory warnings from transformers would drown ladder's own output."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-def _pick_device(device: str | None) -> str:
+def pick_device(device: str | None) -> str:
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
@@ -55,26 +48,22 @@ def _pick_device(device: str | None) -> str:
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, ref: ModelRef, device: str | None = None, dtype: str | None = None, batch_size: int = 8):
-        from transformers import AutoTokenizer
-
-        quiet_transformers()
+    def __init__(self, ref: ModelRef, device: str | None = None, dtype: str | None = None, batch_size: int = 8,
+                 hf: HFModel | None = None):
+        self.hf = hf or HFModel(ref)
         self.ref = ref
-        self.device = _pick_device(device)
+        self.device = pick_device(device)
         self.dtype_name = dtype or ("bfloat16" if self.device.startswith("cuda") else "float32")
         if self.dtype_name not in DTYPES:
             raise LadderError(f"dtype {self.dtype_name!r}: expected one of {', '.join(DTYPES)}")
         self.dtype = DTYPES[self.dtype_name]
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(ref.path)
+        self.tokenizer = self.hf.tokenizer
+        self.artifact: Artifact | None = None
         self._model = None
-        self._identity: dict | None = None
+        self._base_identity: dict | None = None
+        self._views: dict[str, TransformersBackend] = {}
         self._prefix_caches: OrderedDict[tuple[int, ...], object] = OrderedDict()
-        config = json.loads((ref.path / "config.json").read_text())
-        self.max_context: int | None = config.get("max_position_embeddings")
-        probe = self.tokenizer("a").input_ids
-        bos = self.tokenizer.bos_token_id
-        self._adds_bos = bos is not None and len(probe) > 0 and probe[0] == bos
 
     @classmethod
     def from_spec(cls, model: str, base_dir=None, labels=None, **options) -> "TransformersBackend":
@@ -84,28 +73,51 @@ class TransformersBackend:
     @property
     def model(self):
         if self._model is None:
-            from transformers import AutoModelForCausalLM
-
-            model = AutoModelForCausalLM.from_pretrained(
-                self.ref.path, dtype=self.dtype, attn_implementation=register_attention()
-            )
-            self._model = model.to(self.device).eval()
+            self._model = self._load().eval()
         return self._model
 
-    def derive(self, model, weights_sha256: str) -> "TransformersBackend":
-        """The same backend (tokenizer, device, dtype) over other weights: a fine-tuned copy of the model."""
-        derived = copy.copy(self)
-        derived._model = model.to(self.device).eval()
-        derived._prefix_caches = OrderedDict()
-        base = self.identity()
-        derived._identity = {**base, "weights_sha256": weights_sha256, "base_weights_sha256": base["weights_sha256"]}
-        return derived
+    def _load(self):
+        artifact = self.artifact
+        if artifact is None:
+            return self.hf.load(self.dtype, self.device, attn_implementation=register_attention())
+        if artifact.kind == "model":
+            return self.hf.load(self.dtype, self.device, path=artifact.path, attn_implementation=register_attention())
+        try:
+            from peft import PeftModel
+        except ImportError:
+            raise MissingDependency("peft (to serve a LoRA adapter)", "pip install peft") from None
+        if artifact.quantized:  # QLoRA: the 4-bit base cannot take the merge; the adapter stays a wrapper
+            base = load_4bit(self.ref.path, self.device, f"adapter {artifact.path}")
+            return PeftModel.from_pretrained(base, str(artifact.path))
+        base = self.hf.load(torch.float32, self.device, attn_implementation=register_attention())
+        merged = PeftModel.from_pretrained(base, str(artifact.path)).merge_and_unload()  # merged for speed
+        return merged.to(self.dtype)
+
+    def serving(self, artifact: Artifact | None) -> "TransformersBackend":
+        """The same backend (tokenizer, device, dtype) over trained weights: an adapter merged into a
+        fresh copy of the base (unmerged on a 4-bit base), or a full model folder. The latest view is
+        kept, so dev and test share one load; the base model stays as it is for the other rungs."""
+        if artifact is None:
+            return self
+        if artifact.sha256 not in self._views:
+            view = copy.copy(self)
+            view.artifact, view._model, view._views = artifact, None, {}
+            view._prefix_caches = OrderedDict()
+            self._views = {artifact.sha256: view}
+        return self._views[artifact.sha256]
+
+    def over_model(self, model) -> "TransformersBackend":
+        """The same backend over weights in memory (a model being trained): uncacheable, by identity."""
+        view = copy.copy(self)
+        view._model, view._views, view._prefix_caches = model.eval(), {}, OrderedDict()
+        view._base_identity = {**self.identity(), "weights_sha256": "in-memory"}
+        return view
 
     def identity(self) -> dict:
-        if self._identity is None:
+        if self._base_identity is None:
             import transformers
 
-            self._identity = {
+            self._base_identity = {
                 "backend": self.name,
                 **model_identity(self.ref),
                 "device": self.device.split(":")[0],
@@ -114,44 +126,23 @@ class TransformersBackend:
                 "torch": torch.__version__,
                 "transformers": transformers.__version__,
             }
-        return self._identity
+        return artifact_identity(self._base_identity, self.artifact)
 
     # -- text ----------------------------------------------------------------------------------
     def formatter(self, format: str) -> Formatter:
-        if format == "plain":
-            return PlainFormatter()
-        if not self.tokenizer.chat_template:
-            raise LadderError(f"model {self.ref.name!r} has no chat template: set prompt.format: plain")
-        end = self.tokenizer.eos_token or ""
-
-        def apply(messages, add_generation_prompt: bool) -> str:
-            return self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=add_generation_prompt
-            )
-
-        return ChatFormatter(apply, end)
+        return self.hf.formatter(format)
 
     def _encode(self, prompt: Prompt) -> list[int]:
-        if not isinstance(prompt, str):
-            return list(prompt)
-        ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
-        bos = self.tokenizer.bos_token_id
-        if self._adds_bos and (not ids or ids[0] != bos) and not prompt.startswith(self.tokenizer.bos_token or "\0"):
-            ids = [bos] + ids
-        return ids
+        return self.hf.encode(prompt)
 
     def _encode_continuation(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False).input_ids
+        return self.hf.encode_continuation(text)
 
     def count_tokens(self, text: str) -> int:
         return len(self._encode(text))
 
     def _check_fits(self, prompt_tokens: int, extra: int) -> None:
-        if self.max_context and prompt_tokens + extra > self.max_context:
-            raise LadderError(
-                f"a prompt of {prompt_tokens} tokens plus {extra} for the answer exceeds the context of "
-                f"{self.ref.name!r} ({self.max_context} tokens): use fewer demonstrations or a smaller context_tokens"
-            )
+        self.hf.check_fits(prompt_tokens, extra)
 
     # -- label scoring -------------------------------------------------------------------------
     def _prefix_cache(self, ids: tuple[int, ...]):

@@ -7,12 +7,14 @@ text, so results are reproducible. Tokens are counted as whitespace-separated wo
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import random
 import re
 from typing import Callable
 
 from ladder.backends.base import (
+    Artifact,
     ChatFormatter,
     ChoiceScores,
     Formatter,
@@ -20,6 +22,7 @@ from ladder.backends.base import (
     GenerateRequest,
     PlainFormatter,
     ScoreRequest,
+    artifact_identity,
     chatml,
 )
 
@@ -61,15 +64,25 @@ class ScriptedBackend:
     def formatter(self, format: str) -> Formatter:
         return ChatFormatter(chatml, "<|im_end|>") if format == "chat" else PlainFormatter()
 
+    artifact: Artifact | None = None
+
     def identity(self) -> dict:
-        return {
+        return artifact_identity({
             "backend": self.name,
             "name": "scripted",
             "weights_sha256": "scripted",
             "tokenizer_sha256": "scripted",
             "dtype": "none",
             "device": "none",
-        }
+        }, self.artifact)
+
+    def serving(self, artifact: Artifact | None) -> "ScriptedBackend":
+        """Trained weights change nothing the script says; only the identity (cache keys) follows them."""
+        if artifact is None:
+            return self
+        view = copy.copy(self)
+        view.artifact = artifact
+        return view
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

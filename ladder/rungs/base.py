@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from ladder.backends.base import Message
+from ladder.backends.base import Artifact, Message
 from ladder.data import Example
 from ladder.spec import TaskSpec
 
@@ -44,8 +44,10 @@ class Selection:
 @dataclass
 class BuildContext:
     """What a rung may use: train (and dev, for early stopping in training rungs), the corpus, a token
-    counter of the model being evaluated. Never the test split. Embedder and retriever are built once
-    and shared by every rung that needs them."""
+    counter of the model being evaluated. Never the test split, never a backend: training rungs load the
+    task's base model themselves (``task_dir`` resolves a relative model path; ``device`` is where they
+    train, ``None`` for CUDA when there is one). Embedder and retriever are built once and shared by
+    every rung that needs them."""
 
     spec: TaskSpec
     train: list[Example]
@@ -53,7 +55,8 @@ class BuildContext:
     work_dir: Path | None = None
     corpus: "Corpus | None" = None
     count_tokens: Callable[[str], int] = lambda text: len(text.split())
-    backend: object | None = None  # the base model's backend: training rungs fine-tune a copy of its model
+    task_dir: Path | None = None
+    device: str | None = None
     _shared: dict = field(default_factory=dict, repr=False)
 
     def embedder(self) -> "Embedder":
@@ -79,8 +82,9 @@ Selector = Callable[[list[str]], list[Selection]]
 
 @dataclass(frozen=True)
 class Candidate:
-    """A rung's candidate: instruction, demonstrations (as prior chat turns), the input template, and for
-    rungs that vary per example (similar demonstrations, retrieval) a selector run on a batch of inputs."""
+    """A rung's candidate, as data: instruction, demonstrations (as prior chat turns), the input template,
+    for rungs that vary per example (similar demonstrations, retrieval) a selector run on a batch of
+    inputs, and for trained rungs the artifact (adapter or model folder) every backend can serve."""
 
     rung: str
     kind: str
@@ -89,7 +93,7 @@ class Candidate:
     demos: tuple[Demo, ...] = ()
     settings: dict = field(default_factory=dict)
     selector: Selector | None = field(default=None, compare=False)
-    backend: object | None = field(default=None, compare=False)  # trained weights to evaluate with, if any
+    artifact: Artifact | None = None  # trained weights to evaluate with, if any
     training: dict | None = field(default=None, compare=False)  # cost and curve of the training
 
     def user_message(self, text: str, passages: tuple[Passage, ...] = ()) -> str:

@@ -1,27 +1,34 @@
 """The lora and full rungs: train on the train split with the shared loop, evaluate like every rung.
 
-The trained weights are evaluated through the same backend (same scorers, same record): a LoRA adapter
-is merged into a copy of the base model for speed (a test checks merged and unmerged outputs agree).
-Artifacts go to the run folder (``<run>/<rung>/adapter`` or ``/model``); resumable checkpoints live in
-``$LADDER_HOME/training/<key>``, keyed by base model, data, settings and seed, so an interrupted or
-repeated assessment resumes or reuses the training instead of starting over.
+Training loads the task's base model itself (``backends/hf_model.py``: tokenizer, prompt encoding,
+weights), never through a backend; what it makes is an artifact (a peft adapter folder, or a full model
+folder with its tokenizer) that any backend serves. Resumable checkpoints, and the finished artifact
+with its outcome, live in ``$LADDER_HOME/training/<key>``, keyed by what determines the training: the
+base model's file hashes, the formatted data, settings, seed, and where it runs. An interrupted
+assessment resumes the training; a repeated one reuses the artifact without loading any weights. The
+run folder gets its own copy (``<run>/<rung>/adapter`` or ``/model``, hard links where possible).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
+import os
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import ladder
+from ladder.backends.base import Artifact
 from ladder.cache import cache_key
 from ladder.errors import LadderError, MissingDependency
+from ladder.fileio import atomic_write_text, read_json
 from ladder.paths import ladder_home
 from ladder.rungs import RUNGS
 from ladder.rungs.base import BuildContext, Candidate
-from ladder.rungs.train import encode_examples, outcome_dict, train_loop
 from ladder.spec import FullRungSpec, LoraRungSpec, rung_name
+
+RESULT = "result.json"  # written last, once the artifact is complete: its presence means "finished"
 
 
 def _dir_digest(folder: Path) -> tuple[str, int]:
@@ -44,35 +51,48 @@ def _canonical_adapter_config(folder: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def _load_4bit(backend, name: str):
-    """QLoRA: the base model in 4-bit NF4 (bitsandbytes), bf16 compute, on the backend's GPU."""
-    import importlib.util
+def base_model(ctx: BuildContext):
+    """The task's base model folder and its loader (tokenizer only: weights load when training needs them)."""
+    if "hf_model" not in ctx._shared:
+        from ladder.backends.hf_model import HFModel
+        from ladder.models import resolve_model
 
+        ctx._shared["hf_model"] = HFModel(resolve_model(ctx.spec.model, ctx.task_dir))
+    return ctx._shared["hf_model"]
+
+
+def train_device(ctx: BuildContext) -> str:
+    from ladder.backends.hf import pick_device
+
+    return pick_device(ctx.device)
+
+
+@dataclass(frozen=True)
+class Trained:
+    training: dict  # the outcome (steps, curve, cost...) as the record keeps it
+    artifact: Artifact  # in the training store
+    work: Path  # the store folder: checkpoints, artifact, result.json
+    train_examples: int
+    trainable_params: int | None
+    reused: bool  # a finished training found in the store: no weights were loaded
+
+
+def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None) -> Trained:
+    """Train (or resume, or reuse) the rung; the artifact is saved in the store.
+
+    Under torchrun every rank calls this; the loop shares the work and rank 0 writes checkpoints and the
+    artifact.
+    """
     import torch
 
-    if not backend.device.startswith("cuda"):
-        raise LadderError(f"rung {name!r}: quantize: 4bit (QLoRA) needs a CUDA GPU; this machine has none")
-    if importlib.util.find_spec("bitsandbytes") is None:
-        raise MissingDependency(f"bitsandbytes (for rung {name!r}, quantize: 4bit)", "pip install bitsandbytes")
-    from peft import prepare_model_for_kbit_training
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from ladder.models import model_identity
+    from ladder.rungs.train import distributed, encode_examples, outcome_dict, train_loop
 
-    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
-    model = AutoModelForCausalLM.from_pretrained(backend.ref.path, quantization_config=quant, device_map={"": backend.device})
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-
-
-def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None):
-    """Train a copy of the base model; returns (model, outcome, checkpoint folder, examples trained on).
-
-    Under torchrun every rank calls this; the loop shares the work and rank 0 writes the checkpoints.
-    """
     name = rung_name(rung)
     spec = ctx.spec
-    backend = ctx.backend
-    if backend is None or not hasattr(backend, "derive"):
-        raise LadderError(f"rung {name!r}: training needs the transformers backend")
-    formatter = backend.formatter(spec.prompt.format)
+    hf = base_model(ctx)
+    device = train_device(ctx)
+    formatter = hf.formatter(spec.prompt.format)
     zero_shot = Candidate(name, rung.type, spec.prompt.instruction, spec.prompt.input_template)
 
     def pairs(examples):
@@ -84,16 +104,19 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
 
     train_pairs, dev_pairs = pairs(ctx.train), pairs(ctx.dev)
     max_len = rung.train.max_seq_len
-    train_set, truncated = encode_examples(train_pairs, backend._encode, backend._encode_continuation, max_len)
+    train_set, truncated = encode_examples(train_pairs, hf.encode, hf.encode_continuation, max_len)
     if train_set and truncated == len(train_set):
-        shortest = min(len(backend._encode(p)) + len(backend._encode_continuation(a)) for p, a in train_pairs)
+        shortest = min(len(hf.encode(p)) + len(hf.encode_continuation(a)) for p, a in train_pairs)
         raise LadderError(f"rungs[{name}].train.max_seq_len: {max_len} is shorter than every training example "
                           f"(the shortest, instruction + input + answer, is {shortest} tokens)")
-    dev_set, _ = encode_examples(dev_pairs, backend._encode, backend._encode_continuation, max_len)
+    dev_set, _ = encode_examples(dev_pairs, hf.encode, hf.encode_continuation, max_len)
     key = cache_key(
         {
             "ladder": ladder.__version__,
-            "base": backend.identity(),
+            "base": model_identity(hf.ref),
+            # CUDA trains under bf16 autocast, the CPU in fp32: not the same weights
+            "device": device.split(":")[0],
+            "torch": torch.__version__.split("+")[0],
             "train": train_pairs,
             "dev": dev_pairs,
             "rung": rung.model_dump(mode="json"),
@@ -101,16 +124,20 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
         }
     )
     work = ladder_home() / "training" / key[:32]
-    import torch
-
+    finished = _finished(work)
+    if finished is not None:
+        return finished
     torch.manual_seed(spec.seed)  # the adapter's initial weights depend on it: same seed, same training
-    on_cuda = backend.device.startswith("cuda")
-    if isinstance(rung, LoraRungSpec) and rung.quantize == "4bit":
-        model = _load_4bit(backend, name)
+    quantized = isinstance(rung, LoraRungSpec) and rung.quantize == "4bit"
+    if quantized:
+        from ladder.backends.hf_model import load_4bit
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(load_4bit(hf.ref.path, device, f"rung {name!r}"),
+                                                use_gradient_checkpointing=False)
     else:
-        # a copy: the base model stays as it is for the other rungs; fp32 master weights on CUDA too
-        # (the loop runs the forward pass under bf16 autocast there)
-        model = copy.deepcopy(backend.model).float() if on_cuda else copy.deepcopy(backend.model)
+        # fp32 master weights on CUDA too (the loop runs the forward pass under bf16 autocast there)
+        model = hf.load(torch.float32, device)
     if isinstance(rung, LoraRungSpec):
         try:
             from peft import LoraConfig, get_peft_model
@@ -127,17 +154,78 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
     else:
         for param in model.parameters():
             param.requires_grad_(True)
-    pad = backend.tokenizer.pad_token_id if backend.tokenizer.pad_token_id is not None else 0
-    metric = _dev_metric(rung, ctx, zero_shot, formatter) if rung.train.early_stopping == "dev_metric" else None
-    outcome = train_loop(model, train_set, dev_set, rung.train, spec.seed, name, work, pad, truncated, stop_after,
+    metric = _dev_metric(rung, ctx, zero_shot, formatter, hf, device) if rung.train.early_stopping == "dev_metric" else None
+    outcome = train_loop(model, train_set, dev_set, rung.train, spec.seed, name, work, hf.pad_id, truncated, stop_after,
                          dev_metric=metric)
-    return model, outcome, work, len(train_set)
+    trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
+    result = {**outcome_dict(outcome), "train_examples": len(train_set), "trainable_params": trainable}
+    if distributed()[0] != 0:  # rank 0 saves; the others only trained
+        return Trained(result, Artifact("model", work, "", 0), work, len(train_set), trainable, False)
+    artifact = _save_artifact(model, rung, hf, work)
+    atomic_write_text(work / RESULT, json.dumps({"training": result, "artifact": _artifact_json(artifact)}, indent=1))
+    return Trained(result, artifact, work, len(train_set), trainable, False)
 
 
-def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter):
+def _artifact_json(artifact: Artifact) -> dict:
+    return {"kind": artifact.kind, "folder": artifact.path.name, "sha256": artifact.sha256, "bytes": artifact.bytes,
+            "rank": artifact.rank, "quantized": artifact.quantized}
+
+
+def _finished(work: Path) -> Trained | None:
+    """A finished training in the store, if there is one whose artifact is still whole."""
+    if not (work / RESULT).is_file():
+        return None
+    saved = read_json(work / RESULT, "finished training")
+    info = saved["artifact"]
+    folder = work / info["folder"]
+    if not folder.is_dir():
+        return None
+    artifact = Artifact(info["kind"], folder, info["sha256"], info["bytes"], info["rank"], info["quantized"])
+    training = saved["training"]
+    return Trained(training, artifact, work, training["train_examples"], training["trainable_params"], True)
+
+
+def _save_artifact(model, rung, hf, work: Path) -> Artifact:
+    """The trained weights as a folder any backend loads: the adapter (LoRA), or the model with its
+    tokenizer (full), written beside the checkpoints and swapped in whole."""
+    lora = isinstance(rung, LoraRungSpec)
+    folder = work / ("adapter" if lora else "model")
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if lora:
+        _canonical_adapter_config(tmp)
+    else:
+        hf.tokenizer.save_pretrained(tmp)
+    digest, size = _dir_digest(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.replace(tmp, folder)
+    return Artifact("adapter" if lora else "model", folder, digest, size, rung.r if lora else None,
+                    lora and rung.quantize != "none")
+
+
+def _copy_into(source: Path, dest: Path) -> None:
+    """The run folder's own copy of an artifact: hard links where the file system allows, else copies."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp, copy_function=_link_or_copy)
+    shutil.rmtree(dest, ignore_errors=True)
+    os.replace(tmp, dest)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter, hf, device: str):
     """model -> the task's target metric on (the first metric_examples of) dev, measured the way the
-    evaluation measures it (same eval step and scorer), on the weights as they are mid-training; nothing
-    is cached. Under torchrun every rank measures it on identical weights, so all stop together."""
+    evaluation measures it (same eval step and scorer, the transformers backend over the weights in
+    memory), mid-training; nothing is cached. Under torchrun every rank measures it on identical weights,
+    so all stop together."""
+    from ladder.backends.hf import TransformersBackend
     from ladder.cache import ResultCache
     from ladder.evaluate import run_eval
     from ladder.scoring.metrics import METRICS
@@ -148,9 +236,10 @@ def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter):
     if not examples:
         raise LadderError(f"rung {rung_name(rung)!r}: early_stopping: dev_metric needs dev examples")
     uncached = ResultCache(ladder_home() / "results", enabled=False)
+    measuring = TransformersBackend(hf.ref, device=device, dtype="float32", batch_size=spec.generation.batch_size, hf=hf)
 
     def measure(model) -> float:
-        backend = ctx.backend.derive(model, "mid-training")
+        backend = measuring.over_model(model)
         outputs = run_eval(candidate, examples, backend, formatter, spec, uncached).outputs
         return sum(scorer.score(o.output, ex.references) for o, ex in zip(outputs, examples)) / len(examples)
 
@@ -160,45 +249,23 @@ def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter):
 def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None) -> Candidate:
     name = rung_name(rung)
     spec = ctx.spec
-    model, outcome, work, n_train = train_rung(rung, ctx, stop_after)
-    backend = ctx.backend
-
-    artifacts = (ctx.work_dir or work) / name
-    if isinstance(rung, LoraRungSpec):
-        model.save_pretrained(artifacts / "adapter")
-        _canonical_adapter_config(artifacts / "adapter")
-        digest, size = _dir_digest(artifacts / "adapter")
-        if rung.quantize == "none":  # a 4-bit base cannot take the merge: QLoRA is evaluated unmerged
-            model = model.merge_and_unload()
-        artifact = artifacts / "adapter"
-    else:
-        model.save_pretrained(artifacts / "model")
-        digest, size = _dir_digest(artifacts / "model")
-        artifact = artifacts / "model"
-    trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
+    trained = train_rung(rung, ctx, stop_after)
+    artifact = trained.artifact
+    if ctx.work_dir is not None:
+        folder = ctx.work_dir / name / artifact.path.name
+        _copy_into(artifact.path, folder)
+        artifact = Artifact(artifact.kind, folder, artifact.sha256, artifact.bytes, artifact.rank, artifact.quantized)
     training = {
-        **outcome_dict(outcome),
-        "artifact": str(artifact),
-        "artifact_bytes": size,
-        "artifact_sha256": digest,
-        "checkpoint_dir": str(work),
-        "train_examples": n_train,
-        "trainable_params": trainable,
+        **trained.training,
+        "artifact": str(artifact.path),
+        "artifact_bytes": artifact.bytes,
+        "artifact_sha256": artifact.sha256,
+        "checkpoint_dir": str(trained.work),
+        "reused": trained.reused,
     }
     settings = rung.model_dump(mode="json", exclude={"type", "name"})
-    return Candidate(
-        name,
-        rung.type,
-        spec.prompt.instruction,
-        spec.prompt.input_template,
-        settings=settings,
-        backend=backend.derive(model if rung_quantized(rung) else model.to(backend.dtype), digest),
-        training=training,
-    )
-
-
-def rung_quantized(rung) -> bool:
-    return isinstance(rung, LoraRungSpec) and rung.quantize != "none"
+    return Candidate(name, rung.type, spec.prompt.instruction, spec.prompt.input_template, settings=settings,
+                     artifact=artifact, training=training)
 
 
 @RUNGS.register("lora")

