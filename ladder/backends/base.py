@@ -184,3 +184,25 @@ def chatml(messages: list[Message], add_generation_prompt: bool) -> str:
     """A ChatML renderer (the format of SmolLM2's template), for the scripted backend."""
     text = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     return text + ("<|im_start|>assistant\n" if add_generation_prompt else "")
+
+
+Encoded = list[tuple[list[int], list[list[int]]]]  # per request: prompt ids, each choice's ids
+
+
+def label_prefix_queries(encoded: Encoded) -> list[tuple[int, tuple[int, ...], list[int]]]:
+    """Scoring labels from next-token log-probabilities: one query per distinct (request, label prefix),
+    asking for the log-probabilities of exactly the tokens that may follow it. Bare prompts come first, so
+    a server with prefix caching finds each prompt cached for the longer queries."""
+    queries: dict[tuple[int, tuple[int, ...]], set[int]] = {}
+    for r, (_, choices) in enumerate(encoded):
+        for choice in choices:
+            for t in range(len(choice)):
+                queries.setdefault((r, tuple(choice[:t])), set()).add(choice[t])
+    keys = sorted(queries, key=lambda key: (len(key[1]), key[0]))
+    return [(r, prefix, sorted(queries[(r, prefix)])) for r, prefix in keys]
+
+
+def label_path_sums(encoded: Encoded, found: dict[tuple[int, tuple[int, ...]], dict[int, float]]) -> list[list[float]]:
+    """Each label's log-probability: the sum of its tokens' next-token log-probabilities along its path."""
+    return [[float(sum(found[(r, tuple(choice[:t]))][choice[t]] for t in range(len(choice)))) for choice in choices]
+            for r, (_, choices) in enumerate(encoded)]

@@ -5,9 +5,12 @@ parallelism over many GPUs, is the scale-out path).
   (the task's ``model`` is the model the server serves) and sent to ``/v1/completions`` as token ids, so
   the server sees exactly what the other backends see. The record names the server (its ``/v1/models``
   entry and version) beside the local files' hashes.
-- Label scoring: ``/v1/completions`` with ``echo`` and ``logprobs``, ``max_tokens: 1``: the prompt's
-  log-probabilities, summed over each label's tokens. A server that returns none (OpenAI's own API) is
-  named in a one-line error: such a task needs ``generation.label_scoring: generate``.
+- Label scoring sums each label's token log-probabilities after the prompt. On a vLLM server (it answers
+  ``/version``): next-token log-probabilities of exactly the label tokens (``logprob_token_ids``), one
+  request per distinct label prefix, because ``echo`` + prompt log-probabilities kill a vLLM 0.32 engine
+  started with ``--enable-lora`` (vllm-project/vllm#29955). Elsewhere: ``echo`` + ``logprobs``. A server
+  that returns neither (OpenAI's own API) is named in a one-line error: such a task needs
+  ``generation.label_scoring: generate``.
 - Generation: ``temperature`` 0 (greedy) or the task's sampling settings with a per-request seed; stop
   strings go to the server; the JSON early stop cuts the text at the close of the first JSON value.
 - LoRA artifacts: served as ``ladder-<sha256[:12]>``. If the server does not list that name, it is
@@ -38,6 +41,8 @@ from ladder.backends.base import (
     ScoreRequest,
     artifact_identity,
     json_value_end,
+    label_path_sums,
+    label_prefix_queries,
 )
 from ladder.backends.hf_model import HFModel
 from ladder.errors import LadderError
@@ -75,7 +80,11 @@ class Client:
             request = urllib.request.Request(url, data=data, headers=headers, method=method)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    return json.loads(response.read() or b"{}")
+                    raw = response.read()
+                try:
+                    return json.loads(raw or b"{}")
+                except ValueError:  # e.g. vLLM's /v1/load_lora_adapter answers in plain text
+                    return {"text": raw.decode("utf-8", "replace")}
             except urllib.error.HTTPError as exc:
                 detail = _error_detail(exc)
                 if exc.code not in RETRY_STATUS or attempt == self.retries:
@@ -221,14 +230,51 @@ class OpenAIBackend:
     # -- label scoring -------------------------------------------------------------------------
     def score_choices(self, requests: list[ScoreRequest]) -> list[ChoiceScores]:
         model = self._model_name()
-        rows, layout = [], []
+        encoded = []
         for request in requests:
-            ids = self.hf.encode(request.prompt)
             choices = [self.hf.encode_continuation(c) for c in request.choices]
             if any(not c for c in choices):
                 raise LadderError("a choice encodes to no tokens")
-            layout.append((len(ids), [len(c) for c in choices]))
-            rows += [(ids + c, len(c)) for c in choices]
+            encoded.append((self.hf.encode(request.prompt), choices))
+        if self._is_vllm():
+            sums = self._next_token_scores(model, encoded)
+        else:
+            sums = self._echo_scores(model, encoded)
+        return [ChoiceScores(row, [len(c) for c in choices], len(ids)) for row, (ids, choices) in zip(sums, encoded)]
+
+    def _is_vllm(self) -> bool:
+        self.identity()
+        return self._base_identity.get("server_version") is not None
+
+    def _next_token_scores(self, model: str, encoded) -> list[list[float]]:
+        """On a vLLM server: one request per distinct label prefix, asking for the log-probabilities of
+        exactly the tokens that may follow (vLLM's ``logprob_token_ids``). Not ``echo`` + prompt
+        log-probabilities: on a server started with --enable-lora, vLLM 0.32 computing those kills the
+        engine (vllm-project/vllm#29955), and the server with it. The bare prompts go first, so the
+        server's prefix cache holds them for the rest."""
+        queries = label_prefix_queries(encoded)
+
+        def ask(query) -> dict[int, float]:
+            r, prefix, wanted = query
+            body = {"model": model, "prompt": encoded[r][0] + list(prefix), "max_tokens": 1, "temperature": 0,
+                    "logprobs": 1, "logprob_token_ids": wanted, "return_tokens_as_token_ids": True}
+            top = ((self.client.call("POST", "/completions", body)["choices"][0].get("logprobs") or {})
+                   .get("top_logprobs") or [None])[0] or {}
+            got = {int(k.split(":", 1)[1]): v for k, v in top.items() if k.startswith("token_id:")}
+            if not set(wanted) <= set(got):
+                raise LadderError(f"the server at {self.client.base_url} did not return the requested token "
+                                  "log-probabilities (logprob_token_ids): set generation.label_scoring: generate")
+            return got
+
+        first = [q for q in queries if not q[1]]
+        rest = [q for q in queries if q[1]]
+        answers = self.client.map(ask, first) + self.client.map(ask, rest)
+        found = {(r, prefix): got for (r, prefix, _), got in zip(first + rest, answers)}
+        return label_path_sums(encoded, found)
+
+    def _echo_scores(self, model: str, encoded) -> list[list[float]]:
+        """Other servers: ``echo`` + ``logprobs``: the prompt's log-probabilities of ``prompt + label``."""
+        rows = [(ids + c, len(c)) for ids, choices in encoded for c in choices]
 
         def score(row) -> float:
             ids, length = row
@@ -241,11 +287,11 @@ class OpenAIBackend:
                                   "(echo + logprobs): set generation.label_scoring: generate for this task")
             return float(sum(tail))
 
-        sums, results, k = self.client.map(score, rows), [], 0
-        for n_prompt, lengths in layout:
-            results.append(ChoiceScores(sums[k : k + len(lengths)], lengths, n_prompt))
-            k += len(lengths)
-        return results
+        flat, sums, k = self.client.map(score, rows), [], 0
+        for _, choices in encoded:
+            sums.append(flat[k : k + len(choices)])
+            k += len(choices)
+        return sums
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
