@@ -129,9 +129,11 @@ def main() -> None:
         t_gen, generated = timed(served.generate, gens)
         labels = [max(range(len(s.logprobs)), key=lambda j: s.logprobs[j]) for s in scored]
         texts = [g.text for g in generated]
-        ref = reference.setdefault(variant, (labels, texts))
+        logprobs = [s.logprobs for s in scored]
+        ref = reference.setdefault(variant, (labels, texts, logprobs))
+        diff = max(abs(x - y) for ra, rb in zip(ref[2], logprobs) for x, y in zip(ra, rb))
         rows.append((name, variant, len(examples) / t_score, len(examples) / t_gen,
-                     sum(a == b for a, b in zip(ref[0], labels)), sum(a == b for a, b in zip(ref[1], texts))))
+                     sum(a == b for a, b in zip(ref[0], labels)), sum(a == b for a, b in zip(ref[1], texts)), diff))
 
     hf = create_backend("transformers", MODEL, batch_size=8)
     for variant, artifact in (("base", None), ("lora", adapter)):
@@ -153,15 +155,16 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=60)
 
-    base = {(v): (s, g) for n, v, s, g, _, _ in rows if n == "transformers"}
+    base = {(v): (s, g) for n, v, s, g, _, _, _ in rows if n == "transformers"}
     print(f"\nSNIPS dev, {len(examples)} zero-shot prompts, 7 labels, greedy {args.max_new_tokens} new tokens, fp32, "
           f"{os.cpu_count()} CPU cores; agreement with transformers (labels / texts)\n")
-    print("| backend | weights | label scoring ex/s | vs transformers | generation ex/s | vs transformers | same labels | same texts |")
-    print("|---|---|---|---|---|---|---|---|")
-    for name, variant, s, g, same_l, same_t in rows:
+    print("| backend | weights | label scoring ex/s | vs transformers | generation ex/s | vs transformers | same labels | "
+          "max label logprob diff | same texts |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name, variant, s, g, same_l, same_t, diff in rows:
         bs, bg = base[variant]
         print(f"| {name} | {variant} | {s:.2f} | {s / bs:.2f}x | {g:.2f} | {g / bg:.2f}x | {same_l}/{len(examples)} | "
-              f"{same_t}/{len(examples)} |")
+              f"{diff:.1e} | {same_t}/{len(examples)} |")
     print(f"\nvLLM server start-up (to /v1/models answering): {server_start:.0f} s")
 
     # N adapters: hot-swapped on one engine vs one engine started per adapter (generation, same prompts)

