@@ -206,3 +206,19 @@ def label_path_sums(encoded: Encoded, found: dict[tuple[int, tuple[int, ...]], d
     """Each label's log-probability: the sum of its tokens' next-token log-probabilities along its path."""
     return [[float(sum(found[(r, tuple(choice[:t]))][choice[t]] for t in range(len(choice)))) for choice in choices]
             for r, (_, choices) in enumerate(encoded)]
+
+
+def finish_generation(request: GenerateRequest, text: str, prompt_tokens: int, used: int,
+                      count: Callable[[str], int]) -> Generation:
+    """The same end for every backend's decoded text: cut at the close of the first JSON value (counting
+    only the tokens up to it, ``count`` being the model's tokenizer) and at the first stop string."""
+    if request.stop_at_json_end:
+        end = json_value_end(text)
+        if end >= 0:
+            text = text[:end]
+            used = min(used, count(text))
+    for stop in request.stop:
+        cut = text.find(stop)
+        if cut >= 0:
+            text = text[:cut]
+    return Generation(text.strip(), prompt_tokens, used)

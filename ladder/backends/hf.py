@@ -27,6 +27,7 @@ from ladder.backends.base import (
     Prompt,
     ScoreRequest,
     artifact_identity,
+    finish_generation,
     json_value_end,
 )
 from ladder.backends.attention import NAME as ATTENTION
@@ -340,16 +341,8 @@ class TransformersBackend:
                     used, new = k + 1, new[:k]
                     break
             text = self.tokenizer.decode(new, skip_special_tokens=True)
-            if request.stop_at_json_end:
-                end = json_value_end(text)
-                if end >= 0:  # count only the tokens up to the closing brace
-                    text = text[:end]
-                    used = min(used, len(self.tokenizer(text, add_special_tokens=False).input_ids))
-            for stop in request.stop:
-                cut = text.find(stop)
-                if cut >= 0:
-                    text = text[:cut]
-            generations.append(Generation(text.strip(), len(ids), used))
+            generations.append(finish_generation(request, text, len(ids), used,
+                                                 lambda t: len(self.hf.encode_continuation(t))))
         return generations
 
 

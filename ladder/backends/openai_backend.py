@@ -43,7 +43,7 @@ from ladder.backends.base import (
     GenerateRequest,
     ScoreRequest,
     artifact_identity,
-    json_value_end,
+    finish_generation,
     label_path_sums,
     label_prefix_queries,
 )
@@ -337,16 +337,7 @@ class OpenAIBackend:
             used = (answer.get("usage") or {}).get("completion_tokens")
             if used is None:
                 used = len(self.hf.encode_continuation(text))
-            if request.stop_at_json_end:
-                end = json_value_end(text)
-                if end >= 0:
-                    text = text[:end]
-                    used = min(used, len(self.hf.encode_continuation(text)))
-            for stop in request.stop:
-                cut = text.find(stop)
-                if cut >= 0:
-                    text = text[:cut]
-            return Generation(text.strip(), len(ids), used)
+            return finish_generation(request, text, len(ids), used, lambda t: len(self.hf.encode_continuation(t)))
 
         return self.client.map(one, requests)
 
@@ -361,12 +352,8 @@ class OpenAIBackend:
         text = answer["choices"][0]["message"].get("content") or ""
         usage = answer.get("usage") or {}
         used = usage.get("completion_tokens", len(self.hf.encode_continuation(text)))
-        if request.stop_at_json_end:
-            end = json_value_end(text)
-            if end >= 0:
-                text = text[:end]
-                used = min(used, len(self.hf.encode_continuation(text)))
-        return Generation(text.strip(), usage.get("prompt_tokens", 0), used)
+        return finish_generation(request, text, usage.get("prompt_tokens", 0), used,
+                                 lambda t: len(self.hf.encode_continuation(t)))
 
     def close(self) -> None:
         self.client.pool.shutdown(wait=False)

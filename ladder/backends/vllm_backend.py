@@ -39,7 +39,7 @@ from ladder.backends.base import (
     GenerateRequest,
     ScoreRequest,
     artifact_identity,
-    json_value_end,
+    finish_generation,
     label_path_sums,
     label_prefix_queries,
 )
@@ -344,14 +344,6 @@ class VLLMBackend:
         for request, prompt, out in zip(requests, prompts, outputs):
             completion = out.outputs[0]
             text, used = completion.text, len(completion.token_ids)
-            if request.stop_at_json_end:
-                end = json_value_end(text)
-                if end >= 0:  # count only the tokens up to the closing bracket
-                    text = text[:end]
-                    used = min(used, len(self.hf.encode_continuation(text)))
-            for stop in request.stop:
-                cut = text.find(stop)
-                if cut >= 0:
-                    text = text[:cut]
-            generations.append(Generation(text.strip(), len(prompt["prompt_token_ids"]), used))
+            generations.append(finish_generation(request, text, len(prompt["prompt_token_ids"]), used,
+                                                 lambda t: len(self.hf.encode_continuation(t))))
         return generations
