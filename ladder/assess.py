@@ -21,7 +21,7 @@ from ladder.evaluate import run_eval
 from ladder.lock import store_lock
 from ladder.paths import ladder_home, result_cache_dir
 from ladder.policy import decide, recommend
-from ladder.record import AssessmentRun, RungResult, SkippedRung, save_run
+from ladder.record import AssessmentRun, ModelIdentity, RungResult, SkippedRung, TrainingRecord, save_run
 from ladder.rungs import BuildContext, build_candidate
 from ladder.scoring.compare import compare_with_earlier, score_examples, split_scores, summarize_split
 from ladder.scoring.stats import score_sd
@@ -145,14 +145,14 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         ladder_version=ladder.__version__,
         task_name=spec.name,
         task_path=str(task.path),
-        spec=spec.model_dump(mode="json"),
+        spec=spec,
         data_hashes=splits.hashes,
         data_sizes={s: len(splits.get(s)) for s in ("train", "dev", "test")},
         limit=limit,
-        model=backend.identity(),
+        model=ModelIdentity.model_validate(backend.identity()),
         packages=_packages(),
         seed=spec.seed,
-        target=spec.target.model_dump(),
+        target=spec.target,
         exhaustive=exhaustive,
     )
     save_run(run, record_path)
@@ -190,7 +190,8 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                 examples += records
             # the evidence first (paired comparisons with every earlier rung, the cost), then the decision
             split_results = compare_with_earlier(examples, split_results, run.rungs, spec.metrics, spec.seed)
-            cost = with_break_even(rung_cost(split_results["dev"], candidate.training, build_s, spec.cost), run.rungs)
+            training = TrainingRecord.model_validate(candidate.training) if candidate.training else None
+            cost = with_break_even(rung_cost(split_results["dev"], training, build_s, spec.cost), run.rungs)
             dev_sd = score_sd(list(split_scores(examples, "dev", metric).values()))
             result = RungResult(
                 name=name,
@@ -201,7 +202,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                 splits=split_results,
                 decision=decide(split_results["dev"].metrics[metric], dev_sd, metric, threshold, spec.policy),
                 examples=examples,
-                training=candidate.training,
+                training=training,
                 cost=cost,
             )
             run.rungs.append(result)

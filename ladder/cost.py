@@ -10,17 +10,16 @@ higher one-time cost. Measured on dev, like every decision.
 
 from __future__ import annotations
 
-from ladder.record import RungCost, RungResult, SplitResult
+from ladder.record import RungCost, RungResult, SplitResult, TrainingRecord
 from ladder.spec import CostSpec
 
 MACHINE_HOURS = "machine-hours"
 
 
-def rung_cost(dev: SplitResult, training: dict | None, build_s: float, spec: CostSpec) -> RungCost:
+def rung_cost(dev: SplitResult, training: TrainingRecord | None, build_s: float, spec: CostSpec) -> RungCost:
     """``training``: the training record of a trained rung (its wall time is the adaptation time; a
     reused training still counts what it took); ``build_s``: building the candidate otherwise."""
-    training = training or {}
-    adaptation_s = float(training.get("wall_s", build_s))
+    adaptation_s = training.wall_s if training is not None else build_s
     seconds_per_call = (dev.wall_s + dev.selection_s) / dev.n if dev.n else 0.0
     hourly = spec.price_per_hour if spec.price_per_hour is not None else 1.0
     unit = spec.currency if spec.price_per_hour is not None else MACHINE_HOURS
@@ -41,8 +40,8 @@ def rung_cost(dev: SplitResult, training: dict | None, build_s: float, spec: Cos
         examples_per_s=dev.examples_per_s,
         latency_p50_s=dev.latency_p50_s,
         latency_p95_s=dev.latency_p95_s,
-        peak_memory_mb=training.get("rss_peak_mb"),
-        artifact_bytes=training.get("artifact_bytes"),
+        peak_memory_mb=training.rss_peak_mb if training is not None else None,
+        artifact_bytes=training.artifact_bytes if training is not None else None,
         unit=unit,
         basis=basis,  # type: ignore[arg-type]
         adaptation_cost=adaptation,

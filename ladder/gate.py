@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 import ladder
 from ladder.errors import LadderError
 from ladder.fileio import atomic_write_text, read_json
-from ladder.record import AssessmentRun, ExampleRecord, RungResult
+from ladder.record import AssessmentRun, ExampleRecord, ModelIdentity, RungResult
 from ladder.scoring.compare import compare_by_id, is_binary
 from ladder.scoring.stats import PairedComparison, minimum_detectable_effect, power_at, score_sd, shifted_p
 
@@ -57,7 +57,7 @@ class Baseline(_Strict):
     metrics: list[str]
     data_hashes: dict[str, str]
     limit: int | None
-    model: dict
+    model: ModelIdentity
     ladder_version: str
     run_id: str
     created: str
@@ -88,8 +88,8 @@ def make_baseline(run: AssessmentRun, rung: str, split: str = "test", source: st
         rung_type=result.type,
         settings=result.settings,
         split=split,  # type: ignore[arg-type]
-        metric=run.target["metric"],
-        metrics=list(run.spec["metrics"]),
+        metric=run.target.metric,
+        metrics=list(run.spec.metrics),
         data_hashes=run.data_hashes,
         limit=run.limit,
         model=run.model,
@@ -174,8 +174,8 @@ def gate(
     candidate = {r.id: r for r in result.examples if r.split == split}
     wanted = metrics or [baseline.metric]
     notes = []
-    if run.model.get("weights_sha256") != baseline.model.get("weights_sha256"):
-        notes.append(f"the model differs from the baseline's ({run.model.get('name')} vs {baseline.model.get('name')})")
+    if run.model.weights_sha256 != baseline.model.weights_sha256:
+        notes.append(f"the model differs from the baseline's ({run.model.name} vs {baseline.model.name})")
     checks = []
     for metric in wanted:
         if metric not in baseline.metrics:

@@ -15,8 +15,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from ladder.errors import LadderError
 from ladder.fileio import atomic_write_text, read_json
 from ladder.scoring.stats import Estimate, PairedComparison
+from ladder.spec import TargetSpec, TaskSpec
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class _Record(BaseModel):
@@ -93,6 +94,72 @@ class RungCost(_Record):
     break_even_calls: dict[str, float | None] = {}  # vs each cheaper-to-build rung: calls to pay back
 
 
+class CurvePoint(_Record):
+    step: int
+    loss: float  # training loss of that optimizer step (mean over its micro-batches)
+    lr: float
+
+
+class DevEvaluation(_Record):
+    step: int
+    dev_loss: float
+    dev_metric: float | None = None  # the target metric, when it chose the checkpoint (train.select_by: metric)
+
+
+class TrainingRecord(_Record):
+    """What training a lora/full rung took and produced (rungs/train.py's outcome + the artifact)."""
+
+    steps: int
+    epochs: float
+    wall_s: float  # the training's own wall time (also when reused: what it took then)
+    tokens_seen: int  # real (non-padding) tokens through the forward pass
+    answer_tokens: int  # tokens the loss was computed on
+    tokens_per_s: float
+    rss_start_mb: float
+    rss_peak_mb: float
+    curve: list[CurvePoint] = []
+    dev_evals: list[DevEvaluation] = []
+    best_step: int = 0
+    stopped_early: bool = False
+    resumed_from_step: int | None = None
+    truncated_examples: int = 0
+    train_examples: int
+    trainable_params: int | None = None  # full fine-tune only
+    artifact: str  # the adapter or model folder in the run folder
+    artifact_bytes: int
+    artifact_sha256: str
+    checkpoint_dir: str  # the training store entry it came from
+    reused: bool = False  # an unchanged earlier training was reused, no weights loaded
+
+
+class ModelIdentity(_Record):
+    """The base model a run served: what its weights and tokenizer hash to, and how it was served.
+    Backend-specific fields are None elsewhere."""
+
+    backend: str
+    name: str
+    weights_sha256: str
+    tokenizer_sha256: str
+    source: str | None = None
+    path: str | None = None
+    config_sha256: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    attention: str | None = None  # transformers
+    torch: str | None = None
+    transformers: str | None = None
+    vllm: str | None = None  # vllm
+    tensor_parallel_size: int | None = None
+    base_url: str | None = None  # openai
+    served_model: str | None = None
+    api: str | None = None
+    server: dict[str, str | int] | None = None
+    server_version: str | None = None
+    base_weights_sha256: str | None = None  # set when these weights are a trained artifact's
+    artifact: Literal["adapter", "model"] | None = None
+    quantized: bool | None = None
+
+
 class RungResult(_Record):
     name: str
     type: str
@@ -102,7 +169,7 @@ class RungResult(_Record):
     splits: dict[str, SplitResult]  # "dev", "test"
     decision: Decision
     examples: list[ExampleRecord]
-    training: dict | None = None  # training rungs: wall time, real tokens, tokens/s, peak memory, curve, artifact
+    training: TrainingRecord | None = None  # lora/full rungs
     cost: RungCost | None = None
 
 
@@ -131,14 +198,14 @@ class AssessmentRun(_Record):
     ladder_version: str
     task_name: str
     task_path: str
-    spec: dict  # the resolved spec, defaults filled in
+    spec: TaskSpec  # the resolved spec, defaults filled in
     data_hashes: dict[str, str]
     data_sizes: dict[str, int]  # examples per split (before --limit)
     limit: int | None
-    model: dict  # identity: weights/tokenizer hashes, backend, dtype, device
+    model: ModelIdentity
     packages: dict[str, str]
     seed: int
-    target: dict
+    target: TargetSpec
     exhaustive: bool = False  # every configured rung was run, whatever the decisions
     warnings: list[str] = []
     rungs: list[RungResult] = []
@@ -173,8 +240,20 @@ def _v1_to_v2(raw: dict) -> dict:
     return raw
 
 
+def _v2_to_v3(raw: dict) -> dict:
+    """v3 typed the record's loose parts (spec, target, model identity, training). Fields a v2 record
+    could lack: a training's reuse flag, artifact hash and store entry (added during v2)."""
+    for rung in raw.get("rungs", []):
+        training = rung.get("training")
+        if training:
+            training.setdefault("reused", False)
+            training.setdefault("artifact_sha256", "")
+            training.setdefault("checkpoint_dir", "")
+    return raw
+
+
 # version -> function turning a record of that version into the next one
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(raw: dict, source: str) -> dict:

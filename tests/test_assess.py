@@ -9,7 +9,7 @@ import pytest
 from ladder.assess import assess
 from ladder.backends.scripted import ScriptedBackend
 from ladder.errors import LadderError
-from ladder.record import load_run
+from ladder.record import SCHEMA_VERSION, load_run
 from ladder.report import write_report
 from ladder.spec import load_task
 
@@ -49,8 +49,8 @@ def test_climbs_when_below_target_and_records_everything(make_task, tmp_path):
     assert fewshot.splits["test"].prompt_tokens_per_call > prompt.splits["test"].prompt_tokens_per_call
     saved = load_run(out)
     assert saved == run and saved.status == "complete"
-    assert saved.spec["generation"]["label_scoring"] == "loglik"  # the resolved spec, defaults filled in
-    assert set(saved.data_hashes) == {"train", "dev", "test"} and saved.model["backend"] == "scripted"
+    assert saved.spec.generation.label_scoring == "loglik"  # the resolved spec, defaults filled in
+    assert set(saved.data_hashes) == {"train", "dev", "test"} and saved.model.backend == "scripted"
 
 
 def test_stops_at_first_rung_meeting_target_and_skips_the_rest(make_task, tmp_path):
@@ -147,7 +147,7 @@ def test_report_renders_from_the_record_only(make_task, tmp_path):
     assert "**Recommendation:** no rung meets the target" in text
     assert "| prompt | " in text and "| fewshot | " in text and "Δ test vs previous" in text
     record = json.loads((out / "run.json").read_text())
-    assert record["schema_version"] == 2
+    assert record["schema_version"] == SCHEMA_VERSION == 3
 
 
 def _sampling_task(make_task, seed=0, samples=3, folder="task"):

@@ -57,4 +57,4 @@ def test_ladder_train_under_torchrun_then_assess_reuses_it(make_task, tmp_path):
     )
     run, _ = assess(load_task(path), out_dir=tmp_path / "run", limit=2)
     training = run.rungs[0].training
-    assert training["steps"] == 2 and training["reused"]  # the finished artifact, not trained again
+    assert training.steps == 2 and training.reused  # the finished artifact, not trained again

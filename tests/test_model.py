@@ -76,7 +76,7 @@ def test_snips_zero_and_few_shot_end_to_end(backend, tmp_path):
         assert all(e.label_logprobs[e.output] == max(e.label_logprobs.values()) for e in rung.examples)
         assert rung.splits["test"].examples_per_s > 0 and not rung.splits["test"].cached
     assert run.rungs[1].splits["test"].prompt_tokens_per_call > run.rungs[0].splits["test"].prompt_tokens_per_call + 200
-    assert run.model["weights_sha256"] and run.model["tokenizer_sha256"] and run.model["dtype"] == "float32"
+    assert run.model.weights_sha256 and run.model.tokenizer_sha256 and run.model.dtype == "float32"
     assert load_run(out) == run
     report = write_report(out).read_text()
     assert "| prompt |" in report and "| fewshot |" in report

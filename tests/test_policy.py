@@ -7,7 +7,7 @@ import pytest
 
 from ladder.cost import rung_cost, with_break_even
 from ladder.policy import decide, next_rung_after, recommend, status_of
-from ladder.record import ExampleRecord, RungResult, SplitResult
+from ladder.record import ExampleRecord, RungResult, SplitResult, TrainingRecord
 from ladder.scoring.compare import compare_with_earlier, split_scores
 from ladder.scoring.stats import Estimate, estimate, score_sd
 from ladder.spec import CostSpec, PolicySpec
@@ -36,7 +36,12 @@ def _rung(name, kind, dev_scores, earlier, policy=POLICY, threshold=0.9, wall_s=
         for split in ("dev", "test")
     }
     splits = compare_with_earlier(examples, splits, earlier, ["accuracy"], seed=0)
-    training = {"wall_s": train_s} if train_s is not None else None
+    training = None
+    if train_s is not None:
+        training = TrainingRecord(steps=10, epochs=1.0, wall_s=train_s, tokens_seen=1000, answer_tokens=100,
+                                  tokens_per_s=1000 / train_s, rss_start_mb=500.0, rss_peak_mb=900.0, train_examples=40,
+                                  artifact="run/lora/adapter", artifact_bytes=2**20, artifact_sha256="ab" * 32,
+                                  checkpoint_dir="store/x")
     rung_costs = with_break_even(rung_cost(splits["dev"], training, 0.5, cost), earlier)
     sd = score_sd(list(split_scores(examples, "dev", "accuracy").values()))
     decision = decide(splits["dev"].metrics["accuracy"], sd, "accuracy", threshold, policy)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from ladder.record import load_run
+from ladder.record import TrainingRecord, load_run
 from ladder.report.markdown import render_markdown
 
 from conftest import ROOT
@@ -38,12 +38,14 @@ def test_training_section_shows_the_last_dev_evaluation():
     training = {"steps": 8, "epochs": 1.0, "wall_s": 12.5, "tokens_seen": 900, "tokens_per_s": 72.0,
                 "rss_start_mb": 1000.0, "rss_peak_mb": 1500.0, "best_step": 4, "artifact_bytes": 2**20,
                 "dev_evals": [{"step": 4, "dev_loss": 0.5, "dev_metric": 0.75}, {"step": 8, "dev_loss": 0.4, "dev_metric": 0.5}]}
-    rung.training = training
+    base = {"answer_tokens": 300, "train_examples": 40, "artifact": "run/lora/adapter", "checkpoint_dir": "store/x",
+            "artifact_sha256": "ab" * 32}
+    rung.training = TrainingRecord.model_validate({**training, **base})
     text = render_markdown(run)
-    metric = run.target["metric"]
+    metric = run.target.metric
     assert "## Training" in text
     assert f"| {rung.name} | 8 | 1.00 | 12.50 s | 900 | 72.0 | 1000 → 1500 MB | 4 | loss 0.4, {metric} 0.500 | 1.0 MB |" in text
-    rung.training = {**training, "dev_evals": [{"step": 8, "dev_loss": 0.4}]}
+    rung.training = TrainingRecord.model_validate({**training, **base, "dev_evals": [{"step": 8, "dev_loss": 0.4}]})
     assert "| 4 | loss 0.4 | 1.0 MB |" in render_markdown(run)
 
 
@@ -58,7 +60,7 @@ def test_a_version_1_record_is_migrated_and_renders():
     cmp = fewshot.splits["test"].comparison("prompt", "accuracy")
     assert cmp is not None and cmp.method == "mcnemar" and cmp.n == fewshot.splits["test"].n
     assert [r.decision.status for r in run.rungs] == ["inconclusive", "inconclusive"]
-    assert run.spec["policy"]["confidence"] == "point" and run.rungs[0].cost is None
+    assert run.spec.policy.confidence == "point" and run.rungs[0].cost is None
     text = render_markdown(run)
     assert "| fewshot |" in text and "dev interval" not in text and "dev mean is at or above it" in text
 
@@ -74,4 +76,25 @@ def test_a_newer_record_is_refused_in_one_line(tmp_path):
     raw["schema_version"] = 99
     (tmp_path / "run.json").write_text(json.dumps(raw))
     with pytest.raises(LadderError, match="schema_version 99 is not one this ladder reads .*a newer record needs a newer ladder"):
+        load_run(tmp_path)
+
+
+def test_a_renamed_field_fails_loudly_instead_of_printing_a_placeholder(tmp_path):
+    """The record's parts are typed: a field a report reads that is missing or renamed is a one-line error
+    naming the record and the field, not a '?' in a stakeholder's report."""
+    import json
+
+    import pytest
+
+    from ladder.errors import LadderError
+
+    raw = json.loads((GOLDEN / "run.json").read_text())
+    raw["model"]["weights_hash"] = raw["model"].pop("weights_sha256")
+    (tmp_path / "run.json").write_text(json.dumps(raw))
+    with pytest.raises(LadderError, match=r"run.json: model.weights_sha256: Field required"):
+        load_run(tmp_path)
+    raw = json.loads((GOLDEN / "run.json").read_text())
+    raw["target"]["metrik"] = raw["target"].pop("metric")
+    (tmp_path / "run.json").write_text(json.dumps(raw))
+    with pytest.raises(LadderError, match=r"run.json: target.metric: Field required"):
         load_run(tmp_path)

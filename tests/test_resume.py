@@ -110,7 +110,7 @@ def test_kill_9_during_lora_training_then_resume(tmp_path):
     _finish(_assess(task, tmp_path / "other-home", tmp_path / "straight", "lora"))
     resumed, straight = load_run(tmp_path / "resumed"), load_run(tmp_path / "straight")
     r, s = resumed.rungs[0].training, straight.rungs[0].training
-    assert r["resumed_from_step"] >= 2 and s["resumed_from_step"] is None and r["steps"] == s["steps"] == 8
-    assert [p["loss"] for p in r["curve"]] == [p["loss"] for p in s["curve"]]  # the same steps, bit for bit
-    assert r["artifact_sha256"] == s["artifact_sha256"]
+    assert r.resumed_from_step >= 2 and s.resumed_from_step is None and r.steps == s.steps == 8
+    assert [p.loss for p in r.curve] == [p.loss for p in s.curve]  # the same steps, bit for bit
+    assert r.artifact_sha256 == s.artifact_sha256
     _same_results(resumed, straight)

@@ -149,7 +149,7 @@ def test_assess_snips_end_to_end_matches_transformers(name, request, tmp_path, c
         runs[backend] = load_run(out)
     capsys.readouterr()
     reference, other = runs["transformers"], runs[name]
-    assert other.model["backend"] == name and other.status == "complete"
+    assert other.model.backend == name and other.status == "complete"
     for a, b in zip(reference.rungs, other.rungs):
         same = sum(x.output == y.output for x, y in zip(a.examples, b.examples))
         assert same >= 0.98 * len(a.examples), (a.name, same, len(a.examples))
@@ -171,7 +171,7 @@ def test_assess_climbs_to_a_lora_rung_on_the_vllm_backend(make_task, tmp_path, c
     assert main(["assess", str(path), "--backend", "vllm", "--exhaustive", "--out", str(tmp_path / "a")]) == 0
     run = load_run(tmp_path / "a")
     tuned = run.rung("lora")
-    assert run.model["backend"] == "vllm" and tuned.training["artifact_sha256"]
+    assert run.model.backend == "vllm" and tuned.training.artifact_sha256
     assert (tmp_path / "a" / "lora" / "adapter" / "adapter_config.json").is_file()
     from ladder.assess import assess
     from ladder.spec import load_task
@@ -180,7 +180,7 @@ def test_assess_climbs_to_a_lora_rung_on_the_vllm_backend(make_task, tmp_path, c
     rerun, _ = assess(load_task(path), backend=fresh, exhaustive=True, out_dir=tmp_path / "b")
     assert fresh.engines.starts == []  # every output from the cache: no engine started, no weights loaded
     again = rerun.rung("lora")
-    assert again.training["reused"] and again.training["artifact_sha256"] == tuned.training["artifact_sha256"]
+    assert again.training.reused and again.training.artifact_sha256 == tuned.training.artifact_sha256
     assert [e.output for e in again.examples] == [e.output for e in tuned.examples]
     capsys.readouterr()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ladder.cost import duration, money
-from ladder.record import AssessmentRun, RungResult
+from ladder.record import AssessmentRun, DevEvaluation, RungResult
 from ladder.scoring.stats import Estimate
 
 
@@ -28,17 +28,17 @@ def _seconds(value: float) -> str:
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.2f} s"
 
 
-def _dev_eval(evaluation: dict, metric: str | None) -> str:
+def _dev_eval(evaluation: DevEvaluation | None, metric: str) -> str:
     """The last dev evaluation of a training: its loss, and the target metric when it decided."""
-    if "dev_loss" not in evaluation:
+    if evaluation is None:
         return "—"
-    text = f"loss {evaluation['dev_loss']}"
-    return text + (f", {metric} {evaluation['dev_metric']:.3f}" if "dev_metric" in evaluation else "")
+    text = f"loss {evaluation.dev_loss}"
+    return text + (f", {metric} {evaluation.dev_metric:.3f}" if evaluation.dev_metric is not None else "")
 
 
 def render_markdown(run: AssessmentRun) -> str:
-    metric = run.target["metric"]
-    threshold = run.target["threshold"]
+    metric = run.target.metric
+    threshold = run.target.threshold
     lines = [f"# ladder report: {run.task_name}", ""]
     if run.status != "complete":
         lines += [f"> **Run {run.status}**" + (f": {run.error}" if run.error else "") + " — results below are partial.", ""]
@@ -47,12 +47,12 @@ def render_markdown(run: AssessmentRun) -> str:
         lines += [f"- {reason}" for reason in run.recommendation.reasons]
         if run.recommendation.reasons:
             lines.append("")
-    policy = run.spec["policy"]
+    policy = run.spec.policy
     lines += [
         f"Target: {metric} ≥ {threshold:.3f}, decided on the dev split; test is held out and reported beside it. "
         "Intervals are 95% (Wilson for yes/no metrics, bootstrap otherwise); Δ is a paired comparison with the "
         "rung before (same examples; exact McNemar p for yes/no metrics, paired bootstrap otherwise). "
-        f"A rung meets the target when its dev {'interval' if policy['confidence'] == 'lower_bound' else 'mean'} "
+        f"A rung meets the target when its dev {'interval' if policy.confidence == 'lower_bound' else 'mean'} "
         "is at or above it, shows a gap when its whole interval is below it, and is inconclusive otherwise"
         + (" (every rung was run: --exhaustive)." if run.exhaustive else "."),
         "",
@@ -67,7 +67,7 @@ def render_markdown(run: AssessmentRun) -> str:
         )
     for s in run.skipped:
         lines.append(f"| {s.name} | — | — | — | — | — | skipped: {s.reason} |")
-    kind = run.spec["output"]["kind"]
+    kind = run.spec.output.kind
     if kind != "text":
         form = "one of the labels" if kind == "label" else "JSON of the target's kind (object or array)"
         lines += ["", f"An invalid output is an answer that is not {form}: a rung can fail at the format as well as at the task."]
@@ -82,9 +82,9 @@ def render_markdown(run: AssessmentRun) -> str:
                 f"| {r.name} | {c.baseline} | {c.delta:+.3f} | [{c.low:+.3f}, {c.high:+.3f}] | {c.wins} / {c.losses} "
                 f"| {_p(c.p_value)} | {_p(adjusted) if adjusted is not None else '—'} | {c.method} |"
             )
-        lines += ["", f"A costlier rung counts as better only when its Holm-adjusted p is below {policy['alpha']}; a cheaper "
+        lines += ["", f"A costlier rung counts as better only when its Holm-adjusted p is below {policy.alpha}; a cheaper "
                   f"rung may be recommended when it meets the target and its Δ to the best rung stays above "
-                  f"-{policy['non_inferiority_margin']} (95% interval)."]
+                  f"-{policy.non_inferiority_margin} (95% interval)."]
     costed = [r for r in run.rungs if r.cost is not None]
     if costed:
         unit = costed[0].cost.unit  # type: ignore[union-attr]
@@ -135,13 +135,13 @@ def render_markdown(run: AssessmentRun) -> str:
         lines += ["| rung | steps | epochs | wall | real tokens | tokens/s | memory (start → peak) | best step | last dev evaluation | artifact |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for r in trained:
-            t = r.training or {}
-            dev = t.get("dev_evals") or [{}]
+            t = r.training
+            assert t is not None
             lines.append(
-                f"| {r.name} | {t.get('steps')} | {t.get('epochs', 0):.2f} | {_seconds(t.get('wall_s', 0.0))} "
-                f"| {t.get('tokens_seen')} | {t.get('tokens_per_s', 0.0):.1f} "
-                f"| {t.get('rss_start_mb', 0):.0f} → {t.get('rss_peak_mb', 0):.0f} MB | {t.get('best_step')} "
-                f"| {_dev_eval(dev[-1], run.target.get('metric'))} | {t.get('artifact_bytes', 0) / 2**20:.1f} MB |"
+                f"| {r.name} | {t.steps} | {t.epochs:.2f} | {_seconds(t.wall_s)} "
+                f"| {t.tokens_seen} | {t.tokens_per_s:.1f} "
+                f"| {t.rss_start_mb:.0f} → {t.rss_peak_mb:.0f} MB | {t.best_step} "
+                f"| {_dev_eval(t.dev_evals[-1] if t.dev_evals else None, metric)} | {t.artifact_bytes / 2**20:.1f} MB |"
             )
         lines += ["", "Real tokens exclude padding; tokens/s includes the dev evaluations; memory is the "
                   "process's resident set, sampled during training."]
@@ -156,9 +156,9 @@ def render_markdown(run: AssessmentRun) -> str:
                 lines.append(f"| {r.name} | {split} | {cells} | {_seconds(result.selection_s / max(1, result.n))} |")
         settings = ", ".join(f"{k}={v}" for k, v in retrieval_rungs[0].settings.items())
         lines += ["", f"Settings of {retrieval_rungs[0].name}: {settings}."]
-    if len(run.spec.get("metrics", [])) > 1:
+    if len(run.spec.metrics) > 1:
         lines += ["", "## All metrics (test)", ""]
-        metrics = run.spec["metrics"]
+        metrics = run.spec.metrics
         lines += ["| rung | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
         for r in run.rungs:
             lines.append(f"| {r.name} | " + " | ".join(ci(r.splits["test"].metrics[m]) for m in metrics) + " |")
@@ -168,9 +168,9 @@ def render_markdown(run: AssessmentRun) -> str:
     lines += ["", "## Setup", ""]
     model = run.model
     lines += [
-        f"- model: `{model.get('name', '?')}` (weights sha256 `{str(model.get('weights_sha256', '?'))[:12]}`, "
-        f"tokenizer sha256 `{str(model.get('tokenizer_sha256', '?'))[:12]}`), backend {model.get('backend', '?')}, "
-        f"{model.get('dtype', '?')} on {model.get('device', '?')}",
+        f"- model: `{model.name}` (weights sha256 `{model.weights_sha256[:12]}`, "
+        f"tokenizer sha256 `{model.tokenizer_sha256[:12]}`), backend {model.backend}, "
+        f"{model.dtype or 'server-side dtype'} on {model.device or model.base_url or '?'}",
         "- data: " + ", ".join(f"{s} {n} (sha256 `{run.data_hashes.get(s, '?')[:12]}`)" for s, n in run.data_sizes.items())
         + (f"; evaluated on the first {run.limit} of dev and test (--limit)" if run.limit else ""),
         f"- run `{run.run_id}`, {run.created}, ladder {run.ladder_version}, seed {run.seed}",
