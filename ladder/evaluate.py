@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, replace
 
 import ladder
+from ladder import progress
 from ladder.backends.base import Backend, Formatter, GenerateRequest, ScoreRequest
 from ladder.cache import ResultCache, cache_key
 from ladder.data import Example
@@ -107,19 +108,22 @@ def run_eval(
     # and each finished batch is saved at once.
     todo = [i for i in sorted(range(len(prompts)), key=lambda i: len(prompts[i])) if i not in answered]
     size = spec.generation.batch_size
-    for first in range(0, len(todo), size):
-        batch = todo[first : first + size]
-        batch_start = time.perf_counter()
-        if loglik:
-            assert labels is not None
-            outputs = _score_labels(backend, [prompts[i] for i in batch], completions, labels, prefix)
-        else:
-            outputs = _generate(backend, [prompts[i] for i in batch], [examples[i].id for i in batch], spec, stop,
-                                prefix, json_stop)
-        latency = time.perf_counter() - batch_start
-        outputs = [replace(o, latency_s=latency) for o in outputs]
-        answered.update(zip(batch, outputs))
-        cache.put_batch(key, batch[0], {"indices": batch, "outputs": [o.__dict__ for o in outputs], "wall_s": latency})
+    split = examples[0].split if examples else ""
+    with progress.track(f"[{candidate.rung}] {split}", total=len(prompts), unit="ex", completed=len(answered)) as bar:
+        for first in range(0, len(todo), size):
+            batch = todo[first : first + size]
+            batch_start = time.perf_counter()
+            if loglik:
+                assert labels is not None
+                outputs = _score_labels(backend, [prompts[i] for i in batch], completions, labels, prefix)
+            else:
+                outputs = _generate(backend, [prompts[i] for i in batch], [examples[i].id for i in batch], spec, stop,
+                                    prefix, json_stop)
+            latency = time.perf_counter() - batch_start
+            outputs = [replace(o, latency_s=latency) for o in outputs]
+            answered.update(zip(batch, outputs))
+            cache.put_batch(key, batch[0], {"indices": batch, "outputs": [o.__dict__ for o in outputs], "wall_s": latency})
+            bar.advance(len(batch))
     outputs = [answered[i] for i in range(len(prompts))]
     wall = earlier_wall + time.perf_counter() - started
     cache.put(key, {"outputs": [o.__dict__ for o in outputs], "wall_s": wall, "n": len(outputs)})

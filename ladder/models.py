@@ -109,6 +109,12 @@ def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
 
     quiet_transformers()
     tmp = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{key}."))
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    from ladder import progress
+
+    own_bar = gguf_utils.tqdm  # transformers' own tqdm bar for the conversion joins ladder's display instead
+    gguf_utils.tqdm = lambda items, desc="", **_: progress.iterate(items, f"[{gguf.name}] de-quantizing tensors", unit="tensor")
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -127,6 +133,7 @@ def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
             if not (dest / "config.json").is_file():  # a concurrent materialization did not win either
                 raise
     finally:
+        gguf_utils.tqdm = own_bar
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
 

@@ -207,6 +207,8 @@ class AssessmentRun(_Record):
     seed: int
     target: TargetSpec
     exhaustive: bool = False  # every configured rung was run, whatever the decisions
+    command: str | None = None  # the command line that made it (reproducibility manifest)
+    inputs: dict[str, dict[str, str]] = {}  # split -> example id -> input text (reports show won/lost examples)
     warnings: list[str] = []
     rungs: list[RungResult] = []
     skipped: list[SkippedRung] = []

@@ -86,6 +86,20 @@ def index_cache_dir() -> Path:
     return ladder_home() / "indexes"
 
 
+def _embed_chunks(embedder: Embedder, texts: list[str], per_step: int = 256) -> np.ndarray:
+    """The corpus embedded in steps of ``per_step`` chunks, so an index build reports its progress."""
+    from ladder import progress
+
+    if not texts:
+        return embedder.encode(texts)
+    parts = []
+    with progress.track("[index] embedding corpus chunks", total=len(texts), unit="chunk") as bar:
+        for first in range(0, len(texts), per_step):
+            parts.append(embedder.encode(texts[first : first + per_step]))
+            bar.advance(len(parts[-1]))
+    return np.concatenate(parts)
+
+
 def load_or_build(corpus: Corpus, spec: CorpusSpec, embedder: Embedder | None = None, root: Path | None = None) -> Retriever:
     started = time.perf_counter()
     embedder = embedder or Embedder(corpus.embedder)
@@ -113,7 +127,7 @@ def load_or_build(corpus: Corpus, spec: CorpusSpec, embedder: Embedder | None = 
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key[:12]}."))
         try:
-            vectors = embedder.encode([c.text for c in chunks])
+            vectors = _embed_chunks(embedder, [c.text for c in chunks])
             index = dense.build_index(vectors, params)
             faiss.write_index(index, str(tmp / "dense.faiss"))
             bm25 = BM25Index.build([c.text for c in chunks])

@@ -36,6 +36,7 @@ from typing import Callable
 
 import torch
 
+from ladder import progress as progress_ui
 from ladder.fileio import atomic_write_text
 from ladder.rungs.base import rng_for
 from ladder.spec import TrainSpec
@@ -281,7 +282,8 @@ def train_loop(
     model.train()
     stopped_early = False
     micro_per_step = settings.grad_accum
-    with MemorySampler() as memory:
+    shown = progress_ui.track(f"[{rung}] training", total, "step", progress["step"]) if rank == 0 else contextlib.nullcontext(None)
+    with MemorySampler() as memory, shown as bar:
         started = time.perf_counter() - progress["wall_s"]
         epoch_cache: dict[int, list[list[int]]] = {}
         while progress["step"] < total and not stopped_early:
@@ -325,6 +327,9 @@ def train_loop(
             progress["step"] += 1
             step = progress["step"]
             progress["curve"].append({"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0]})
+            if bar is not None:
+                elapsed = time.perf_counter() - started
+                bar.advance(1, loss=round(loss_value, 4), tokens_per_s=round(progress["tokens"] / max(elapsed, 1e-9), 1))
             if step % settings.eval_every == 0 or step == total:
                 value = dev_loss(model, dev_set, settings.batch_size, pad_id, device)
                 evaluation = {"step": step, "dev_loss": round(value, 5)}
