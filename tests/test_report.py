@@ -113,7 +113,7 @@ def test_examples_won_and_lost_show_input_both_outputs_and_target(make_task, tmp
                       exhaustive=True)
     text = render([run], "html")
     page = html.unescape("".join(_page(text).text))
-    assert "fewshot vs prompt: 3 won, 0 lost, 6 unchanged of 9" in page, page[page.find("won"):][:200]
+    assert "fewshot vs prompt: 3 won, 0 lost, 6 unchanged of 9 (accuracy; the 3 biggest changes each way shown" in page, page[page.find("won"):][:200]
     row = next(line for line in text.splitlines() if "<td>won</td>" in line)
     cells = [html.unescape(c.split("</td>")[0]) for c in row.split("<td>")[2:]]
     assert cells == ["test-2", "play a song by place test 2", "weather", "music", "music"]

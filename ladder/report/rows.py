@@ -267,11 +267,13 @@ def _won_and_lost(run: AssessmentRun) -> Section:
     for previous, current in zip(run.rungs, run.rungs[1:]):
         before = {e.id: e for e in _test_records(previous)}
         after = [e for e in _test_records(current) if e.id in before]
-        won = [e for e in after if e.scores[metric] > before[e.id].scores[metric]]
-        lost = [e for e in after if e.scores[metric] < before[e.id].scores[metric]]
+        change = {e.id: e.scores[metric] - before[e.id].scores[metric] for e in after}
+        won = sorted((e for e in after if change[e.id] > 0), key=lambda e: -change[e.id])  # biggest changes first
+        lost = sorted((e for e in after if change[e.id] < 0), key=lambda e: change[e.id])
         section.blocks.append(Paragraph(
             f"**{current.name}** vs **{previous.name}**: {len(won)} won, {len(lost)} lost, "
-            f"{len(after) - len(won) - len(lost)} unchanged of {len(after)} ({metric}; first {EXAMPLES_SHOWN} of each shown)."
+            f"{len(after) - len(won) - len(lost)} unchanged of {len(after)} ({metric}; the {EXAMPLES_SHOWN} biggest "
+            "changes each way shown, in data order among equals)."
         ))
         rows = []
         for verdict, chosen in (("won", won[:EXAMPLES_SHOWN]), ("lost", lost[:EXAMPLES_SHOWN])):
