@@ -15,6 +15,7 @@ from ladder import progress
 from ladder.backends.base import Backend, Formatter, GenerateRequest, ScoreRequest
 from ladder.cache import ResultCache, cache_key
 from ladder.data import Example
+from ladder.models import content_identity
 from ladder.rungs.base import Candidate, Selection
 from ladder.spec import TaskSpec
 from ladder.text import short_hash
@@ -75,7 +76,7 @@ def run_eval(
     key = cache_key(
         {
             "ladder": ladder.__version__,
-            "backend": backend.identity(),
+            "backend": content_identity(backend.identity()),
             "mode": "loglik" if loglik else "generate",
             "prompts": prompt_hashes,
             "completions": completions,

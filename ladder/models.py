@@ -158,6 +158,15 @@ def resolve_model(name: str, base_dir: Path | None = None) -> ModelRef:
     raise LadderError(f"model: {name!r} is neither a known alias ({known}), a .gguf file, nor a model folder")
 
 
+LOCATION_FIELDS = ("path", "source")
+
+
+def content_identity(identity: dict) -> dict:
+    """An identity for cache keys: what the model is, not where its files happen to be (the same weights
+    reached through an absolute or a relative $LADDER_HOME, or another checkout, share their caches)."""
+    return {k: v for k, v in identity.items() if k not in LOCATION_FIELDS}
+
+
 def model_identity(ref: ModelRef) -> dict:
     """Hashes that identify the weights and the tokenizer/chat template, for records and cache keys."""
     weights = [p for p in ref.path.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file()]

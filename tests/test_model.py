@@ -185,3 +185,19 @@ def test_grouped_decode_attention_equals_transformers_sdpa(backend):
     assert torch.equal(a.sequences, b.sequences)
     for la, lb in zip(a.logits, b.logits):
         assert torch.allclose(la, lb, atol=1e-4)
+
+
+def test_the_caches_follow_the_weights_not_where_their_files_are(tmp_path, monkeypatch):
+    """The same materialized model reached through another folder (a symlink here; an absolute vs a
+    relative $LADDER_HOME, another checkout in practice) hits the result cache: keys hold the weights'
+    hashes, never the path (found when a re-run of the shipped tasks recomputed everything)."""
+    import os
+    from pathlib import Path
+
+    first = assess(load_task(SNIPS), rungs=["prompt"], limit=3, out_dir=tmp_path / "a")[0]
+    link = tmp_path / "models-elsewhere"
+    link.symlink_to(Path(os.environ["LADDER_MODEL_DIR"]).resolve())
+    monkeypatch.setenv("LADDER_MODEL_DIR", str(link))
+    second = assess(load_task(SNIPS), rungs=["prompt"], limit=3, out_dir=tmp_path / "b")[0]
+    assert first.model.path != second.model.path and first.model.weights_sha256 == second.model.weights_sha256
+    assert all(s.cached for s in second.rungs[0].splits.values())

@@ -85,7 +85,7 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
     """
     import torch
 
-    from ladder.models import model_identity
+    from ladder.models import content_identity, model_identity
     from ladder.rungs.train import distributed, encode_examples, outcome_dict, train_loop
 
     name = rung_name(rung)
@@ -113,7 +113,7 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
     key = cache_key(
         {
             "ladder": ladder.__version__,
-            "base": model_identity(hf.ref),
+            "base": content_identity(model_identity(hf.ref)),
             # CUDA trains under bf16 autocast, the CPU in fp32: not the same weights
             "device": device.split(":")[0],
             "torch": torch.__version__.split("+")[0],
