@@ -55,6 +55,13 @@ def new_run_id() -> str:
     return _dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
+def unavailable_rungs(spec) -> dict[str, str]:
+    """Rung kinds this task cannot run, with what each would need (said in one line, never suggested)."""
+    if spec.corpus is None:
+        return {"rag": "a corpus of documents to retrieve from (`corpus:` in task.yaml, or `ladder init --corpus`)"}
+    return {}
+
+
 def select_rungs(task: TaskFile, names: list[str] | None):
     rungs = task.spec.rungs
     if not names:
@@ -227,7 +234,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         raise
     last_selected = max(spec.rungs.index(r) for r in selected)
     later = [rung_name(r) for r in spec.rungs[last_selected + 1 :]]  # configured, but left out by --rungs
-    run.recommendation = recommend(run.rungs, metric, threshold, spec.policy, later)
+    run.recommendation = recommend(run.rungs, metric, threshold, spec.policy, later, unavailable_rungs(spec))
     run.status = "complete"
     save_run(run, record_path)
     return run, out_dir

@@ -76,12 +76,21 @@ def decide(dev: Estimate, sd: float, metric: str, threshold: float, policy: Poli
     return Decision(action=action, status=status, meets_target=status == "meets", reason=reason, n_needed=n_needed)  # type: ignore[arg-type]
 
 
-def next_rung_after(measured: list[str], configured_later: list[str]) -> str | None:
-    """The next rung to try: a configured rung not yet run, else the next kind up the ladder."""
+def next_rung_after(measured: list[str], configured_later: list[str],
+                    unavailable: dict[str, str] | None = None) -> tuple[str | None, list[str]]:
+    """The next rung to try: a configured rung not yet run, else the next kind up the ladder that this
+    task can run. ``unavailable``: kind -> what the task would need for it (a corpus for rag); returns
+    the rung and one line per kind passed over."""
     if configured_later:
-        return configured_later[0]
+        return configured_later[0], []
     top = max((LADDER.index(t) for t in measured), default=-1)
-    return LADDER[top + 1] if top + 1 < len(LADDER) else None
+    passed_over = []
+    for kind in LADDER[top + 1 :]:
+        if unavailable and kind in unavailable:
+            passed_over.append(f"{kind} would need {unavailable[kind]}")
+            continue
+        return kind, passed_over
+    return None, passed_over
 
 
 class _Pairs:
@@ -142,7 +151,8 @@ def _cost_words(result: RungResult) -> str:
 
 
 def recommend(
-    results: list[RungResult], metric: str, threshold: float, policy: PolicySpec, configured_later: list[str]
+    results: list[RungResult], metric: str, threshold: float, policy: PolicySpec, configured_later: list[str],
+    unavailable: dict[str, str] | None = None,
 ) -> Recommendation:
     if not results:
         return Recommendation(rung=None, met=False, best_rung=None, next_rung=None, summary="no rung was measured")
@@ -196,10 +206,12 @@ def recommend(
     # none meets: the cheapest rung that no other rung beats significantly
     undominated = [r for r in results if not any(pairs.beats(o.name, r.name, policy.alpha) for o in results)]
     best = cheapest(undominated or [top])
-    nxt = next_rung_after([r.type for r in results], configured_later)
+    nxt, passed_over = next_rung_after([r.type for r in results], configured_later, unavailable)
     reasons += [words for other in results if (words := pairs.versus(other.name, best.name, policy.alpha))]
     pending = [r for r in results if r.decision.status == "inconclusive" and r.decision.n_needed]
     tail = f"; next rung to try: {nxt}" if nxt else "; no higher rung is left to try"
+    if passed_over:
+        tail += " (" + "; ".join(passed_over) + ")"
     if pending and policy.inconclusive == "report":
         r = pending[-1]
         tail = f"; {r.name} is inconclusive: about {r.decision.n_needed} dev examples would resolve it" + tail

@@ -142,10 +142,11 @@ class FewShotRungSpec(_Strict):
     type: Literal["fewshot"]
     name: str | None = None
     k: int = Field(default=8, ge=1, le=256)
-    selection: Literal["random", "stratified", "similar"] = Field(
-        default="stratified",
+    selection: Literal["random", "stratified", "similar"] | None = Field(
+        default=None,
         description="`stratified` balances demonstrations over labels (label outputs); `similar` picks the "
-        "training examples nearest to each input (task embedder).",
+        "training examples nearest to each input (task embedder). Default: stratified for label outputs, "
+        "random otherwise.",
     )
 
 
@@ -398,6 +399,8 @@ class TaskSpec(_Strict):
             order = " -> ".join(LADDER)
             raise ValueError(f"rungs must climb in ladder order {order}; got {' -> '.join(r.type for r in self.rungs)}")
         for rung in self.rungs:
+            if isinstance(rung, FewShotRungSpec) and rung.selection is None:  # the default fits the output kind
+                rung.selection = "stratified" if self.output.kind == "label" else "random"
             if isinstance(rung, (FewShotRungSpec, RagRungSpec)) and rung.selection == "stratified" and self.output.kind != "label":
                 raise ValueError(f"rung {rung_name(rung)!r}: selection 'stratified' needs output.kind 'label'; use 'random'")
             if isinstance(rung, RagRungSpec) and self.corpus is None:

@@ -151,6 +151,26 @@ def test_cost_decides_between_rungs_that_both_qualify():
 
 
 def test_next_rung():
-    assert next_rung_after(["prompt", "fewshot"], []) == "rag"
-    assert next_rung_after(["prompt"], ["fewshot"]) == "fewshot"
-    assert next_rung_after(["full"], []) is None
+    assert next_rung_after(["prompt", "fewshot"], []) == ("rag", [])
+    assert next_rung_after(["prompt"], ["fewshot"]) == ("fewshot", [])
+    assert next_rung_after(["full"], []) == (None, [])
+
+
+def test_the_next_rung_suggested_is_one_the_task_can_run(make_task, tmp_path):
+    """A task without a corpus is never told to try rag: the next rung it can run is named, and what rag
+    would need is said in one line."""
+    from ladder.assess import assess
+    from ladder.backends.scripted import ScriptedBackend
+    from ladder.spec import load_task
+
+    assert next_rung_after(["prompt", "fewshot"], [], {"rag": "a corpus"}) == ("lora", ["rag would need a corpus"])
+    run, _ = assess(load_task(make_task()), backend=ScriptedBackend(responder=lambda p: "weather"), out_dir=tmp_path / "r")
+    rec = run.recommendation
+    assert rec.next_rung == "lora" and rec.summary.endswith(
+        "next rung to try: lora (rag would need a corpus of documents to retrieve from "
+        "(`corpus:` in task.yaml, or `ladder init --corpus`))")
+    from conftest import TINY_CORPUS
+
+    with_corpus = make_task({"corpus": {"path": "corpus.jsonl"}}, corpus=TINY_CORPUS, folder="with-corpus")
+    run, _ = assess(load_task(with_corpus), backend=ScriptedBackend(responder=lambda p: "weather"), out_dir=tmp_path / "c")
+    assert run.recommendation.next_rung == "rag" and "would need" not in run.recommendation.summary

@@ -85,3 +85,15 @@ def test_golden_error_messages(case, capsys, monkeypatch):
 
 def test_golden_cases_exist():
     assert len(list(GOLDEN.glob("*.yaml"))) >= 4
+
+
+def test_fewshot_selection_defaults_to_what_fits_the_output_kind(make_task):
+    """Stratified for labels, random otherwise: a text or JSON task with a bare `fewshot` rung validates."""
+    from ladder.spec import load_task
+
+    label = load_task(make_task({"rungs": [{"type": "prompt"}, {"type": "fewshot"}]}))
+    assert label.spec.rungs[1].selection == "stratified"
+    text = load_task(make_task({"output": {"kind": "text"}, "metrics": ["exact_match"],
+                                "target": {"metric": "exact_match", "threshold": 0.5},
+                                "rungs": [{"type": "fewshot", "k": 3}]}, folder="text"))
+    assert text.spec.rungs[0].selection == "random"
