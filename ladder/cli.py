@@ -20,6 +20,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ladder {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    p = sub.add_parser(
+        "init",
+        help="write a task folder (task.yaml with a comment on every choice, data splits, SOURCE.md) from your "
+        "own CSV/JSONL: one file (split here) or train, dev and test files",
+    )
+    p.add_argument("data", type=Path, nargs="+", metavar="DATA", help="a .jsonl or .csv file, or train/dev/test files")
+    p.add_argument("--out", type=Path, help="task folder to write (default: tasks/<name of the data file>)")
+    p.add_argument("--input", dest="input_field", help="field holding the model's input (default: guessed from names)")
+    p.add_argument("--target", dest="target_field", help="field holding the expected answer (default: guessed)")
+    p.add_argument("--id", dest="id_field", help="field holding a stable example id (default: id, if unique)")
+    p.add_argument("--corpus", type=Path, help="a JSONL of {id, text} documents or a folder of .md/.txt: adds a rag rung")
+    p.add_argument("--model", default="smollm2-135m-instruct", help="the task's model (default: the bundled SmolLM2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing task.yaml in --out")
+
     p = sub.add_parser("validate", help="check a task file and its data; report every problem at once")
     p.add_argument("task", help="path to task.yaml (or its folder)")
 
@@ -105,6 +120,24 @@ def _command_line(args) -> str:
     import shlex
 
     return "ladder " + shlex.join(args.argv)
+
+
+def _init(args) -> int:
+    import re
+
+    from ladder import display
+    from ladder.init import init_task
+    from ladder.spec import shown_path
+
+    out = args.out or Path("tasks") / (re.sub(r"[^A-Za-z0-9]+", "-", args.data[0].stem).strip("-") or "task")
+    result = init_task(args.data, out, args.input_field, args.target_field, args.id_field, args.corpus, args.model,
+                       args.seed, args.force)
+    for line in result.lines:
+        display.out(f"- {line}")
+    shown = shown_path(result.task_path)
+    display.out(f"{shown}: written and valid. Next: ladder assess {shown} --limit 50   (a first look on 50 "
+                "dev and test examples; without --limit, all of them)")
+    return 0
 
 
 def _assess(args) -> int:
@@ -278,6 +311,7 @@ def _prepare(args) -> int:
 
 
 COMMANDS = {
+    "init": _init,
     "validate": _validate,
     "assess": _assess,
     "train": _train,
