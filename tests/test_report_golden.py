@@ -98,3 +98,15 @@ def test_a_renamed_field_fails_loudly_instead_of_printing_a_placeholder(tmp_path
     (tmp_path / "run.json").write_text(json.dumps(raw))
     with pytest.raises(LadderError, match=r"run.json: target.metric: Field required"):
         load_run(tmp_path)
+
+
+def test_a_version_2_record_is_migrated_and_renders_in_both_formats():
+    """Schema 2 (untyped spec, target, model and training dicts), kept as it was written."""
+    from ladder.record import SCHEMA_VERSION
+    from ladder.report import render
+
+    run = load_run(ROOT / "tests" / "golden" / "records" / "run-v2.json")
+    assert run.schema_version == SCHEMA_VERSION and run.model.backend == "scripted" and run.target.metric == "accuracy"
+    assert run.spec.policy.confidence == "lower_bound" and run.inputs == {} and run.command is None
+    page = render([run], "html")
+    assert "| fewshot |" in render([run], "md") and 'data-plot="scores"' in page and "0 won, 0 lost, 9 unchanged" in page
