@@ -123,13 +123,11 @@ def _command_line(args) -> str:
 
 
 def _init(args) -> int:
-    import re
-
     from ladder import display
-    from ladder.init import init_task
+    from ladder.init import init_task, slug
     from ladder.spec import shown_path
 
-    out = args.out or Path("tasks") / (re.sub(r"[^A-Za-z0-9]+", "-", args.data[0].stem).strip("-") or "task")
+    out = args.out or Path("tasks") / slug(args.data[0].stem, "task")
     result = init_task(args.data, out, args.input_field, args.target_field, args.id_field, args.corpus, args.model,
                        args.seed, args.force)
     for line in result.lines:

@@ -66,7 +66,7 @@ def _read_rows(path: Path) -> list[tuple[int, object]]:
     return rows
 
 
-def _as_text(value: object) -> str | None:
+def as_text(value: object) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -131,7 +131,7 @@ def load_splits(task: TaskFile) -> Splits:
                 if name not in row or row[name] is None or row[name] == "":
                     problems.append(f"{where}: missing field {name!r} ({role}_field)")
                     continue
-                text = _as_text(row[name])
+                text = as_text(row[name])
                 if text is None:
                     problems.append(f"{where}: field {name!r} must be text, got {type(row[name]).__name__}")
                     continue
@@ -153,7 +153,7 @@ def load_splits(task: TaskFile) -> Splits:
                     alternatives = tuple(a for a in raw_alts if a != values["target"])
             doc_id = None
             if data.doc_id_field:
-                doc_id = _as_text(row.get(data.doc_id_field)) or None
+                doc_id = as_text(row.get(data.doc_id_field)) or None
                 if doc_id is None:
                     problems.append(f"{where}: missing field {data.doc_id_field!r} (doc_id_field)")
             example_id = values.get("id") or short_hash(values["input"])

@@ -94,11 +94,11 @@ class _PlainBar:
     def _count(self) -> str:
         return f"{self.done}/{self.total} {self.unit}" if self.total else f"{self.done} {self.unit}"
 
-    def line(self) -> str:
+    def line(self, time_left: bool = True) -> str:
         elapsed = time.monotonic() - self.started
         rate = (self.done - self.first) / elapsed if elapsed > 0 else 0.0
         parts = [self._count(), f"{rate:.2f} {self.unit}/s"]
-        if self.total and rate > 0 and self.done < self.total:
+        if time_left and self.total and rate > 0 and self.done < self.total:
             parts.append(f"~{_left((self.total - self.done) / rate)} left")
         if self.fields:
             parts.append(_fields(self.fields))
@@ -122,7 +122,7 @@ class PlainReporter:
 
     def finish(self, bar) -> None:
         if bar.done != bar.first:
-            info(bar.line().replace(f"~{_left(0)} left", "") + " (done)")
+            info(bar.line(time_left=False) + " (done)")
 
 
 class _RichBar:

@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ladder.data import as_text
 from ladder.errors import LadderError
 from ladder.text import normalize, squad_tokens
 
@@ -135,16 +136,6 @@ def _csv_rows(path: Path, text: str) -> list[dict]:
 
 
 # -- fields and kind -----------------------------------------------------------------------------------
-def _text_of(value: object) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return None
-
-
 def _by_name(fields: list[str], names: tuple[str, ...], taken: set[str]) -> str | None:
     lowered = {f.lower(): f for f in fields if f not in taken}
     return next((lowered[n] for n in names if n in lowered), None)
@@ -160,7 +151,7 @@ def guess_fields(rows: list[dict], where: str, input_field: str | None, target_f
     notes = []
     if id_field is None:
         id_field = _by_name(fields, ID_NAMES, set())
-        if id_field is not None and len({_text_of(r[id_field]) for r in rows}) < len(rows):
+        if id_field is not None and len({as_text(r[id_field]) for r in rows}) < len(rows):
             notes.append(f"field {id_field!r} is not unique, so it is not used as the id")
             id_field = None
     taken = {f for f in (id_field, input_field, target_field) if f}
@@ -173,7 +164,7 @@ def guess_fields(rows: list[dict], where: str, input_field: str | None, target_f
     elif target_field and not input_field and len(rest) == 1:
         input_field = rest[0]
     elif not input_field and not target_field and len(rest) == 2:
-        repeats = [f for f in rest if len({_text_of(r[f]) for r in rows}) <= len(rows) / 3]
+        repeats = [f for f in rest if len({as_text(r[f]) for r in rows}) <= len(rows) / 3]
         if len(repeats) == 1:  # one field is a small repeating set: the target (a label), the other the input
             target_field = repeats[0]
             input_field = next(f for f in rest if f != target_field)
@@ -204,7 +195,7 @@ def infer_kind(targets: list[object]) -> tuple[str, list[str] | None, str]:
     if all(p is not None for p in parsed):
         shape = "objects" if all(isinstance(p, dict) for p in parsed) else "arrays" if all(isinstance(p, list) for p in parsed) else "objects and arrays"
         return "json", None, f"json: all {n} targets parse as JSON {shape}"
-    texts = [_text_of(t) or "" for t in targets]
+    texts = [as_text(t) or "" for t in targets]
     counts = Counter(texts)
     repeating = sum(c for c in counts.values() if c >= 2)
     if 2 <= len(counts) <= MAX_LABELS and len(counts) <= n / 3 and max(map(len, counts)) <= 60 and repeating >= 0.9 * n:
@@ -308,6 +299,11 @@ def _yaml(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)  # JSON scalars and flow lists are valid YAML
 
 
+def slug(text: str, fallback: str) -> str:
+    """``text`` with every run of characters other than letters and digits made one hyphen."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or fallback
+
+
 def _task_name(out: Path) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", out.resolve().name).strip("-._") or "task"
     return name if name[0].isalnum() else f"t{name}"
@@ -324,11 +320,6 @@ def _token_counter(model: str, base: Path):
 
     tokenizer = AutoTokenizer.from_pretrained(str(ref.path))
     return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
-def _percentile(values: list[int], q: float) -> int:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(math.ceil(q * len(ordered))) - 1)] if ordered else 0
 
 
 def _round_up(value: float, step: int) -> int:
@@ -365,18 +356,18 @@ def init_task(data: list[Path], out: Path, input_field: str | None = None, targe
     made_ids = id_field is None
     if split_of is None:
         rows = sources[0].rows
-        inputs = [_text_of(r[input_field]) or "" for r in rows]
-        targets = [_text_of(r[target_field]) or "" for r in rows]
+        inputs = [as_text(r[input_field]) or "" for r in rows]
+        targets = [as_text(r[target_field]) or "" for r in rows]
         indexes, split_notes = split_rows(targets, inputs, labels, seed)
         notes += split_notes
-        stem = re.sub(r"[^A-Za-z0-9]+", "-", sources[0].path.stem).strip("-") or "row"
+        stem = slug(sources[0].path.stem, "row")
         for split, members in indexes.items():
             rows_by_split[split] = [({"id": f"{stem}-{i:05d}"} if made_ids else {}) | rows[i] for i in members]
         notes.append(f"split {len(rows)} rows (seed {seed}) into train {len(indexes['train'])}, dev {len(indexes['dev'])}, "
                      f"test {len(indexes['test'])}" + (", stratified by label" if labels else ""))
     else:
         for split, source in split_of.items():
-            stem = re.sub(r"[^A-Za-z0-9]+", "-", source.path.stem).strip("-") or split
+            stem = slug(source.path.stem, split)
             rows_by_split[split] = [({"id": f"{stem}-{i:05d}"} if made_ids else {}) | r for i, r in enumerate(source.rows)]
         notes.append("kept the given splits: " + ", ".join(f"{s} {split_of[s].path.name} ({len(split_of[s].rows)})"
                                                             for s in ("train", "dev", "test")))
@@ -423,7 +414,7 @@ def _extra_fields(rows: list[dict], has_corpus: bool) -> dict[str, str]:
             break
     if has_corpus:
         f = next((lowered[n] for n in ("doc_id", "document_id", "source_id") if n in lowered), None)
-        if f and all(_text_of(r[f]) for r in rows):
+        if f and all(as_text(r[f]) for r in rows):
             found["doc_id_field"] = f
     return found
 
@@ -461,8 +452,8 @@ def _task_yaml(out: Path, rows: dict[str, list[dict]], input_field: str, target_
                kind: str, labels: list[str] | None, notes: list[str], corpus: Path | None, model: str, seed: int,
                count, dev_note: str, extra: dict[str, str]) -> str:
     train = rows["train"]
-    train_inputs = [_text_of(r[input_field]) or "" for r in train]
-    train_targets = [_text_of(r[target_field]) or "" for r in train]
+    train_inputs = [as_text(r[input_field]) or "" for r in train]
+    train_targets = [as_text(r[target_field]) or "" for r in train]
     if kind == "label":
         instruction = f"Classify the input. Answer with exactly one of: {', '.join(labels or [])}."
     elif kind == "json":

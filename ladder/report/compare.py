@@ -6,7 +6,7 @@ from __future__ import annotations
 from ladder.errors import LadderError
 from ladder.record import AssessmentRun
 from ladder.report.document import Document, Figure, Items, Paragraph, Section, Table
-from ladder.report.rows import ci, p_text
+from ladder.report.rows import ci, delta_ci, interval, p_text
 from ladder.scoring.compare import compare_by_id, split_scores
 
 
@@ -59,7 +59,7 @@ def build_comparison(runs: list[AssessmentRun], sources: list[str]) -> Document:
             result = run.rung(name)
             cells += [ci(result.splits[s].metrics[metric]) if result else "—" for s in ("dev", "test")]
             m = result.splits["test"].metrics[metric] if result else None
-            points.append([m.mean, m.low, m.high] if m else None)
+            points.append(interval(m) if m else None)
         rows.append(cells)
         series[name] = points
     header = ["rung"] + [f"{label} {split}" for label in labels for split in ("dev", "test")]
@@ -84,7 +84,7 @@ def build_comparison(runs: list[AssessmentRun], sources: list[str]) -> Document:
                                     f"not paired: different examples ({len(before)} vs {len(after)})"])
                     continue
                 cmp = compare_by_id(before, after, metric, name, last.seed)
-                changes.append([name, f"{label_a} → {label_b}", split, f"{cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}]",
+                changes.append([name, f"{label_a} → {label_b}", split, delta_ci(cmp),
                                 f"{cmp.wins} / {cmp.losses}", p_text(cmp.p_value), f"{cmp.method}, n={cmp.n}"])
     sections.append(Section("changes", f"Paired changes between consecutive runs ({metric})", [
         Items(notes),

@@ -8,29 +8,9 @@ example report regenerates exactly.
 from __future__ import annotations
 
 import io
-from contextlib import contextmanager
 from typing import Callable
 
 DEV, TEST, TARGET, CHOSEN, MUTED = "#1f5fa8", "#d9822b", "#b3261e", "#2e7d32", "#8a8a8a"
-
-
-@contextmanager
-def _figure(salt: str, width: float = 6.4, height: float = 3.2):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    style = {"svg.fonttype": "none", "svg.hashsalt": f"ladder-{salt}", "font.size": 9, "axes.spines.top": False,
-             "axes.spines.right": False, "font.family": "sans-serif", "path.simplify": False}
-    with plt.rc_context(style):
-        fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
-        holder: dict = {}
-        yield fig, ax, holder
-        buffer = io.StringIO()
-        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
-        plt.close(fig)
-        holder["svg"] = _inline(buffer.getvalue())
 
 
 def _inline(svg: str) -> str:
@@ -45,111 +25,125 @@ def _errorbars(ax, xs, intervals, color, label, marker="o"):
     ax.errorbar(xs, means, yerr=[below, above], fmt=marker, color=color, capsize=4, label=label)
 
 
-def scores(data: dict, salt: str) -> str:
+def scores(ax, data: dict) -> None:
     rungs = data["rungs"]
-    with _figure(salt) as (fig, ax, out):
-        xs = list(range(len(rungs)))
-        _errorbars(ax, [x - 0.1 for x in xs], data["dev"], DEV, "dev")
-        _errorbars(ax, [x + 0.1 for x in xs], data["test"], TEST, "test", marker="s")
-        ax.axhline(data["threshold"], color=TARGET, linestyle="--", linewidth=1, label=f"target {data['threshold']:.3f}")
-        ax.set_xticks(xs, rungs)
-        ax.set_ylabel(data["metric"])
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlim(-0.5, len(rungs) - 0.5)
-        ax.legend(loc="best", frameon=False)
-    return out["svg"]
+    xs = list(range(len(rungs)))
+    _errorbars(ax, [x - 0.1 for x in xs], data["dev"], DEV, "dev")
+    _errorbars(ax, [x + 0.1 for x in xs], data["test"], TEST, "test", marker="s")
+    ax.axhline(data["threshold"], color=TARGET, linestyle="--", linewidth=1, label=f"target {data['threshold']:.3f}")
+    ax.set_xticks(xs, rungs)
+    ax.set_ylabel(data["metric"])
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(-0.5, len(rungs) - 0.5)
+    ax.legend(loc="best", frameon=False)
 
 
-def quality_cost(data: dict, salt: str) -> str:
-    with _figure(salt) as (fig, ax, out):
-        for name, cost, interval in zip(data["rungs"], data["cost"], data["dev"]):
-            chosen = name == data["chosen"]
-            color = CHOSEN if chosen else DEV
-            _errorbars(ax, [cost], [interval], color, None, marker="D" if chosen else "o")
-            ax.annotate(name + (" (chosen)" if chosen else ""), (cost, interval[0]), textcoords="offset points",
-                        xytext=(6, 4), color=color, fontweight="bold" if chosen else "normal")
-        ax.axhline(data["threshold"], color=TARGET, linestyle="--", linewidth=1)
-        ax.set_xlabel(f"cost per 1k calls ({data['unit']})")
-        ax.set_ylabel(f"dev {data['metric']}")
-        ax.set_ylim(-0.02, 1.02)
-        ax.margins(x=0.25)
-    return out["svg"]
+def quality_cost(ax, data: dict) -> None:
+    for name, cost, interval in zip(data["rungs"], data["cost"], data["dev"]):
+        chosen = name == data["chosen"]
+        color = CHOSEN if chosen else DEV
+        _errorbars(ax, [cost], [interval], color, None, marker="D" if chosen else "o")
+        ax.annotate(name + (" (chosen)" if chosen else ""), (cost, interval[0]), textcoords="offset points",
+                    xytext=(6, 4), color=color, fontweight="bold" if chosen else "normal")
+    ax.axhline(data["threshold"], color=TARGET, linestyle="--", linewidth=1)
+    ax.set_xlabel(f"cost per 1k calls ({data['unit']})")
+    ax.set_ylabel(f"dev {data['metric']}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.margins(x=0.25)
 
 
-def confusion(data: dict, salt: str) -> str:
+def confusion(ax, data: dict) -> None:
+    import numpy as np
+
     labels, columns, counts = data["labels"], data["columns"], data["counts"]
-    size = max(3.2, 0.45 * len(columns) + 1.6)
-    with _figure(salt, width=size + 1.0, height=size) as (fig, ax, out):
-        import numpy as np
-
-        matrix = np.array(counts, dtype=float)
-        ax.pcolormesh(np.arange(len(columns) + 1) - 0.5, np.arange(len(labels) + 1) - 0.5, matrix, cmap="Blues",
-                      edgecolors="white", linewidth=1)  # vector cells (imshow would embed a PNG)
-        ax.set_ylim(len(labels) - 0.5, -0.5)
-        ax.set_aspect("equal")
-        top = matrix.max() if matrix.size else 0
-        for i, row in enumerate(counts):
-            for j, value in enumerate(row):
-                ax.text(j, i, str(value), ha="center", va="center", color="white" if top and value > top / 2 else "black")
-        ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
-        ax.set_yticks(range(len(labels)), labels)
-        ax.set_xlabel("answer")
-        ax.set_ylabel("target")
-        ax.spines[:].set_visible(False)
-    return out["svg"]
+    matrix = np.array(counts, dtype=float)
+    ax.pcolormesh(np.arange(len(columns) + 1) - 0.5, np.arange(len(labels) + 1) - 0.5, matrix, cmap="Blues",
+                  edgecolors="white", linewidth=1)  # vector cells (imshow would embed a PNG)
+    ax.set_ylim(len(labels) - 0.5, -0.5)
+    ax.set_aspect("equal")
+    top = matrix.max() if matrix.size else 0
+    for i, row in enumerate(counts):
+        for j, value in enumerate(row):
+            ax.text(j, i, str(value), ha="center", va="center", color="white" if top and value > top / 2 else "black")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("answer")
+    ax.set_ylabel("target")
+    ax.spines[:].set_visible(False)
 
 
-def training(data: dict, salt: str) -> str:
-    with _figure(salt) as (fig, ax, out):
-        ax.plot(data["steps"], data["loss"], color=MUTED, linewidth=1, label="train loss")
-        if data["dev_steps"]:
-            ax.plot(data["dev_steps"], data["dev_loss"], "o-", color=DEV, label="dev loss")
-        ax.axvline(data["best_step"], color=CHOSEN, linestyle=":", linewidth=1, label=f"kept: step {data['best_step']}")
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("loss")
-        handles, names = ax.get_legend_handles_labels()
-        metric = [(s, v) for s, v in zip(data["dev_steps"], data["dev_metric"]) if v is not None]
-        if metric:
-            right = ax.twinx()
-            right.plot([s for s, _ in metric], [v for _, v in metric], "s--", color=TEST, label=f"dev {data['metric']}")
-            right.set_ylabel(f"dev {data['metric']}")
-            right.set_ylim(-0.02, 1.02)
-            more, more_names = right.get_legend_handles_labels()
-            handles, names = handles + more, names + more_names
-        ax.legend(handles, names, loc="upper right", frameon=False)
-    return out["svg"]
+def training(ax, data: dict) -> None:
+    ax.plot(data["steps"], data["loss"], color=MUTED, linewidth=1, label="train loss")
+    if data["dev_steps"]:
+        ax.plot(data["dev_steps"], data["dev_loss"], "o-", color=DEV, label="dev loss")
+    ax.axvline(data["best_step"], color=CHOSEN, linestyle=":", linewidth=1, label=f"kept: step {data['best_step']}")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    handles, names = ax.get_legend_handles_labels()
+    metric = [(s, v) for s, v in zip(data["dev_steps"], data["dev_metric"]) if v is not None]
+    if metric:
+        right = ax.twinx()
+        right.plot([s for s, _ in metric], [v for _, v in metric], "s--", color=TEST, label=f"dev {data['metric']}")
+        right.set_ylabel(f"dev {data['metric']}")
+        right.set_ylim(-0.02, 1.02)
+        more, more_names = right.get_legend_handles_labels()
+        handles, names = handles + more, names + more_names
+    ax.legend(handles, names, loc="upper right", frameon=False)
 
 
-def over_time(data: dict, salt: str) -> str:
+def over_time(ax, data: dict) -> None:
     runs = data["runs"]
-    with _figure(salt) as (fig, ax, out):
-        xs = list(range(len(runs)))
-        palette = [DEV, TEST, CHOSEN, "#6a3d9a", "#b15928", MUTED]
-        for k, (rung, intervals) in enumerate(data["series"].items()):
-            points = [(x, iv) for x, iv in zip(xs, intervals) if iv is not None]
-            if not points:
-                continue
-            offset = (k - (len(data["series"]) - 1) / 2) * 0.06
-            color = palette[k % len(palette)]
-            _errorbars(ax, [x + offset for x, _ in points], [iv for _, iv in points], color, rung)
-            ax.plot([x + offset for x, _ in points], [iv[0] for _, iv in points], color=color, linewidth=0.8)
-        ax.axhline(data["threshold"], color=TARGET, linestyle="--", linewidth=1, label=f"target {data['threshold']:.3f}")
-        ax.set_xticks(xs, runs)
-        ax.set_ylabel(f"test {data['metric']}")
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlim(-0.5, len(runs) - 0.5)
-        ax.legend(loc="best", frameon=False)
-    return out["svg"]
+    xs = list(range(len(runs)))
+    palette = [DEV, TEST, CHOSEN, "#6a3d9a", "#b15928", MUTED]
+    for k, (rung, intervals) in enumerate(data["series"].items()):
+        points = [(x, iv) for x, iv in zip(xs, intervals) if iv is not None]
+        if not points:
+            continue
+        offset = (k - (len(data["series"]) - 1) / 2) * 0.06
+        color = palette[k % len(palette)]
+        _errorbars(ax, [x + offset for x, _ in points], [iv for _, iv in points], color, rung)
+        ax.plot([x + offset for x, _ in points], [iv[0] for _, iv in points], color=color, linewidth=0.8)
+    ax.axhline(data["threshold"], color=TARGET, linestyle="--", linewidth=1, label=f"target {data['threshold']:.3f}")
+    ax.set_xticks(xs, runs)
+    ax.set_ylabel(f"test {data['metric']}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(-0.5, len(runs) - 0.5)
+    ax.legend(loc="best", frameon=False)
 
 
-PLOTS: dict[str, Callable[[dict, str], str]] = {
-    "scores": scores,
-    "quality_cost": quality_cost,
-    "confusion": confusion,
-    "training": training,
-    "over_time": over_time,
+def _wide(data: dict) -> tuple[float, float]:
+    return (6.4, 3.2)
+
+
+def _square(data: dict) -> tuple[float, float]:
+    side = max(3.2, 0.45 * len(data["columns"]) + 1.6)
+    return (side + 1.0, side)
+
+
+# kind -> (draw on the axes, figure size in inches)
+PLOTS: dict[str, tuple[Callable[..., None], Callable[[dict], tuple[float, float]]]] = {
+    "scores": (scores, _wide),
+    "quality_cost": (quality_cost, _wide),
+    "confusion": (confusion, _square),
+    "training": (training, _wide),
+    "over_time": (over_time, _wide),
 }
 
 
 def render(kind: str, data: dict, salt: str) -> str:
-    return PLOTS[kind](data, salt)
+    """One figure of ``kind`` as an inline <svg>; ``salt`` keeps its element ids apart from other figures'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    draw, size = PLOTS[kind]
+    style = {"svg.fonttype": "none", "svg.hashsalt": f"ladder-{salt}", "font.size": 9, "axes.spines.top": False,
+             "axes.spines.right": False, "font.family": "sans-serif", "path.simplify": False}
+    with plt.rc_context(style):
+        fig, ax = plt.subplots(figsize=size(data), layout="constrained")
+        draw(ax, data)
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+        plt.close(fig)
+    return _inline(buffer.getvalue())

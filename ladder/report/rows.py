@@ -6,7 +6,7 @@ from __future__ import annotations
 from ladder.cost import duration, money
 from ladder.record import AssessmentRun, DevEvaluation, ExampleRecord, RungResult
 from ladder.report.document import Document, Figure, Items, Notice, Paragraph, Section, Table
-from ladder.scoring.stats import Estimate
+from ladder.scoring.stats import Estimate, PairedComparison
 
 EXAMPLES_SHOWN = 3  # won and lost examples shown per adjacent pair of rungs
 CELL_CHARS = 240  # an input or output longer than this is cut in the examples table
@@ -20,11 +20,15 @@ def p_text(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3g}"
 
 
+def delta_ci(cmp: PairedComparison) -> str:
+    return f"{cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}]"
+
+
 def delta(result: RungResult, previous: RungResult | None, split: str, metric: str) -> str:
     cmp = result.splits[split].comparison(previous.name, metric) if previous is not None else None
     if cmp is None:
         return "—"
-    return f"{cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}], {p_text(cmp.p_value)}"
+    return f"{delta_ci(cmp)}, {p_text(cmp.p_value)}"
 
 
 def seconds(value: float) -> str:
@@ -52,6 +56,10 @@ def chosen_rung(run: AssessmentRun) -> str | None:
     return (rec.rung or rec.best_rung) if rec is not None else None
 
 
+def _why_chosen(run: AssessmentRun) -> str:
+    return "recommended" if run.recommendation and run.recommendation.rung else "best measured"
+
+
 def build_report(run: AssessmentRun) -> Document:
     metric = run.target.metric
     sections = [
@@ -72,7 +80,7 @@ def build_report(run: AssessmentRun) -> Document:
     ]
     footer = (f"Rendered by ladder from the run record {run.run_id} ({run.created}, ladder {run.ladder_version}); "
               f"target {metric} ≥ {run.target.threshold:.3f}.")
-    return Document(f"ladder report: {run.task_name}", [s for s in sections if s is not None and s.blocks], footer)
+    return Document(f"ladder report: {run.task_name}", [s for s in sections if s.blocks], footer)
 
 
 def _opening(run: AssessmentRun) -> Section:
@@ -109,8 +117,8 @@ def _opening(run: AssessmentRun) -> Section:
         blocks.append(Figure("scores", {
             "metric": metric, "threshold": threshold,
             "rungs": [r.name for r in run.rungs],
-            "dev": [_interval(r.splits["dev"].metrics[metric]) for r in run.rungs],
-            "test": [_interval(r.splits["test"].metrics[metric]) for r in run.rungs],
+            "dev": [interval(r.splits["dev"].metrics[metric]) for r in run.rungs],
+            "test": [interval(r.splits["test"].metrics[metric]) for r in run.rungs],
         }, f"{metric} per rung, dev and test, with 95% intervals; the dashed line is the target {threshold:.3f}. "
            "The numbers are the table above."))
     kind = run.spec.output.kind
@@ -120,7 +128,7 @@ def _opening(run: AssessmentRun) -> Section:
     return Section("summary", "", blocks)
 
 
-def _interval(m: Estimate) -> list[float]:
+def interval(m: Estimate) -> list[float]:
     return [m.mean, m.low, m.high]
 
 
@@ -174,9 +182,9 @@ def _what_it_costs(run: AssessmentRun) -> Section:
         "metric": metric, "threshold": run.target.threshold, "unit": unit, "chosen": chosen,
         "rungs": [r.name for r in costed],
         "cost": [r.cost.cost_per_1k_calls for r in costed if r.cost is not None],
-        "dev": [_interval(r.splits["dev"].metrics[metric]) for r in costed],
+        "dev": [interval(r.splits["dev"].metrics[metric]) for r in costed],
     }, f"Dev {metric} (95% interval) against the cost per 1k calls ({unit}); "
-       + (f"{chosen} is highlighted ({'recommended' if run.recommendation and run.recommendation.rung else 'best measured'}). "
+       + (f"{chosen} is highlighted ({_why_chosen(run)}). "
           if chosen else "") + "The numbers are the table above and the summary table."))
     section.blocks.append(Paragraph(
         ("Per-call cost from token prices. " if basis == "tokens" else
@@ -215,12 +223,12 @@ def _per_label(run: AssessmentRun) -> Section:
     if run.spec.output.kind != "label" or not labels or not run.rungs:
         return section
     header = ["label", "n"] + [f"{r.name} recall" for r in run.rungs] + [f"{r.name} precision" for r in run.rungs]
+    tested = [_test_records(r) for r in run.rungs]
     rows = []
     for label in labels:
-        row = [label, str(sum(1 for e in _test_records(run.rungs[0]) if e.target == label))]
+        row = [label, str(sum(1 for e in tested[0] if e.target == label))]
         recalls, precisions = [], []
-        for r in run.rungs:
-            records = _test_records(r)
+        for records in tested:
             gold = [e for e in records if e.target == label]
             said = [e for e in records if e.output == label]
             hit = sum(1 for e in gold if e.output == label)
@@ -251,7 +259,7 @@ def _confusion(run: AssessmentRun) -> Section:
     columns = [columns[j] for j in keep]
     counts = [[row[j] for j in keep] for row in counts]
     section.blocks += [
-        Paragraph(f"Rung **{rung.name}** ({'recommended' if run.recommendation and run.recommendation.rung else 'best measured'}): "
+        Paragraph(f"Rung **{rung.name}** ({_why_chosen(run)}): "
                   "rows are the target label, columns the answer."),
         Table(["target \\ answer"] + columns, [[gold] + [str(c) for c in row] for gold, row in zip(labels, counts)]),
         Figure("confusion", {"rung": rung.name, "labels": list(labels), "columns": columns, "counts": counts},
