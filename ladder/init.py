@@ -350,7 +350,7 @@ def init_task(data: list[Path], out: Path, input_field: str | None = None, targe
         guess_fields(s.rows, str(s.path), input_field, target_field, id_field)  # every file has the fields
     kind, labels, why = infer_kind([r[target_field] for r in all_rows])
     notes.append(f"output kind {why}")
-    split_of = _assign_files(sources) if len(sources) > 1 else None
+    split_of = _assign_files(sources, seed) if len(sources) > 1 else None
 
     rows_by_split: dict[str, list[dict]] = {}
     made_ids = id_field is None
@@ -419,7 +419,7 @@ def _extra_fields(rows: list[dict], has_corpus: bool) -> dict[str, str]:
     return found
 
 
-def _assign_files(sources: list[Source]) -> dict[str, Source]:
+def _assign_files(sources: list[Source], seed: int) -> dict[str, Source]:
     """train/dev/test by file name (train, dev|valid|validation|val, test|eval), else in the order given;
     with two files, train and test (dev is then split from train)."""
     named: dict[str, Source] = {}
@@ -435,7 +435,7 @@ def _assign_files(sources: list[Source]) -> dict[str, Source]:
         ordered = dict(zip(("train", "dev", "test") if len(sources) == 3 else ("train", "test"), sources))
     if len(sources) == 2:
         train = ordered["train"]
-        rng = random.Random(0)
+        rng = random.Random(seed)
         indexes = list(range(len(train.rows)))
         rng.shuffle(indexes)
         n_dev = min(eval_size(len(train.rows) + len(ordered["test"].rows)), len(train.rows) // 3)

@@ -150,3 +150,21 @@ def test_an_initialised_task_assesses_on_the_real_model(tmp_path, capsys):
     run, _ = assess(load_task(tmp_path / "s"), rungs=["prompt"], limit=8, out_dir=tmp_path / "run")
     assert run.status == "complete" and run.rungs[0].splits["test"].n == 8
     assert run.rungs[0].splits["test"].invalid_share == 0.0
+
+
+def test_two_files_take_dev_from_train_with_the_seed(tmp_path, capsys):
+    """Train and test given: dev is drawn from train, by --seed like a single file's split."""
+    for name, n in (("train", 300), ("test", 60)):
+        (tmp_path / f"{name}.jsonl").write_text("".join(
+            json.dumps({"id": f"{name}-{i}", "text": f"{name} sentence number {i}", "label": ["a", "b"][i % 2]}) + "\n"
+            for i in range(n)))
+    dev = {}
+    for seed in (0, 1):
+        code, _, err = _init([str(tmp_path / "train.jsonl"), str(tmp_path / "test.jsonl"), "--seed", str(seed),
+                              "--out", str(tmp_path / f"s{seed}")], capsys)
+        assert code == 0, err
+        splits = load_task_data(load_task(tmp_path / f"s{seed}")).splits
+        assert [ex.id for ex in splits.test] == [f"test-{i}" for i in range(60)]
+        assert len(splits.train) + len(splits.dev) == 300 and splits.dev
+        dev[seed] = {ex.id for ex in splits.dev}
+    assert dev[0] != dev[1]
