@@ -24,6 +24,7 @@ from ladder.policy import decide, recommend
 from ladder.record import AssessmentRun, ModelIdentity, RungResult, SkippedRung, TrainingRecord, save_run
 from ladder.rungs import BuildContext, build_candidate
 from ladder.scoring.compare import compare_with_earlier, score_examples, split_scores, summarize_split
+from ladder.scoring.metrics import scorers
 from ladder.scoring.stats import score_sd
 from ladder.spec import TaskFile, rung_name, shown_path
 
@@ -178,6 +179,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         count_tokens=backend.count_tokens,
         task_dir=task.path.parent,
     )
+    metrics = scorers(spec)
     stopped_by: str | None = None  # why the climb ended early, for the rungs left out
     try:
         for rung_spec in selected:
@@ -196,12 +198,12 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
             for split in EVAL_SPLITS:
                 say(f"[{name}] {split}: {len(evals[split])} examples")
                 outputs = run_eval(candidate, evals[split], backend, formatter, spec, cache)
-                records = score_examples(outputs, evals[split], spec.metrics, split, candidate.demos, spec.output)
+                records = score_examples(outputs, evals[split], metrics, split, candidate.demos, spec.output)
                 top_k = candidate.settings.get("top_k")
-                split_results[split] = summarize_split(records, outputs, evals[split], spec.metrics, spec.seed, top_k)
+                split_results[split] = summarize_split(records, outputs, evals[split], metrics, spec.seed, top_k)
                 examples += records
             # the evidence first (paired comparisons with every earlier rung, the cost), then the decision
-            split_results = compare_with_earlier(examples, split_results, run.rungs, spec.metrics, spec.seed)
+            split_results = compare_with_earlier(examples, split_results, run.rungs, metrics, spec.seed)
             training = TrainingRecord.model_validate(candidate.training) if candidate.training else None
             cost = with_break_even(rung_cost(split_results["dev"], training, build_s, spec.cost), run.rungs)
             dev_sd = score_sd(list(split_scores(examples, "dev", metric).values()))

@@ -27,7 +27,7 @@ import ladder
 from ladder.errors import LadderError
 from ladder.fileio import atomic_write_text, read_json
 from ladder.record import AssessmentRun, ExampleRecord, ModelIdentity, RungResult
-from ladder.scoring.compare import compare_by_id, is_binary
+from ladder.scoring.compare import compare_by_id, is_binary, measured_binary
 from ladder.scoring.stats import PairedComparison, minimum_detectable_effect, power_at, score_sd, shifted_p
 
 BASELINE_FORMAT = "ladder-baseline"
@@ -89,7 +89,7 @@ def make_baseline(run: AssessmentRun, rung: str, split: str = "test", source: st
         settings=result.settings,
         split=split,  # type: ignore[arg-type]
         metric=run.target.metric,
-        metrics=list(run.spec.metrics),
+        metrics=run.spec.metric_names,
         data_hashes=run.data_hashes,
         limit=run.limit,
         model=run.model,
@@ -184,8 +184,9 @@ def gate(
             raise LadderError(f"{source}: rung {result.name!r} has no {metric!r} scores")
         base_scores = {e.id: e.scores[metric] for e in baseline.examples}
         cand_scores = {i: r.scores[metric] for i, r in candidate.items()}
+        binary = measured_binary(result.splits[split], metric)
         try:
-            cmp = compare_by_id(base_scores, cand_scores, metric, f"baseline {baseline.rung}", seed=run.seed)
+            cmp = compare_by_id(base_scores, cand_scores, metric, f"baseline {baseline.rung}", run.seed, binary)
         except LadderError as exc:
             raise LadderError(f"{source}: {exc}; was it run with the baseline's --limit ({baseline.limit})?") from None
         ids = list(base_scores)
@@ -194,7 +195,7 @@ def gate(
             p = cmp.p_value
         else:
             p = shifted_p(a, b, -margin, seed=run.seed)
-        mde, power = _sensitivity(a, is_binary(metric, a), alpha)
+        mde, power = _sensitivity(a, is_binary(binary, a), alpha)
         changed = sum(1 for e in baseline.examples if output_hash(candidate[e.id]) != e.output_sha256)
         checks.append(GateCheck(
             metric=metric,
@@ -207,7 +208,7 @@ def gate(
             power_at_visible_drop=power,
             changed_outputs=changed,
         ))
-        if is_binary(metric, a) and margin > 0:
+        if is_binary(binary, a) and margin > 0:
             notes.append(f"{metric}: with a margin the test is a paired bootstrap of delta = -{margin}, not McNemar")
     return GateResult(task_name=run.task_name, rung=result.name, split=split, n=len(baseline.examples), margin=margin,
                       alpha=alpha, checks=checks, notes=notes)

@@ -11,10 +11,10 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ladder.errors import LadderError, ValidationFailed
 
@@ -25,7 +25,8 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 LADDER = ("prompt", "fewshot", "rag", "lora", "full")
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 
-METRICS = ("accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1")
+BUILTIN_METRICS = ("accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1", "items_f1", "rouge_l", "chrf",
+                   "numeric_match")
 JSON_METRICS = ("json_valid", "json_field_f1")
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -99,6 +100,52 @@ class OutputSpec(_Strict):
         elif self.labels is not None:
             raise ValueError(f"`labels` applies only to kind 'label', not {self.kind!r}")
         return self
+
+
+class RegexExtract(_Strict):
+    regex: str = Field(description="The first match is scored (group 1 when the pattern has a group).")
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class MetricSpec(_Strict):
+    """One metric: a name alone (`accuracy`), or a mapping with options and an extraction step."""
+
+    metric: str = Field(
+        description="A registered metric: built in (" + ", ".join(BUILTIN_METRICS) + ") or added by an installed "
+        "package (entry-point group `ladder.metrics`).",
+    )
+    name: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$",
+        description="What the record, target.metric and reports call it (default: the metric, with _lenient when "
+        "it has an extract step).",
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="The metric's own options (see README).")
+    extract: Literal["first_label", "first_json", "first_number"] | RegexExtract | None = Field(
+        default=None,
+        description="Lenient scoring: take the first label mentioned, the first JSON object/array, the first number, "
+        "or a regex's first match from the output before scoring (the output as it is when nothing is found).",
+    )
+
+    @model_validator(mode="after")
+    def _default_name(self) -> "MetricSpec":
+        if self.name is None:
+            self.name = self.metric + ("_lenient" if self.extract is not None else "")
+        return self
+
+
+def _metric_entry(value: object) -> object:
+    return {"metric": value} if isinstance(value, str) else value
+
+
+MetricEntry = Annotated[MetricSpec, BeforeValidator(_metric_entry, json_schema_input_type=Union[str, MetricSpec])]
 
 
 class TargetSpec(_Strict):
@@ -362,7 +409,10 @@ class TaskSpec(_Strict):
     version: int = Field(default=1, ge=1)
     data: DataSpec
     output: OutputSpec
-    metrics: list[Literal["accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1"]] = Field(min_length=1)
+    metrics: list[MetricEntry] = Field(
+        min_length=1, description="Every metric is measured and reported; target.metric decides. A name, or a "
+        "mapping {metric, name, options, extract}.",
+    )
     target: TargetSpec
     model: str = Field(
         default=DEFAULT_MODEL,
@@ -384,12 +434,7 @@ class TaskSpec(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "TaskSpec":
-        if self.target.metric not in self.metrics:
-            raise ValueError(f"target.metric {self.target.metric!r} is not one of metrics: {self.metrics}")
-        if self.output.kind != "json":
-            bad = [m for m in self.metrics if m in JSON_METRICS]
-            if bad:
-                raise ValueError(f"metric {bad[0]!r} needs output.kind 'json'")
+        self._check_metrics()
         names = [rung_name(r) for r in self.rungs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -412,6 +457,36 @@ class TaskSpec(_Strict):
         if self.data.doc_id_field and self.corpus is None:
             raise ValueError("data.doc_id_field names corpus documents, but the task has no `corpus`")
         return self
+
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics by the names the record and reports use, in the task's order."""
+        return [m.name for m in self.metrics]  # type: ignore[misc]
+
+    def _check_metrics(self) -> None:
+        from ladder.errors import LadderError
+        from ladder.scoring.metrics import METRICS, metric_options
+
+        names = self.metric_names
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"metrics: the name {dupes[0]!r} is used twice (give one entry a `name`)")
+        for i, entry in enumerate(self.metrics):
+            try:
+                metric = METRICS.get(entry.metric)
+            except LadderError as exc:
+                raise ValueError(f"metrics[{i}]: {exc}") from None
+            try:
+                metric_options(metric, entry.options)
+            except ValueError as exc:
+                raise ValueError(f"metrics[{i}].{exc}" if str(exc).startswith("options.") else f"metrics[{i}]: {exc}") from None
+            if entry.metric in JSON_METRICS and self.output.kind != "json":
+                raise ValueError(f"metric {entry.metric!r} needs output.kind 'json'")
+            if entry.extract == "first_label" and self.output.kind != "label":
+                raise ValueError(f"metrics[{i}].extract: first_label needs output.kind 'label'")
+        if self.target.metric not in names:
+            raise ValueError(f"target.metric {self.target.metric!r} is not one of metrics: {names}")
 
 
 def rung_name(rung) -> str:
@@ -472,6 +547,9 @@ def _format_error(err: dict) -> str:
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
+    named = re.match(r"([a-z_]+)[.\[:]", msg)
+    if not err["loc"] and named and named.group(1) in TaskSpec.model_fields:
+        return msg  # a whole-task check that names its field (target.metric ..., metrics[1]: ...)
     return f"{loc}: {msg}"
 
 

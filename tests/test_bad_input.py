@@ -40,7 +40,7 @@ BAD = [
                                                           "label": "weather"}) + "\n"}, "validate",
      "test.jsonl:1: leakage: test input also appears at"),
     ("unknown rung", {"rungs": [{"type": "promt"}]}, {}, "validate", "rungs[0].type: unknown rung 'promt' (did you mean 'prompt'?)"),
-    ("unknown metric", {"metrics": ["acuracy"]}, {}, "validate", "metrics[0]: unknown value 'acuracy'; did you mean 'accuracy'?"),
+    ("unknown metric", {"metrics": ["acuracy"]}, {}, "validate", "metrics[0]: unknown metric 'acuracy'; did you mean 'accuracy'?"),
     ("unknown field", {"sed": 1}, {}, "validate", "sed: unknown field (did you mean 'seed'?)"),
     ("k larger than train", {"rungs": [{"type": "fewshot", "k": 50}]}, {}, "validate",
      "task.yaml: rungs[0].k: 50 demonstrations asked, the train split has 12"),

@@ -106,7 +106,7 @@ def test_json_and_text_targets_get_their_kind_metrics_and_a_generation_budget(tm
     code, printed, err = _init([str(tmp_path / "people.jsonl"), "--out", str(tmp_path / "j")], capsys)
     assert code == 0, err
     spec = load_task(tmp_path / "j").spec
-    assert spec.output.kind == "json" and spec.target.metric == "json_field_f1" and "json_valid" in spec.metrics
+    assert spec.output.kind == "json" and spec.target.metric == "json_field_f1" and "json_valid" in spec.metric_names
     assert spec.rungs[1].selection == "random" and "Use the keys: name, age" in spec.prompt.instruction
     assert 16 <= spec.generation.max_new_tokens <= 64
     text_rows = [{"question": f"What is {i} plus {i}?", "answer": f"The sum is {2 * i}", "id": f"q{i}"} for i in range(90)]
@@ -114,7 +114,7 @@ def test_json_and_text_targets_get_their_kind_metrics_and_a_generation_budget(tm
     code, printed, err = _init([str(tmp_path / "qa.jsonl"), "--out", str(tmp_path / "t")], capsys)
     assert code == 0, err
     spec = load_task(tmp_path / "t").spec
-    assert spec.output.kind == "text" and spec.metrics == ["exact_match", "token_f1"]
+    assert spec.output.kind == "text" and spec.metric_names == ["exact_match", "token_f1"]
     assert spec.rungs[2].train.epochs > 1  # a small train split gets more than one epoch, and says why
     assert "epochs for ~" in (tmp_path / "t" / "task.yaml").read_text()
 

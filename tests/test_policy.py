@@ -9,6 +9,7 @@ from ladder.cost import rung_cost, with_break_even
 from ladder.policy import decide, next_rung_after, recommend, status_of
 from ladder.record import ExampleRecord, RungResult, SplitResult, TrainingRecord
 from ladder.scoring.compare import compare_with_earlier, split_scores
+from ladder.scoring.metrics import METRICS, Scorer
 from ladder.scoring.stats import Estimate, estimate, score_sd
 from ladder.spec import CostSpec, PolicySpec
 
@@ -35,7 +36,8 @@ def _rung(name, kind, dev_scores, earlier, policy=POLICY, threshold=0.9, wall_s=
                            completion_tokens_per_call=2.0, cached=False, cache_key="k")
         for split in ("dev", "test")
     }
-    splits = compare_with_earlier(examples, splits, earlier, ["accuracy"], seed=0)
+    splits = compare_with_earlier(examples, splits, earlier, {"accuracy": Scorer("accuracy", METRICS.get("accuracy"))},
+                                  seed=0)
     training = None
     if train_s is not None:
         training = TrainingRecord(steps=10, epochs=1.0, wall_s=train_s, tokens_seen=1000, answer_tokens=100,

@@ -7,7 +7,7 @@ from ladder.errors import LadderError
 from ladder.record import AssessmentRun
 from ladder.report.document import Document, Figure, Items, Paragraph, Section, Table
 from ladder.report.rows import ci, delta_ci, interval, p_text
-from ladder.scoring.compare import compare_by_id, split_scores
+from ladder.scoring.compare import compare_by_id, measured_binary, split_scores
 
 
 def _label(run: AssessmentRun) -> str:
@@ -83,7 +83,8 @@ def build_comparison(runs: list[AssessmentRun], sources: list[str]) -> Document:
                     changes.append([name, f"{label_a} → {label_b}", split, "—", "—", "—",
                                     f"not paired: different examples ({len(before)} vs {len(after)})"])
                     continue
-                cmp = compare_by_id(before, after, metric, name, last.seed)
+                binary = measured_binary(ra.splits[split], metric) and measured_binary(rb.splits[split], metric)
+                cmp = compare_by_id(before, after, metric, name, last.seed, binary)
                 changes.append([name, f"{label_a} → {label_b}", split, delta_ci(cmp),
                                 f"{cmp.wins} / {cmp.losses}", p_text(cmp.p_value), f"{cmp.method}, n={cmp.n}"])
     sections.append(Section("changes", f"Paired changes between consecutive runs ({metric})", [

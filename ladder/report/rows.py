@@ -364,7 +364,7 @@ def _retrieval(run: AssessmentRun) -> Section:
 
 def _all_metrics(run: AssessmentRun) -> Section:
     section = Section("metrics", "All metrics (test)")
-    metrics = run.spec.metrics
+    metrics = run.spec.metric_names
     if len(metrics) > 1:
         section.blocks.append(Table(["rung", *metrics],
                                     [[r.name, *(ci(r.splits["test"].metrics[m]) for m in metrics)] for r in run.rungs]))

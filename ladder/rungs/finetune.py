@@ -228,10 +228,10 @@ def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter, hf, de
     from ladder.backends.hf import TransformersBackend
     from ladder.cache import ResultCache
     from ladder.evaluate import run_eval
-    from ladder.scoring.metrics import METRICS
+    from ladder.scoring.metrics import scorers
 
     spec = ctx.spec
-    scorer = METRICS.get(spec.target.metric)
+    scorer = scorers(spec)[spec.target.metric]
     examples = ctx.dev[: rung.train.metric_examples] if rung.train.metric_examples else ctx.dev
     if not examples:
         raise LadderError(f"rung {rung_name(rung)!r}: early_stopping: dev_metric needs dev examples")

@@ -14,7 +14,7 @@ import numpy as np
 from ladder.corpus import doc_of
 from ladder.errors import LadderError
 from ladder.record import ExampleRecord, RungResult, SplitResult
-from ladder.scoring.metrics import METRICS, valid_output
+from ladder.scoring.metrics import Scorer, valid_output
 from ladder.scoring.stats import Estimate, PairedComparison, estimate, paired
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 def score_examples(
     split_outputs: "SplitOutputs",
     examples: list["Example"],
-    metrics: list[str],
+    metrics: dict[str, Scorer],
     split: str,
     static_demos: tuple,
     output: "OutputSpec",
@@ -38,7 +38,7 @@ def score_examples(
         examples, split_outputs.outputs, split_outputs.prompt_hashes, split_outputs.selections
     ):
         answers = out.samples or [out.output]
-        scores = {m: sum(METRICS.get(m).score(a, ex.references) for a in answers) / len(answers) for m in metrics}
+        scores = {m: sum(s.score(a, ex.references) for a in answers) / len(answers) for m, s in metrics.items()}
         means = None
         if out.label_logprobs is not None and out.label_token_counts is not None:
             means = {k: v / max(1, out.label_token_counts[k]) for k, v in out.label_logprobs.items()}
@@ -65,10 +65,16 @@ def score_examples(
     return records
 
 
-def is_binary(metric: str, scores: Iterable[float]) -> bool:
+def is_binary(binary: bool, scores: Iterable[float]) -> bool:
     """Wilson / McNemar apply to yes/no scores: a binary metric whose scores are all 0 or 1 (a mean over
     several samples is not, and gets the bootstrap)."""
-    return METRICS.get(metric).binary and all(s in (0.0, 1.0) for s in scores)
+    return binary and all(s in (0.0, 1.0) for s in scores)
+
+
+def measured_binary(result: SplitResult, metric: str) -> bool:
+    """Whether a recorded split's metric was measured as yes/no (its interval is Wilson's): what the gate
+    and the comparison report read, so a record needs no metric plugin to be compared."""
+    return result.metrics[metric].method == "wilson"
 
 
 def _retrieval_scores(records: list[ExampleRecord], examples: list["Example"], k: int | None, seed: int) -> dict[str, Estimate]:
@@ -89,15 +95,15 @@ def summarize_split(
     records: list[ExampleRecord],
     split_outputs: "SplitOutputs",
     examples: list["Example"],
-    metrics: list[str],
+    metrics: dict[str, Scorer],
     seed: int,
     top_k: int | None,
 ) -> SplitResult:
     n = len(records)
     summaries = {}
-    for m in metrics:
+    for m, scorer in metrics.items():
         scores = [r.scores[m] for r in records]
-        summaries[m] = estimate(scores, is_binary(m, scores), seed=seed)
+        summaries[m] = estimate(scores, is_binary(scorer.binary, scores), seed=seed)
     wall = split_outputs.wall_s + split_outputs.selection_s
     per_call_selection = split_outputs.selection_s / n if n else 0.0
     latencies = np.asarray([r.latency_s + per_call_selection for r in records] or [0.0])
@@ -120,7 +126,7 @@ def summarize_split(
 
 
 def compare_by_id(
-    baseline: dict[str, float], candidate: dict[str, float], metric: str, name: str, seed: int
+    baseline: dict[str, float], candidate: dict[str, float], metric: str, name: str, seed: int, binary: bool
 ) -> PairedComparison:
     """Paired comparison of candidate against baseline on the same example ids (baseline's order).
     The ids must be the same set: a comparison on different examples is not paired."""
@@ -136,7 +142,7 @@ def compare_by_id(
         raise LadderError(f"{metric}: not the same examples as {name!r} ({detail})")
     ids = list(baseline)
     a, b = [baseline[i] for i in ids], [candidate[i] for i in ids]
-    cmp = paired(a, b, is_binary(metric, a + b), seed)
+    cmp = paired(a, b, is_binary(binary, a + b), seed)
     return cmp.model_copy(update={"baseline": name, "metric": metric})
 
 
@@ -145,7 +151,8 @@ def split_scores(examples: list[ExampleRecord], split: str, metric: str) -> dict
 
 
 def compare_with_earlier(
-    examples: list[ExampleRecord], splits: dict[str, SplitResult], earlier: list[RungResult], metrics: list[str], seed: int
+    examples: list[ExampleRecord], splits: dict[str, SplitResult], earlier: list[RungResult], metrics: dict[str, Scorer],
+    seed: int,
 ) -> dict[str, SplitResult]:
     """The split results with paired comparisons against every earlier rung measured on the same
     examples, every metric, dev and test: the policy reads dev, the report shows both."""
@@ -153,10 +160,10 @@ def compare_with_earlier(
     for split, result in splits.items():
         comparisons = []
         for previous in earlier:
-            for m in metrics:
+            for m, scorer in metrics.items():
                 mine, theirs = split_scores(examples, split, m), split_scores(previous.examples, split, m)
                 if not mine or set(mine) != set(theirs):
                     continue  # not the same examples (e.g. another --limit): not comparable
-                comparisons.append(compare_by_id(theirs, mine, m, previous.name, seed))
+                comparisons.append(compare_by_id(theirs, mine, m, previous.name, seed, scorer.binary))
         out[split] = result.model_copy(update={"comparisons": comparisons})
     return out
