@@ -17,11 +17,12 @@ from ladder.cache import ResultCache
 from ladder.cost import rung_cost, with_break_even
 from ladder.data import Splits, load_task_data
 from ladder.errors import LadderError
+from ladder.diagnosis import advise, diagnose
 from ladder.evaluate import run_eval
 from ladder.lock import store_lock
 from ladder.paths import ladder_home, result_cache_dir
 from ladder.policy import decide, recommend
-from ladder.record import AssessmentRun, ModelIdentity, RungResult, SkippedRung, TrainingRecord, save_run
+from ladder.record import AssessmentRun, DataCheck, DataReport, ModelIdentity, RungResult, SkippedRung, TrainingRecord, save_run
 from ladder.rungs import BuildContext, build_candidate
 from ladder.scoring.compare import compare_with_earlier, score_examples, split_scores, summarize_split
 from ladder.scoring.metrics import scorers
@@ -61,6 +62,32 @@ def unavailable_rungs(spec) -> dict[str, str]:
     if spec.corpus is None:
         return {"rag": "a corpus of documents to retrieve from (`corpus:` in task.yaml, or `ladder init --corpus`)"}
     return {}
+
+
+def _data_checks(spec, splits: Splits, formatter, count_tokens) -> DataReport | None:
+    """The cheap data checks (already run when the data loaded), plus truncation by the trained rungs."""
+    if splits.checks is None:
+        return None
+    checks = list(splits.checks.checks)
+    if any(r.type in ("lora", "full") for r in spec.rungs):
+        from ladder.datacheck import truncation
+
+        checks.append(truncation(spec, splits.train + splits.dev, formatter, count_tokens))
+    return DataReport(checks=checks, label_balance=splits.checks.label_balance)
+
+
+def _label_issues(spec, run: AssessmentRun, evals) -> DataCheck | None:
+    """Suspected label errors in dev and test, from the label probabilities the best-scoring zero- or few-shot
+    rung already measured (out of sample: its demonstrations come from train)."""
+    from ladder.datacheck import LABEL_RUNGS, label_issues_from_records
+
+    scored = [r for r in run.rungs if r.type in LABEL_RUNGS and r.examples and r.examples[0].label_logprobs]
+    if spec.output.kind != "label" or not scored:
+        return None
+    best = max(scored, key=lambda r: r.splits["dev"].metrics[spec.target.metric].mean)
+    examples = {ex.id: ex for split in EVAL_SPLITS for ex in evals[split]}
+    return label_issues_from_records(spec, best.examples, examples, f"the {best.name} rung's label probabilities "
+                                     "(dev and test; `ladder check-data --label-errors` covers train too)")
 
 
 def select_rungs(task: TaskFile, names: list[str] | None):
@@ -167,6 +194,8 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         exhaustive=exhaustive,
         command=command,
         inputs={s: {ex.id: ex.input for ex in evals[s]} for s in EVAL_SPLITS},
+        warnings=splits.warnings,
+        data_checks=_data_checks(spec, splits, formatter, backend.count_tokens),
     )
     save_run(run, record_path)
     metric, threshold = spec.target.metric, spec.target.threshold
@@ -236,7 +265,13 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         raise
     last_selected = max(spec.rungs.index(r) for r in selected)
     later = [rung_name(r) for r in spec.rungs[last_selected + 1 :]]  # configured, but left out by --rungs
-    run.recommendation = recommend(run.rungs, metric, threshold, spec.policy, later, unavailable_rungs(spec))
+    label_check = _label_issues(spec, run, evals)
+    if label_check is not None and run.data_checks is not None:
+        run.data_checks.checks.append(label_check)
+    gold_docs = {ex.id: ex.doc_id for split in EVAL_SPLITS for ex in evals[split] if ex.doc_id is not None}
+    run.diagnosis = diagnose(spec, run.rungs, gold_docs, spec.policy.alpha)
+    run.recommendation = advise(recommend(run.rungs, metric, threshold, spec.policy, later, unavailable_rungs(spec)),
+                                run.diagnosis)
     run.status = "complete"
     save_run(run, record_path)
     return run, out_dir

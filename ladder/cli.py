@@ -38,6 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a task file and its data; report every problem at once")
     p.add_argument("task", help="path to task.yaml (or its folder)")
 
+    p = sub.add_parser(
+        "check-data",
+        help="check a task's data before anything is trained: duplicates, conflicting targets, leakage into test "
+        "(exact and near-duplicate), label balance, truncation, length outliers, suspected label errors; exit 1 "
+        "when a check fails (conflicts, leakage), 0 otherwise",
+    )
+    p.add_argument("task", help="path to task.yaml (or its folder)")
+    p.add_argument("--label-errors", nargs="?", const="", metavar="RUNG",
+                   help="label tasks: rank suspected label errors by confident learning (cleanlab) on a prompt or "
+                   "fewshot rung's label probabilities over every split (default: the first such rung; runs the model)")
+    p.add_argument("--backend", help="backend for the model-based checks (default: the task's serving.backend)")
+    p.add_argument("--json", type=Path, help="also write the findings as JSON here")
+    p.add_argument("--show", type=int, default=10, help="findings printed per check (default 10; --json has up to 50)")
+
     p = sub.add_parser("assess", help="measure each rung in order and recommend the cheapest that meets the target")
     p.add_argument("task", help="path to task.yaml (or its folder)")
     p.add_argument("--rungs", help="comma-separated rung names to run (kept in ladder order)")
@@ -114,6 +128,20 @@ def _validate(args) -> int:
         sizes += f", corpus {len(data.corpus.documents)} documents"
     display.out(f"{shown_path(task.path)}: ok ({sizes}; rungs: {', '.join(r.name or r.type for r in task.spec.rungs)})")
     return 0
+
+
+def _check_data(args) -> int:
+    from ladder import display
+    from ladder.datacheck import check_data
+    from ladder.fileio import atomic_write_text
+    from ladder.spec import load_task, shown_path
+
+    task = load_task(args.task)
+    report = check_data(task, backend=args.backend, label_errors=args.label_errors, say=display.info)
+    display.data_report(report, shown_path(task.path), args.show)
+    if args.json:
+        atomic_write_text(args.json, report.model_dump_json(indent=1) + "\n")
+    return 1 if report.errors else 0
 
 
 def _command_line(args) -> str:
@@ -311,6 +339,7 @@ def _prepare(args) -> int:
 COMMANDS = {
     "init": _init,
     "validate": _validate,
+    "check-data": _check_data,
     "assess": _assess,
     "train": _train,
     "baseline": _baseline,

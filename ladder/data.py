@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 
 from ladder.errors import ValidationFailed
 from ladder.spec import TaskFile, shown_path
-from ladder.text import normalize, short_hash
+from ladder.text import short_hash
 
 if TYPE_CHECKING:
     from ladder.corpus import Corpus
+    from ladder.record import DataReport
 
 SPLITS = ("train", "dev", "test")
 
@@ -44,6 +45,7 @@ class Splits:
     test: list[Example]
     hashes: dict[str, str]  # split -> sha256 of the file's bytes
     warnings: list[str] = field(default_factory=list)
+    checks: "DataReport | None" = None  # what the cheap data checks found
 
     def get(self, split: str) -> list[Example]:
         return {"train": self.train, "dev": self.dev, "test": self.test}[split]
@@ -87,8 +89,10 @@ def _json_problem(target: str) -> str | None:
     return None
 
 
-def load_splits(task: TaskFile) -> Splits:
-    """Read and check all three splits; raise ValidationFailed listing every problem."""
+def load_splits(task: TaskFile, strict: bool = True) -> Splits:
+    """Read and check all three splits; raise ValidationFailed listing every problem. The data checks
+    (``ladder.checks``) run too: their errors (conflicts, leakage) are problems unless ``strict`` is off
+    (``ladder check-data`` reports them instead), their warnings are warnings."""
     spec = task.spec
     data = spec.data
     problems: list[str] = []
@@ -169,22 +173,18 @@ def load_splits(task: TaskFile) -> Splits:
             else:
                 seen_ids[ex.id] = ex.source
 
-    seen_inputs: dict[str, str] = {}
-    for split in ("train", "dev"):
-        for ex in loaded[split]:
-            seen_inputs.setdefault(normalize(ex.input), ex.source)
-    for ex in loaded["test"]:
-        other = seen_inputs.get(normalize(ex.input))
-        if other is not None:
-            message = f"{ex.source}: leakage: test input also appears at {other}"
-            if data.allow_duplicate_inputs:
-                warnings.append(message + " (allowed by data.allow_duplicate_inputs)")
-            else:
-                problems.append(message + " (set data.allow_duplicate_inputs: true if legitimate)")
+    report = None
+    if not problems:  # the data checks read well-formed examples
+        from ladder.checks import cheap_checks, problems_and_warnings
 
+        report = cheap_checks(spec, loaded)
+        found, warned = problems_and_warnings(report)
+        warnings += warned
+        if strict:
+            problems += found
     if problems:
         raise ValidationFailed(problems, warnings)
-    return Splits(loaded["train"], loaded["dev"], loaded["test"], hashes, warnings)
+    return Splits(loaded["train"], loaded["dev"], loaded["test"], hashes, warnings, report)
 
 
 @dataclass(frozen=True)
@@ -193,7 +193,7 @@ class TaskData:
     corpus: "Corpus | None"
 
 
-def load_task_data(task: TaskFile) -> TaskData:
+def load_task_data(task: TaskFile, strict: bool = True) -> TaskData:
     """Splits and corpus, checked together (every problem at once): a data doc_id must name a document."""
     from ladder.corpus import load_corpus
 
@@ -201,7 +201,7 @@ def load_task_data(task: TaskFile) -> TaskData:
     warnings: list[str] = []
     splits = corpus = None
     try:
-        splits = load_splits(task)
+        splits = load_splits(task, strict)
     except ValidationFailed as exc:
         problems += exc.problems
         warnings += exc.warnings

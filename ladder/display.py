@@ -20,6 +20,33 @@ def out(message: str = "") -> None:
     print(message, flush=True)
 
 
+def data_report(report, task: str, show: int = 10) -> None:
+    """The data checks: one line per check, then the first findings of each that found something."""
+    marks = {"ok": "ok", "info": "info", "warning": "WARN", "error": "FAIL"}
+    out(f"data checks of {task}")
+    for check in report.checks:
+        out(f"  {marks[check.severity]:<5}{check.title}: {check.summary}"
+            + (f" (allowed by {check.allowed_by})" if check.allowed_by else ""))
+    if report.label_balance:
+        splits = list(report.label_balance)
+        labels = list(report.label_balance[splits[0]])
+        width = max(len(label) for label in labels)
+        out("  label balance: " + "  ".join(f"{s:>6}" for s in splits))
+        for label in labels:
+            out(f"    {label:<{width}} " + "  ".join(f"{report.label_balance[s][label]:>6}" for s in splits))
+    for check in report.checks:
+        if not check.findings or show <= 0:
+            continue
+        out(f"{check.title} ({check.count}):")
+        for finding in check.findings[:show]:
+            where = f"{finding.where}: " if finding.where else ""
+            out(f"  {where}{finding.detail}")
+        if check.count > show:
+            out(f"  ... {check.count - show} more (--json keeps {len(check.findings)})")
+    failed = [c.title.lower() for c in report.errors]
+    out(f"{len(failed)} check(s) failed: {', '.join(failed)}" if failed else "no check failed")
+
+
 def _cell(m) -> str:
     return f"{m.mean:.3f} [{m.low:.3f},{m.high:.3f}]"
 

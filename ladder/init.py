@@ -23,9 +23,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ladder.checks import duplicate_groups
 from ladder.data import as_text
 from ladder.errors import LadderError
-from ladder.text import normalize, squad_tokens
 
 INPUT_NAMES = ("input", "text", "question", "prompt", "query", "utterance", "sentence", "address", "source",
                "document", "content", "instruction")
@@ -33,7 +33,7 @@ TARGET_NAMES = ("target", "label", "answer", "output", "intent", "category", "cl
                 "completion", "expected", "y")
 ID_NAMES = ("id", "_id", "uid", "guid", "example_id", "key", "qid")
 MAX_LABELS = 50
-NEAR_DUPLICATE = 0.8  # estimated Jaccard similarity of word pairs above which two inputs are one
+NEAR_DUPLICATE = 0.8  # Jaccard similarity of word pairs at or above which two inputs are one (data.near_duplicate_jaccard)
 SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "valid", "validation", "val"), "test": ("test", "eval")}
 
 
@@ -206,51 +206,6 @@ def infer_kind(targets: list[object]) -> tuple[str, list[str] | None, str]:
 
 
 # -- splitting -----------------------------------------------------------------------------------------
-def _shingles(text: str) -> set[str]:
-    """Word pairs: templated inputs that differ in their one key word ("atomic number of Osmium" vs "of
-    Iridium") stay apart; a copy with a word or two changed in a longer text does not."""
-    words = squad_tokens(text) or [normalize(text)]
-    return {" ".join(words[i : i + 2]) for i in range(max(1, len(words) - 1))}
-
-
-def duplicate_groups(inputs: list[str], seed: int) -> list[list[int]]:
-    """Rows whose inputs are equal after normalization, or near-duplicates, in one group (union-find)."""
-    from datasketch import MinHash, MinHashLSH
-
-    parent = list(range(len(inputs)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    def union(a: int, b: int) -> None:
-        parent[find(a)] = find(b)
-
-    first: dict[str, int] = {}
-    for i, text in enumerate(inputs):
-        key = " ".join(squad_tokens(text)) or normalize(text)
-        if key in first:
-            union(i, first[key])
-        else:
-            first[key] = i
-    lsh = MinHashLSH(threshold=NEAR_DUPLICATE, num_perm=128)
-    shingles: dict[int, set[str]] = {}
-    for i in first.values():
-        shingles[i] = _shingles(inputs[i])
-        signature = MinHash(num_perm=128, seed=seed)
-        signature.update_batch([s.encode() for s in shingles[i]])
-        for other in lsh.query(signature):  # LSH proposes candidates; the exact Jaccard decides
-            if len(shingles[i] & shingles[other]) >= NEAR_DUPLICATE * len(shingles[i] | shingles[other]):
-                union(i, other)
-        lsh.insert(i, signature)
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(inputs)):
-        groups[find(i)].append(i)
-    return list(groups.values())
-
-
 def eval_size(n: int) -> int:
     """Examples for dev and for test each: 15%, at least min(100, n/5), at most 500."""
     return min(500, max(round(0.15 * n), min(100, n // 5)))
@@ -260,7 +215,7 @@ def split_rows(targets: list[str], inputs: list[str], labels: list[str] | None, 
                ) -> tuple[dict[str, list[int]], list[str]]:
     """Row indexes per split: test and dev of `eval_size` rows each, stratified by label, duplicate groups whole."""
     rng = random.Random(seed)
-    groups = duplicate_groups(inputs, seed)
+    groups = duplicate_groups(inputs, NEAR_DUPLICATE, seed)
     notes = []
     merged = sum(len(g) - 1 for g in groups)
     if merged:

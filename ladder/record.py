@@ -189,6 +189,59 @@ class Recommendation(_Record):
     holm_p: dict[str, float] = {}  # "candidate vs baseline" -> Holm-adjusted p (dev, target metric)
 
 
+class DataFinding(_Record):
+    """One finding of a data check: the examples involved (split/id) and what is wrong with them."""
+
+    examples: list[str]  # "split/id", first the one the finding is about
+    where: str = ""  # file:line of that first example
+    detail: str
+    score: float | None = None  # similarity, confidence of a label error, length: what ranks the findings
+
+
+class DataCheck(_Record):
+    name: str
+    title: str
+    severity: Literal["ok", "info", "warning", "error"]
+    count: int  # findings in all (the list below may be cut)
+    summary: str
+    findings: list[DataFinding] = []
+    allowed_by: str | None = None  # the spec field that turned an error into a warning
+
+
+class DataReport(_Record):
+    """What `ladder check-data` found (the cheap checks run before every assessment too)."""
+
+    checks: list[DataCheck]
+    label_balance: dict[str, dict[str, int]] | None = None  # split -> label -> count (label tasks)
+
+    def check(self, name: str) -> DataCheck | None:
+        return next((c for c in self.checks if c.name == name), None)
+
+    @property
+    def errors(self) -> list[DataCheck]:
+        return [c for c in self.checks if c.severity == "error"]
+
+
+class Evidence(_Record):
+    """One signal of what kind of gap is left after the prompt-side rungs."""
+
+    signal: str  # invalid_outputs, lenient_gap, fewshot_gain, rag_gain, recall_follows, unknown_share
+    points_to: Literal["behaviour", "knowledge", "neither"]
+    value: float | None = None
+    text: str
+
+
+class Diagnosis(_Record):
+    """What kind of gap remains after prompt, few-shot and retrieval, with its evidence: behaviour or format
+    (fine-tuning is likely to help) or missing knowledge (retrieval, not fine-tuning)."""
+
+    kind: Literal["none", "behaviour", "knowledge", "mixed", "unclear"]
+    best_rung: str  # the best prompt-side rung on dev
+    gap: float  # target - its dev mean (negative: above the target)
+    evidence: list[Evidence] = []
+    advice: str
+
+
 class AssessmentRun(_Record):
     schema_version: int = SCHEMA_VERSION
     run_id: str
@@ -213,6 +266,8 @@ class AssessmentRun(_Record):
     rungs: list[RungResult] = []
     skipped: list[SkippedRung] = []
     recommendation: Recommendation | None = None
+    data_checks: DataReport | None = None
+    diagnosis: Diagnosis | None = None
 
     def rung(self, name: str) -> RungResult | None:
         return next((r for r in self.rungs if r.name == name), None)

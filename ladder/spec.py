@@ -56,8 +56,16 @@ class DataSpec(_Strict):
     )
     allow_duplicate_inputs: bool = Field(
         default=False,
-        description="A test input equal (after normalization) to a train or dev input is an error; "
-        "true turns it into a warning where duplicates are legitimate.",
+        description="A test input equal (after normalization) to a train or dev input, or a near-duplicate of one, "
+        "is an error; true turns it into a warning where duplicates are legitimate.",
+    )
+    near_duplicate_jaccard: float = Field(
+        default=0.8, gt=0, le=1,
+        description="Two inputs whose word-pair sets are at least this similar (Jaccard) are near-duplicates.",
+    )
+    allow_conflicting_targets: bool = Field(
+        default=False,
+        description="The same input (after normalization) with different targets is an error; true makes it a warning.",
     )
 
 

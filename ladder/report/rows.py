@@ -65,6 +65,7 @@ def build_report(run: AssessmentRun) -> Document:
     sections = [
         _opening(run),
         _paired(run),
+        _diagnosis(run),
         _what_it_costs(run),
         _cost_per_rung(run),
         _per_label(run),
@@ -74,6 +75,7 @@ def build_report(run: AssessmentRun) -> Document:
         _training_curves(run),
         _retrieval(run),
         _all_metrics(run),
+        _data(run),
         _decisions(run),
         _setup(run),
         _manifest(run),
@@ -149,6 +151,22 @@ def _paired(run: AssessmentRun) -> Section:
         Paragraph(f"A costlier rung counts as better only when its Holm-adjusted p is below {policy.alpha}; a cheaper "
                   f"rung may be recommended when it meets the target and its Δ to the best rung stays above "
                   f"-{policy.non_inferiority_margin} (95% interval)."),
+    ]
+    return section
+
+
+def _diagnosis(run: AssessmentRun) -> Section:
+    section = Section("diagnosis", "What kind of gap is left")
+    d = run.diagnosis
+    if d is None or d.kind == "none":
+        return section
+    names = {"invalid_outputs": "outputs not of the declared form", "lenient_gap": "lenient vs strict score",
+             "fewshot_gain": "few-shot gain", "rag_gain": "retrieval gain", "recall_follows": "answers follow retrieval",
+             "unknown_share": "wrong whatever the demonstrations"}
+    section.blocks += [
+        Paragraph(f"After the prompt-side rungs the best is **{d.best_rung}**, {d.gap:.3f} below the target. "
+                  f"The gap looks like **{d.kind}**: {d.advice}."),
+        Table(["signal", "points to", "evidence"], [[names.get(e.signal, e.signal), e.points_to, e.text] for e in d.evidence]),
     ]
     return section
 
@@ -368,6 +386,25 @@ def _all_metrics(run: AssessmentRun) -> Section:
     if len(metrics) > 1:
         section.blocks.append(Table(["rung", *metrics],
                                     [[r.name, *(ci(r.splits["test"].metrics[m]) for m in metrics)] for r in run.rungs]))
+    return section
+
+
+def _data(run: AssessmentRun) -> Section:
+    section = Section("data", "Data checks")
+    report = run.data_checks
+    if report is None:
+        return section
+    marks = {"ok": "ok", "info": "note", "warning": "warning", "error": "failed"}
+    section.blocks.append(Table(["check", "result", "found", "what it says"], [
+        [c.title, marks[c.severity] + (f" (allowed by {c.allowed_by})" if c.allowed_by else ""), str(c.count), c.summary]
+        for c in report.checks
+    ]))
+    for check in report.checks:
+        if check.severity in ("warning", "error") and check.findings:
+            shown = check.findings[:5]
+            more = f" (the first {len(shown)} of {check.count}; `ladder check-data` lists them)" if check.count > 5 else ""
+            section.blocks += [Paragraph(f"{check.title}{more}:"),
+                               Items([_cut(f"{f.where}: {f.detail}" if f.where else f.detail, 200) for f in shown])]
     return section
 
 

@@ -1,0 +1,117 @@
+"""``ladder check-data``: the data checks of ``ladder.checks`` plus the two that need the model: examples a
+trained rung would truncate (the model's tokenizer and chat template) and suspected label errors (confident
+learning on the label log-likelihoods of a zero- or few-shot rung, out of sample)."""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from ladder.backends.base import Backend, Formatter
+from ladder.cache import ResultCache
+from ladder.checks import label_issue_check, truncation_check
+from ladder.data import Example, load_task_data
+from ladder.errors import LadderError
+from ladder.paths import result_cache_dir
+from ladder.record import DataCheck, DataReport, ExampleRecord
+from ladder.rungs import BuildContext, build_candidate
+from ladder.rungs.base import Candidate
+from ladder.spec import TaskFile, TaskSpec, rung_name
+
+LABEL_RUNGS = ("prompt", "fewshot")
+
+
+def probabilities(logprobs: dict[str, float], labels: list[str]) -> list[float]:
+    """Softmax over the labels' summed log-likelihoods (what label scoring predicts from)."""
+    top = max(logprobs[label] for label in labels)
+    weights = [math.exp(logprobs[label] - top) for label in labels]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def truncation(spec: TaskSpec, examples: list[Example], formatter: Formatter,
+               count_tokens: Callable[[str], int]) -> DataCheck:
+    """Train and dev examples, as the trained rungs see them (zero-shot prompt + answer), over max_seq_len."""
+    trained = [(rung_name(r), r.train.max_seq_len) for r in spec.rungs if r.type in ("lora", "full")]
+    zero_shot = Candidate("check", "prompt", spec.prompt.instruction, spec.prompt.input_template)
+
+    def length(ex: Example) -> int:
+        messages = zero_shot.messages(ex.input)
+        return count_tokens(formatter.prompt(messages)) + count_tokens(formatter.completion(messages, ex.target))
+
+    return truncation_check(trained, examples, length)
+
+
+def label_issues_from_records(spec: TaskSpec, records: list[ExampleRecord], examples: dict[str, Example],
+                              source: str) -> DataCheck:
+    """Suspected label errors among measured examples, from a rung's recorded label log-likelihoods."""
+    labels = spec.output.labels or []
+    kept = [(examples[r.id], probabilities(r.label_logprobs, labels)) for r in records if r.label_logprobs]
+    return label_issue_check([ex for ex, _ in kept], [p for _, p in kept], labels, source)
+
+
+def label_issues(task: TaskFile, splits, corpus, backend: Backend, formatter: Formatter, rung: str | None,
+                 say: Callable[[str], None]) -> DataCheck:
+    """Label log-likelihoods of every train, dev and test example under a zero- or few-shot rung (through the
+    result cache, so an assessment's dev and test outputs are reused), then confident learning. A few-shot
+    rung's own demonstrations are left out: their probabilities would be in-sample."""
+    spec = task.spec
+    if spec.output.kind != "label" or spec.generation.label_scoring != "loglik":
+        raise LadderError("--label-errors: needs output.kind label with generation.label_scoring loglik "
+                          "(class probabilities come from the labels' log-likelihoods)")
+    choices = [r for r in spec.rungs if r.type in LABEL_RUNGS]
+    chosen = next((r for r in choices if rung_name(r) == rung), None) if rung else (choices[0] if choices else None)
+    if chosen is None:
+        names = ", ".join(rung_name(r) for r in choices) or "none"
+        raise LadderError(f"--label-errors: {rung or 'a prompt or fewshot rung'} is not a prompt or fewshot rung of "
+                          f"{task.path.name} (those: {names})")
+    from ladder.evaluate import run_eval
+
+    ctx = BuildContext(spec=spec, train=splits.train, dev=splits.dev, corpus=corpus, count_tokens=backend.count_tokens,
+                       task_dir=task.path.parent)
+    candidate = build_candidate(chosen, ctx)
+    if candidate.selector is not None:
+        raise LadderError(f"--label-errors: rung {rung_name(chosen)!r} picks demonstrations per input; name a rung "
+                          "with fixed demonstrations (prompt, or fewshot with random or stratified selection)")
+    demos = {d.id for d in candidate.demos}
+    cache = ResultCache(result_cache_dir())
+    examples: list[Example] = []
+    probs: list[list[float]] = []
+    labels = spec.output.labels or []
+    for split in ("train", "dev", "test"):
+        todo = [ex for ex in splits.get(split) if ex.id not in demos]
+        say(f"[label errors] {split}: {len(todo)} examples under {rung_name(chosen)}")
+        outputs = run_eval(candidate, todo, backend, formatter, spec, cache)
+        examples += todo
+        probs += [probabilities(o.label_logprobs or {}, labels) for o in outputs.outputs]
+    left_out = f", its {len(demos)} demonstrations left out" if demos else ""
+    return label_issue_check(examples, probs, labels, f"the {rung_name(chosen)} rung's label probabilities{left_out}")
+
+
+def check_data(task: TaskFile, backend: Backend | str | None = None, label_errors: str | None = None,
+               say: Callable[[str], None] = lambda _m: None) -> DataReport:
+    """Every data check; the ones that need the model only where they apply (trained rungs, --label-errors)."""
+    from ladder.backends import create_backend, resolve_backend_name
+
+    spec = task.spec
+    data = load_task_data(task, strict=False)
+    splits = data.splits
+    assert splits.checks is not None
+    checks = list(splits.checks.checks)
+    needs_model = any(r.type in ("lora", "full") for r in spec.rungs) or label_errors is not None
+    if needs_model:
+        owned = backend is None or isinstance(backend, str)
+        if owned:
+            name = resolve_backend_name(backend or spec.serving.backend)
+            backend = create_backend(name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
+                                     labels=spec.output.labels, serving=spec.serving)
+        try:
+            formatter = backend.formatter(spec.prompt.format)
+            if any(r.type in ("lora", "full") for r in spec.rungs):
+                checks.append(truncation(spec, splits.train + splits.dev, formatter, backend.count_tokens))
+            if label_errors is not None:
+                checks.append(label_issues(task, splits, data.corpus, backend, formatter, label_errors or None, say))
+        finally:
+            if owned and hasattr(backend, "close"):
+                backend.close()
+    return DataReport(checks=checks, label_balance=splits.checks.label_balance)
