@@ -116,8 +116,8 @@ def _duplicates(groups: dict[str, list["Example"]]) -> DataCheck:
     findings = []
     for members in groups.values():
         for side in ([ex for ex in members if ex.split != "test"], [ex for ex in members if ex.split == "test"]):
-            if len(side) < 2:
-                continue
+            if len(side) < 2 or not _targets_agree(side):
+                continue  # one copy, or copies that disagree (conflicts, reported there)
             exact = len({ex.input for ex in side}) == 1
             where = sorted({ex.split for ex in side}, key=SPLITS.index)
             findings.append(DataFinding(
