@@ -330,7 +330,19 @@ def truncation_check(rungs: Iterable[tuple[str, int]], examples: list["Example"]
     return _check("truncation", "Truncated in training", findings, summary)
 
 
-def label_issue_check(examples: list["Example"], probabilities, labels: list[str], source: str) -> DataCheck:
+def recalibrate(probs, given):
+    """Class probabilities rescaled so that their mean over the examples equals the given labels' shares (one
+    step of prior correction, Saerens et al. 2002): a small model's label log-likelihoods carry a strong prior
+    for some labels (short or frequent words) that would otherwise flag every example of the others."""
+    import numpy as np
+
+    shares = np.bincount(given, minlength=probs.shape[1]) / len(given)
+    scaled = probs * (shares / np.maximum(probs.mean(axis=0), 1e-12))
+    return scaled / np.maximum(scaled.sum(axis=1, keepdims=True), 1e-12)
+
+
+def label_issue_check(examples: list["Example"], probabilities, labels: list[str], source: str,
+                      calibrate: bool = True) -> DataCheck:
     """Suspected label errors by confident learning (cleanlab's find_label_issues) over out-of-sample class
     probabilities, ranked by self-confidence (the least confident given labels first)."""
     import numpy as np
@@ -338,7 +350,8 @@ def label_issue_check(examples: list["Example"], probabilities, labels: list[str
 
     index = {label: i for i, label in enumerate(labels)}
     given = np.asarray([index[ex.target] for ex in examples])
-    probs = np.asarray(probabilities, dtype=float)
+    raw = np.asarray(probabilities, dtype=float)
+    probs = recalibrate(raw, given) if calibrate else raw
     ranked = find_label_issues(labels=given, pred_probs=probs, return_indices_ranked_by="self_confidence")
     findings = []
     for i in ranked:
@@ -348,6 +361,9 @@ def label_issue_check(examples: list["Example"], probabilities, labels: list[str
             examples=[_ref(ex)], where=ex.source, score=round(float(1 - p[given[i]]), 4),
             detail=f"labelled {ex.target!r}; the model puts {p[given[i]]:.2f} on it and {p.max():.2f} on {suggested!r}: "
                    f"{ex.input[:70]!r}"))
-    summary = (f"{len(findings)} of {len(examples)} labels look wrong by confident learning on {source} (review the top of "
-               "the list; the model can be the one that is wrong)")
+    agree = float((probs.argmax(axis=1) == given).mean()) if len(given) else 0.0
+    how = (f"recalibrated to the label shares: the model agrees with {float((raw.argmax(axis=1) == given).mean()):.0%} "
+           f"of the given labels before, {agree:.0%} after" if calibrate else f"the model agrees with {agree:.0%} of them")
+    summary = (f"{len(findings)} of {len(examples)} labels look wrong by confident learning on {source} ({how}; "
+               "review the top of the list: where the model agrees with few labels, it is often the one that is wrong)")
     return _check("label_issues", "Suspected label errors", findings, summary)

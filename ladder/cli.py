@@ -46,8 +46,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("task", help="path to task.yaml (or its folder)")
     p.add_argument("--label-errors", nargs="?", const="", metavar="RUNG",
-                   help="label tasks: rank suspected label errors by confident learning (cleanlab) on a prompt or "
-                   "fewshot rung's label probabilities over every split (default: the first such rung; runs the model)")
+                   help="label tasks: rank suspected label errors by confident learning (cleanlab) on a rung's label "
+                   "probabilities over every split: a prompt or fewshot rung (default: the first such rung), or a lora "
+                   "rung by k-fold (--folds adapters; slower, far better probabilities from a small model)")
+    p.add_argument("--folds", type=int, default=5, help="--label-errors with a lora rung: folds of train (default 5)")
     p.add_argument("--backend", help="backend for the model-based checks (default: the task's serving.backend)")
     p.add_argument("--json", type=Path, help="also write the findings as JSON here")
     p.add_argument("--show", type=int, default=10, help="findings printed per check (default 10; --json has up to 50)")
@@ -137,7 +139,7 @@ def _check_data(args) -> int:
     from ladder.spec import load_task, shown_path
 
     task = load_task(args.task)
-    report = check_data(task, backend=args.backend, label_errors=args.label_errors, say=display.info)
+    report = check_data(task, backend=args.backend, label_errors=args.label_errors, say=display.info, folds=args.folds)
     display.data_report(report, shown_path(task.path), args.show)
     if args.json:
         atomic_write_text(args.json, report.model_dump_json(indent=1) + "\n")

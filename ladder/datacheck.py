@@ -51,45 +51,69 @@ def label_issues_from_records(spec: TaskSpec, records: list[ExampleRecord], exam
 
 
 def label_issues(task: TaskFile, splits, corpus, backend: Backend, formatter: Formatter, rung: str | None,
-                 say: Callable[[str], None]) -> DataCheck:
-    """Label log-likelihoods of every train, dev and test example under a zero- or few-shot rung (through the
-    result cache, so an assessment's dev and test outputs are reused), then confident learning. A few-shot
-    rung's own demonstrations are left out: their probabilities would be in-sample."""
+                 say: Callable[[str], None], folds: int = 5) -> DataCheck:
+    """Label log-likelihoods of every train, dev and test example, out of sample, then confident learning.
+    Under a zero- or few-shot rung (through the result cache, so an assessment's dev and test outputs are
+    reused) a few-shot rung's own demonstrations are left out; under a lora rung, train is scored by k-fold
+    (each fold by an adapter trained on the other folds) and dev and test by the rung's adapter."""
     spec = task.spec
     if spec.output.kind != "label" or spec.generation.label_scoring != "loglik":
         raise LadderError("--label-errors: needs output.kind label with generation.label_scoring loglik "
                           "(class probabilities come from the labels' log-likelihoods)")
-    choices = [r for r in spec.rungs if r.type in LABEL_RUNGS]
-    chosen = next((r for r in choices if rung_name(r) == rung), None) if rung else (choices[0] if choices else None)
+    choices = [r for r in spec.rungs if r.type in LABEL_RUNGS + ("lora",)]
+    default = next((r for r in choices if r.type in LABEL_RUNGS), None)
+    chosen = next((r for r in choices if rung_name(r) == rung), None) if rung else default
     if chosen is None:
         names = ", ".join(rung_name(r) for r in choices) or "none"
-        raise LadderError(f"--label-errors: {rung or 'a prompt or fewshot rung'} is not a prompt or fewshot rung of "
-                          f"{task.path.name} (those: {names})")
+        raise LadderError(f"--label-errors: {rung or 'a prompt or fewshot rung'} is not a prompt, fewshot or lora rung "
+                          f"of {task.path.name} (those: {names})")
+    if chosen.type == "lora" and not 2 <= folds <= len(splits.train):
+        raise LadderError(f"--folds: must be between 2 and the train split's {len(splits.train)} examples, got {folds}")
     from ladder.evaluate import run_eval
 
-    ctx = BuildContext(spec=spec, train=splits.train, dev=splits.dev, corpus=corpus, count_tokens=backend.count_tokens,
-                       task_dir=task.path.parent)
-    candidate = build_candidate(chosen, ctx)
-    if candidate.selector is not None:
-        raise LadderError(f"--label-errors: rung {rung_name(chosen)!r} picks demonstrations per input; name a rung "
-                          "with fixed demonstrations (prompt, or fewshot with random or stratified selection)")
-    demos = {d.id for d in candidate.demos}
+    def context(train: list[Example]) -> BuildContext:
+        return BuildContext(spec=spec, train=train, dev=splits.dev, corpus=corpus, count_tokens=backend.count_tokens,
+                            task_dir=task.path.parent)
+
     cache = ResultCache(result_cache_dir())
-    examples: list[Example] = []
-    probs: list[list[float]] = []
     labels = spec.output.labels or []
-    for split in ("train", "dev", "test"):
-        todo = [ex for ex in splits.get(split) if ex.id not in demos]
-        say(f"[label errors] {split}: {len(todo)} examples under {rung_name(chosen)}")
-        outputs = run_eval(candidate, todo, backend, formatter, spec, cache)
-        examples += todo
-        probs += [probabilities(o.label_logprobs or {}, labels) for o in outputs.outputs]
-    left_out = f", its {len(demos)} demonstrations left out" if demos else ""
-    return label_issue_check(examples, probs, labels, f"the {rung_name(chosen)} rung's label probabilities{left_out}")
+    scored: list[tuple[Example, list[float]]] = []
+
+    def score(candidate: Candidate, examples: list[Example], what: str) -> None:
+        say(f"[label errors] {what}: {len(examples)} examples")
+        outputs = run_eval(candidate, examples, backend, formatter, spec, cache)
+        scored.extend((ex, probabilities(o.label_logprobs or {}, labels)) for ex, o in zip(examples, outputs.outputs))
+
+    name = rung_name(chosen)
+    if chosen.type == "lora":
+        import random
+
+        order = sorted(splits.train, key=lambda ex: ex.id)
+        random.Random(spec.seed).shuffle(order)
+        fold_of = {ex.id: i % folds for i, ex in enumerate(order)}
+        for k in range(folds):
+            say(f"[label errors] fold {k + 1}/{folds}: training {name} on the other folds")
+            candidate = build_candidate(chosen, context([ex for ex in splits.train if fold_of[ex.id] != k]))
+            score(candidate, [ex for ex in splits.train if fold_of[ex.id] == k], f"train fold {k + 1}")
+        candidate = build_candidate(chosen, context(splits.train))
+        for split in ("dev", "test"):
+            score(candidate, splits.get(split), f"{split} under {name}")
+        source = f"{folds}-fold {name} adapters' label probabilities (train out of fold; dev and test by the adapter on all train)"
+    else:
+        candidate = build_candidate(chosen, context(splits.train))
+        if candidate.selector is not None:
+            raise LadderError(f"--label-errors: rung {name!r} picks demonstrations per input; name a rung with fixed "
+                              "demonstrations (prompt, or fewshot with random or stratified selection)")
+        demos = {d.id for d in candidate.demos}
+        for split in ("train", "dev", "test"):
+            score(candidate, [ex for ex in splits.get(split) if ex.id not in demos], f"{split} under {name}")
+        left_out = f", its {len(demos)} demonstrations left out" if demos else ""
+        source = f"the {name} rung's label probabilities{left_out}"
+    return label_issue_check([ex for ex, _ in scored], [p for _, p in scored], labels, source)
 
 
 def check_data(task: TaskFile, backend: Backend | str | None = None, label_errors: str | None = None,
-               say: Callable[[str], None] = lambda _m: None) -> DataReport:
+               say: Callable[[str], None] = lambda _m: None, folds: int = 5) -> DataReport:
     """Every data check; the ones that need the model only where they apply (trained rungs, --label-errors)."""
     from ladder.backends import create_backend, resolve_backend_name
 
@@ -110,7 +134,8 @@ def check_data(task: TaskFile, backend: Backend | str | None = None, label_error
             if any(r.type in ("lora", "full") for r in spec.rungs):
                 checks.append(truncation(spec, splits.train + splits.dev, formatter, backend.count_tokens))
             if label_errors is not None:
-                checks.append(label_issues(task, splits, data.corpus, backend, formatter, label_errors or None, say))
+                checks.append(label_issues(task, splits, data.corpus, backend, formatter, label_errors or None, say,
+                                           folds))
         finally:
             if owned and hasattr(backend, "close"):
                 backend.close()

@@ -145,7 +145,7 @@ def test_check_data_cli_exit_codes_and_json(make_task, tmp_path, capsys):
     assert main(["check-data", str(clean)]) == 0
     assert "no check failed" in capsys.readouterr().out
     assert main(["check-data", str(clean), "--label-errors", "nope"]) == 2
-    assert "--label-errors: nope is not a prompt or fewshot rung" in capsys.readouterr().err
+    assert "--label-errors: nope is not a prompt, fewshot or lora rung" in capsys.readouterr().err
 
 
 def test_assess_records_the_checks_and_the_report_shows_them(make_task, tmp_path):
@@ -180,3 +180,19 @@ def test_shipped_tasks_pass_their_data_checks():
         assert not splits.checks.errors, name
         raw = yaml.safe_load((ROOT / "tasks" / name / "task.yaml").read_text())
         assert not raw["data"].get("allow_duplicate_inputs")
+
+
+@pytest.mark.model
+def test_label_errors_by_k_fold_lora_score_every_train_example_out_of_fold(make_task, capsys):
+    """The real model: two LoRA adapters, each trained on one half of train (2 steps) and scoring the other
+    half; dev and test under the adapter trained on all of train."""
+    spec = {"rungs": [{"type": "prompt"}, {"type": "lora", "train": {"max_steps": 2, "batch_size": 4, "eval_every": 2,
+                                                                      "max_seq_len": 64}}]}
+    path = make_task(spec)
+    out = path.parent / "checks.json"
+    code = main(["check-data", str(path), "--label-errors", "lora", "--folds", "2", "--json", str(out)])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "fold 1/2" in err and "fold 2/2" in err and "train fold 2: 6 examples" in err
+    check = next(c for c in json.loads(out.read_text())["checks"] if c["name"] == "label_issues")
+    assert check["summary"].startswith(f"{check['count']} of 27 labels") and "2-fold lora adapters" in check["summary"]
