@@ -69,30 +69,25 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
             text=f"{best.name}'s dev {metric} is {strict:.3f} as written and {lenient:.3f} with the answer extracted "
                  f"({'the first label mentioned' if spec.output.kind == 'label' else 'the first JSON in the output'})"))
 
+    def gain(signal: str, rung: RungResult, baseline: RungResult, points_to: str, meaning: str) -> None:
+        cmp = _comparison(rung, baseline.name, metric)
+        if cmp is None:
+            return
+        gained = cmp.delta > 0 and cmp.p_value < alpha
+        evidence.append(Evidence(
+            signal=signal, points_to=points_to if gained else "neither", value=cmp.delta,
+            text=f"{rung.name} vs {baseline.name}: {cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}] on dev "
+                 f"({cmp.method}, p = {cmp.p_value:.3g}): {meaning.format('do' if gained else 'do not measurably')}"))
+
     by_type = {r.type: r for r in side}
     if "fewshot" in by_type and "prompt" in by_type:
-        fewshot, prompt = by_type["fewshot"], by_type["prompt"]
-        cmp = _comparison(fewshot, prompt.name, metric)
-        if cmp is not None:
-            gained = cmp.delta > 0 and cmp.p_value < alpha
-            evidence.append(Evidence(
-                signal="fewshot_gain", points_to="behaviour" if gained else "neither", value=cmp.delta,
-                text=f"{fewshot.name} vs {prompt.name}: {cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}] on dev "
-                     f"({cmp.method}, p = {cmp.p_value:.3g}): demonstrations {'do' if gained else 'do not measurably'} "
-                     "change what the model answers"))
-
+        gain("fewshot_gain", by_type["fewshot"], by_type["prompt"], "behaviour",
+             "demonstrations {} change what the model answers")
     rag = by_type.get("rag")
     plain = [r for r in side if r.type != "rag"]
     if rag is not None and plain:
         before = max(plain, key=lambda r: r.splits["dev"].metrics[metric].mean)
-        cmp = _comparison(rag, before.name, metric)
-        if cmp is not None:
-            gained = cmp.delta > 0 and cmp.p_value < alpha
-            evidence.append(Evidence(
-                signal="rag_gain", points_to="knowledge" if gained else "neither", value=cmp.delta,
-                text=f"{rag.name} vs {before.name}: {cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}] on dev "
-                     f"({cmp.method}, p = {cmp.p_value:.3g}): retrieved passages {'do' if gained else 'do not measurably'} "
-                     "supply what the model lacks"))
+        gain("rag_gain", rag, before, "knowledge", "retrieved passages {} supply what the model lacks")
         found, missed = [], []
         for r in _dev(rag):
             gold = gold_docs.get(r.id)

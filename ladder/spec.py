@@ -116,11 +116,9 @@ class RegexExtract(_Strict):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        return value
+        from ladder.scoring.metrics import compiles
+
+        return compiles(value)
 
 
 class MetricSpec(_Strict):

@@ -111,3 +111,27 @@ def test_no_gap_no_diagnosis_and_unclear_without_signals():
     d = diagnose(spec, [prompt, fewshot], {}, 0.05)
     assert d.kind == "unclear" and {e.signal for e in d.evidence} == {"fewshot_gain", "unknown_share"}
     assert diagnose(spec, [], {}, 0.05) is None
+
+
+@pytest.mark.model
+def test_shipped_tasks_knowledge_and_behaviour_with_the_real_model(tmp_path):
+    """quiz-facts: retrieval lifts token F1 far beyond zero-shot, and answers follow retrieval: knowledge.
+    us-address: demonstrations turn unparseable answers into JSON addresses: behaviour."""
+    from ladder.assess import assess
+    from ladder.spec import load_task
+
+    quiz, _ = assess(load_task(ROOT / "tasks" / "quiz-facts" / "task.yaml"), backend="transformers",
+                     rungs=["prompt", "rag"], limit=30, out_dir=tmp_path / "quiz", exhaustive=True)
+    signals = {e.signal: e for e in quiz.diagnosis.evidence}
+    assert quiz.diagnosis.kind == "knowledge", quiz.diagnosis
+    assert signals["rag_gain"].points_to == "knowledge" and signals["rag_gain"].value > 0.2
+    assert any("looks like knowledge" in r for r in quiz.recommendation.reasons)
+    assert quiz.recommendation.next_rung == "lora" and "which lora is unlikely to close" in quiz.recommendation.summary
+
+    address, _ = assess(load_task(ROOT / "tasks" / "us-address" / "task.yaml"), backend="transformers",
+                        rungs=["prompt", "fewshot"], limit=12, out_dir=tmp_path / "address", exhaustive=True)
+    signals = {e.signal: e for e in address.diagnosis.evidence}
+    assert address.diagnosis.kind == "behaviour", address.diagnosis
+    assert signals["fewshot_gain"].points_to == "behaviour" and signals["fewshot_gain"].value > 0.1
+    assert address.rung("prompt").splits["dev"].invalid_share > 0.5
+    assert "which lora is likely to help with" in address.recommendation.summary

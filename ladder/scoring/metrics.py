@@ -202,7 +202,8 @@ class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _compiles(pattern: str | None) -> str | None:
+def compiles(pattern: str | None) -> str | None:
+    """The pattern, if it is a regular expression (a ValueError saying why not otherwise)."""
     if pattern is not None:
         try:
             re.compile(pattern)
@@ -221,7 +222,7 @@ class ItemsOptions(_Options):
     @field_validator("item_pattern")
     @classmethod
     def _pattern_compiles(cls, value: str | None) -> str | None:
-        return _compiles(value)
+        return compiles(value)
 
 
 def list_items(text: str, options: ItemsOptions) -> list[str]:
