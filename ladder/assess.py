@@ -87,7 +87,7 @@ def _label_issues(spec, run: AssessmentRun, evals) -> DataCheck | None:
     best = max(scored, key=lambda r: r.splits["dev"].metrics[spec.target.metric].mean)
     examples = {ex.id: ex for split in EVAL_SPLITS for ex in evals[split]}
     return label_issues_from_records(spec, best.examples, examples, f"the {best.name} rung's label probabilities "
-                                     "(dev and test; `ladder check-data --label-errors` covers train too)")
+                                     "(dev and test; ladder check-data --label-errors covers train too)")
 
 
 def select_rungs(task: TaskFile, names: list[str] | None):
@@ -271,7 +271,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
     gold_docs = {ex.id: ex.doc_id for split in EVAL_SPLITS for ex in evals[split] if ex.doc_id is not None}
     run.diagnosis = diagnose(spec, run.rungs, gold_docs, spec.policy.alpha)
     run.recommendation = advise(recommend(run.rungs, metric, threshold, spec.policy, later, unavailable_rungs(spec)),
-                                run.diagnosis)
+                                run.diagnosis, trained=any(r.type in ("lora", "full") for r in run.rungs))
     run.status = "complete"
     save_run(run, record_path)
     return run, out_dir

@@ -34,6 +34,10 @@ def _comparison(rung: RungResult, baseline: str, metric: str):
     return next((c for c in rung.splits["dev"].comparisons if c.baseline == baseline and c.metric == metric), None)
 
 
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
+
+
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
@@ -77,7 +81,7 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
         evidence.append(Evidence(
             signal=signal, points_to=points_to if gained else "neither", value=cmp.delta,
             text=f"{rung.name} vs {baseline.name}: {cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}] on dev "
-                 f"({cmp.method}, p = {cmp.p_value:.3g}): {meaning.format('do' if gained else 'do not measurably')}"))
+                 f"({cmp.method}, {_p(cmp.p_value)}): {meaning.format('do' if gained else 'do not measurably')}"))
 
     by_type = {r.type: r for r in side}
     if "fewshot" in by_type and "prompt" in by_type:
@@ -122,13 +126,13 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
     behaviour = [e for e in evidence if e.points_to == "behaviour"]
     knowledge = [e for e in evidence if e.points_to == "knowledge"]
     if behaviour and knowledge:
-        kind, advice = "mixed", ("both: retrieval supplies missing facts and fine-tuning (lora) the form of the answers; "
+        kind, advice = "mixed", ("retrieval supplies missing facts and fine-tuning (lora) the form of the answers; "
                                  "keep retrieval in the prompt of a trained rung")
     elif behaviour:
-        kind, advice = "behaviour", ("a gap of behaviour or format: demonstrations or extraction already move the score, "
-                                     "so training on the train split (lora) is likely to close more of it")
+        kind, advice = "behaviour", ("demonstrations or extraction already move the score, so training on the train "
+                                     "split (lora) is likely to close more of it")
     elif knowledge:
-        kind, advice = "knowledge", ("a gap of knowledge: retrieval, not fine-tuning, is the lever (a better corpus, "
+        kind, advice = "knowledge", ("retrieval, not fine-tuning, is the lever (a better corpus, "
                                      "recall@k, more passages); fine-tuning on facts the model does not know teaches it "
                                      "to make them up (Gekhman et al. 2024)")
     else:
@@ -136,15 +140,17 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
     return Diagnosis(kind=kind, best_rung=best.name, gap=gap, evidence=evidence, advice=advice)
 
 
-def advise(recommendation: Recommendation, diagnosis: Diagnosis | None) -> Recommendation:
+def advise(recommendation: Recommendation, diagnosis: Diagnosis | None, trained: bool = False) -> Recommendation:
     """The recommendation with the diagnosis in it: one reason, and where no rung meets the target and the next
-    rung is a trained one while the gap is knowledge, a word against it."""
+    rung is the first trained one (``trained``: one was measured already), what the diagnosis says of it."""
     if diagnosis is None or diagnosis.kind == "none":
         return recommendation
     signals = "; ".join(e.text for e in diagnosis.evidence if e.points_to != "neither") or "no signal either way"
     reasons = [*recommendation.reasons, f"the gap after {diagnosis.best_rung} looks like {diagnosis.kind}: {signals}"]
     summary = recommendation.summary
-    if not recommendation.met and diagnosis.kind == "knowledge" and recommendation.next_rung in ("lora", "full"):
+    if trained:
+        pass  # a trained rung was measured: the prompt-side evidence no longer predicts the next one
+    elif not recommendation.met and diagnosis.kind == "knowledge" and recommendation.next_rung in ("lora", "full"):
         summary += (f"; but the gap looks like missing knowledge, which {recommendation.next_rung} is unlikely to "
                     "close: improve retrieval first")
     elif not recommendation.met and diagnosis.kind in ("behaviour", "mixed") and recommendation.next_rung in ("lora", "full"):

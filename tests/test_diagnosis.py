@@ -135,3 +135,16 @@ def test_shipped_tasks_knowledge_and_behaviour_with_the_real_model(tmp_path):
     assert signals["fewshot_gain"].points_to == "behaviour" and signals["fewshot_gain"].value > 0.1
     assert address.rung("prompt").splits["dev"].invalid_share > 0.5
     assert "which lora is likely to help with" in address.recommendation.summary
+
+
+def test_after_a_trained_rung_the_diagnosis_is_a_reason_not_a_forecast():
+    spec = _spec()
+    targets = [f"a{i}" for i in range(N)]
+    prompt = _rung(spec, "prompt", "prompt", ["x"] * N, targets, [])
+    fewshot = _rung(spec, "fewshot", "fewshot", [t if i < 40 else "x" for i, t in enumerate(targets)], targets, [prompt])
+    lora = _rung(spec, "lora", "lora", [t if i < 50 else "x" for i, t in enumerate(targets)], targets, [prompt, fewshot])
+    d = diagnose(spec, [prompt, fewshot, lora], {}, 0.05)
+    assert d.kind == "behaviour" and d.best_rung == "fewshot"
+    rec = recommend([prompt, fewshot, lora], "exact_match", 0.9, spec.policy, [])
+    advised = advise(rec, d, trained=True)
+    assert advised.summary == rec.summary and advised.reasons[-1].startswith("the gap after fewshot looks like behaviour")

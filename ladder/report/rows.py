@@ -164,7 +164,9 @@ def _diagnosis(run: AssessmentRun) -> Section:
              "fewshot_gain": "few-shot gain", "rag_gain": "retrieval gain", "recall_follows": "answers follow retrieval",
              "unknown_share": "wrong whatever the demonstrations"}
     section.blocks += [
-        Paragraph(f"After the prompt-side rungs the best is **{d.best_rung}**, {d.gap:.3f} below the target. "
+        Paragraph(f"After the prompt-side rungs the best is **{d.best_rung}**, " + (
+            f"{d.gap:.3f} below the target on dev. " if d.gap > 0 else
+            f"{-d.gap:.3f} above the target on its dev mean but not conclusively (its interval reaches below). ") +
                   f"The gap looks like **{d.kind}**: {d.advice}."),
         Table(["signal", "points to", "evidence"], [[names.get(e.signal, e.signal), e.points_to, e.text] for e in d.evidence]),
     ]
