@@ -336,7 +336,7 @@ def load_run(path: str | Path) -> AssessmentRun:
         raise LadderError(f"{path}: not a run record (expected a JSON object)")
     raw = migrate(raw, str(path))
     try:
-        return AssessmentRun.model_validate(raw)
+        return AssessmentRun.model_validate(raw, context={"record": True})
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

@@ -14,7 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ladder.errors import LadderError, ValidationFailed
 
@@ -439,8 +448,9 @@ class TaskSpec(_Strict):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _consistent(self) -> "TaskSpec":
-        self._check_metrics()
+    def _consistent(self, info: ValidationInfo) -> "TaskSpec":
+        # a run record's spec was checked when it ran: reading it needs no metric plugin installed
+        self._check_metrics(registered=not (info.context or {}).get("record"))
         names = [rung_name(r) for r in self.rungs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -464,21 +474,19 @@ class TaskSpec(_Strict):
             raise ValueError("data.doc_id_field names corpus documents, but the task has no `corpus`")
         return self
 
-
     @property
     def metric_names(self) -> list[str]:
         """The metrics by the names the record and reports use, in the task's order."""
         return [m.name for m in self.metrics]  # type: ignore[misc]
 
-    def _check_metrics(self) -> None:
-        from ladder.errors import LadderError
+    def _check_metrics(self, registered: bool = True) -> None:
         from ladder.scoring.metrics import METRICS, metric_options
 
         names = self.metric_names
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"metrics: the name {dupes[0]!r} is used twice (give one entry a `name`)")
-        for i, entry in enumerate(self.metrics):
+        for i, entry in enumerate(self.metrics if registered else []):
             try:
                 metric = METRICS.get(entry.metric)
             except LadderError as exc:
