@@ -349,10 +349,17 @@ def label_issue_check(examples: list["Example"], probabilities, labels: list[str
     from cleanlab.filter import find_label_issues
 
     index = {label: i for i, label in enumerate(labels)}
-    given = np.asarray([index[ex.target] for ex in examples])
+    given = np.asarray([index[ex.target] for ex in examples], dtype=int)
+    if len(set(given.tolist())) < 2 or len(given) < 2 * len(labels):
+        return _check("label_issues", "Suspected label errors", [],
+                      f"not computed: {len(given)} examples over {len(set(given.tolist()))} labels are too few for "
+                      "confident learning (it estimates a per-label threshold)")
     raw = np.asarray(probabilities, dtype=float)
     probs = recalibrate(raw, given) if calibrate else raw
-    ranked = find_label_issues(labels=given, pred_probs=probs, return_indices_ranked_by="self_confidence")
+    try:
+        ranked = find_label_issues(labels=given, pred_probs=probs, return_indices_ranked_by="self_confidence")
+    except (ValueError, IndexError) as exc:  # cleanlab refuses degenerate inputs: say so, lose nothing else
+        return _check("label_issues", "Suspected label errors", [], f"not computed: cleanlab: {exc}")
     findings = []
     for i in ranked:
         ex, p = examples[i], probs[i]

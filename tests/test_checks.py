@@ -196,3 +196,11 @@ def test_label_errors_by_k_fold_lora_score_every_train_example_out_of_fold(make_
     assert "fold 1/2" in err and "fold 2/2" in err and "train fold 2: 6 examples" in err
     check = next(c for c in json.loads(out.read_text())["checks"] if c["name"] == "label_issues")
     assert check["summary"].startswith(f"{check['count']} of 27 labels") and "2-fold lora adapters" in check["summary"]
+
+
+def test_label_issues_on_too_few_examples_say_so():
+    from ladder.data import Example
+
+    examples = [Example(f"e{i}", "x", "a", "dev", f"d.jsonl:{i + 1}") for i in range(3)]
+    check = label_issue_check(examples, [[0.1, 0.9]] * 3, ["a", "b"], "a test")
+    assert check.severity == "ok" and check.summary.startswith("not computed: 3 examples over 1 labels are too few")
