@@ -68,12 +68,9 @@ def _data_checks(spec, splits: Splits, formatter, count_tokens) -> DataReport | 
     """The cheap data checks (already run when the data loaded), plus truncation by the trained rungs."""
     if splits.checks is None:
         return None
-    checks = list(splits.checks.checks)
-    if any(r.type in ("lora", "full") for r in spec.rungs):
-        from ladder.datacheck import truncation
+    from ladder.datacheck import with_truncation
 
-        checks.append(truncation(spec, splits.train + splits.dev, formatter, count_tokens))
-    return DataReport(checks=checks, label_balance=splits.checks.label_balance)
+    return with_truncation(spec, splits, formatter, count_tokens)
 
 
 def _label_issues(spec, run: AssessmentRun, evals) -> DataCheck | None:

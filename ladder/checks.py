@@ -216,8 +216,7 @@ def _ngram_overlap(splits: dict[str, list["Example"]], flagged: set[str]) -> Dat
     findings.sort(key=lambda f: -(f.score or 0))
     summary = (f"{len(findings)} more test inputs share a run of {NGRAM} words with a train or dev input "
                "(quoted passages, templates): worth a look" if findings else f"no test input shares {NGRAM} words in a row with train or dev")
-    check = _check("ngram_overlap", f"Shared {NGRAM}-word runs with test", findings, summary)
-    return check.model_copy(update={"severity": "info" if findings else "ok"})
+    return _check("ngram_overlap", f"Shared {NGRAM}-word runs with test", findings, summary, severity="info")
 
 
 def _label_balance(splits: dict[str, list["Example"]], labels: list[str]) -> tuple[DataCheck, dict[str, dict[str, int]]]:
@@ -257,8 +256,7 @@ def _length_outliers(examples: list["Example"]) -> DataCheck:
     findings.sort(key=lambda f: -(f.score or 0))
     summary = (f"{len(findings)} inputs are over {limit:g} words (Q3 + 3 IQR; median {statistics.median(lengths):g})"
                if findings else f"no input is over {limit:g} words (Q3 + 3 IQR)")
-    check = _check("length_outliers", "Length outliers", findings, summary)
-    return check.model_copy(update={"severity": "info" if findings else "ok"})
+    return _check("length_outliers", "Length outliers", findings, summary, severity="info")
 
 
 def cheap_checks(spec: "TaskSpec", splits: dict[str, list["Example"]]) -> DataReport:

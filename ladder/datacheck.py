@@ -42,6 +42,15 @@ def truncation(spec: TaskSpec, examples: list[Example], formatter: Formatter,
     return truncation_check(trained, examples, length)
 
 
+def with_truncation(spec: TaskSpec, splits, formatter: Formatter, count_tokens: Callable[[str], int]) -> DataReport:
+    """The cheap checks run when the data loaded, plus truncation by the trained rungs (when the task has one)."""
+    assert splits.checks is not None
+    checks = list(splits.checks.checks)
+    if any(r.type in ("lora", "full") for r in spec.rungs):
+        checks.append(truncation(spec, splits.train + splits.dev, formatter, count_tokens))
+    return DataReport(checks=checks, label_balance=splits.checks.label_balance)
+
+
 def label_issues_from_records(spec: TaskSpec, records: list[ExampleRecord], examples: dict[str, Example],
                               source: str) -> DataCheck:
     """Suspected label errors among measured examples, from a rung's recorded label log-likelihoods."""
@@ -120,10 +129,9 @@ def check_data(task: TaskFile, backend: Backend | str | None = None, label_error
     spec = task.spec
     data = load_task_data(task, strict=False)
     splits = data.splits
-    assert splits.checks is not None
-    checks = list(splits.checks.checks)
-    needs_model = any(r.type in ("lora", "full") for r in spec.rungs) or label_errors is not None
-    if needs_model:
+    report = splits.checks
+    assert report is not None
+    if any(r.type in ("lora", "full") for r in spec.rungs) or label_errors is not None:
         owned = backend is None or isinstance(backend, str)
         if owned:
             name = resolve_backend_name(backend or spec.serving.backend)
@@ -131,12 +139,11 @@ def check_data(task: TaskFile, backend: Backend | str | None = None, label_error
                                      labels=spec.output.labels, serving=spec.serving)
         try:
             formatter = backend.formatter(spec.prompt.format)
-            if any(r.type in ("lora", "full") for r in spec.rungs):
-                checks.append(truncation(spec, splits.train + splits.dev, formatter, backend.count_tokens))
+            report = with_truncation(spec, splits, formatter, backend.count_tokens)
             if label_errors is not None:
-                checks.append(label_issues(task, splits, data.corpus, backend, formatter, label_errors or None, say,
-                                           folds))
+                report.checks.append(label_issues(task, splits, data.corpus, backend, formatter, label_errors or None,
+                                                  say, folds))
         finally:
             if owned and hasattr(backend, "close"):
                 backend.close()
-    return DataReport(checks=checks, label_balance=splits.checks.label_balance)
+    return report

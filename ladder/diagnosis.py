@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from ladder.corpus import doc_of
 from ladder.record import Diagnosis, Evidence, ExampleRecord, Recommendation, RungResult
-from ladder.scoring.metrics import first_json, first_label, scorers
+from ladder.scoring.metrics import extractor, scorers
 
 PROMPT_SIDE = ("prompt", "fewshot", "rag")
 INVALID = 0.10  # share of outputs not of the declared form
@@ -61,12 +61,13 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
         evidence.append(Evidence(signal="invalid_outputs", points_to="behaviour" if invalid >= INVALID else "neither",
                                  value=invalid, text=f"{invalid:.0%} of {best.name}'s dev outputs are {what}"))
 
-    extract = {"label": lambda t: first_label(t, spec.output.labels or []), "json": first_json}.get(spec.output.kind)
-    if extract is not None and not loglik:
+    step = {"label": "first_label", "json": "first_json"}.get(spec.output.kind)
+    if step is not None and not loglik:
+        extract = extractor(step, spec.output.labels)
         scorer = scorers(spec)[metric]
         records = _dev(best)
         strict = _mean([r.scores[metric] for r in records])
-        lenient = _mean([scorer.score(extract(r.output) or r.output, (r.target,)) for r in records])
+        lenient = _mean([scorer.score(extract(r.output), (r.target,)) for r in records])
         evidence.append(Evidence(
             signal="lenient_gap", points_to="behaviour" if lenient - strict >= LENIENT else "neither",
             value=lenient - strict,
