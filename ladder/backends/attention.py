@@ -10,6 +10,9 @@ that share a key/value head become rows of one query block, ``(batch, kv_heads, 
 padding mask ``(batch, 1, 1, length)`` broadcasts over them. Everything else (prompt processing,
 training, models without grouped heads) goes to transformers' own ``sdpa`` unchanged. Same arithmetic,
 same kernel: tests check the outputs equal the stock implementation's.
+
+Called with ``ladder_prefix`` (by ``decode.Decoder``), it attends over a shared prefix kept once and the
+rows' own slot buffers instead (``decode.cascade_attention``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ NAME = "ladder_sdpa"
 def grouped_decode_sdpa(module, query, key, value, attention_mask, dropout=0.0, scaling=None, is_causal=None, **kwargs):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    if "ladder_prefix" in kwargs:  # ladder's own decoding loop (decode.py): shared prefix + slot buffers
+        from ladder.backends.decode import cascade_attention
+
+        return cascade_attention(module, query, key, value, attention_mask, kwargs["ladder_prefix"], scaling)
     groups = getattr(module, "num_key_value_groups", 1)
     batch, heads, q_len, dim = query.shape
     mask_ok = attention_mask is None or (attention_mask.dim() == 4 and attention_mask.shape[1] == 1)

@@ -1,4 +1,5 @@
-"""The transformers backend: real models on CPU (fp32) or CUDA (bf16).
+"""The transformers backend: real models on CPU or CUDA (``dtype: auto``: bf16 on CUDA and on CPUs with
+native bf16, fp32 elsewhere; see ``hardware``).
 
 Label scoring is what makes the low rungs cheap on a CPU:
 - the prefix shared by all examples (instruction + demonstrations) is run once and its key/value cache
@@ -30,8 +31,10 @@ from ladder.backends.base import (
     finish_generation,
     json_value_end,
 )
+from ladder.backends import decode
 from ladder.backends.attention import NAME as ATTENTION
 from ladder.backends.attention import register as register_attention
+from ladder.backends.hardware import auto_dtype
 from ladder.backends.hf_model import HFModel, load_4bit
 from ladder.errors import LadderError, MissingDependency
 from ladder.models import ModelRef, model_identity, resolve_model
@@ -54,11 +57,12 @@ class TransformersBackend:
         self.hf = hf or HFModel(ref)
         self.ref = ref
         self.device = pick_device(device)
-        self.dtype_name = dtype or ("bfloat16" if self.device.startswith("cuda") else "float32")
+        self.dtype_name = auto_dtype(self.device) if dtype in (None, "auto") else dtype
         if self.dtype_name not in DTYPES:
             raise LadderError(f"dtype {self.dtype_name!r}: expected one of {', '.join(DTYPES)}")
         self.dtype = DTYPES[self.dtype_name]
         self.batch_size = batch_size
+        self.decoding = "ladder"  # greedy decoding in ladder's own loop; "generate": transformers' generate
         self.tokenizer = self.hf.tokenizer
         self.artifact: Artifact | None = None
         self._model = None
@@ -265,17 +269,25 @@ class TransformersBackend:
 
     # -- generation ----------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
-        """Greedy decoding in batches of similar length. Requests that declare a shared ``prefix``
-        (instruction + demonstrations) reuse one key/value cache of it: each batch then computes only its
-        own prompt tokens, laid out as ``prefix | left padding | prompt`` (the padding is masked and the
-        position ids skip it, so every row decodes exactly as if it were alone)."""
+        """Greedy decoding runs in ladder's own loop (``decode.Decoder``: the shared prefix attended once,
+        a preallocated cache, finished rows refilled from the queue). Sampling, and models that loop
+        cannot drive, go through ``generate`` in batches of similar length; requests that declare a
+        shared ``prefix`` (instruction + demonstrations) reuse one key/value cache of it there too, laid
+        out as ``prefix | left padding | prompt`` (the padding is masked and the position ids skip it, so
+        every row decodes exactly as if it were alone)."""
         results: list[Generation | None] = [None] * len(requests)
         encoded: list[tuple[int, list[int]]] = []
         for index, request in enumerate(requests):
             ids = self._encode(request.prompt)
             self._check_fits(len(ids), request.max_new_tokens)
             encoded.append((index, ids))
+        own_loop = self.decoding == "ladder" and decode.supported(self.model)
         for shared, items in self._by_shared_prefix(requests, encoded):
+            greedy = [it for it in items if requests[it[0]].temperature <= 0] if own_loop else []
+            if greedy:
+                for index, generation in self._decode(requests, greedy, shared):
+                    results[index] = generation
+            items = [it for it in items if results[it[0]] is None]
             items.sort(key=lambda it: len(it[1]))
             for start in range(0, len(items), self.batch_size):
                 batch = items[start : start + self.batch_size]
@@ -283,10 +295,28 @@ class TransformersBackend:
                     results[index] = generation
         return results  # type: ignore[return-value]
 
+    def _eos(self) -> list[int]:
+        return [t for t in {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} if t is not None]
+
+    def _decode(self, requests: list[GenerateRequest], items, shared: list[int]):
+        eos_text = self.tokenizer.eos_token
+        n = len(shared)
+        rows = [decode.Row(index, ids[n:], requests[index].max_new_tokens,
+                           tuple(s for s in requests[index].stop if s != eos_text), requests[index].stop_at_json_end)
+                for index, ids in items]
+        slots = decode.slots_for(self.model, len(rows), max(len(r.suffix) + r.max_new for r in rows), n,
+                                 self.dtype, self.batch_size)
+        decode.Decoder(self, shared, rows, self._eos(), slots).run()
+        for row, (index, ids) in zip(rows, items):
+            new = row.generated[:-1] if row.ended_by_eos else row.generated
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            yield index, finish_generation(requests[index], text, len(ids), len(row.generated),
+                                           lambda t: len(self.hf.encode_continuation(t)))
+
     def _generate_batch(self, requests: list[GenerateRequest], batch, shared: list[int]) -> list[Generation]:
         from transformers import GenerationConfig
 
-        eos = [t for t in {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} if t is not None]
+        eos = self._eos()
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
         n_shared = len(shared)
         width = n_shared + max(len(ids) - n_shared for _, ids in batch)

@@ -16,8 +16,8 @@
   the tokens after it are generated and not counted).
 - Prefix caching is on (shared instructions and demonstrations are computed once per engine).
 
-Engine settings come from the task's ``serving`` block: ``dtype`` (default: float32 on CPU, as the
-transformers backend, bfloat16 on CUDA), ``gpu_memory_utilization``, ``tensor_parallel_size``,
+Engine settings come from the task's ``serving`` block: ``dtype`` (auto, as the transformers
+backend: bfloat16 on CUDA and on CPUs with native bf16, float32 on other CPUs), ``gpu_memory_utilization``, ``tensor_parallel_size``,
 ``max_model_len``, ``enforce_eager``, ``kv_cache_gb`` (CPU). The engine core runs in a process of its
 own (vllm's default, started with "spawn": a script that builds this backend itself needs an
 ``if __name__ == "__main__":`` guard; ``ladder`` and ``python -m ladder`` have one). In ladder's process
@@ -43,6 +43,7 @@ from ladder.backends.base import (
     label_path_sums,
     label_prefix_queries,
 )
+from ladder.backends.hardware import auto_dtype
 from ladder.backends.hf_model import HFModel
 from ladder.errors import LadderError, MissingDependency
 from ladder.models import ModelRef, model_identity, resolve_model
@@ -176,7 +177,7 @@ class VLLMBackend:
         self.hf = hf or HFModel(ref)
         on_cuda = torch.cuda.is_available() if device in (None, "auto") else str(device).startswith("cuda")
         self.device = "cuda" if on_cuda else "cpu"
-        settings = EngineSettings(dtype=dtype or ("bfloat16" if on_cuda else "float32"),
+        settings = EngineSettings(dtype=auto_dtype(self.device) if dtype in (None, "auto") else dtype,
                                   **{k: v for k, v in engine.items() if v is not None})
         if settings.max_model_len is None and self.hf.max_context:
             settings.max_model_len = self.hf.max_context
