@@ -1,4 +1,4 @@
-"""dtype: auto follows what the processor does natively (no model needed)."""
+"""What the processor does natively, and the precision dtype: auto picks (no model needed)."""
 
 from __future__ import annotations
 
@@ -19,26 +19,29 @@ def test_cpu_flags_reads_the_first_processor():
     assert hardware.cpu_flags("") == set()
 
 
-@pytest.mark.parametrize("forced, cpu", [("0", "float32"), ("1", "bfloat16")])
-def test_auto_dtype(monkeypatch, forced, cpu):
-    monkeypatch.setenv("LADDER_CPU_BF16", forced)
-    hardware.cpu_has_native_bf16.cache_clear()
-    try:
-        assert hardware.auto_dtype("cpu") == cpu
-        assert hardware.auto_dtype("cuda:0") == "bfloat16"
-        assert hardware.train_precision("cpu") == ("bf16-autocast" if forced == "1" else "fp32")
-    finally:
+def test_auto_is_bf16_on_cuda_and_fp32_on_any_cpu(monkeypatch):
+    for forced in ("0", "1"):
+        monkeypatch.setenv("LADDER_CPU_BF16", forced)
         hardware.cpu_has_native_bf16.cache_clear()
+        assert hardware.auto_dtype("cpu") == "float32" and hardware.auto_dtype("cuda:0") == "bfloat16"
+    hardware.cpu_has_native_bf16.cache_clear()
 
 
-def test_auto_dtype_follows_proc_cpuinfo(monkeypatch, tmp_path):
+@pytest.mark.parametrize("cpuinfo, warned", [(AVX2_ONLY, True), (AVX512_BF16, False)])
+def test_bf16_on_a_cpu_that_only_emulates_it_is_warned_about(monkeypatch, tmp_path, cpuinfo, warned):
     monkeypatch.delenv("LADDER_CPU_BF16", raising=False)
     monkeypatch.setattr(hardware.platform, "system", lambda: "Linux")
-    for text, expected in ((AVX2_ONLY, "float32"), (AVX512_BF16, "bfloat16")):
-        fake = tmp_path / "cpuinfo"
-        fake.write_text(text)
-        real_path = hardware.Path
-        monkeypatch.setattr(hardware, "Path", lambda p: fake if p == "/proc/cpuinfo" else real_path(p))
-        hardware.cpu_has_native_bf16.cache_clear()
-        assert hardware.auto_dtype("cpu") == expected
+    fake = tmp_path / "cpuinfo"
+    fake.write_text(cpuinfo)
+    real_path = hardware.Path
+    monkeypatch.setattr(hardware, "Path", lambda p: fake if p == "/proc/cpuinfo" else real_path(p))
     hardware.cpu_has_native_bf16.cache_clear()
+    try:
+        warning = hardware.emulation_warning("bfloat16", "cpu")
+        assert (warning is not None) == warned
+        if warned:
+            assert "emulates" in warning and "\n" not in warning
+        assert hardware.emulation_warning("float32", "cpu") is None
+        assert hardware.emulation_warning("bfloat16", "cuda") is None
+    finally:
+        hardware.cpu_has_native_bf16.cache_clear()

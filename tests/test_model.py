@@ -168,6 +168,39 @@ def test_generation_with_a_shared_prefix_equals_generation_without_it(backend):
     assert [g.prompt_tokens for g in shared] == [len(backend._encode(p)) for p in prompts]
 
 
+@pytest.mark.parametrize("with_prefix", [True, False])
+def test_ladder_decoding_loop_equals_transformers_generate(backend, monkeypatch, with_prefix):
+    """Greedy decoding in ladder's loop (shared prefix attended once, slot cache, finished rows refilled
+    from the queue, buffers compacted at the end) against transformers' generate on the same prompts:
+    the same texts. Two slots for seven requests, so refills and compaction both happen."""
+    from ladder.backends import decode
+
+    f = backend.formatter("chat")
+    system = {"role": "system", "content": "Answer briefly. When asked for JSON, answer with one JSON object."}
+    demo = [{"role": "user", "content": "JSON with the city of the Eiffel Tower"}, {"role": "assistant", "content": '{"city": "Paris"}'}]
+    questions = ["JSON with the city of Big Ben", "Where is the Colosseum?", "Name three colours.",
+                 "JSON with the country and city of the Brandenburg Gate", "What is 2 + 2?",
+                 "Write a haiku about rain.", "JSON with the year the Berlin Wall fell"]
+    prompts = [f.prompt([system, *demo, {"role": "user", "content": q}]) for q in questions]
+    prefix = f.prompt([system, *demo]).rsplit("<|im_start|>assistant", 1)[0] if with_prefix else ""
+    requests = [GenerateRequest(p, 8 + 5 * (i % 4), stop=[f.end_of_turn], prefix=prefix, stop_at_json_end=i % 2 == 0)
+                for i, p in enumerate(prompts)]
+    monkeypatch.setattr(decode, "MAX_SLOTS", 2)
+    monkeypatch.setattr(backend, "batch_size", 2)
+    backend.decoding = "ladder"
+    ours = backend.generate(requests)
+    backend.decoding = "generate"
+    try:
+        stock = backend.generate(requests)
+    finally:
+        backend.decoding = "ladder"
+    assert decode.supported(backend.model)
+    assert [g.text for g in ours] == [g.text for g in stock]
+    assert all(0 < g.completion_tokens <= r.max_new_tokens for g, r in zip(ours, requests))
+    assert [g.prompt_tokens for g in ours] == [g.prompt_tokens for g in stock]
+    assert any(g.completion_tokens == r.max_new_tokens for g, r in zip(ours, requests))  # some ran to the limit
+
+
 def test_grouped_decode_attention_equals_transformers_sdpa(backend):
     """ladder_sdpa (grouped-query decoding without copying the cache) against transformers' sdpa, on a
     padded batch: same logits at prompt and decode steps, same greedy tokens."""

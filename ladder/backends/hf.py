@@ -1,5 +1,5 @@
-"""The transformers backend: real models on CPU or CUDA (``dtype: auto``: bf16 on CUDA and on CPUs with
-native bf16, fp32 elsewhere; see ``hardware``).
+"""The transformers backend: real models on CPU (fp32) or CUDA (bf16); ``hardware`` says why ``auto``
+stays fp32 on a CPU, and greedy decoding runs in ladder's own loop (``decode``).
 
 Label scoring is what makes the low rungs cheap on a CPU:
 - the prefix shared by all examples (instruction + demonstrations) is run once and its key/value cache
@@ -14,6 +14,7 @@ Label scoring is what makes the low rungs cheap on a CPU:
 from __future__ import annotations
 
 import copy
+import warnings
 from collections import OrderedDict
 from typing import Sequence
 
@@ -34,7 +35,7 @@ from ladder.backends.base import (
 from ladder.backends import decode
 from ladder.backends.attention import NAME as ATTENTION
 from ladder.backends.attention import register as register_attention
-from ladder.backends.hardware import auto_dtype
+from ladder.backends.hardware import auto_dtype, emulation_warning
 from ladder.backends.hf_model import HFModel, load_4bit
 from ladder.errors import LadderError, MissingDependency
 from ladder.models import ModelRef, model_identity, resolve_model
@@ -61,6 +62,9 @@ class TransformersBackend:
         if self.dtype_name not in DTYPES:
             raise LadderError(f"dtype {self.dtype_name!r}: expected one of {', '.join(DTYPES)}")
         self.dtype = DTYPES[self.dtype_name]
+        warning = emulation_warning(self.dtype_name, self.device)
+        if warning:
+            warnings.warn(warning, stacklevel=2)
         self.batch_size = batch_size
         self.decoding = "ladder"  # greedy decoding in ladder's own loop; "generate": transformers' generate
         self.tokenizer = self.hf.tokenizer

@@ -17,7 +17,7 @@
 - Prefix caching is on (shared instructions and demonstrations are computed once per engine).
 
 Engine settings come from the task's ``serving`` block: ``dtype`` (auto, as the transformers
-backend: bfloat16 on CUDA and on CPUs with native bf16, float32 on other CPUs), ``gpu_memory_utilization``, ``tensor_parallel_size``,
+backend: bfloat16 on CUDA, float32 on CPU), ``gpu_memory_utilization``, ``tensor_parallel_size``,
 ``max_model_len``, ``enforce_eager``, ``kv_cache_gb`` (CPU). The engine core runs in a process of its
 own (vllm's default, started with "spawn": a script that builds this backend itself needs an
 ``if __name__ == "__main__":`` guard; ``ladder`` and ``python -m ladder`` have one). In ladder's process

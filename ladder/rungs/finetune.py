@@ -20,7 +20,6 @@ from pathlib import Path
 
 import ladder
 from ladder.backends.base import Artifact
-from ladder.backends.hardware import train_precision
 from ladder.cache import cache_key
 from ladder.errors import LadderError, MissingDependency
 from ladder.fileio import atomic_write_text, read_json
@@ -111,15 +110,12 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
         raise LadderError(f"rungs[{name}].train.max_seq_len: {max_len} is shorter than every training example "
                           f"(the shortest, instruction + input + answer, is {shortest} tokens)")
     dev_set, _ = encode_examples(dev_pairs, hf.encode, hf.encode_continuation, max_len)
-    cpu_bf16 = not device.startswith("cuda") and train_precision(device) == "bf16-autocast"
     key = cache_key(
         {
             "ladder": ladder.__version__,
             "base": content_identity(model_identity(hf.ref)),
-            # CUDA trains under bf16 autocast; a CPU in fp32, or under bf16 autocast where bf16 is native
-            # (said in the key only then, so the keys of fp32 trainings stay what they were)
+            # CUDA trains under bf16 autocast, the CPU in fp32: not the same weights
             "device": device.split(":")[0],
-            **({"precision": "bf16-autocast"} if cpu_bf16 else {}),
             "torch": torch.__version__.split("+")[0],
             "train": train_pairs,
             "dev": dev_pairs,
@@ -140,7 +136,7 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
         model = prepare_model_for_kbit_training(load_4bit(hf.ref.path, device, f"rung {name!r}"),
                                                 use_gradient_checkpointing=False)
     else:
-        # fp32 master weights everywhere (the loop runs the forward pass under bf16 autocast where native)
+        # fp32 master weights on CUDA too (the loop runs the forward pass under bf16 autocast there)
         model = hf.load(torch.float32, device)
     if isinstance(rung, LoraRungSpec):
         try:

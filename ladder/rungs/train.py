@@ -37,7 +37,6 @@ from typing import Callable
 import torch
 
 from ladder import progress as progress_ui
-from ladder.backends.hardware import train_precision
 from ladder.fileio import atomic_write_text
 from ladder.rungs.base import rng_for
 from ladder.spec import TrainSpec
@@ -211,11 +210,9 @@ def _complete_checkpoint(folder: Path) -> Path | None:
 
 
 def autocast(device):
-    """bf16 autocast where bf16 is native (CUDA; a CPU with bf16 dot products), the fp32 master weights
-    staying fp32; nothing elsewhere (emulated bf16 would be slower than fp32)."""
-    kind = getattr(device, "type", str(device)).split(":")[0]
-    if train_precision(kind) == "bf16-autocast":
-        return torch.autocast(kind, dtype=torch.bfloat16)
+    """bf16 autocast on CUDA (weights stay fp32 masters); nothing on CPU, where bf16 has no native speed."""
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
