@@ -191,3 +191,36 @@ def test_a_checkpoint_from_before_dev_metric_resumes(tmp_path):
     model, data = _tiny_llama()
     outcome = train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path, pad_id=0)
     assert outcome.resumed_from_step == 2 and outcome.steps == 4 and len(outcome.dev_evals) == 2
+
+
+def test_token_passes_split_a_batch_by_its_padded_size():
+    from ladder.rungs.train import TrainExample, token_passes
+
+    batch = [TrainExample([1] * n, n_prompt=1) for n in (3, 4, 4, 9, 2)]
+    passes = token_passes(batch, budget=10)
+    assert [[len(e.ids) for e in p] for p in passes] == [[3, 4], [4], [9], [2]]
+    assert all(len(p) * max(len(e.ids) for e in p) <= 10 or len(p) == 1 for p in passes)
+    assert [len(e.ids) for p in token_passes(batch, budget=10**6) for e in p] == [3, 4, 4, 9, 2]
+
+
+def test_a_batch_in_several_passes_makes_the_same_update_as_in_one(tmp_path, monkeypatch):
+    """The activations kept for backward scale with the tokens of a pass; the update must not: every
+    pass's summed loss is divided by the whole step's answer tokens before its backward pass."""
+    from ladder.rungs import train
+
+    settings = TrainSpec(max_steps=3, batch_size=8, eval_every=100, checkpoint_every=100, learning_rate=1e-2,
+                         max_seq_len=16)
+    weights = {}
+    for name, memory in (("one", 1 << 40), ("several", 2048 * 10)):  # 2048 bytes a token: 10 tokens a pass
+        monkeypatch.setattr(train, "PASS_MEMORY", memory)
+        model, data = _tiny_llama()
+        assert (train.tokens_per_pass(model) >= 40) == (name == "one")
+        outcome = train.train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path / name, pad_id=0)
+        weights[name] = (outcome.curve, [p.detach().clone() for p in model.parameters()])
+        assert outcome.steps == 3 and outcome.tokens_seen == 3 * 8 * 5
+    (curve_one, one), (curve_several, several) = weights["one"], weights["several"]
+    assert [c["loss"] for c in curve_one] == pytest.approx([c["loss"] for c in curve_several], abs=1e-5)
+    # AdamW's first steps move each weight by about lr whatever its gradient's size, so a gradient within
+    # rounding of zero may move either way: compare against the step size, not against rounding
+    worst = max(float((a - b).abs().max()) for a, b in zip(one, several))
+    assert worst < 1e-3, worst
