@@ -63,6 +63,8 @@ bench: setup $(VLLM_STAMP)
 	$(BIN)/python bench/training.py
 	$(BIN)/python bench/gate_calibration.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/precision.py
+	$(BIN)/python bench/ceiling.py
 
 clean:
 	rm -rf $(VENV) .ladder runs
