@@ -306,7 +306,7 @@ class TransformersBackend:
         eos_text = self.tokenizer.eos_token
         n = len(shared)
         rows = [decode.Row(index, ids[n:], requests[index].max_new_tokens,
-                           tuple(s for s in requests[index].stop if s != eos_text), requests[index].stop_at_json_end)
+                           tuple(s for s in requests[index].stop if s and s != eos_text), requests[index].stop_at_json_end)
                 for index, ids in items]
         slots = decode.slots_for(self.model, len(rows), max(len(r.suffix) + r.max_new for r in rows), n,
                                  self.dtype, self.batch_size)
