@@ -182,19 +182,9 @@ def main() -> None:
     report["generation"] = {k: {kk: vv for kk, vv in v.items() if kk != "texts"} for k, v in rows.items()}
     print("generation", report["generation"], flush=True)
 
-    from training import run_ladder, run_trl  # bench/training.py: the same set-up as its comparison
-    from ladder.data import load_task_data
-    from ladder.rungs.base import Candidate
+    from training import run_ladder, run_trl, snips_training_data  # bench/training.py: its set-up
 
-    task = load_task(ROOT / "tasks" / "snips-intent" / "task.yaml")
-    train = load_task_data(task).splits.train
-    f = backend.formatter("chat")
-    zero = Candidate("bench", "lora", task.spec.prompt.instruction, task.spec.prompt.input_template)
-    pairs, convs = [], []
-    for ex in train:
-        messages = zero.messages(ex.input)
-        pairs.append((f.prompt(messages), f.completion(messages, ex.target)))
-        convs.append({"prompt": messages, "completion": [{"role": "assistant", "content": ex.target}]})
+    pairs, convs = snips_training_data(backend)
     training = {"ladder train_loop": run_ladder(backend, pairs, args.steps, 4e-4)}
     if not args.no_trl and importlib.util.find_spec("trl") is not None:
         training["TRL SFTTrainer (fp32, no checkpointing)"] = run_trl(backend, convs, args.steps, 4e-4, fair=True)

@@ -94,6 +94,21 @@ def run_trl(backend, convs, steps, lr, fair: bool) -> dict:
     raise last_error  # type: ignore[misc]
 
 
+def snips_training_data(backend):
+    """SNIPS train through the chat template as the lora rung renders it: (prompt, completion) text pairs
+    for ladder's loop, prompt/completion conversations for TRL."""
+    task = load_task(ROOT / "tasks" / "snips-intent" / "task.yaml")
+    train = load_task_data(task).splits.train
+    f = backend.formatter("chat")
+    zero = Candidate("bench", "lora", task.spec.prompt.instruction, task.spec.prompt.input_template)
+    pairs, convs = [], []
+    for ex in train:
+        messages = zero.messages(ex.input)
+        pairs.append((f.prompt(messages), f.completion(messages, ex.target)))
+        convs.append({"prompt": messages, "completion": [{"role": "assistant", "content": ex.target}]})
+    return pairs, convs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=20)
@@ -102,18 +117,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "training.json")
     args = parser.parse_args()
     os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
-    task = load_task(ROOT / "tasks" / "snips-intent" / "task.yaml")
-    spec = task.spec
-    train = load_task_data(task).splits.train
-    backend = TransformersBackend.from_spec(spec.model)
+    backend = TransformersBackend.from_spec("smollm2-135m-instruct")
     backend.model
-    f = backend.formatter("chat")
-    zero = Candidate("bench", "lora", spec.prompt.instruction, spec.prompt.input_template)
-    pairs, convs = [], []
-    for ex in train:
-        messages = zero.messages(ex.input)
-        pairs.append((f.prompt(messages), f.completion(messages, ex.target)))
-        convs.append({"prompt": messages, "completion": [{"role": "assistant", "content": ex.target}]})
+    pairs, convs = snips_training_data(backend)
+    train = pairs
     results = {}
     print(f"SNIPS train ({len(train)} examples), LoRA r16 all-linear, batch 8, max length 128, 2 CPU threads", flush=True)
     results["ladder"] = run_ladder(backend, pairs, args.steps, args.lr)
