@@ -37,9 +37,8 @@ MAX_SLOTS = 64  # measured on 2 AVX2 cores: 16 -> 32 -> 64 slots, 1.04 -> 1.26 -
 
 @dataclass
 class Row:
-    """One request in flight: its slot, its prompt tokens after the shared prefix, what it generated."""
+    """One request in flight: its prompt tokens after the shared prefix, what it generated."""
 
-    index: int  # position in the caller's list
     suffix: list[int]
     max_new: int
     stops: tuple[str, ...]
@@ -113,14 +112,17 @@ def supported(model) -> bool:
             and not getattr(model.config, "sliding_window", None) and not getattr(model, "is_loaded_in_4bit", False))
 
 
+def head_dim(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
 def slots_for(model, n_requests: int, width: int, prefix_len: int, dtype, floor: int) -> int:
     """Rows decoded together: as many as a quarter of the available memory holds (their key/value
     buffers and activations), at least ``floor`` (the configured batch size), at most ``MAX_SLOTS``."""
     import psutil
 
     config = model.config
-    dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * dim * torch.finfo(dtype).bits // 8
+    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim(config) * torch.finfo(dtype).bits // 8
     per_row = per_token * (width + prefix_len) + 4 * config.vocab_size * 4  # + one row of fp32 logits, softmaxed
     fit = int(psutil.virtual_memory().available * 0.25 // max(per_row, 1))
     return max(1, min(n_requests, max(floor, min(fit, MAX_SLOTS))))
@@ -143,11 +145,11 @@ class Decoder:
         if prefix:
             cache = backend._prefix_cache(tuple(prefix))
             self.prefix = [(layer.keys[0], layer.values[0]) for layer in cache.layers[: len(self.layers)]]  # (kv, P, d)
-        dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self.dtype = next(self.model.parameters()).dtype
-        self.hidden = torch.finfo(self.dtype).min
-        self.cache = SlotCache(len(self.layers), slots, config.num_key_value_heads, self.width, dim, self.dtype, self.device)
-        self.mask = torch.full((slots, 1, 1, self.width), self.hidden, dtype=self.dtype, device=self.device)
+        self.blocked = torch.finfo(self.dtype).min  # the mask's value where a token may not look
+        self.cache = SlotCache(len(self.layers), slots, config.num_key_value_heads, self.width, head_dim(config),
+                               self.dtype, self.device)
+        self.mask = torch.full((slots, 1, 1, self.width), self.blocked, dtype=self.dtype, device=self.device)
         self.active: list[Row | None] = [None] * slots
         self.next_token = torch.zeros(slots, dtype=torch.long, device=self.device)
 
@@ -171,7 +173,7 @@ class Decoder:
         # token i sees the row's tokens up to i; a padding token sees itself only (no row without a key)
         allowed = (cols[None, None, :] <= cols[None, :, None]) & (cols[None, None, :] < lengths[:, None, None])
         allowed |= torch.eye(length, dtype=torch.bool, device=self.device)[None]
-        mask = torch.full((len(rows), 1, length, self.width), self.hidden, dtype=self.dtype, device=self.device)
+        mask = torch.full((len(rows), 1, length, self.width), self.blocked, dtype=self.dtype, device=self.device)
         mask[:, 0, :, :length].masked_fill_(allowed, 0)
         index = torch.tensor(slots, device=self.device)
         self.cache.rows, self.cache.cols = index, cols[None].expand(len(rows), -1)
@@ -179,7 +181,7 @@ class Decoder:
         self.cache.rows = None
         last = hidden[torch.arange(len(rows), device=self.device), lengths - 1]
         first = self.backend._logits(last).argmax(-1).tolist()
-        self.mask[index] = self.hidden
+        self.mask[index] = self.blocked
         for b, (slot, row) in enumerate(zip(slots, rows)):
             self.mask[slot, 0, 0, : len(row.suffix)] = 0
             self.active[slot] = row

@@ -305,7 +305,7 @@ class TransformersBackend:
     def _decode(self, requests: list[GenerateRequest], items, shared: list[int]):
         eos_text = self.tokenizer.eos_token
         n = len(shared)
-        rows = [decode.Row(index, ids[n:], requests[index].max_new_tokens,
+        rows = [decode.Row(ids[n:], requests[index].max_new_tokens,
                            tuple(s for s in requests[index].stop if s and s != eos_text), requests[index].stop_at_json_end)
                 for index, ids in items]
         slots = decode.slots_for(self.model, len(rows), max(len(r.suffix) + r.max_new for r in rows), n,
@@ -315,7 +315,7 @@ class TransformersBackend:
             new = row.generated[:-1] if row.ended_by_eos else row.generated
             text = self.tokenizer.decode(new, skip_special_tokens=True)
             yield index, finish_generation(requests[index], text, len(ids), len(row.generated),
-                                           lambda t: len(self.hf.encode_continuation(t)))
+                                           self.hf.count_continuation)
 
     def _generate_batch(self, requests: list[GenerateRequest], batch, shared: list[int]) -> list[Generation]:
         from transformers import GenerationConfig
@@ -376,7 +376,7 @@ class TransformersBackend:
                     break
             text = self.tokenizer.decode(new, skip_special_tokens=True)
             generations.append(finish_generation(request, text, len(ids), used,
-                                                 lambda t: len(self.hf.encode_continuation(t))))
+                                                 self.hf.count_continuation))
         return generations
 
 

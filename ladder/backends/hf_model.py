@@ -58,6 +58,10 @@ class HFModel:
         """Text that follows a prompt (an answer, a label): no special tokens added."""
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
+    def count_continuation(self, text: str) -> int:
+        """Tokens of text that follows a prompt (how every backend counts a generated answer it cut)."""
+        return len(self.encode_continuation(text))
+
     def formatter(self, format: str) -> Formatter:
         if format == "plain":
             return PlainFormatter()

@@ -336,8 +336,8 @@ class OpenAIBackend:
             text = answer["choices"][0].get("text") or ""
             used = (answer.get("usage") or {}).get("completion_tokens")
             if used is None:
-                used = len(self.hf.encode_continuation(text))
-            return finish_generation(request, text, len(ids), used, lambda t: len(self.hf.encode_continuation(t)))
+                used = self.hf.count_continuation(text)
+            return finish_generation(request, text, len(ids), used, self.hf.count_continuation)
 
         return self.client.map(one, requests)
 
@@ -351,9 +351,9 @@ class OpenAIBackend:
         answer = self.client.call("POST", "/chat/completions", body)
         text = answer["choices"][0]["message"].get("content") or ""
         usage = answer.get("usage") or {}
-        used = usage.get("completion_tokens", len(self.hf.encode_continuation(text)))
+        used = usage.get("completion_tokens", self.hf.count_continuation(text))
         return finish_generation(request, text, usage.get("prompt_tokens", 0), used,
-                                 lambda t: len(self.hf.encode_continuation(t)))
+                                 self.hf.count_continuation)
 
     def close(self) -> None:
         self.client.pool.shutdown(wait=False)

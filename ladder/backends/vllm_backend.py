@@ -346,5 +346,5 @@ class VLLMBackend:
             completion = out.outputs[0]
             text, used = completion.text, len(completion.token_ids)
             generations.append(finish_generation(request, text, len(prompt["prompt_token_ids"]), used,
-                                                 lambda t: len(self.hf.encode_continuation(t))))
+                                                 self.hf.count_continuation))
         return generations
