@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from ladder.backends.hf import TransformersBackend  # noqa: E402
 from ladder.data import load_task_data  # noqa: E402
 from ladder.rungs.base import Candidate  # noqa: E402
-from ladder.rungs.train import encode_examples, train_loop  # noqa: E402
+from ladder.rungs.train import TrainConfig, encode_examples, train_loop  # noqa: E402
 from ladder.spec import TrainSpec, load_task  # noqa: E402
 
 LORA = dict(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
@@ -51,7 +51,7 @@ def run_ladder(backend, pairs, steps, lr) -> dict:
     settings = TrainSpec(max_steps=steps, batch_size=8, learning_rate=lr, warmup_ratio=0.0,
                          eval_every=10**6, checkpoint_every=10**6, max_seq_len=128)
     work = Path(tempfile.mkdtemp(prefix="bench-ladder-"))
-    out = train_loop(model, examples, examples[:8], settings, seed=0, rung="bench", work_dir=work, pad_id=0)
+    out = train_loop(model, examples, examples[:8], TrainConfig(settings, 0, "bench", work, 0))
     # the one dev evaluation at the last step is inside wall_s: remove it from the figure
     return {"steps": out.steps, "wall_s": out.wall_s, "tokens": out.tokens_seen,
             "tokens_per_s": out.tokens_seen / out.wall_s, "final_loss": out.curve[-1]["loss"]}

@@ -19,7 +19,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ladder.rungs.train import TrainExample, train_loop  # noqa: E402
+from ladder.rungs.train import TrainConfig, TrainExample, train_loop  # noqa: E402
 from ladder.spec import TrainSpec  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def main() -> None:
         data.append(TrainExample(prompt + prompt, n_prompt=n))  # learnable: the answer repeats the prompt
     settings = TrainSpec(max_steps=5, batch_size=8, grad_accum=1, learning_rate=1e-3, warmup_ratio=0.0,
                          eval_every=100, checkpoint_every=100, max_seq_len=64)
-    outcome = train_loop(model, data, data[:8], settings, seed=0, rung="ddp", work_dir=out / "work", pad_id=0)
+    outcome = train_loop(model, data, data[:8], TrainConfig(settings, 0, "ddp", out / "work", 0))
     if rank == 0:
         torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / "weights.pt")
         (out / "curve.json").write_text(json.dumps(outcome.curve))

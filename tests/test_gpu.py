@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ladder.rungs.train import TrainExample, train_loop
+from ladder.rungs.train import TrainConfig, TrainExample, train_loop
 from ladder.spec import TrainSpec
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
@@ -25,6 +25,6 @@ def test_bf16_training_on_cuda(tmp_path):
         data.append(TrainExample(prompt + prompt, n_prompt=8))
     settings = TrainSpec(max_steps=20, batch_size=8, learning_rate=3e-3, warmup_ratio=0.0, eval_every=10,
                          checkpoint_every=100, max_seq_len=64)
-    out = train_loop(model, data, data[:8], settings, seed=0, rung="gpu", work_dir=tmp_path, pad_id=0)
+    out = train_loop(model, data, data[:8], TrainConfig(settings, 0, "gpu", tmp_path, 0))
     assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 masters, bf16 compute
     assert out.curve[-1]["loss"] < out.curve[0]["loss"]

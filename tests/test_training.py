@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
 import pytest
 import torch
@@ -77,10 +78,19 @@ def test_lora_trains_saves_and_loads_back(backend, ctx):
     assert torch.allclose(unmerged, merged, atol=1e-3)  # the merged model used for evaluation is the adapter
 
 
+def _interrupt_after(steps: int):
+    def on_step(*args):
+        state = args[-1]
+        if state.step >= steps:
+            raise KeyboardInterrupt(f"stopped after step {state.step} (test)")
+
+    return on_step
+
+
 def test_interrupted_training_resumes_with_the_same_data_order(backend, ctx, tmp_path, monkeypatch):
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home-a"))
     with pytest.raises(KeyboardInterrupt):
-        finetune(_lora(), ctx, stop_after=2)
+        finetune(_lora(), replace(ctx, on_train_step=_interrupt_after(2)))
     resumed = finetune(_lora(), ctx).training
     assert resumed["resumed_from_step"] == 2 and resumed["steps"] == 6
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home-b"))
@@ -137,7 +147,7 @@ def _tiny_llama():
 def test_early_stopping_on_a_dev_metric_keeps_the_best_weights(tmp_path):
     """The loop's own logic, on a tiny random Llama: the metric (scripted) peaks at the 2nd evaluation, so
     with patience 2 training stops at the 4th and the weights are those of the 2nd."""
-    from ladder.rungs.train import train_loop
+    from ladder.rungs.train import TrainConfig, train_loop
 
     model, data = _tiny_llama()
     scores, snapshots = iter([0.2, 0.6, 0.5, 0.4, 0.9]), []
@@ -148,13 +158,13 @@ def test_early_stopping_on_a_dev_metric_keeps_the_best_weights(tmp_path):
 
     settings = TrainSpec(max_steps=10, batch_size=4, eval_every=2, patience=2, early_stopping="dev_metric",
                          learning_rate=1e-2, checkpoint_every=100, max_seq_len=16)
-    outcome = train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path, pad_id=0, dev_metric=metric)
+    outcome = train_loop(model, data, data[:4], TrainConfig(settings, 0, "t", tmp_path, 0, dev_metric=metric))
     assert [e["dev_metric"] for e in outcome.dev_evals] == [0.2, 0.6, 0.5, 0.4]
     assert all("dev_loss" in e for e in outcome.dev_evals)
     assert outcome.stopped_early and outcome.steps == 8 and outcome.best_step == 4
     assert torch.equal(model.model.embed_tokens.weight, snapshots[1])  # the best evaluation's weights
     with pytest.raises(ValueError, match="dev_metric callback"):
-        train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path / "b", pad_id=0)
+        train_loop(model, data, data[:4], TrainConfig(settings, 0, "t", tmp_path / "b", 0))
 
 
 def test_lora_with_dev_metric_early_stopping_on_the_real_model(backend, ctx):
@@ -178,18 +188,18 @@ def test_a_checkpoint_from_before_dev_metric_resumes(tmp_path):
     """Checkpoints written before dev_metric existed keep their best as `best_loss`: they still resume."""
     import json
 
-    from ladder.rungs.train import train_loop
+    from ladder.rungs.train import TrainConfig, train_loop
 
     settings = TrainSpec(max_steps=4, batch_size=4, eval_every=2, checkpoint_every=2, max_seq_len=16)
     model, data = _tiny_llama()
     with pytest.raises(KeyboardInterrupt):
-        train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path, pad_id=0, stop_after=2)
+        train_loop(model, data, data[:4], TrainConfig(settings, 0, "t", tmp_path, 0, on_step=_interrupt_after(2)))
     progress_file = tmp_path / "checkpoint" / "progress.json"
     progress = json.loads(progress_file.read_text())
     progress["best_loss"] = -progress.pop("best_score")
     progress_file.write_text(json.dumps(progress))
     model, data = _tiny_llama()
-    outcome = train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path, pad_id=0)
+    outcome = train_loop(model, data, data[:4], TrainConfig(settings, 0, "t", tmp_path, 0))
     assert outcome.resumed_from_step == 2 and outcome.steps == 4 and len(outcome.dev_evals) == 2
 
 
@@ -215,7 +225,7 @@ def test_a_batch_in_several_passes_makes_the_same_update_as_in_one(tmp_path, mon
         monkeypatch.setattr(train, "PASS_MEMORY", memory)
         model, data = _tiny_llama()
         assert (train.tokens_per_pass(model) >= 40) == (name == "one")
-        outcome = train.train_loop(model, data, data[:4], settings, seed=0, rung="t", work_dir=tmp_path / name, pad_id=0)
+        outcome = train.train_loop(model, data, data[:4], train.TrainConfig(settings, 0, "t", tmp_path / name, 0))
         weights[name] = (outcome.curve, [p.detach().clone() for p in model.parameters()])
         assert outcome.steps == 3 and outcome.tokens_seen == 3 * 8 * 5
     (curve_one, one), (curve_several, several) = weights["one"], weights["several"]

@@ -57,6 +57,9 @@ class BuildContext:
     count_tokens: Callable[[str], int] = lambda text: len(text.split())
     task_dir: Path | None = None
     device: str | None = None
+    # called by trained rungs after every optimizer step with (rung name, training state): progress, or a
+    # deliberate interruption (raise KeyboardInterrupt) at a chosen step
+    on_train_step: Callable[[str, object], None] | None = None
     _shared: dict = field(default_factory=dict, repr=False)
 
     def embedder(self) -> "Embedder":

@@ -77,7 +77,7 @@ class Trained:
     reused: bool  # a finished training found in the store: no weights were loaded
 
 
-def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None) -> Trained:
+def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext) -> Trained:
     """Train (or resume, or reuse) the rung; the artifact is saved in the store.
 
     Under torchrun every rank calls this; the loop shares the work and rank 0 writes checkpoints and the
@@ -86,7 +86,7 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
     import torch
 
     from ladder.models import content_identity, model_identity
-    from ladder.rungs.train import distributed, encode_examples, outcome_dict, train_loop
+    from ladder.rungs.train import TrainConfig, distributed, encode_examples, outcome_dict, train_loop
 
     name = rung_name(rung)
     spec = ctx.spec
@@ -155,8 +155,10 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after:
         for param in model.parameters():
             param.requires_grad_(True)
     metric = _dev_metric(rung, ctx, zero_shot, formatter, hf, device) if rung.train.early_stopping == "dev_metric" else None
-    outcome = train_loop(model, train_set, dev_set, rung.train, spec.seed, name, work, hf.pad_id, truncated, stop_after,
-                         dev_metric=metric)
+    on_step = (lambda state: ctx.on_train_step(name, state)) if ctx.on_train_step else None
+    config = TrainConfig(rung.train, spec.seed, name, work, hf.pad_id, truncated=truncated, dev_metric=metric,
+                         on_step=on_step)
+    outcome = train_loop(model, train_set, dev_set, config)
     trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
     result = {**outcome_dict(outcome), "train_examples": len(train_set), "trainable_params": trainable}
     if distributed()[0] != 0:  # rank 0 saves; the others only trained
@@ -246,10 +248,10 @@ def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter, hf, de
     return measure
 
 
-def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext, stop_after: int | None = None) -> Candidate:
+def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext) -> Candidate:
     name = rung_name(rung)
     spec = ctx.spec
-    trained = train_rung(rung, ctx, stop_after)
+    trained = train_rung(rung, ctx)
     artifact = trained.artifact
     if ctx.work_dir is not None:
         folder = ctx.work_dir / name / artifact.path.name

@@ -1,6 +1,11 @@
-"""The one training loop shared by the lora and full rungs: explicit, seeded, resumable.
+"""The one training loop shared by every trained rung (lora, full, distill, preference): explicit, seeded,
+resumable, with what it optimizes plugged in as an ``Objective``.
 
-- Examples go through the model's chat template (instruction as system message, the input as user
+- The objective owns the example type, its collation and its loss: ``Supervised`` (answer-token
+  cross-entropy; lora, full, and distill on a teacher's answers) or the preference rung's DPO objective.
+  The loop owns everything else: batching, passes, accumulation, optimizer, schedule, dev evaluations,
+  early stopping, checkpoints, data parallelism, memory sampling.
+- Supervised examples go through the model's chat template (instruction as system message, the input as user
   message, the target as the assistant's message up to and including end-of-turn); the loss is on the
   answer tokens only (the prompt is masked), and the output layer runs only at those positions.
 - Batches group examples of similar length (sorted within shuffled pools of 32 batches), so little
@@ -32,7 +37,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 
@@ -112,7 +117,8 @@ def encode_examples(pairs: list[tuple[str, str]], encode: Callable[[str], list[i
     return out, truncated
 
 
-def epoch_batches(examples: list[TrainExample], batch_size: int, seed: int, rung: str, epoch: int) -> list[list[int]]:
+def epoch_batches(examples: list, batch_size: int, seed: int, rung: str, epoch: int,
+                  length: Callable[[object], int] = lambda e: len(e.ids)) -> list[list[int]]:
     """Length-grouped batches of example indices, in a seeded order of its own per epoch."""
     rng = rng_for(seed, rung, f"train-epoch-{epoch}")
     order = list(range(len(examples)))
@@ -120,7 +126,7 @@ def epoch_batches(examples: list[TrainExample], batch_size: int, seed: int, rung
     pool = batch_size * 32
     batches = []
     for start in range(0, len(order), pool):
-        chunk = sorted(order[start : start + pool], key=lambda i: len(examples[i].ids))
+        chunk = sorted(order[start : start + pool], key=lambda i: length(examples[i]))
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     rng.shuffle(batches)
     return batches
@@ -170,17 +176,17 @@ def tokens_per_pass(model) -> int:
     return max(1, PASS_MEMORY // per_token)
 
 
-def token_passes(examples: list[TrainExample], budget: int) -> list[list[TrainExample]]:
-    """Consecutive runs of ``examples`` whose padded size (rows x longest) fits ``budget`` tokens; an
-    example longer than the budget goes alone."""
-    passes: list[list[TrainExample]] = []
-    current: list[TrainExample] = []
+def token_passes(examples: list, budget: int, length: Callable[[object], int] = lambda e: len(e.ids)) -> list[list]:
+    """Consecutive runs of ``examples`` whose padded size (rows x longest, by ``length``) fits ``budget``
+    tokens; an example longer than the budget goes alone."""
+    passes: list[list] = []
+    current: list = []
     longest = 0
     for example in examples:
-        width = max(longest, len(example.ids))
+        width = max(longest, length(example))
         if current and width * (len(current) + 1) > budget:
             passes.append(current)
-            current, width = [], len(example.ids)
+            current, width = [], length(example)
         current.append(example)
         longest = width
     if current:
@@ -256,39 +262,122 @@ def autocast(device):
     return contextlib.nullcontext()
 
 
-def dev_loss(model, examples: list[TrainExample], batch_size: int, pad_id: int, device) -> float:
+@dataclass
+class BatchLoss:
+    """What one pass through the model gives the loop: the loss summed over the pass's examples (the loop
+    divides it by the whole step's weight before the backward pass), the tokens it took, and additive
+    statistics an objective reports (dev evaluations show each per unit of weight)."""
+
+    loss: torch.Tensor
+    tokens: int  # real (non-padding) tokens through the forward pass
+    answer_tokens: int  # tokens the loss was computed on
+    sums: dict[str, float] = field(default_factory=dict)
+
+
+class Objective(Protocol):
+    """What the loop trains on. An objective knows its example type: how many padded tokens one takes
+    (batches group similar lengths and are split into passes by them), what it weighs in the step's mean
+    (answer tokens for a supervised loss, one per pair for a preference loss), and how a list of them is
+    collated and scored by the model (the summed loss)."""
+
+    name: str
+
+    def length(self, example) -> int: ...
+
+    def weight(self, example) -> int: ...
+
+    def loss(self, model, examples: list, pad_id: int, device) -> BatchLoss: ...
+
+
+class Supervised:
+    """Cross-entropy on the answer tokens of (prompt, answer) examples, the mean over every answer token of
+    the step: the lora and full rungs on the targets, the distill rung on a teacher's answers."""
+
+    name = "supervised"
+
+    def length(self, example: TrainExample) -> int:
+        return len(example.ids)
+
+    def weight(self, example: TrainExample) -> int:
+        return answer_tokens(example)
+
+    def loss(self, model, examples: list[TrainExample], pad_id: int, device) -> BatchLoss:
+        ids, mask, labels = collate(examples, pad_id, device)
+        loss, n = answer_loss(model, ids, mask, labels)
+        return BatchLoss(loss, int(mask.sum()), n)
+
+
+SUPERVISED = Supervised()
+
+
+@dataclass
+class TrainState:
+    """Where a training stands; saved with every checkpoint (progress.json) and resumed from."""
+
+    step: int = 0  # optimizer steps taken
+    micro: int = 0  # global batches consumed (the position in the seeded epoch orders)
+    tokens: int = 0
+    answer_tokens: int = 0
+    curve: list[dict] = field(default_factory=list)  # {step, loss, lr}
+    dev_evals: list[dict] = field(default_factory=list)  # {step, dev_loss[, dev_metric][, objective's stats]}
+    best_score: float | None = None  # higher is better: -dev_loss, or the dev metric
+    best_step: int = 0
+    bad_evals: int = 0  # evaluations since the best one
+    wall_s: float = 0.0
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainState":
+        data = dict(data)
+        if "best_loss" in data:  # a checkpoint from before dev_metric: its best was the lowest loss
+            best_loss = data.pop("best_loss")
+            data["best_score"] = None if best_loss is None else -best_loss
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training: its settings, where it checkpoints, what it optimizes, and who hears of each step."""
+
+    settings: TrainSpec
+    seed: int
+    rung: str  # names the seeded streams and the progress bar
+    work_dir: Path  # checkpoints go in work_dir/checkpoint
+    pad_id: int
+    objective: Objective = SUPERVISED
+    truncated: int = 0  # examples that lost prompt tokens to max_seq_len (reported)
+    # model -> the task's target metric on dev (higher is better), for early_stopping: dev_metric
+    dev_metric: Callable[[object], float] | None = None
+    # called after every optimizer step (and its checkpoint) with the state: progress reporting, or an
+    # interruption (raise KeyboardInterrupt) at a chosen step
+    on_step: Callable[[TrainState], None] | None = None
+
+
+def evaluate_dev(model, objective: Objective, examples: list, batch_size: int, pad_id: int, device) -> dict[str, float]:
+    """The objective on dev without gradients: ``dev_loss`` (its loss per unit of weight) and each of its
+    statistics per unit of weight (a preference objective's reward accuracy and margin)."""
     model.eval()
-    total, count = 0.0, 0
+    loss, weight, sums = 0.0, 0, {}
     with torch.no_grad():
-        order = sorted(range(len(examples)), key=lambda i: len(examples[i].ids))
+        order = sorted(range(len(examples)), key=lambda i: objective.length(examples[i]))
         for start in range(0, len(order), batch_size):
             batch = [examples[i] for i in order[start : start + batch_size]]
             with autocast(device):
-                loss, n = answer_loss(model, *collate(batch, pad_id, device))
-            total += float(loss)
-            count += n
+                part = objective.loss(model, batch, pad_id, device)
+            loss += float(part.loss)
+            weight += sum(objective.weight(e) for e in batch)
+            for key, value in part.sums.items():
+                sums[key] = sums.get(key, 0.0) + value
     model.train()
-    return total / max(1, count)
+    return {"dev_loss": loss / max(1, weight), **{k: v / max(1, weight) for k, v in sums.items()}}
 
 
-def train_loop(
-    model,
-    train_set: list[TrainExample],
-    dev_set: list[TrainExample],
-    settings: TrainSpec,
-    seed: int,
-    rung: str,
-    work_dir: Path,
-    pad_id: int,
-    truncated: int = 0,
-    stop_after: int | None = None,  # tests: simulate an interruption after this many steps
-    dev_metric: Callable[[object], float] | None = None,  # model -> target metric on dev (higher is better)
-) -> TrainOutcome:
+def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> TrainOutcome:
+    settings, objective = config.settings, config.objective
     if not train_set:
         raise ValueError("no training examples")
     device = next(model.parameters()).device
     rank, world = distributed()
-    torch.manual_seed(seed)
+    torch.manual_seed(config.seed)
     n_batches = math.ceil(len(train_set) / settings.batch_size)  # global batches per epoch
     steps_per_epoch = math.ceil(n_batches / settings.grad_accum)
     total = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
@@ -296,61 +385,59 @@ def train_loop(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total))
-    checkpoint = work_dir / "checkpoint"
+    checkpoint = config.work_dir / "checkpoint"
     by_metric = settings.early_stopping == "dev_metric"
-    if by_metric and dev_metric is None:
+    if by_metric and config.dev_metric is None:
         raise ValueError("early_stopping: dev_metric needs a dev_metric callback")
-    progress = {"step": 0, "micro": 0, "tokens": 0, "answer_tokens": 0, "curve": [], "dev_evals": [],
-                "best_score": None, "best_step": 0, "bad_evals": 0, "wall_s": 0.0}
+    state = TrainState()
     resumed = None
     best_state = None
     found = _complete_checkpoint(checkpoint)
     if found is not None:
-        state = torch.load(found / "state.pt", map_location=device)
-        _load_trainable(model, state["trainable"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        if "rng" in state:  # checkpoints from before it was saved resume with a fresh random state
-            torch.set_rng_state(state["rng"])
-        progress = json.loads((found / "progress.json").read_text())
-        if "best_loss" in progress:  # a checkpoint from before dev_metric: its best was the lowest loss
-            best_loss = progress.pop("best_loss")
-            progress["best_score"] = None if best_loss is None else -best_loss
-        resumed = progress["step"]
+        saved = torch.load(found / "state.pt", map_location=device)
+        _load_trainable(model, saved["trainable"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if "rng" in saved:  # checkpoints from before it was saved resume with a fresh random state
+            torch.set_rng_state(saved["rng"])
+        state = TrainState.from_json(json.loads((found / "progress.json").read_text()))
+        resumed = state.step
         if (found / "best.pt").is_file():
             best_state = torch.load(found / "best.pt", map_location=device)
     model.train()
     pass_tokens = tokens_per_pass(model)
     stopped_early = False
-    micro_per_step = settings.grad_accum
-    shown = progress_ui.track(f"[{rung}] training", total, "step", progress["step"]) if rank == 0 else contextlib.nullcontext(None)
+    shown = (progress_ui.track(f"[{config.rung}] training", total, "step", state.step) if rank == 0
+             else contextlib.nullcontext(None))
     with MemorySampler() as memory, shown as bar:
-        started = time.perf_counter() - progress["wall_s"]
+        started = time.perf_counter() - state.wall_s
         epoch_cache: dict[int, list[list[int]]] = {}
-        while progress["step"] < total and not stopped_early:
+        while state.step < total and not stopped_early:
             # One optimizer step = grad_accum global batches. The order is a pure function of the seed, so
             # every rank (and a resumed run) sees the same batches; each rank takes its share of each.
             global_batches = []
-            for _ in range(micro_per_step):
-                epoch, index = divmod(progress["micro"], n_batches)
+            for _ in range(settings.grad_accum):
+                epoch, index = divmod(state.micro, n_batches)
                 if epoch not in epoch_cache:
-                    epoch_cache = {epoch: epoch_batches(train_set, settings.batch_size, seed, rung, epoch)}
+                    epoch_cache = {epoch: epoch_batches(train_set, settings.batch_size, config.seed, config.rung, epoch,
+                                                        objective.length)}
                 global_batches.append(epoch_cache[epoch][index])
-                progress["micro"] += 1
-            # The loss is the mean over every answer token of the step, on all ranks together: each rank
-            # backpropagates its summed loss over that global count, and the gradients are summed.
-            global_count = sum(answer_tokens(train_set[i]) for batch in global_batches for i in batch)
+                state.micro += 1
+            # The loss is the mean over the step's whole weight (every answer token, or every pair), on all
+            # ranks together: each rank backpropagates its summed loss over that global weight, and the
+            # gradients are summed.
+            global_weight = sum(objective.weight(train_set[i]) for batch in global_batches for i in batch)
             step_loss = torch.zeros(3, dtype=torch.float64)  # summed loss, real tokens, answer tokens
             for batch in global_batches:
                 share = [train_set[i] for i in batch[rank::world]]
                 # a batch goes through the model in passes of at most pass_tokens padded tokens: the
                 # activations kept for the backward pass scale with them, the gradient does not change
-                for part in token_passes(share, pass_tokens):
-                    ids, mask, labels = collate(part, pad_id, device)
+                for part in token_passes(share, pass_tokens, objective.length):
                     with autocast(device):
-                        loss_sum, n_answer = answer_loss(model, ids, mask, labels)
-                    (loss_sum / max(1, global_count)).backward()
-                    step_loss += torch.tensor([loss_sum.item(), float(mask.sum()), float(n_answer)], dtype=torch.float64)
+                        result = objective.loss(model, part, config.pad_id, device)
+                    (result.loss / max(1, global_weight)).backward()
+                    step_loss += torch.tensor([result.loss.item(), result.tokens, result.answer_tokens],
+                                              dtype=torch.float64)
             if world > 1:
                 import torch.distributed as dist
 
@@ -359,58 +446,58 @@ def train_loop(
                         param.grad = torch.zeros_like(param)
                     dist.all_reduce(param.grad)
                 dist.all_reduce(step_loss)
-            progress["tokens"] += int(step_loss[1])
-            progress["answer_tokens"] += int(step_loss[2])
-            loss_value = float(step_loss[0]) / max(1, global_count)
+            state.tokens += int(step_loss[1])
+            state.answer_tokens += int(step_loss[2])
+            loss_value = float(step_loss[0]) / max(1, global_weight)
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            progress["step"] += 1
-            step = progress["step"]
-            progress["curve"].append({"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0]})
+            state.step += 1
+            step = state.step
+            state.curve.append({"step": step, "loss": round(loss_value, 5), "lr": scheduler.get_last_lr()[0]})
             if bar is not None:
                 elapsed = time.perf_counter() - started
-                bar.advance(1, loss=round(loss_value, 4), tokens_per_s=round(progress["tokens"] / max(elapsed, 1e-9), 1))
+                bar.advance(1, loss=round(loss_value, 4), tokens_per_s=round(state.tokens / max(elapsed, 1e-9), 1))
             if step % settings.eval_every == 0 or step == total:
-                value = dev_loss(model, dev_set, settings.batch_size, pad_id, device)
-                evaluation = {"step": step, "dev_loss": round(value, 5)}
-                score = -value
+                measured = evaluate_dev(model, objective, dev_set, settings.batch_size, config.pad_id, device)
+                evaluation = {"step": step, **{k: round(v, 5) for k, v in measured.items()}}
+                score = -measured["dev_loss"]
                 if by_metric:
-                    score = dev_metric(model)
+                    score = config.dev_metric(model)
                     model.train()
                     evaluation["dev_metric"] = round(score, 5)
-                progress["dev_evals"].append(evaluation)
-                if progress["best_score"] is None or score > progress["best_score"]:
-                    progress.update(best_score=score, best_step=step, bad_evals=0)
+                state.dev_evals.append(evaluation)
+                if state.best_score is None or score > state.best_score:
+                    state.best_score, state.best_step, state.bad_evals = score, step, 0
                     best_state = _trainable_state(model)
                 else:
-                    progress["bad_evals"] += 1
-                    stopped_early = progress["bad_evals"] >= settings.patience
+                    state.bad_evals += 1
+                    stopped_early = state.bad_evals >= settings.patience
             if (step % settings.checkpoint_every == 0 or stopped_early or step == total) and rank == 0:
-                progress["wall_s"] = time.perf_counter() - started
-                _save_checkpoint(checkpoint, model, optimizer, scheduler, progress, best_state)
-            if stop_after is not None and step >= stop_after:
-                raise KeyboardInterrupt(f"stopped after step {step} (test)")
+                state.wall_s = time.perf_counter() - started
+                _save_checkpoint(checkpoint, model, optimizer, scheduler, asdict(state), best_state)
+            if config.on_step is not None:
+                config.on_step(state)
         wall = time.perf_counter() - started
     if best_state is not None:
         _load_trainable(model, best_state)
     model.eval()
     return TrainOutcome(
-        steps=progress["step"],
-        epochs=progress["micro"] / n_batches,
+        steps=state.step,
+        epochs=state.micro / n_batches,
         wall_s=wall,
-        tokens_seen=progress["tokens"],
-        answer_tokens=progress["answer_tokens"],
-        tokens_per_s=progress["tokens"] / wall if wall > 0 else 0.0,
+        tokens_seen=state.tokens,
+        answer_tokens=state.answer_tokens,
+        tokens_per_s=state.tokens / wall if wall > 0 else 0.0,
         rss_start_mb=memory.start_mb,
         rss_peak_mb=memory.peak_mb,
-        curve=progress["curve"],
-        dev_evals=progress["dev_evals"],
-        best_step=progress["best_step"],
+        curve=state.curve,
+        dev_evals=state.dev_evals,
+        best_step=state.best_step,
         stopped_early=stopped_early,
         resumed_from_step=resumed,
-        truncated_examples=truncated,
+        truncated_examples=config.truncated,
     )
 
 
