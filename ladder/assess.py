@@ -27,7 +27,7 @@ from ladder.rungs import BuildContext, build_candidate
 from ladder.scoring.compare import compare_with_earlier, score_examples, split_scores, summarize_split
 from ladder.scoring.metrics import scorers
 from ladder.scoring.stats import score_sd
-from ladder.spec import TaskFile, rung_name, shown_path
+from ladder.spec import ADAPTER_RUNGS, TRAINED_RUNGS, TaskFile, rung_name, shown_path
 
 EVAL_SPLITS = ("dev", "test")
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pydantic", "safetensors", "gguf")
@@ -85,6 +85,41 @@ def _label_issues(spec, run: AssessmentRun, evals) -> DataCheck | None:
     examples = {ex.id: ex for split in EVAL_SPLITS for ex in evals[split]}
     return label_issues_from_records(spec, best.examples, examples, f"the {best.name} rung's label probabilities "
                                      "(dev and test; ladder check-data --label-errors covers train too)")
+
+
+def _distills_a_meeting_rung(rung_spec, run: AssessmentRun) -> bool:
+    """A distill rung whose teacher met the target is measured even after the climb stopped: it cannot raise
+    the quality, it is there to serve the same answers on a shorter prompt, and only its measured cost and
+    paired difference to the teacher say whether it should be recommended."""
+    if rung_spec.type != "distill":
+        return False
+    return any(r.name == rung_spec.teacher and r.decision.status == "meets" for r in run.rungs)
+
+
+def _answerer(task: TaskFile, backend: Backend, formatter, cache: ResultCache, say: Progress):
+    """How a rung gets another rung's answers on train or unlabeled inputs (a distill rung's teacher, a
+    preference rung's negatives): the eval step with this assessment's backend and result cache, or with
+    another model (``teacher_model`` served by transformers, ``teacher_url`` by the openai backend), made
+    for the call and closed after it."""
+    spec = task.spec
+
+    def answer(candidate, examples, model: str | None = None, url: str | None = None):
+        if model is None and url is None:
+            say(f"[{candidate.rung}] answering {len(examples)} training inputs")
+            return run_eval(candidate, examples, backend, formatter, spec, cache)
+        from ladder.backends import create_backend
+
+        name = "openai" if url else "transformers"
+        say(f"[{candidate.rung}] answering {len(examples)} training inputs with {model or spec.model} ({name})")
+        other = create_backend(name, model or spec.model, base_dir=task.path.parent, serving=spec.serving,
+                               batch_size=spec.generation.batch_size, **({"base_url": url} if url else {}))
+        try:
+            return run_eval(candidate, examples, other, other.formatter(spec.prompt.format), spec, cache)
+        finally:
+            if hasattr(other, "close"):
+                other.close()
+
+    return answer
 
 
 def select_rungs(task: TaskFile, names: list[str] | None):
@@ -149,7 +184,7 @@ def _assess(
 
         name = resolve_backend_name(backend or spec.serving.backend)
         say(f"backend {name}, model {spec.model}")
-        lora_ranks = [r.r for r in selected if r.type == "lora"]
+        lora_ranks = [r.r for r in selected if r.type in ADAPTER_RUNGS]
         try:
             backend = create_backend(
                 name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
@@ -204,13 +239,16 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         corpus=task_data.corpus,
         count_tokens=backend.count_tokens,
         task_dir=task.path.parent,
+        unlabeled=task_data.unlabeled,
+        preferences=task_data.preferences,
+        answer=_answerer(task, backend, formatter, cache, say),
     )
     metrics = scorers(spec)
     stopped_by: str | None = None  # why the climb ended early, for the rungs left out
     try:
         for rung_spec in selected:
             name = rung_name(rung_spec)
-            if stopped_by is not None:
+            if stopped_by is not None and not _distills_a_meeting_rung(rung_spec, run):
                 run.skipped.append(SkippedRung(name=name, type=rung_spec.type, reason=stopped_by))
                 continue
             say(f"[{name}] building")
@@ -220,6 +258,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
             except LadderError as exc:
                 raise _in_task(exc, task) from None
             build_s = time.perf_counter() - started
+            ctx.remember(candidate)
             split_results, examples = {}, []
             for split in EVAL_SPLITS:
                 say(f"[{name}] {split}: {len(evals[split])} examples")
@@ -248,7 +287,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
             run.rungs.append(result)
             save_run(run, record_path)
             say(f"[{name}] {result.decision.status}, {result.decision.action}: {result.decision.reason}")
-            if result.decision.action == "stop" and not exhaustive:
+            if result.decision.action == "stop" and not exhaustive and stopped_by is None:
                 why = "meets the target" if result.decision.status == "meets" else f"is {result.decision.status}"
                 stopped_by = f"{name} {why}; the climb stopped there (--exhaustive runs every rung)"
     except (KeyboardInterrupt, Exception) as exc:
@@ -268,7 +307,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
     gold_docs = {ex.id: ex.doc_id for split in EVAL_SPLITS for ex in evals[split] if ex.doc_id is not None}
     run.diagnosis = diagnose(spec, run.rungs, gold_docs, spec.policy.alpha)
     run.recommendation = advise(recommend(run.rungs, metric, threshold, spec.policy, later, unavailable_rungs(spec)),
-                                run.diagnosis, trained=any(r.type in ("lora", "full") for r in run.rungs))
+                                run.diagnosis, trained=any(r.type in TRAINED_RUNGS for r in run.rungs))
     run.status = "complete"
     save_run(run, record_path)
     return run, out_dir

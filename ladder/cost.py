@@ -17,9 +17,10 @@ MACHINE_HOURS = "machine-hours"
 
 
 def rung_cost(dev: SplitResult, training: TrainingRecord | None, build_s: float, spec: CostSpec) -> RungCost:
-    """``training``: the training record of a trained rung (its wall time is the adaptation time; a
-    reused training still counts what it took); ``build_s``: building the candidate otherwise."""
-    adaptation_s = training.wall_s if training is not None else build_s
+    """``training``: the training record of a trained rung (its wall time and the time making its data are the
+    adaptation time; a reused training still counts what it took); ``build_s``: building the candidate otherwise."""
+    # a trained rung: its training, plus making its data (a teacher's answers, the model's own mistakes)
+    adaptation_s = training.wall_s + training.data_s if training is not None else build_s
     seconds_per_call = (dev.wall_s + dev.selection_s) / dev.n if dev.n else 0.0
     hourly = spec.price_per_hour if spec.price_per_hour is not None else 1.0
     unit = spec.currency if spec.price_per_hour is not None else MACHINE_HOURS

@@ -188,9 +188,96 @@ def load_splits(task: TaskFile, strict: bool = True) -> Splits:
 
 
 @dataclass(frozen=True)
+class PreferenceRow:
+    """A user-given preference pair (data.preferences): for this input, ``chosen`` is better than ``rejected``."""
+
+    id: str
+    input: str
+    chosen: str
+    rejected: str
+    source: str  # "file:line"
+
+
+@dataclass(frozen=True)
 class TaskData:
     splits: Splits
     corpus: "Corpus | None"
+    unlabeled: list[Example] = field(default_factory=list)  # data.unlabeled: inputs only (target "")
+    preferences: list[PreferenceRow] = field(default_factory=list)  # data.preferences
+
+
+def _extra_rows(task: TaskFile, key: str, fields: dict[str, str], problems: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """The rows of an optional data file (data.unlabeled, data.preferences): (file:line, {role: text}), every
+    problem named by file and line (or by the task file's field when the file itself is wrong)."""
+    rel = getattr(task.spec.data, key)
+    if rel is None:
+        return []
+    path = task.resolve(rel)
+    task_shown, shown = shown_path(task.path), shown_path(path)
+    if path.suffix.lower() not in (".jsonl", ".csv"):
+        problems.append(f"{task_shown}: data.{key}: {rel} must be a .jsonl or .csv file")
+        return []
+    if not path.is_file():
+        problems.append(f"{task_shown}: data.{key}: file not found: {rel}")
+        return []
+    try:
+        rows = _read_rows(path)
+    except UnicodeDecodeError as exc:
+        problems.append(f"{shown}: not UTF-8 text ({exc.reason})")
+        return []
+    out = []
+    for line, row in rows:
+        where = f"{shown}:{line}"
+        if isinstance(row, Exception) or not isinstance(row, dict):
+            problems.append(f"{where}: {row}" if isinstance(row, Exception) else
+                            f"{where}: expected an object with fields, got {type(row).__name__}")
+            continue
+        values = {}
+        for role, name in fields.items():
+            text = as_text(row.get(name)) if row.get(name) not in (None, "") else None
+            if text is None:
+                problems.append(f"{where}: missing field {name!r}" if row.get(name) in (None, "") else
+                                f"{where}: field {name!r} must be text, got {type(row[name]).__name__}")
+                continue
+            values[role] = text
+        if len(values) == len(fields):
+            out.append((where, values))
+    if not out and not any(p.startswith(f"{shown}:") for p in problems):
+        problems.append(f"{shown}: data.{key} has no rows")
+    return out
+
+
+def load_extra(task: TaskFile, splits: Splits, problems: list[str]) -> tuple[list[Example], list[PreferenceRow]]:
+    """data.unlabeled and data.preferences. A row whose input is a dev or test input (after normalization) is
+    an error unless data.allow_duplicate_inputs: training on held-out inputs (even without their targets)
+    would flatter the evaluation."""
+    from ladder.text import normalize
+
+    data = task.spec.data
+    held_out = {normalize(ex.input): ex.source for split in ("dev", "test") for ex in splits.get(split)}
+
+    def leaks(where: str, text: str, key: str) -> bool:
+        found = held_out.get(normalize(text))
+        if found and not data.allow_duplicate_inputs:
+            problems.append(f"{where}: input is also a held-out input ({found}); data.{key} must not hold dev or "
+                            "test inputs (data.allow_duplicate_inputs: true allows it)")
+            return True
+        return False
+
+    fields = {"input": data.input_field, **({"id": data.id_field} if data.id_field else {})}
+    unlabeled = []
+    for where, values in _extra_rows(task, "unlabeled", fields, problems):
+        if not leaks(where, values["input"], "unlabeled"):
+            unlabeled.append(Example(values.get("id") or short_hash(values["input"]), values["input"], "", "unlabeled", where))
+    preferences = []
+    fields = {"input": data.input_field, "chosen": "chosen", "rejected": "rejected"}
+    for where, values in _extra_rows(task, "preferences", fields, problems):
+        if values["chosen"] == values["rejected"]:
+            problems.append(f"{where}: chosen and rejected are the same answer")
+        elif not leaks(where, values["input"], "preferences"):
+            preferences.append(PreferenceRow(short_hash(values["input"] + "\n" + values["chosen"] + "\n" + values["rejected"]),
+                                             values["input"], values["chosen"], values["rejected"], where))
+    return unlabeled, preferences
 
 
 def load_task_data(task: TaskFile, strict: bool = True) -> TaskData:
@@ -216,12 +303,15 @@ def load_task_data(task: TaskFile, strict: bool = True) -> TaskData:
             for ex in splits.get(split):
                 if ex.doc_id is not None and ex.doc_id not in known:
                     problems.append(f"{ex.source}: doc_id {ex.doc_id!r} is not a document of the corpus")
+    unlabeled: list[Example] = []
+    preferences: list[PreferenceRow] = []
     if splits is not None:
         problems += _demonstrations_fit(task, len(splits.train))
+        unlabeled, preferences = load_extra(task, splits, problems)
     if problems:
         raise ValidationFailed(problems, warnings)
     assert splits is not None
-    return TaskData(splits, corpus)
+    return TaskData(splits, corpus, unlabeled, preferences)
 
 
 def _demonstrations_fit(task: TaskFile, n_train: int) -> list[str]:

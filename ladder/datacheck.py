@@ -16,7 +16,7 @@ from ladder.paths import result_cache_dir
 from ladder.record import DataCheck, DataReport, ExampleRecord
 from ladder.rungs import BuildContext, build_candidate
 from ladder.rungs.base import Candidate
-from ladder.spec import TaskFile, TaskSpec, rung_name
+from ladder.spec import TRAINED_RUNGS, TaskFile, TaskSpec, rung_name
 
 LABEL_RUNGS = ("prompt", "fewshot")
 
@@ -32,7 +32,7 @@ def probabilities(logprobs: dict[str, float], labels: list[str]) -> list[float]:
 def truncation(spec: TaskSpec, examples: list[Example], formatter: Formatter,
                count_tokens: Callable[[str], int]) -> DataCheck:
     """Train and dev examples, as the trained rungs see them (zero-shot prompt + answer), over max_seq_len."""
-    trained = [(rung_name(r), r.train.max_seq_len) for r in spec.rungs if r.type in ("lora", "full")]
+    trained = [(rung_name(r), r.train.max_seq_len) for r in spec.rungs if r.type in TRAINED_RUNGS]
     zero_shot = Candidate("check", "prompt", spec.prompt.instruction, spec.prompt.input_template)
 
     def length(ex: Example) -> int:
@@ -46,7 +46,7 @@ def with_truncation(spec: TaskSpec, splits, formatter: Formatter, count_tokens: 
     """The cheap checks run when the data loaded, plus truncation by the trained rungs (when the task has one)."""
     assert splits.checks is not None
     checks = list(splits.checks.checks)
-    if any(r.type in ("lora", "full") for r in spec.rungs):
+    if any(r.type in TRAINED_RUNGS for r in spec.rungs):
         checks.append(truncation(spec, splits.train + splits.dev, formatter, count_tokens))
     return DataReport(checks=checks, label_balance=splits.checks.label_balance)
 
@@ -131,7 +131,7 @@ def check_data(task: TaskFile, backend: Backend | str | None = None, label_error
     splits = data.splits
     report = splits.checks
     assert report is not None
-    if any(r.type in ("lora", "full") for r in spec.rungs) or label_errors is not None:
+    if any(r.type in TRAINED_RUNGS for r in spec.rungs) or label_errors is not None:
         owned = backend is None or isinstance(backend, str)
         if owned:
             name = resolve_backend_name(backend or spec.serving.backend)

@@ -151,9 +151,9 @@ def advise(recommendation: Recommendation, diagnosis: Diagnosis | None, trained:
     summary = recommendation.summary
     if trained:
         pass  # a trained rung was measured: the prompt-side evidence no longer predicts the next one
-    elif not recommendation.met and diagnosis.kind == "knowledge" and recommendation.next_rung in ("lora", "full"):
+    elif not recommendation.met and diagnosis.kind == "knowledge" and recommendation.next_rung in ("lora", "preference", "full"):
         summary += (f"; but the gap looks like missing knowledge, which {recommendation.next_rung} is unlikely to "
                     "close: improve retrieval first")
-    elif not recommendation.met and diagnosis.kind in ("behaviour", "mixed") and recommendation.next_rung in ("lora", "full"):
+    elif not recommendation.met and diagnosis.kind in ("behaviour", "mixed") and recommendation.next_rung in ("lora", "preference", "full"):
         summary += f"; the gap looks like {diagnosis.kind}, which {recommendation.next_rung} is likely to help with"
     return recommendation.model_copy(update={"summary": summary, "reasons": reasons})

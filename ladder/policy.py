@@ -86,6 +86,8 @@ def next_rung_after(measured: list[str], configured_later: list[str],
     top = max((LADDER.index(t) for t in measured), default=-1)
     passed_over = []
     for kind in LADDER[top + 1 :]:
+        if kind == "distill":
+            continue  # it learns a lower rung's answers: it cuts the cost per call, it does not close a gap
         if unavailable and kind in unavailable:
             passed_over.append(f"{kind} would need {unavailable[kind]}")
             continue

@@ -102,12 +102,44 @@ class CurvePoint(_Record):
 
 class DevEvaluation(_Record):
     step: int
-    dev_loss: float
+    dev_loss: float  # the objective's loss on dev (per answer token, or per pair for preference)
     dev_metric: float | None = None  # the target metric, when it chose the checkpoint (train.select_by: metric)
+    reward_accuracy: float | None = None  # preference: dev pairs whose chosen answer gains more than the rejected
+    reward_margin: float | None = None  # preference: mean beta x (chosen - rejected log-ratio to the reference)
+    chosen_logratio: float | None = None  # preference: mean log p(chosen) - log p(rejected), the policy's own
+
+
+class TeacherRecord(_Record):
+    """Where a distill rung's answers came from and what they cost."""
+
+    rung: str  # the teacher rung (its prompt)
+    model: str | None = None  # another model answered with that prompt (teacher_model), else the task's
+    url: str | None = None  # an OpenAI-compatible teacher endpoint
+    inputs: int  # inputs answered: train + unlabeled
+    unlabeled: int = 0
+    kept: int  # answers learnt after the filter
+    train_correct: float | None = None  # share of train inputs the teacher answered fully correctly
+    seconds: float  # the teacher's generation time (as measured when its answers were computed)
+    prompt_tokens_per_call: float  # the teacher's prompt; the student's is the rung's own (zero-shot)
+
+
+class PairsRecord(_Record):
+    """Where a preference rung's pairs came from."""
+
+    source: str  # "data.preferences", or the rung whose wrong answers were rejected
+    train_pairs: int
+    dev_pairs: int
+    skipped: int = 0  # train examples without a wrong answer to reject
+    seconds: float = 0.0  # generating the rejected answers
+    beta: float
+    sft_weight: float
+    init: str | None = None  # the lora rung whose adapter it started from (and is the reference)
+    dev_reference_logratio: float | None = None  # the reference's mean log p(chosen) - log p(rejected) on dev pairs
 
 
 class TrainingRecord(_Record):
-    """What training a lora/full rung took and produced (rungs/train.py's outcome + the artifact)."""
+    """What training a lora/full/distill/preference rung took and produced (rungs/train.py's outcome + the
+    artifact, and where a distill or preference rung's data came from)."""
 
     steps: int
     epochs: float
@@ -130,6 +162,10 @@ class TrainingRecord(_Record):
     artifact_sha256: str
     checkpoint_dir: str  # the training store entry it came from
     reused: bool = False  # an unchanged earlier training was reused, no weights loaded
+    objective: str = "supervised"  # or "preference"
+    data_s: float = 0.0  # making the training data: a teacher's answers, the model's own mistakes
+    teacher: TeacherRecord | None = None  # distill
+    pairs: PairsRecord | None = None  # preference
 
 
 class ModelIdentity(_Record):

@@ -31,7 +31,7 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 
 # The whole ladder, cheapest first. A task's rungs must climb in this order (variants of one kind may
 # repeat); RUNG_SPECS below holds the settings model of each kind.
-LADDER = ("prompt", "fewshot", "rag", "lora", "full")
+LADDER = ("prompt", "fewshot", "rag", "distill", "lora", "preference", "full")
 DEFAULT_EMBEDDER = "all-minilm-l6-v2"
 
 BUILTIN_METRICS = ("accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1", "items_f1", "rouge_l", "chrf",
@@ -75,6 +75,14 @@ class DataSpec(_Strict):
     allow_conflicting_targets: bool = Field(
         default=False,
         description="The same input (after normalization) with different targets is an error; true makes it a warning.",
+    )
+    unlabeled: str | None = Field(
+        default=None, description="Inputs without targets (JSONL or CSV, input_field and id_field only): the distill "
+        "rung's teacher answers them too, so the student learns from more than the train split.",
+    )
+    preferences: str | None = Field(
+        default=None, description="Preference pairs for the preference rung (JSONL or CSV): input_field, `chosen` and "
+        "`rejected` answers; used instead of pairs made from the model's own mistakes on train.",
     )
 
 
@@ -251,19 +259,73 @@ class TrainSpec(_Strict):
     checkpoint_every: int = Field(default=25, ge=1, description="Steps between resumable checkpoints.")
 
 
-class LoraRungSpec(_Strict):
-    """LoRA adapters (peft) on the base model, trained on the train split."""
+class _AdapterSettings(_Strict):
+    """A LoRA adapter on the base model (peft) and the training loop's settings: the lora, distill and
+    preference rungs."""
 
-    type: Literal["lora"]
-    name: str | None = None
     r: int = Field(default=8, ge=1)
     alpha: int = Field(default=16, ge=1)
     dropout: float = Field(default=0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    train: TrainSpec = TrainSpec()
+
+
+class LoraRungSpec(_AdapterSettings):
+    """LoRA adapters (peft) on the base model, trained on the train split."""
+
+    type: Literal["lora"]
+    name: str | None = None
     quantize: Literal["none", "4bit"] = Field(
         default="none", description="`4bit`: QLoRA, the base model in 4-bit NF4 (needs CUDA and bitsandbytes)."
     )
-    train: TrainSpec = TrainSpec()
+
+
+class DistillRungSpec(_AdapterSettings):
+    """Context distillation: a teacher (a lower prompt rung of this task, or another model with that rung's
+    prompt) answers the train inputs (and data.unlabeled); a LoRA student learns its answers on the zero-shot
+    prompt, so calls no longer pay for the teacher's demonstrations or retrieved passages."""
+
+    type: Literal["distill"]
+    name: str | None = None
+    teacher: str | None = Field(
+        default=None, description="The rung whose answers are learnt, by name: a prompt, fewshot or rag rung listed "
+        "before this one (default: the last of them).",
+    )
+    teacher_model: str | None = Field(
+        default=None, description="Another model answers with the teacher rung's prompt: a registry alias or a local "
+        "Hugging Face folder (served by transformers), instead of the task's model.",
+    )
+    teacher_url: str | None = Field(
+        default=None, pattern=r"^https?://",
+        description="Or an OpenAI-compatible endpoint (up to /v1) serving the teacher model.",
+    )
+    filter: Literal["none", "correct"] = Field(
+        default="correct", description="`correct`: where a target exists (train), keep only the teacher's answers the "
+        "target metric scores as fully correct (1.0); unlabeled inputs keep every answer. `none`: learn them all.",
+    )
+
+
+class PreferenceRungSpec(_AdapterSettings):
+    """Preference tuning (DPO with a supervised term on the chosen answer, as in RPO): chosen = the target,
+    rejected = the model's own wrong answer on the same train input (made by the rung below), or the pairs of
+    data.preferences. The reference is the starting model, its log-probabilities computed once before training."""
+
+    type: Literal["preference"]
+    name: str | None = None
+    negatives_from: str | None = Field(
+        default=None, description="The rung whose wrong answers on train are the rejected ones, by name (default: the "
+        "rung listed just before this one).",
+    )
+    init: str | None = Field(
+        default=None, description="Start from this lora rung's adapter (by name), which is then also the reference; "
+        "default: a fresh adapter on the base model.",
+    )
+    beta: float = Field(default=0.1, gt=0, description="DPO's beta: how far from the reference the policy may move.")
+    sft_weight: float = Field(
+        default=1.0, ge=0, description="Weight of the chosen answer's mean token loss added to DPO's (RPO); 0 is plain "
+        "DPO, which can lower the chosen answer's likelihood when the two answers share most tokens.",
+    )
+    train: TrainSpec = TrainSpec(learning_rate=5e-5)
 
 
 class FullRungSpec(_Strict):
@@ -278,12 +340,19 @@ RUNG_SPECS: dict[str, type[BaseModel]] = {
     "prompt": PromptRungSpec,
     "fewshot": FewShotRungSpec,
     "rag": RagRungSpec,
+    "distill": DistillRungSpec,
     "lora": LoraRungSpec,
+    "preference": PreferenceRungSpec,
     "full": FullRungSpec,
 }
 RungSpec = Annotated[
-    Union[PromptRungSpec, FewShotRungSpec, RagRungSpec, LoraRungSpec, FullRungSpec], Field(discriminator="type")
+    Union[PromptRungSpec, FewShotRungSpec, RagRungSpec, DistillRungSpec, LoraRungSpec, PreferenceRungSpec,
+          FullRungSpec],
+    Field(discriminator="type"),
 ]
+PROMPT_RUNGS = ("prompt", "fewshot", "rag")  # no weights changed: what a distill rung's teacher may be
+TRAINED_RUNGS = ("distill", "lora", "preference", "full")
+ADAPTER_RUNGS = ("distill", "lora", "preference")  # trained as a LoRA adapter: one served engine hot-swaps them
 
 
 class GenerationSpec(_Strict):
@@ -468,6 +537,9 @@ class TaskSpec(_Strict):
                 raise ValueError(f"rung {rung_name(rung)!r}: selection 'stratified' needs output.kind 'label'; use 'random'")
             if isinstance(rung, RagRungSpec) and self.corpus is None:
                 raise ValueError(f"rung {rung_name(rung)!r}: the rag rung needs a `corpus`")
+        for index, rung in enumerate(self.rungs):
+            if isinstance(rung, (DistillRungSpec, PreferenceRungSpec)):
+                self._resolve_sources(index, rung)
         sampling = self.generation.temperature > 0
         if sampling and self.output.kind == "label" and self.generation.label_scoring == "loglik":
             raise ValueError("generation.temperature > 0 samples answers, but label_scoring 'loglik' scores every "
@@ -475,6 +547,37 @@ class TaskSpec(_Strict):
         if self.data.doc_id_field and self.corpus is None:
             raise ValueError("data.doc_id_field names corpus documents, but the task has no `corpus`")
         return self
+
+    def _resolve_sources(self, index: int, rung: "DistillRungSpec | PreferenceRungSpec") -> None:
+        """The rungs a distill or preference rung learns from, by name, each listed before it; defaults made
+        explicit (the record then says which rung taught which)."""
+        name = rung_name(rung)
+        before = {rung_name(r): r for r in self.rungs[:index]}
+        if isinstance(rung, DistillRungSpec):
+            if rung.teacher is None:
+                teachers = [n for n, r in before.items() if r.type in PROMPT_RUNGS]
+                if not teachers:
+                    raise ValueError(f"rung {name!r}: a distill rung needs a teacher: a prompt, fewshot or rag rung "
+                                     "listed before it")
+                rung.teacher = teachers[-1]
+            teacher = before.get(rung.teacher)
+            if teacher is None or teacher.type not in PROMPT_RUNGS:
+                what = "is not a rung listed before it" if teacher is None else f"is a {teacher.type} rung"
+                raise ValueError(f"rung {name!r}: teacher {rung.teacher!r} {what}; the teacher is a prompt, fewshot or "
+                                 f"rag rung listed before it ({', '.join(n for n, r in before.items() if r.type in PROMPT_RUNGS) or 'none'})")
+            return
+        if rung.init is not None and (rung.init not in before or before[rung.init].type != "lora"):
+            raise ValueError(f"rung {name!r}: init {rung.init!r} is not a lora rung listed before it")
+        if self.data.preferences is not None:
+            return  # the pairs are given
+        if rung.negatives_from is None:
+            if not before:
+                raise ValueError(f"rung {name!r}: a preference rung needs rejected answers: a rung listed before it "
+                                 "(whose wrong answers on train are used) or data.preferences")
+            rung.negatives_from = list(before)[-1]
+        if rung.negatives_from not in before:
+            raise ValueError(f"rung {name!r}: negatives_from {rung.negatives_from!r} is not a rung listed before it "
+                             f"({', '.join(before) or 'none'})")
 
     @property
     def metric_names(self) -> list[str]:

@@ -22,6 +22,7 @@ def _ctx(path):
 
 
 TRAINING = {"lora", "full"}  # trained for real in test_training.py (they need the transformers backend)
+LEARNING_FROM_RUNGS = {"distill", "preference"}  # they need another rung's answers: tests/test_distill_preference.py
 
 
 @pytest.mark.parametrize("kind", sorted(TRAINING))
@@ -37,7 +38,7 @@ def test_training_rungs_load_the_task_model_themselves(kind, make_task):
         build_candidate(spec_.rungs[0], ctx)
 
 
-@pytest.mark.parametrize("kind", sorted(set(RUNGS.names()) - TRAINING))
+@pytest.mark.parametrize("kind", sorted(set(RUNGS.names()) - TRAINING - LEARNING_FROM_RUNGS))
 def test_every_rung_builds_a_candidate_without_held_out_data(kind, make_task):
     assert set(RUNGS.names()) == set(RUNG_SPECS)
     spec, ctx = _ctx(make_task(rag_spec(), corpus=TINY_CORPUS))

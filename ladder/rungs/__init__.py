@@ -8,8 +8,10 @@ from ladder.rungs.base import BuildContext, Candidate, Demo, Passage, RungBuilde
 RUNGS: Registry[RungBuilder] = Registry("rung")
 
 # Registration happens on import of each rung module (cheap: no heavy imports at module level).
+from ladder.rungs import distill as _distill  # noqa: E402,F401
 from ladder.rungs import fewshot as _fewshot  # noqa: E402,F401
 from ladder.rungs import finetune as _finetune  # noqa: E402,F401
+from ladder.rungs import preference as _preference  # noqa: E402,F401
 from ladder.rungs import prompt as _prompt  # noqa: E402,F401
 from ladder.rungs import rag as _rag  # noqa: E402,F401
 

@@ -14,6 +14,8 @@ from ladder.spec import TaskSpec
 
 if TYPE_CHECKING:
     from ladder.corpus import Corpus
+    from ladder.data import PreferenceRow
+    from ladder.evaluate import SplitOutputs
     from ladder.retrieval.embedder import Embedder
     from ladder.retrieval.retriever import Retriever
 
@@ -43,11 +45,13 @@ class Selection:
 
 @dataclass
 class BuildContext:
-    """What a rung may use: train (and dev, for early stopping in training rungs), the corpus, a token
-    counter of the model being evaluated. Never the test split, never a backend: training rungs load the
-    task's base model themselves (``task_dir`` resolves a relative model path; ``device`` is where they
-    train, ``None`` for CUDA when there is one). Embedder and retriever are built once and shared by
-    every rung that needs them."""
+    """What a rung may use: train (and dev, for early stopping in training rungs), data.unlabeled and
+    data.preferences, the corpus, a token counter of the model being evaluated. Never the test split, never a
+    backend: training rungs load the task's base model themselves (``task_dir`` resolves a relative model
+    path; ``device`` is where they train, ``None`` for CUDA when there is one), and a rung that learns from
+    another rung's answers (distill, preference) asks for them through ``answer``, which the assessment
+    serves with its own backend and result cache. Embedder and retriever are built once and shared by
+    every rung that needs them; so are candidates (``candidate(name)``)."""
 
     spec: TaskSpec
     train: list[Example]
@@ -60,6 +64,10 @@ class BuildContext:
     # called by trained rungs after every optimizer step with (rung name, training state): progress, or a
     # deliberate interruption (raise KeyboardInterrupt) at a chosen step
     on_train_step: Callable[[str, object], None] | None = None
+    unlabeled: list[Example] = field(default_factory=list)
+    preferences: "list[PreferenceRow]" = field(default_factory=list)
+    # (candidate, examples, teacher_model, teacher_url) -> the candidate's outputs on those inputs (never test)
+    answer: "Callable[[Candidate, list[Example], str | None, str | None], SplitOutputs] | None" = None
     _shared: dict = field(default_factory=dict, repr=False)
 
     def embedder(self) -> "Embedder":
@@ -70,6 +78,30 @@ class BuildContext:
             ref = self.corpus.embedder if self.corpus is not None else resolve_embedder(self.spec.embedder)
             self._shared["embedder"] = Embedder(ref)
         return self._shared["embedder"]
+
+    def candidate(self, name: str) -> "Candidate":
+        """The candidate of the task's rung ``name``: the one this assessment built, else built now (a trained
+        rung's finished training is reused from the store)."""
+        built = self._shared.setdefault("candidates", {})
+        if name not in built:
+            from ladder.rungs import build_candidate
+            from ladder.spec import rung_name
+
+            rung = next(r for r in self.spec.rungs if rung_name(r) == name)
+            built[name] = build_candidate(rung, self)
+        return built[name]
+
+    def remember(self, candidate: "Candidate") -> None:
+        self._shared.setdefault("candidates", {})[candidate.rung] = candidate
+
+    def answers(self, candidate: "Candidate", examples: list[Example], model: str | None = None,
+                url: str | None = None) -> "SplitOutputs":
+        if self.answer is None:
+            from ladder.errors import LadderError
+
+            raise LadderError(f"rung needs the answers of {candidate.rung!r}, but nothing serves models here "
+                              "(run it through `ladder assess`)")
+        return self.answer(candidate, examples, model, url)
 
     def retriever(self) -> "Retriever":
         if "retriever" not in self._shared:

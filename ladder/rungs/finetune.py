@@ -15,7 +15,7 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ladder
@@ -26,7 +26,10 @@ from ladder.fileio import atomic_write_text, read_json
 from ladder.paths import ladder_home
 from ladder.rungs import RUNGS
 from ladder.rungs.base import BuildContext, Candidate
-from ladder.spec import FullRungSpec, LoraRungSpec, rung_name
+from ladder.data import Example
+from ladder.spec import FullRungSpec, LoraRungSpec, _AdapterSettings, rung_name
+
+TrainedRungSpec = object  # lora, full, distill or preference (spec.TRAINED_RUNGS)
 
 RESULT = "result.json"  # written last, once the artifact is complete: its presence means "finished"
 
@@ -77,32 +80,43 @@ class Trained:
     reused: bool  # a finished training found in the store: no weights were loaded
 
 
-def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext) -> Trained:
-    """Train (or resume, or reuse) the rung; the artifact is saved in the store.
+@dataclass
+class TrainingData:
+    """What a trained rung learns from, made by the rung: the objective's examples for train and dev, what
+    they were made from (texts: part of the store key), and what the record keeps about them."""
 
-    Under torchrun every rank calls this; the loop shares the work and rank 0 writes checkpoints and the
-    artifact.
-    """
-    import torch
+    train: list
+    dev: list
+    key: object
+    objective: object = None  # a train.Objective; None is the supervised answer loss
+    truncated: int = 0
+    data_s: float = 0.0  # time it took to make the data (a teacher's answers, the model's own mistakes)
+    info: dict = field(default_factory=dict)  # kept in the record (teacher, pairs)
+    init_adapter: Path | None = None  # start from this adapter instead of a fresh one
 
-    from ladder.models import content_identity, model_identity
-    from ladder.rungs.train import TrainConfig, distributed, encode_examples, outcome_dict, train_loop
+
+def zero_shot(rung, spec) -> Candidate:
+    """How every trained rung is evaluated: instruction + input, no demonstrations."""
+    return Candidate(rung_name(rung), rung.type, spec.prompt.instruction, spec.prompt.input_template)
+
+
+def encode_supervised(rung, ctx: BuildContext, answers: list[tuple[Example, str]]) -> TrainingData:
+    """(example, answer) pairs -> chat-templated prompt + answer token ids, for train; dev with its targets."""
+    from ladder.rungs.train import encode_examples
 
     name = rung_name(rung)
-    spec = ctx.spec
     hf = base_model(ctx)
-    device = train_device(ctx)
-    formatter = hf.formatter(spec.prompt.format)
-    zero_shot = Candidate(name, rung.type, spec.prompt.instruction, spec.prompt.input_template)
+    formatter = hf.formatter(ctx.spec.prompt.format)
+    candidate = zero_shot(rung, ctx.spec)
 
-    def pairs(examples):
+    def texts(pairs):
         out = []
-        for ex in examples:
-            messages = zero_shot.messages(ex.input)
-            out.append((formatter.prompt(messages), formatter.completion(messages, ex.target)))
+        for ex, answer in pairs:
+            messages = candidate.messages(ex.input)
+            out.append((formatter.prompt(messages), formatter.completion(messages, answer)))
         return out
 
-    train_pairs, dev_pairs = pairs(ctx.train), pairs(ctx.dev)
+    train_pairs, dev_pairs = texts(answers), texts((ex, ex.target) for ex in ctx.dev)
     max_len = rung.train.max_seq_len
     train_set, truncated = encode_examples(train_pairs, hf.encode, hf.encode_continuation, max_len)
     if train_set and truncated == len(train_set):
@@ -110,6 +124,28 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext) -> Trained:
         raise LadderError(f"rungs[{name}].train.max_seq_len: {max_len} is shorter than every training example "
                           f"(the shortest, instruction + input + answer, is {shortest} tokens)")
     dev_set, _ = encode_examples(dev_pairs, hf.encode, hf.encode_continuation, max_len)
+    return TrainingData(train_set, dev_set, {"train": train_pairs, "dev": dev_pairs}, truncated=truncated)
+
+
+def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | None = None) -> Trained:
+    """Train (or resume, or reuse) the rung on ``data`` (default: the train split's targets, supervised);
+    the artifact is saved in the store.
+
+    Under torchrun every rank calls this; the loop shares the work and rank 0 writes checkpoints and the
+    artifact.
+    """
+    import torch
+
+    from ladder.models import content_identity, model_identity
+    from ladder.rungs.train import SUPERVISED, TrainConfig, distributed, outcome_dict, train_loop
+
+    name = rung_name(rung)
+    spec = ctx.spec
+    hf = base_model(ctx)
+    device = train_device(ctx)
+    formatter = hf.formatter(spec.prompt.format)
+    data = data or encode_supervised(rung, ctx, [(ex, ex.target) for ex in ctx.train])
+    objective = data.objective or SUPERVISED
     key = cache_key(
         {
             "ladder": ladder.__version__,
@@ -117,8 +153,10 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext) -> Trained:
             # CUDA trains under bf16 autocast, the CPU in fp32: not the same weights
             "device": device.split(":")[0],
             "torch": torch.__version__.split("+")[0],
-            "train": train_pairs,
-            "dev": dev_pairs,
+            **({"train": data.key["train"], "dev": data.key["dev"]} if objective is SUPERVISED else {"data": data.key}),
+            # (supervised from a fresh adapter keeps the keys it always had: earlier trainings stay reusable)
+            **({} if objective is SUPERVISED else {"objective": objective.name}),
+            **({"init": _dir_digest(data.init_adapter)[0]} if data.init_adapter else {}),
             "rung": rung.model_dump(mode="json"),
             "seed": spec.seed,
         }
@@ -138,34 +176,43 @@ def train_rung(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext) -> Trained:
     else:
         # fp32 master weights on CUDA too (the loop runs the forward pass under bf16 autocast there)
         model = hf.load(torch.float32, device)
-    if isinstance(rung, LoraRungSpec):
+    if isinstance(rung, _AdapterSettings):
         try:
-            from peft import LoraConfig, get_peft_model
+            from peft import LoraConfig, PeftModel, get_peft_model
         except ImportError:
-            raise MissingDependency("peft (for the lora rung)", "pip install peft") from None
-        config = LoraConfig(
-            r=rung.r,
-            lora_alpha=rung.alpha,
-            lora_dropout=rung.dropout,
-            target_modules=rung.target_modules,
-            task_type="CAUSAL_LM",
-        )
-        model = get_peft_model(model, config)
+            raise MissingDependency(f"peft (for the {rung.type} rung)", "pip install peft") from None
+        if data.init_adapter is not None:
+            model = PeftModel.from_pretrained(model, str(data.init_adapter), is_trainable=True)
+        else:
+            config = LoraConfig(
+                r=rung.r,
+                lora_alpha=rung.alpha,
+                lora_dropout=rung.dropout,
+                target_modules=rung.target_modules,
+                task_type="CAUSAL_LM",
+            )
+            model = get_peft_model(model, config)
     else:
         for param in model.parameters():
             param.requires_grad_(True)
-    metric = _dev_metric(rung, ctx, zero_shot, formatter, hf, device) if rung.train.early_stopping == "dev_metric" else None
+    prepare = getattr(objective, "prepare", None)
+    if prepare is not None:  # e.g. the reference's log-probabilities, from the starting weights
+        for entry, values in prepare(model, data.train, data.dev, hf.pad_id, device).items():
+            data.info[entry] = {**data.info.get(entry, {}), **values}
+    metric = (_dev_metric(rung, ctx, zero_shot(rung, spec), formatter, hf, device)
+              if rung.train.early_stopping == "dev_metric" else None)
     on_step = (lambda state: ctx.on_train_step(name, state)) if ctx.on_train_step else None
-    config = TrainConfig(rung.train, spec.seed, name, work, hf.pad_id, truncated=truncated, dev_metric=metric,
-                         on_step=on_step)
-    outcome = train_loop(model, train_set, dev_set, config)
+    config = TrainConfig(rung.train, spec.seed, name, work, hf.pad_id, objective=objective, truncated=data.truncated,
+                         dev_metric=metric, on_step=on_step)
+    outcome = train_loop(model, data.train, data.dev, config)
     trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
-    result = {**outcome_dict(outcome), "train_examples": len(train_set), "trainable_params": trainable}
+    result = {**outcome_dict(outcome), "train_examples": len(data.train), "trainable_params": trainable,
+              "objective": objective.name, "data_s": data.data_s, **data.info}
     if distributed()[0] != 0:  # rank 0 saves; the others only trained
-        return Trained(result, Artifact("model", work, "", 0), work, len(train_set), trainable, False)
+        return Trained(result, Artifact("model", work, "", 0), work, len(data.train), trainable, False)
     artifact = _save_artifact(model, rung, hf, work)
     atomic_write_text(work / RESULT, json.dumps({"training": result, "artifact": _artifact_json(artifact)}, indent=1))
-    return Trained(result, artifact, work, len(train_set), trainable, False)
+    return Trained(result, artifact, work, len(data.train), trainable, False)
 
 
 def _artifact_json(artifact: Artifact) -> dict:
@@ -190,7 +237,7 @@ def _finished(work: Path) -> Trained | None:
 def _save_artifact(model, rung, hf, work: Path) -> Artifact:
     """The trained weights as a folder any backend loads: the adapter (LoRA), or the model with its
     tokenizer (full), written beside the checkpoints and swapped in whole."""
-    lora = isinstance(rung, LoraRungSpec)
+    lora = isinstance(rung, _AdapterSettings)
     folder = work / ("adapter" if lora else "model")
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -202,8 +249,14 @@ def _save_artifact(model, rung, hf, work: Path) -> Artifact:
     digest, size = _dir_digest(tmp)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
-    return Artifact("adapter" if lora else "model", folder, digest, size, rung.r if lora else None,
-                    lora and rung.quantize != "none")
+    rank = _adapter_rank(folder) if lora else None
+    return Artifact("adapter" if lora else "model", folder, digest, size, rank,
+                    lora and getattr(rung, "quantize", "none") != "none")
+
+
+def _adapter_rank(folder: Path) -> int:
+    """The saved adapter's rank (a preference rung started from a lora rung's adapter keeps that one's)."""
+    return int(json.loads((folder / "adapter_config.json").read_text())["r"])
 
 
 def _copy_into(source: Path, dest: Path) -> None:
@@ -248,10 +301,12 @@ def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter, hf, de
     return measure
 
 
-def finetune(rung: LoraRungSpec | FullRungSpec, ctx: BuildContext) -> Candidate:
+def finetune(rung, ctx: BuildContext, data: TrainingData | None = None) -> Candidate:
+    """Train the rung (on ``data``, default the train split's targets), copy its artifact into the run folder,
+    and return the zero-shot candidate that serves it."""
     name = rung_name(rung)
     spec = ctx.spec
-    trained = train_rung(rung, ctx)
+    trained = train_rung(rung, ctx, data)
     artifact = trained.artifact
     if ctx.work_dir is not None:
         folder = ctx.work_dir / name / artifact.path.name

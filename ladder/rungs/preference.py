@@ -1,0 +1,182 @@
+"""The preference rung: DPO (Rafailov et al. 2023) with a supervised term on the chosen answer (RPO, Pang et
+al. 2024), on the shared loop as an ``Objective``.
+
+- Pairs: chosen = the target, rejected = the model's own wrong answer on the same train input, made by the
+  rung listed before it (``negatives_from``; on-policy negatives, as in SPIN / iterative RPO). For label
+  outputs scored by log-likelihood, the rejected answer is the label that rung finds most likely among the
+  wrong ones, so every example gives a pair; otherwise an example whose answer the target metric scores 1.0
+  gives none. Or the user's pairs (data.preferences; then a seeded tenth of them is the dev set).
+- The reference is the starting model (the base, or the ``init`` lora rung's adapter): its log-probabilities
+  of both answers are computed once before training, with the same weights the policy starts from, so no
+  second copy of the model is kept and a resumed run uses the same reference.
+- Loss per pair: -log sigmoid(beta x ((log pi(c) - log ref(c)) - (log pi(r) - log ref(r)))) + sft_weight x the
+  chosen answer's mean token loss (without it DPO can lower the chosen answer's likelihood when the two
+  answers share most of their tokens). The step's loss is the mean over its pairs.
+- Dev evaluations report reward accuracy (pairs whose chosen answer gains more than the rejected), the mean
+  reward margin, and the mean log-ratio log pi(c) - log pi(r), beside the dev loss. They are not evidence
+  of quality on their own: the task metric, measured by the evaluation, decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ladder.errors import LadderError
+from ladder.rungs import RUNGS
+from ladder.rungs.base import BuildContext, Candidate, rng_for
+from ladder.rungs.finetune import TrainingData, base_model, finetune, zero_shot
+from ladder.spec import PreferenceRungSpec, rung_name
+
+
+@dataclass
+class PreferencePair:
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+    ref_chosen: float = 0.0  # the reference's summed log-probability of the chosen answer
+    ref_rejected: float = 0.0
+
+
+class DPO:
+    """Sigmoid DPO + sft_weight x the chosen answer's mean NLL; the weight of a pair is 1 (the step's loss is
+    the mean over its pairs)."""
+
+    name = "preference"
+
+    def __init__(self, beta: float, sft_weight: float):
+        self.beta, self.sft_weight = beta, sft_weight
+
+    def length(self, pair: PreferencePair) -> int:
+        return 2 * (len(pair.prompt) + max(len(pair.chosen), len(pair.rejected)))  # two padded rows
+
+    def weight(self, pair: PreferencePair) -> int:
+        return 1
+
+    def _logps(self, model, pairs: list[PreferencePair], pad_id: int, device):
+        """Summed log-probabilities of the chosen answers then the rejected ones, their token counts, and the
+        real tokens through the model; the output layer runs only at answer positions."""
+        import torch
+
+        from ladder.rungs.train import IGNORE, TrainExample, collate
+
+        rows = ([TrainExample(p.prompt + p.chosen, len(p.prompt)) for p in pairs]
+                + [TrainExample(p.prompt + p.rejected, len(p.prompt)) for p in pairs])
+        ids, mask, labels = collate(rows, pad_id, device)
+        hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        targets = labels[:, 1:]
+        where = targets != IGNORE
+        logits = model.get_output_embeddings()(hidden[:, :-1][where]).float()
+        token_logps = -torch.nn.functional.cross_entropy(logits, targets[where], reduction="none")
+        sums = torch.zeros(len(rows), dtype=token_logps.dtype, device=token_logps.device)
+        sums = sums.index_add(0, where.nonzero()[:, 0], token_logps)
+        return sums, where.sum(dim=1), int(mask.sum())
+
+    def prepare(self, model, train: list[PreferencePair], dev: list[PreferencePair], pad_id: int, device,
+                batch_size: int = 8) -> dict:
+        """The reference: the starting weights' log-probabilities of both answers of every pair. Returns, for
+        the record, the reference's mean log-ratio log p(chosen) - log p(rejected) on the dev pairs (what
+        training should raise)."""
+        import torch
+
+        pairs = train + dev
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(pairs), batch_size):
+                batch = pairs[start : start + batch_size]
+                sums, _, _ = self._logps(model, batch, pad_id, device)
+                for pair, chosen, rejected in zip(batch, sums[: len(batch)].tolist(), sums[len(batch) :].tolist()):
+                    pair.ref_chosen, pair.ref_rejected = chosen, rejected
+        model.train()
+        if not dev:
+            return {}
+        return {"pairs": {"dev_reference_logratio": sum(p.ref_chosen - p.ref_rejected for p in dev) / len(dev)}}
+
+    def loss(self, model, pairs: list[PreferencePair], pad_id: int, device):
+        import torch
+
+        from ladder.rungs.train import BatchLoss
+
+        sums, counts, tokens = self._logps(model, pairs, pad_id, device)
+        n = len(pairs)
+        chosen, rejected = sums[:n], sums[n:]
+        ref = torch.tensor([[p.ref_chosen, p.ref_rejected] for p in pairs], dtype=sums.dtype, device=sums.device)
+        margin = self.beta * ((chosen - ref[:, 0]) - (rejected - ref[:, 1]))
+        per_pair = -torch.nn.functional.logsigmoid(margin)
+        if self.sft_weight:
+            per_pair = per_pair + self.sft_weight * (-chosen / counts[:n].clamp(min=1))
+        stats = {"reward_accuracy": float((margin > 0).sum()), "reward_margin": float(margin.detach().sum()),
+                 "chosen_logratio": float((chosen - rejected).detach().sum())}
+        return BatchLoss(per_pair.sum(), tokens, int(counts.sum()), stats)
+
+
+def _encode(hf, formatter, candidate: Candidate, rows, max_len: int) -> tuple[list[PreferencePair], list, int]:
+    """(input, chosen, rejected) texts -> token pairs (prompts lose tokens from the left past max_len), the
+    rendered texts (the store key) and how many were cut."""
+    pairs, texts, cut = [], [], 0
+    for text, chosen, rejected in rows:
+        messages = candidate.messages(text)
+        prompt = formatter.prompt(messages)
+        c_text, r_text = formatter.completion(messages, chosen), formatter.completion(messages, rejected)
+        p, c, r = hf.encode(prompt), hf.encode_continuation(c_text), hf.encode_continuation(r_text)
+        longest = max(len(c), len(r))
+        if len(p) + longest > max_len:
+            cut += 1
+            p = p[-max(1, max_len - longest):]
+            c, r = c[: max_len - 1], r[: max_len - 1]
+        pairs.append(PreferencePair(p, c, r))
+        texts.append((prompt, c_text, r_text))
+    return pairs, texts, cut
+
+
+def own_mistakes(rung: PreferenceRungSpec, ctx: BuildContext, examples) -> tuple[list[tuple[str, str, str]], int, float]:
+    """(input, target, the rung's wrong answer) for each example that has one; how many had none; seconds."""
+    from ladder.scoring.metrics import scorers
+
+    assert rung.negatives_from is not None  # the spec resolves the default
+    outputs = ctx.answers(ctx.candidate(rung.negatives_from), examples)
+    scorer = scorers(ctx.spec)[ctx.spec.target.metric]
+    rows, skipped = [], 0
+    for ex, out in zip(examples, outputs.outputs):
+        if out.label_logprobs:  # label scoring: the most likely wrong label
+            wrong = [label for label in out.label_logprobs if label not in ex.references]
+            rejected = max(wrong, key=lambda label: out.label_logprobs[label]) if wrong else None
+        else:
+            rejected = out.output if scorer.score(out.output, ex.references) < 1.0 else None
+        if rejected is None or rejected == ex.target:
+            skipped += 1
+            continue
+        rows.append((ex.input, ex.target, rejected))
+    return rows, skipped, outputs.wall_s + outputs.selection_s
+
+
+@RUNGS.register("preference")
+def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
+    name = rung_name(rung)
+    if ctx.preferences:
+        given = sorted(ctx.preferences, key=lambda p: p.id)
+        rng_for(ctx.spec.seed, name, "preference-dev").shuffle(given)
+        n_dev = max(1, len(given) // 10) if len(given) > 1 else 0
+        rows = [(p.input, p.chosen, p.rejected) for p in given]
+        train_rows, dev_rows, skipped, seconds, source = rows[n_dev:], rows[:n_dev], 0, 0.0, "data.preferences"
+    else:
+        train_rows, skipped, seconds = own_mistakes(rung, ctx, ctx.train)
+        dev_rows, _, dev_seconds = own_mistakes(rung, ctx, ctx.dev)
+        seconds += dev_seconds
+        source = str(rung.negatives_from)
+    if not train_rows:
+        raise LadderError(f"rungs[{name}]: no preference pairs: {rung.negatives_from!r} answered all "
+                          f"{len(ctx.train)} train inputs correctly, so there is no wrong answer to reject")
+    hf = base_model(ctx)
+    formatter = hf.formatter(ctx.spec.prompt.format)
+    candidate = zero_shot(rung, ctx.spec)
+    train_pairs, train_texts, cut = _encode(hf, formatter, candidate, train_rows, rung.train.max_seq_len)
+    dev_pairs, dev_texts, _ = _encode(hf, formatter, candidate, dev_rows, rung.train.max_seq_len)
+    init = ctx.candidate(rung.init).artifact if rung.init else None
+    info = {"pairs": {"source": source, "train_pairs": len(train_pairs), "dev_pairs": len(dev_pairs),
+                      "skipped": skipped, "seconds": seconds, "beta": rung.beta, "sft_weight": rung.sft_weight,
+                      "init": rung.init}}
+    data = TrainingData(train_pairs, dev_pairs, {"train": train_texts, "dev": dev_texts},
+                        objective=DPO(rung.beta, rung.sft_weight), truncated=cut,
+                        data_s=seconds, info=info,
+                        init_adapter=init.path if init is not None else None)
+    return finetune(rung, ctx, data)

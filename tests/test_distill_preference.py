@@ -1,0 +1,128 @@
+"""The distill and preference rungs on the real bundled model, small slices of SNIPS: each loss decreases,
+the distilled student agrees with its teacher on train more than the base model does, DPO raises the
+chosen-vs-rejected log-ratio on held-out pairs, an interrupted preference training resumes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from ladder.assess import _answerer
+from ladder.backends.hf import TransformersBackend
+from ladder.cache import ResultCache
+from ladder.data import load_task_data
+from ladder.evaluate import run_eval
+from ladder.record import TrainingRecord
+from ladder.rungs import BuildContext, build_candidate
+from ladder.rungs.finetune import zero_shot
+from ladder.spec import load_task
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.model
+SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"
+TRAIN = dict(max_steps=8, batch_size=8, eval_every=4, checkpoint_every=2, max_seq_len=128, learning_rate=1e-3,
+             warmup_ratio=0.0)
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return TransformersBackend.from_spec("smollm2-135m-instruct", batch_size=8)
+
+
+def _context(backend, tmp_path, rungs: list[dict], n_train: int = 32):
+    """SNIPS with the given rungs, its first n_train train and 16 dev examples; other rungs' answers come
+    through the assessment's own answerer (the transformers backend, a result cache in tmp_path)."""
+    import yaml
+
+    raw = yaml.safe_load(SNIPS.read_text())
+    raw["rungs"] = rungs
+    for key in ("train", "dev", "test"):
+        raw["data"][key] = str(SNIPS.parent / raw["data"][key])
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    task = load_task(path)
+    data = load_task_data(task)
+    formatter = backend.formatter("chat")
+    cache = ResultCache(tmp_path / "cache")
+    ctx = BuildContext(spec=task.spec, train=data.splits.train[:n_train], dev=data.splits.dev[:16],
+                       work_dir=tmp_path / "run", task_dir=SNIPS.parent,
+                       answer=_answerer(task, backend, formatter, cache, lambda _m: None))
+    return task.spec, ctx, formatter
+
+
+def _predictions(backend, candidate, examples, formatter, spec, tmp_path) -> list[str]:
+    served = backend.serving(candidate.artifact)
+    return [o.output for o in run_eval(candidate, examples, served, formatter, spec, ResultCache(tmp_path, enabled=False)).outputs]
+
+
+def test_distilled_student_agrees_with_its_teacher_more_than_the_base_model(backend, tmp_path):
+    spec, ctx, formatter = _context(backend, tmp_path, [
+        {"type": "prompt"},
+        {"type": "fewshot", "k": 10, "selection": "random"},
+        {"type": "distill", "r": 16, "alpha": 32, "dropout": 0.0, "filter": "none", "train": TRAIN},
+    ])
+    rung = spec.rungs[2]
+    assert rung.teacher == "fewshot"  # the default: the last prompt rung before it
+    candidate = build_candidate(rung, ctx)
+    t = TrainingRecord.model_validate(candidate.training)
+    losses = [p.loss for p in t.curve]
+    assert len(losses) == 8 and sum(losses[-2:]) < sum(losses[:2])
+    teacher = t.teacher
+    assert teacher is not None and teacher.rung == "fewshot" and teacher.inputs == teacher.kept == 32
+    assert teacher.seconds > 0 and t.data_s == teacher.seconds and 0 <= teacher.train_correct <= 1
+    teacher_answers = _predictions(backend, ctx.candidate("fewshot"), ctx.train, formatter, spec, tmp_path / "a")
+    base = _predictions(backend, zero_shot(rung, spec), ctx.train, formatter, spec, tmp_path / "b")
+    student = _predictions(backend, candidate, ctx.train, formatter, spec, tmp_path / "c")
+    agree_base = sum(a == b for a, b in zip(base, teacher_answers))
+    agree_student = sum(a == b for a, b in zip(student, teacher_answers))
+    assert agree_student > agree_base, (agree_student, agree_base)
+    # the student's prompt is the zero-shot one: fewer tokens per call than the teacher's
+    student_tokens = run_eval(candidate, ctx.dev[:4], backend.serving(candidate.artifact), formatter, spec,
+                              ResultCache(tmp_path / "d", enabled=False)).outputs[0].prompt_tokens
+    assert student_tokens * 3 < teacher.prompt_tokens_per_call
+
+
+def test_distill_filter_keeps_only_correct_teacher_answers(backend, tmp_path):
+    spec, ctx, _ = _context(backend, tmp_path, [
+        {"type": "fewshot", "k": 10, "selection": "random"},
+        {"type": "distill", "dropout": 0.0, "train": {**TRAIN, "max_steps": 1}},
+    ], n_train=16)
+    t = TrainingRecord.model_validate(build_candidate(spec.rungs[1], ctx).training)
+    assert t.teacher.kept == round(t.teacher.train_correct * 16) < 16
+
+
+def _interrupt_after(steps: int):
+    def on_step(rung, state):
+        if state.step >= steps:
+            raise KeyboardInterrupt(f"stopped after step {state.step} (test)")
+
+    return on_step
+
+
+def test_dpo_raises_the_chosen_log_ratio_on_held_out_pairs_and_resumes(backend, tmp_path, monkeypatch):
+    spec, ctx, _ = _context(backend, tmp_path, [
+        {"type": "prompt"},
+        {"type": "preference", "r": 16, "alpha": 32, "dropout": 0.0, "beta": 0.1, "train": {**TRAIN, "batch_size": 4}},
+    ], n_train=16)
+    rung = spec.rungs[1]
+    assert rung.negatives_from == "prompt"
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home"))
+    with pytest.raises(KeyboardInterrupt):
+        build_candidate(rung, replace(ctx, on_train_step=_interrupt_after(2)))
+    candidate = build_candidate(rung, ctx)
+    t = TrainingRecord.model_validate(candidate.training)
+    assert t.resumed_from_step == 2 and t.steps == 8 and t.objective == "preference"
+    pairs = t.pairs
+    # label outputs: the prompt rung's most likely wrong label is every example's rejected answer
+    assert pairs.source == "prompt" and pairs.train_pairs == 16 and pairs.dev_pairs == 16 and pairs.skipped == 0
+    losses = [p.loss for p in t.curve]
+    assert sum(losses[-2:]) < sum(losses[:2])
+    last = t.dev_evals[-1]
+    assert last.chosen_logratio > pairs.dev_reference_logratio + 1.0, (last.chosen_logratio, pairs.dev_reference_logratio)
+    assert last.reward_accuracy > 0.5 and last.reward_margin > 0
+    # the same training without the interruption: the same curve (the reference is recomputed on resume)
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home-b"))
+    straight = TrainingRecord.model_validate(build_candidate(rung, replace(ctx, work_dir=tmp_path / "run-b")).training)
+    assert [p.loss for p in straight.curve] == pytest.approx(losses, abs=1e-3)
