@@ -93,11 +93,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train",
-        help="train one lora/full rung, on several processes under torchrun "
+        help="train one trained rung (lora, full, distill, preference), on several processes under torchrun "
         "(`torchrun --nproc_per_node N -m ladder train task.yaml --rung lora`); `ladder assess` then reuses it",
     )
     p.add_argument("task", help="path to task.yaml (or its folder)")
-    p.add_argument("--rung", required=True, help="name of a lora or full rung of the task")
+    p.add_argument("--rung", required=True, help="name of a trained rung of the task (lora, full, distill, preference)")
 
     p = sub.add_parser(
         "report",
@@ -199,16 +199,18 @@ def _train(args) -> int:
     from ladder import display
     from ladder.assess import select_rungs
     from ladder.data import load_task_data
-    from ladder.rungs import BuildContext
-    from ladder.rungs.finetune import train_rung
-    from ladder.spec import load_task
+    from ladder.rungs import BuildContext, build_candidate
+    from ladder.spec import TRAINED_RUNGS, load_task
 
     task = load_task(args.task)
     (rung,) = select_rungs(task, [args.rung])
-    if rung.type not in ("lora", "full"):
-        raise LadderError(f"--rung: {args.rung!r} is a {rung.type} rung; only lora and full rungs train")
+    if rung.type not in TRAINED_RUNGS:
+        raise LadderError(f"--rung: {args.rung!r} is a {rung.type} rung; only {', '.join(TRAINED_RUNGS)} rungs train")
     data = load_task_data(task)
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and rung.type in ("distill", "preference"):
+        raise LadderError(f"--rung: {args.rung!r} is a {rung.type} rung: it first needs another rung's answers, which "
+                          "one process makes; train it without torchrun")
     device = None
     if world > 1:
         import torch
@@ -220,14 +222,32 @@ def _train(args) -> int:
             device = f"cuda:{local}"
         dist.init_process_group("nccl" if device else "gloo")
     ctx = BuildContext(spec=task.spec, train=data.splits.train, dev=data.splits.dev, corpus=data.corpus,
-                       task_dir=task.path.parent, device=device)
-    trained = train_rung(rung, ctx)
+                       task_dir=task.path.parent, device=device, unlabeled=data.unlabeled, preferences=data.preferences)
+    backend = None
+    if rung.type in ("distill", "preference"):
+        # another rung's answers first (a teacher's, or the model's own mistakes), through the result cache
+        from ladder.assess import _answerer
+        from ladder.backends import create_backend
+        from ladder.cache import ResultCache
+        from ladder.paths import result_cache_dir
+
+        spec = task.spec
+        backend = create_backend(spec.serving.backend, spec.model, base_dir=task.path.parent,
+                                 batch_size=spec.generation.batch_size, labels=spec.output.labels, serving=spec.serving)
+        ctx.answer = _answerer(task, backend, backend.formatter(spec.prompt.format), ResultCache(result_cache_dir()),
+                               display.out)
+    try:
+        candidate = build_candidate(rung, ctx)  # the artifact stays in the training store (no run folder)
+    finally:
+        if backend is not None and hasattr(backend, "close"):
+            backend.close()
     if int(os.environ.get("RANK", "0")) == 0:
-        t = trained.training
-        done = "finished earlier, reused" if trained.reused else f"on {world} process(es)"
+        t = candidate.training
+        assert t is not None and candidate.artifact is not None
+        done = "finished earlier, reused" if t["reused"] else f"on {world} process(es)"
         display.out(
             f"{args.rung}: {t['steps']} steps {done}, {t['tokens_seen']} real tokens, "
-            f"{t['tokens_per_s']:.1f} tokens/s; artifact {trained.artifact.path} (reused by `ladder assess`)"
+            f"{t['tokens_per_s']:.1f} tokens/s; artifact {candidate.artifact.path} (reused by `ladder assess`)"
         )
     if world > 1:
         import torch.distributed as dist

@@ -300,8 +300,9 @@ class DistillRungSpec(_AdapterSettings):
         description="Or an OpenAI-compatible endpoint (up to /v1) serving the teacher model.",
     )
     filter: Literal["none", "correct"] = Field(
-        default="correct", description="`correct`: where a target exists (train), keep only the teacher's answers the "
-        "target metric scores as fully correct (1.0); unlabeled inputs keep every answer. `none`: learn them all.",
+        default="none", description="`none`: learn every teacher answer (context distillation proper). `correct`: where "
+        "a target exists (train), keep only the teacher's answers the target metric scores as fully correct (1.0), "
+        "which mixes in supervision from the targets; unlabeled inputs keep every answer.",
     )
 
 

@@ -87,7 +87,7 @@ def test_distilled_student_agrees_with_its_teacher_more_than_the_base_model(back
 def test_distill_filter_keeps_only_correct_teacher_answers(backend, tmp_path):
     spec, ctx, _ = _context(backend, tmp_path, [
         {"type": "fewshot", "k": 10, "selection": "random"},
-        {"type": "distill", "dropout": 0.0, "train": {**TRAIN, "max_steps": 1}},
+        {"type": "distill", "dropout": 0.0, "filter": "correct", "train": {**TRAIN, "max_steps": 1}},
     ], n_train=16)
     t = TrainingRecord.model_validate(build_candidate(spec.rungs[1], ctx).training)
     assert t.teacher.kept == round(t.teacher.train_correct * 16) < 16

@@ -155,6 +155,8 @@ def test_cost_decides_between_rungs_that_both_qualify():
 def test_next_rung():
     assert next_rung_after(["prompt", "fewshot"], []) == ("rag", [])
     assert next_rung_after(["prompt"], ["fewshot"]) == ("fewshot", [])
+    # distill learns a lower rung's answers: it is not the next rung to try for a gap
+    assert next_rung_after(["prompt", "fewshot", "rag"], []) == ("lora", [])
     assert next_rung_after(["full"], []) == (None, [])
 
 

@@ -110,3 +110,33 @@ def test_a_version_2_record_is_migrated_and_renders_in_both_formats():
     assert run.spec.policy.confidence == "lower_bound" and run.inputs == {} and run.command is None
     page = render([run], "html")
     assert "| fewshot |" in render([run], "md") and 'data-plot="scores"' in page and "0 won, 0 lost, 9 unchanged" in page
+
+
+def test_training_section_says_where_a_distill_and_a_preference_rung_learnt_from():
+    """A distill rung's teacher (with prompt tokens per call before and after) and a preference rung's pairs
+    (with the dev log-ratio the reference had and the trained policy reached), and the teacher's time in the
+    rung's adaptation cost."""
+    from ladder.cost import rung_cost
+    from ladder.spec import CostSpec
+
+    run = load_run(GOLDEN / "run.json")
+    teacher_rung, rung = run.rungs[0], run.rungs[-1]
+    base = {"steps": 8, "epochs": 1.0, "wall_s": 100.0, "tokens_seen": 900, "tokens_per_s": 9.0, "rss_start_mb": 1000.0,
+            "rss_peak_mb": 1500.0, "answer_tokens": 300, "train_examples": 40, "artifact": "run/x/adapter",
+            "checkpoint_dir": "store/x", "artifact_sha256": "ab" * 32, "artifact_bytes": 2**20}
+    teacher = {"rung": teacher_rung.name, "inputs": 50, "unlabeled": 10, "kept": 45, "train_correct": 0.875,
+               "seconds": 20.0, "prompt_tokens_per_call": 400.0}
+    rung.training = TrainingRecord.model_validate({**base, "data_s": 20.0, "teacher": teacher})
+    text = render_markdown(run)
+    before = teacher_rung.splits["dev"].prompt_tokens_per_call
+    after = rung.splits["dev"].prompt_tokens_per_call
+    assert (f"| {rung.name} | {teacher_rung.name} | 50 (10 unlabeled) | 45 | 0.88 | 20 s | {before:.0f} → {after:.0f} |"
+            in text)
+    assert rung_cost(rung.splits["dev"], rung.training, 0.0, CostSpec()).adaptation_s == 120.0
+    pairs = {"source": teacher_rung.name, "train_pairs": 40, "dev_pairs": 6, "skipped": 2, "seconds": 5.0, "beta": 0.1,
+             "sft_weight": 1.0, "init": None, "dev_reference_logratio": -1.5}
+    evals = [{"step": 8, "dev_loss": 0.4, "reward_accuracy": 0.83, "reward_margin": 0.25, "chosen_logratio": 1.0}]
+    rung.training = TrainingRecord.model_validate({**base, "objective": "preference", "pairs": pairs, "dev_evals": evals})
+    text = render_markdown(run)
+    assert f"| {rung.name} | {teacher_rung.name} | — | 40 | 6 | 2 | 0.1 / 1 | -1.50 → 1.00 | 5 s |" in text
+    assert "loss 0.4, reward accuracy 0.83, margin 0.250" in text

@@ -15,7 +15,7 @@ GOLDEN = ROOT / "tests" / "golden" / "bad_tasks"
 
 
 def shipped_tasks() -> list[Path]:
-    return sorted((ROOT / "tasks").rglob("task.yaml"))
+    return sorted((ROOT / "tasks").glob("*/*.yaml"))
 
 
 def test_every_shipped_task_validates():

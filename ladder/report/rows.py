@@ -42,6 +42,8 @@ def _dev_eval(evaluation: DevEvaluation | None, metric: str) -> str:
     if evaluation is None:
         return "—"
     text = f"loss {evaluation.dev_loss}"
+    if evaluation.reward_accuracy is not None:
+        text += f", reward accuracy {evaluation.reward_accuracy:.2f}, margin {evaluation.reward_margin:.3f}"
     return text + (f", {metric} {evaluation.dev_metric:.3f}" if evaluation.dev_metric is not None else "")
 
 
@@ -332,7 +334,51 @@ def _training(run: AssessmentRun) -> Section:
         Paragraph("Real tokens exclude padding; tokens/s includes the dev evaluations; memory is the "
                   "process's resident set, sampled during training."),
     ]
+    section.blocks += _learnt_from(run, trained)
     return section
+
+
+def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list:
+    """Where a distill rung's answers and a preference rung's pairs came from, and what making them cost."""
+    blocks: list = []
+    by_name = {r.name: r for r in run.rungs}
+    rows = []
+    for r in trained:
+        teacher = r.training.teacher if r.training else None
+        if teacher is None:
+            continue
+        measured = by_name.get(teacher.rung)
+        before = measured.splits["dev"].prompt_tokens_per_call if measured else teacher.prompt_tokens_per_call
+        after = r.splits["dev"].prompt_tokens_per_call
+        source = teacher.rung + (f" on {teacher.model}" if teacher.model else "") + (f" at {teacher.url}" if teacher.url else "")
+        correct = f"{teacher.train_correct:.2f}" if teacher.train_correct is not None else "—"
+        rows.append([r.name, source, f"{teacher.inputs} ({teacher.unlabeled} unlabeled)", str(teacher.kept), correct,
+                     duration(teacher.seconds), f"{before:.0f} → {after:.0f}"])
+    if rows:
+        blocks += [
+            Table(["rung", "teacher", "inputs answered", "answers learnt", "teacher correct on train", "teacher time",
+                   "prompt tokens per call (teacher → student)"], rows),
+            Paragraph("A distill rung learns its teacher's answers on the zero-shot prompt; the teacher's time is part "
+                      "of its adaptation cost, and the break-even volume against the teacher is in the cost table."),
+        ]
+    rows = []
+    for r in trained:
+        pairs = r.training.pairs if r.training else None
+        if pairs is None:
+            continue
+        last = r.training.dev_evals[-1] if r.training.dev_evals else None
+        ratio = (f"{pairs.dev_reference_logratio:.2f} → {last.chosen_logratio:.2f}"
+                 if pairs.dev_reference_logratio is not None and last is not None and last.chosen_logratio is not None else "—")
+        rows.append([r.name, pairs.source, pairs.init or "—", str(pairs.train_pairs), str(pairs.dev_pairs),
+                     str(pairs.skipped), f"{pairs.beta:g} / {pairs.sft_weight:g}", ratio, duration(pairs.seconds)])
+    if rows:
+        blocks += [
+            Table(["rung", "rejected answers from", "started from", "train pairs", "dev pairs", "without a wrong answer",
+                   "beta / sft weight", "dev log p(chosen) − log p(rejected), reference → trained", "making pairs"], rows),
+            Paragraph("Reward accuracy and margins on dev pairs show the preference was learnt, not that the task "
+                      "improved: the task metric above decides."),
+        ]
+    return blocks
 
 
 def _training_curves(run: AssessmentRun) -> Section:
