@@ -178,3 +178,39 @@ def test_the_next_rung_suggested_is_one_the_task_can_run(make_task, tmp_path):
     with_corpus = make_task({"corpus": {"path": "corpus.jsonl"}}, corpus=TINY_CORPUS, folder="with-corpus")
     run, _ = assess(load_task(with_corpus), backend=ScriptedBackend(responder=lambda p: "weather"), out_dir=tmp_path / "c")
     assert run.recommendation.next_rung == "rag" and "would need" not in run.recommendation.summary
+
+
+def test_a_distill_rung_is_measured_after_its_teacher_meets_the_target(make_task, tmp_path, monkeypatch):
+    """The climb stops at a rung that meets the target, except for a distill rung taught by it: it exists to
+    cut the cost per call, so it is measured; a rung above it stays skipped. (The loop's rule, on the
+    scripted backend: the distill builder here answers like its teacher without training; the real rung is
+    tested on the model in tests/test_distill_preference.py.)"""
+    from ladder.assess import assess
+    from ladder.backends.scripted import ScriptedBackend
+    from ladder.rungs import RUNGS
+    from ladder.rungs.base import Candidate
+    from ladder.spec import load_task
+
+    def stand_in(rung, ctx):
+        teacher = ctx.candidate(rung.teacher)  # the teacher rung, as built by this assessment
+        return Candidate(rung.name or "distill", "distill", teacher.instruction, teacher.input_template)
+
+    monkeypatch.setitem(RUNGS._items, "distill", stand_in)
+    def knows(prompt: str) -> str:
+        text = prompt.rsplit("Text: ", 1)[-1]
+        return "weather" if "raining" in text else "music" if "song" in text else "booking"
+
+    backend = ScriptedBackend(responder=knows)
+    path = make_task({"target": {"metric": "accuracy", "threshold": 0.5}, "policy": {"confidence": "point"},
+                      "rungs": [{"type": "prompt"}, {"type": "distill"}, {"type": "lora"}]})
+    run, _ = assess(load_task(path), backend=backend, out_dir=tmp_path / "run")
+    assert [r.name for r in run.rungs] == ["prompt", "distill"] and run.rungs[0].decision.status == "meets"
+    assert [s.name for s in run.skipped] == ["lora"] and "prompt meets the target" in run.skipped[0].reason
+    # a teacher that does not meet the target: the distill rung is climbed to like any other
+    path = make_task({"target": {"metric": "accuracy", "threshold": 0.5},
+                      "policy": {"confidence": "point", "inconclusive": "climb"},
+                      "rungs": [{"type": "prompt"}, {"type": "distill"}]}, folder="gap")
+    run, _ = assess(load_task(path), backend=ScriptedBackend(responder=lambda p: "none"), out_dir=tmp_path / "run-gap",
+                    use_cache=False)  # the same prompts: not the first backend's cached answers
+    assert run.rungs[0].decision.status != "meets" and run.rungs[0].decision.action == "climb"
+    assert [r.name for r in run.rungs] == ["prompt", "distill"]
