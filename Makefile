@@ -61,6 +61,7 @@ bench: setup $(VLLM_STAMP)
 	$(BIN)/python bench/generation.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/training.py
+	$(BIN)/python bench/objectives.py
 	$(BIN)/python bench/gate_calibration.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/precision.py

@@ -142,6 +142,7 @@ def main() -> None:
           f"({len(train) / teacher_s:.2f} ex/s); agrees with the gold label on "
           f"{sum(o.output == ex.target for o, ex in zip(taught, train))}/{len(train)}", flush=True)
     results = {"teacher": {"examples": len(train), "seconds": teacher_s}}
+    run_loop(backend, supervised, None, 2, args.lr)  # warm-up (allocator, threads): the first timed row paid it
     results["supervised"] = run_loop(backend, supervised, None, args.steps, args.lr)
     print("supervised", results["supervised"], flush=True)
     results["distill"] = run_loop(backend, distilled, None, args.steps, args.lr)

@@ -104,13 +104,14 @@ def _answerer(task: TaskFile, backend: Backend, formatter, cache: ResultCache, s
     spec = task.spec
 
     def answer(candidate, examples, model: str | None = None, url: str | None = None):
+        splits = "+".join(dict.fromkeys(ex.split for ex in examples))
         if model is None and url is None:
-            say(f"[{candidate.rung}] answering {len(examples)} training inputs")
+            say(f"[{candidate.rung}] answering {len(examples)} {splits} inputs for a rung that learns from them")
             return run_eval(candidate, examples, backend, formatter, spec, cache)
         from ladder.backends import create_backend
 
         name = "openai" if url else "transformers"
-        say(f"[{candidate.rung}] answering {len(examples)} training inputs with {model or spec.model} ({name})")
+        say(f"[{candidate.rung}] answering {len(examples)} {splits} inputs with {model or spec.model} ({name})")
         other = create_backend(name, model or spec.model, base_dir=task.path.parent, serving=spec.serving,
                                batch_size=spec.generation.batch_size, **({"base_url": url} if url else {}))
         try:

@@ -259,7 +259,7 @@ class TrainSpec(_Strict):
     checkpoint_every: int = Field(default=25, ge=1, description="Steps between resumable checkpoints.")
 
 
-class _AdapterSettings(_Strict):
+class AdapterSettings(_Strict):
     """A LoRA adapter on the base model (peft) and the training loop's settings: the lora, distill and
     preference rungs."""
 
@@ -270,7 +270,7 @@ class _AdapterSettings(_Strict):
     train: TrainSpec = TrainSpec()
 
 
-class LoraRungSpec(_AdapterSettings):
+class LoraRungSpec(AdapterSettings):
     """LoRA adapters (peft) on the base model, trained on the train split."""
 
     type: Literal["lora"]
@@ -280,7 +280,7 @@ class LoraRungSpec(_AdapterSettings):
     )
 
 
-class DistillRungSpec(_AdapterSettings):
+class DistillRungSpec(AdapterSettings):
     """Context distillation: a teacher (a lower prompt rung of this task, or another model with that rung's
     prompt) answers the train inputs (and data.unlabeled); a LoRA student learns its answers on the zero-shot
     prompt, so calls no longer pay for the teacher's demonstrations or retrieved passages."""
@@ -306,7 +306,7 @@ class DistillRungSpec(_AdapterSettings):
     )
 
 
-class PreferenceRungSpec(_AdapterSettings):
+class PreferenceRungSpec(AdapterSettings):
     """Preference tuning (DPO with a supervised term on the chosen answer, as in RPO): chosen = the target,
     rejected = the model's own wrong answer on the same train input (made by the rung below), or the pairs of
     data.preferences. The reference is the starting model, its log-probabilities computed once before training."""
@@ -351,6 +351,7 @@ RungSpec = Annotated[
           FullRungSpec],
     Field(discriminator="type"),
 ]
+TrainedRungSpec = Union[DistillRungSpec, LoraRungSpec, PreferenceRungSpec, FullRungSpec]
 PROMPT_RUNGS = ("prompt", "fewshot", "rag")  # no weights changed: what a distill rung's teacher may be
 TRAINED_RUNGS = ("distill", "lora", "preference", "full")
 ADAPTER_RUNGS = ("distill", "lora", "preference")  # trained as a LoRA adapter: one served engine hot-swaps them

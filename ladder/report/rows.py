@@ -208,10 +208,14 @@ def _what_it_costs(run: AssessmentRun) -> Section:
     }, f"Dev {metric} (95% interval) against the cost per 1k calls ({unit}); "
        + (f"{chosen} is highlighted ({_why_chosen(run)}). "
           if chosen else "") + "The numbers are the table above and the summary table."))
+    adaptation = ("Adaptation is training wall time plus making the training data (a teacher's answers, the model's "
+                  "own wrong answers) where a rung needs it, or building the candidate; "
+                  if any(r.training is not None and r.training.data_s for r in run.rungs) else
+                  "Adaptation is training wall time (or building the candidate); ")
     section.blocks.append(Paragraph(
         ("Per-call cost from token prices. " if basis == "tokens" else
          "Per-call cost from batched machine time per call" + (" (no prices given: machine-hours). " if unit == "machine-hours" else ". "))
-        + "Adaptation is training wall time (or building the candidate); the total adds the expected calls "
+        + adaptation + "the total adds the expected calls "
         "(cost.calls_per_month x cost.months); break-even is the volume at which a rung's lower per-call cost "
         "pays back its higher one-time cost. Latency per call is the wall time of the batch that answered it."
     ))

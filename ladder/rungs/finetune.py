@@ -27,9 +27,7 @@ from ladder.paths import ladder_home
 from ladder.rungs import RUNGS
 from ladder.rungs.base import BuildContext, Candidate
 from ladder.data import Example
-from ladder.spec import FullRungSpec, LoraRungSpec, _AdapterSettings, rung_name
-
-TrainedRungSpec = object  # lora, full, distill or preference (spec.TRAINED_RUNGS)
+from ladder.spec import AdapterSettings, FullRungSpec, LoraRungSpec, TrainedRungSpec, rung_name
 
 RESULT = "result.json"  # written last, once the artifact is complete: its presence means "finished"
 
@@ -176,7 +174,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     else:
         # fp32 master weights on CUDA too (the loop runs the forward pass under bf16 autocast there)
         model = hf.load(torch.float32, device)
-    if isinstance(rung, _AdapterSettings):
+    if isinstance(rung, AdapterSettings):
         try:
             from peft import LoraConfig, PeftModel, get_peft_model
         except ImportError:
@@ -237,7 +235,7 @@ def _finished(work: Path) -> Trained | None:
 def _save_artifact(model, rung, hf, work: Path) -> Artifact:
     """The trained weights as a folder any backend loads: the adapter (LoRA), or the model with its
     tokenizer (full), written beside the checkpoints and swapped in whole."""
-    lora = isinstance(rung, _AdapterSettings)
+    lora = isinstance(rung, AdapterSettings)
     folder = work / ("adapter" if lora else "model")
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -301,7 +299,7 @@ def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter, hf, de
     return measure
 
 
-def finetune(rung, ctx: BuildContext, data: TrainingData | None = None) -> Candidate:
+def finetune(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | None = None) -> Candidate:
     """Train the rung (on ``data``, default the train split's targets), copy its artifact into the run folder,
     and return the zero-shot candidate that serves it."""
     name = rung_name(rung)
