@@ -67,7 +67,7 @@ def test_placeholders_are_checked():
 def test_rungs_must_climb_in_order():
     raw = base_spec()
     raw["rungs"] = [{"type": "fewshot"}, {"type": "prompt"}]
-    assert _errors(raw) == ["task.yaml: (top level): rungs must climb in ladder order prompt -> fewshot -> rag -> lora -> full; got fewshot -> prompt"]
+    assert _errors(raw) == ["task.yaml: (top level): rungs must climb in ladder order prompt -> fewshot -> rag -> distill -> lora -> preference -> full; got fewshot -> prompt"]
 
 
 @pytest.mark.parametrize("case", sorted(p.stem for p in GOLDEN.glob("*.yaml")))
