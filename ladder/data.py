@@ -206,7 +206,8 @@ class TaskData:
     preferences: list[PreferenceRow] = field(default_factory=list)  # data.preferences
 
 
-def _extra_rows(task: TaskFile, key: str, fields: dict[str, str], problems: list[str]) -> list[tuple[str, dict[str, str]]]:
+def _extra_rows(task: TaskFile, key: str, fields: dict[str, str], problems: list[str],
+                optional: dict[str, str | None] | None = None) -> list[tuple[str, dict[str, str]]]:
     """The rows of an optional data file (data.unlabeled, data.preferences): (file:line, {role: text}), every
     problem named by file and line (or by the task file's field when the file itself is wrong)."""
     rel = getattr(task.spec.data, key)
@@ -241,6 +242,9 @@ def _extra_rows(task: TaskFile, key: str, fields: dict[str, str], problems: list
                 continue
             values[role] = text
         if len(values) == len(fields):
+            for role, name in (optional or {}).items():
+                if name is not None and as_text(row.get(name)):
+                    values[role] = as_text(row[name])
             out.append((where, values))
     if not out and not any(p.startswith(f"{shown}:") for p in problems):
         problems.append(f"{shown}: data.{key} has no rows")
@@ -264,9 +268,8 @@ def load_extra(task: TaskFile, splits: Splits, problems: list[str]) -> tuple[lis
             return True
         return False
 
-    fields = {"input": data.input_field, **({"id": data.id_field} if data.id_field else {})}
-    unlabeled = []
-    for where, values in _extra_rows(task, "unlabeled", fields, problems):
+    unlabeled = []  # an id is optional here: without one, the input's hash
+    for where, values in _extra_rows(task, "unlabeled", {"input": data.input_field}, problems, {"id": data.id_field}):
         if not leaks(where, values["input"], "unlabeled"):
             unlabeled.append(Example(values.get("id") or short_hash(values["input"]), values["input"], "", "unlabeled", where))
     preferences = []

@@ -77,7 +77,7 @@ class DataSpec(_Strict):
         description="The same input (after normalization) with different targets is an error; true makes it a warning.",
     )
     unlabeled: str | None = Field(
-        default=None, description="Inputs without targets (JSONL or CSV, input_field and id_field only): the distill "
+        default=None, description="Inputs without targets (JSONL or CSV: input_field, and id_field where given): the distill "
         "rung's teacher answers them too, so the student learns from more than the train split.",
     )
     preferences: str | None = Field(

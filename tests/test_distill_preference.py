@@ -31,15 +31,21 @@ def backend():
     return TransformersBackend.from_spec("smollm2-135m-instruct", batch_size=8)
 
 
-def _context(backend, tmp_path, rungs: list[dict], n_train: int = 32):
+def _context(backend, tmp_path, rungs: list[dict], n_train: int = 32, **files: list[dict]):
     """SNIPS with the given rungs, its first n_train train and 16 dev examples; other rungs' answers come
-    through the assessment's own answerer (the transformers backend, a result cache in tmp_path)."""
+    through the assessment's own answerer (the transformers backend, a result cache in tmp_path). ``files``:
+    data.unlabeled / data.preferences rows, written beside the task file."""
+    import json
+
     import yaml
 
     raw = yaml.safe_load(SNIPS.read_text())
     raw["rungs"] = rungs
     for key in ("train", "dev", "test"):
         raw["data"][key] = str(SNIPS.parent / raw["data"][key])
+    for key, rows in files.items():
+        (tmp_path / f"{key}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        raw["data"][key] = f"{key}.jsonl"
     path = tmp_path / "task.yaml"
     path.write_text(yaml.safe_dump(raw))
     task = load_task(path)
@@ -47,7 +53,8 @@ def _context(backend, tmp_path, rungs: list[dict], n_train: int = 32):
     formatter = backend.formatter("chat")
     cache = ResultCache(tmp_path / "cache")
     ctx = BuildContext(spec=task.spec, train=data.splits.train[:n_train], dev=data.splits.dev[:16],
-                       work_dir=tmp_path / "run", task_dir=SNIPS.parent,
+                       work_dir=tmp_path / "run", task_dir=SNIPS.parent, unlabeled=data.unlabeled,
+                       preferences=data.preferences,
                        answer=_answerer(task, backend, formatter, cache, lambda _m: None))
     return task.spec, ctx, formatter
 
@@ -84,13 +91,29 @@ def test_distilled_student_agrees_with_its_teacher_more_than_the_base_model(back
     assert student_tokens * 3 < teacher.prompt_tokens_per_call
 
 
-def test_distill_filter_keeps_only_correct_teacher_answers(backend, tmp_path):
+def test_distill_filter_keeps_only_correct_teacher_answers_and_every_unlabeled_one(backend, tmp_path):
+    unlabeled = [{"text": text} for text in ("play some jazz by miles davis", "will it snow in oslo tomorrow",
+                                             "book a table for two at noon", "rate this novel four stars")]
     spec, ctx, _ = _context(backend, tmp_path, [
         {"type": "fewshot", "k": 10, "selection": "random"},
         {"type": "distill", "dropout": 0.0, "filter": "correct", "train": {**TRAIN, "max_steps": 1}},
-    ], n_train=16)
+    ], n_train=16, unlabeled=unlabeled)
     t = TrainingRecord.model_validate(build_candidate(spec.rungs[1], ctx).training)
-    assert t.teacher.kept == round(t.teacher.train_correct * 16) < 16
+    assert t.teacher.inputs == 20 and t.teacher.unlabeled == 4
+    assert t.teacher.kept == round(t.teacher.train_correct * 16) + 4 < 20 and t.train_examples == t.teacher.kept
+
+
+def test_preference_pairs_from_data_preferences(backend, tmp_path):
+    """User-given pairs replace the model's own mistakes; a seeded tenth of them is the dev set."""
+    pairs = [{"text": f"play track {i} from my road trip mix", "chosen": "play_music", "rejected": "add_to_playlist"}
+             for i in range(10)]
+    spec, ctx, _ = _context(backend, tmp_path, [
+        {"type": "preference", "dropout": 0.0, "train": {**TRAIN, "max_steps": 1}},
+    ], n_train=8, preferences=pairs)
+    assert spec.rungs[0].negatives_from is None  # nothing to answer: the pairs are given
+    t = TrainingRecord.model_validate(build_candidate(spec.rungs[0], ctx).training)
+    assert t.pairs.source == "data.preferences" and (t.pairs.train_pairs, t.pairs.dev_pairs) == (9, 1)
+    assert t.steps == 1 and t.dev_evals[-1].reward_accuracy is not None
 
 
 def _interrupt_after(steps: int):
