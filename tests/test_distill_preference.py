@@ -149,3 +149,18 @@ def test_dpo_raises_the_chosen_log_ratio_on_held_out_pairs_and_resumes(backend, 
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home-b"))
     straight = TrainingRecord.model_validate(build_candidate(rung, replace(ctx, work_dir=tmp_path / "run-b")).training)
     assert [p.loss for p in straight.curve] == pytest.approx(losses, abs=1e-3)
+
+
+def test_a_teacher_model_answers_with_the_teacher_rungs_prompt(backend, tmp_path):
+    """teacher_model: another model (here the bundled one by its local folder, served by a transformers backend
+    the answerer makes and closes) answers with the teacher rung's prompt; the record names it."""
+    from ladder.models import resolve_model
+
+    folder = str(resolve_model("smollm2-135m-instruct").path)
+    spec, ctx, _ = _context(backend, tmp_path, [
+        {"type": "fewshot", "k": 4, "selection": "random"},
+        {"type": "distill", "dropout": 0.0, "teacher_model": folder, "train": {**TRAIN, "max_steps": 1}},
+    ], n_train=8)
+    t = TrainingRecord.model_validate(build_candidate(spec.rungs[1], ctx).training)
+    assert t.teacher.model == folder and t.teacher.rung == "fewshot" and t.teacher.inputs == t.teacher.kept == 8
+    assert t.teacher.prompt_tokens_per_call > 100  # the 4-shot prompt, rendered by the teacher's own tokenizer
