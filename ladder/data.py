@@ -68,6 +68,54 @@ def _read_rows(path: Path) -> list[tuple[int, object]]:
     return rows
 
 
+def _data_file(task: TaskFile, key: str, problems: list[str]) -> tuple[str, str, list[tuple[str, object]]] | None:
+    """The file named by ``data.<key>`` (a split, data.unlabeled, data.preferences): its shown path, sha256
+    and ``(file:line, parsed row)`` pairs; or None, its problem named by the task file's field (wrong suffix,
+    not found) or by the file (not UTF-8)."""
+    rel = getattr(task.spec.data, key)
+    path = task.resolve(rel)
+    task_shown, shown = shown_path(task.path), shown_path(path)
+    if path.suffix.lower() not in (".jsonl", ".csv"):
+        problems.append(f"{task_shown}: data.{key}: {rel} must be a .jsonl or .csv file")
+        return None
+    if not path.is_file():
+        problems.append(f"{task_shown}: data.{key}: file not found: {rel}")
+        return None
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    try:
+        rows = _read_rows(path)
+    except UnicodeDecodeError as exc:
+        problems.append(f"{shown}: not UTF-8 text ({exc.reason})")
+        return None
+    return shown, digest, [(f"{shown}:{line}", row) for line, row in rows]
+
+
+TASK_FIELDS = ("input", "target", "id")  # roles named by a data.<role>_field of the task file
+
+
+def _row_fields(where: str, row: object, fields: dict[str, str], problems: list[str]) -> dict[str, str] | None:
+    """``{role: text}`` of one parsed row for the required ``fields`` (``{role: field name}``), or None with
+    every problem of the row named by file:line (unparsable, not an object, a field missing or not text)."""
+    if isinstance(row, Exception):
+        problems.append(f"{where}: {row}")
+        return None
+    if not isinstance(row, dict):
+        problems.append(f"{where}: expected an object with fields, got {type(row).__name__}")
+        return None
+    values = {}
+    for role, name in fields.items():
+        if row.get(name) in (None, ""):
+            hint = f" ({role}_field)" if role in TASK_FIELDS else ""
+            problems.append(f"{where}: missing field {name!r}{hint}")
+            continue
+        text = as_text(row[name])
+        if text is None:
+            problems.append(f"{where}: field {name!r} must be text, got {type(row[name]).__name__}")
+            continue
+        values[role] = text
+    return values if len(values) == len(fields) else None
+
+
 def as_text(value: object) -> str | None:
     if isinstance(value, str):
         return value
@@ -100,47 +148,18 @@ def load_splits(task: TaskFile, strict: bool = True) -> Splits:
     loaded: dict[str, list[Example]] = {}
     hashes: dict[str, str] = {}
     labels = set(spec.output.labels or [])
+    fields = {role: name for role, name in (("input", data.input_field), ("target", data.target_field),
+                                            ("id", data.id_field)) if name is not None}
     for split in SPLITS:
-        rel = getattr(data, split)
-        path = task.resolve(rel)
-        shown = shown_path(path)
-        task_shown = shown_path(task.path)
         examples: list[Example] = []
         loaded[split] = examples
-        if path.suffix.lower() not in (".jsonl", ".csv"):
-            problems.append(f"{task_shown}: data.{split}: {rel} must be a .jsonl or .csv file")
+        found = _data_file(task, split, problems)
+        if found is None:
             continue
-        if not path.is_file():
-            problems.append(f"{task_shown}: data.{split}: file not found: {rel}")
-            continue
-        raw = path.read_bytes()
-        hashes[split] = hashlib.sha256(raw).hexdigest()
-        try:
-            rows = _read_rows(path)
-        except UnicodeDecodeError as exc:
-            problems.append(f"{shown}: not UTF-8 text ({exc.reason})")
-            continue
-        for line, row in rows:
-            where = f"{shown}:{line}"
-            if isinstance(row, Exception):
-                problems.append(f"{where}: {row}")
-                continue
-            if not isinstance(row, dict):
-                problems.append(f"{where}: expected an object with fields, got {type(row).__name__}")
-                continue
-            values = {}
-            for role, name in (("input", data.input_field), ("target", data.target_field), ("id", data.id_field)):
-                if name is None:
-                    continue
-                if name not in row or row[name] is None or row[name] == "":
-                    problems.append(f"{where}: missing field {name!r} ({role}_field)")
-                    continue
-                text = as_text(row[name])
-                if text is None:
-                    problems.append(f"{where}: field {name!r} must be text, got {type(row[name]).__name__}")
-                    continue
-                values[role] = text
-            if "input" not in values or "target" not in values or (data.id_field and "id" not in values):
+        shown, hashes[split], rows = found
+        for where, row in rows:
+            values = _row_fields(where, row, fields, problems)
+            if values is None:
                 continue
             if labels and values["target"] not in labels:
                 problems.append(f"{where}: label {values['target']!r} is not in output.labels")
@@ -210,38 +229,16 @@ def _extra_rows(task: TaskFile, key: str, fields: dict[str, str], problems: list
                 optional: dict[str, str | None] | None = None) -> list[tuple[str, dict[str, str]]]:
     """The rows of an optional data file (data.unlabeled, data.preferences): (file:line, {role: text}), every
     problem named by file and line (or by the task file's field when the file itself is wrong)."""
-    rel = getattr(task.spec.data, key)
-    if rel is None:
+    if getattr(task.spec.data, key) is None:
         return []
-    path = task.resolve(rel)
-    task_shown, shown = shown_path(task.path), shown_path(path)
-    if path.suffix.lower() not in (".jsonl", ".csv"):
-        problems.append(f"{task_shown}: data.{key}: {rel} must be a .jsonl or .csv file")
+    found = _data_file(task, key, problems)
+    if found is None:
         return []
-    if not path.is_file():
-        problems.append(f"{task_shown}: data.{key}: file not found: {rel}")
-        return []
-    try:
-        rows = _read_rows(path)
-    except UnicodeDecodeError as exc:
-        problems.append(f"{shown}: not UTF-8 text ({exc.reason})")
-        return []
+    shown, _, rows = found
     out = []
-    for line, row in rows:
-        where = f"{shown}:{line}"
-        if isinstance(row, Exception) or not isinstance(row, dict):
-            problems.append(f"{where}: {row}" if isinstance(row, Exception) else
-                            f"{where}: expected an object with fields, got {type(row).__name__}")
-            continue
-        values = {}
-        for role, name in fields.items():
-            text = as_text(row.get(name)) if row.get(name) not in (None, "") else None
-            if text is None:
-                problems.append(f"{where}: missing field {name!r}" if row.get(name) in (None, "") else
-                                f"{where}: field {name!r} must be text, got {type(row[name]).__name__}")
-                continue
-            values[role] = text
-        if len(values) == len(fields):
+    for where, row in rows:
+        values = _row_fields(where, row, fields, problems)
+        if values is not None:
             for role, name in (optional or {}).items():
                 if name is not None and as_text(row.get(name)):
                     values[role] = as_text(row[name])

@@ -204,13 +204,13 @@ def test_a_checkpoint_from_before_dev_metric_resumes(tmp_path):
 
 
 def test_token_passes_split_a_batch_by_its_padded_size():
-    from ladder.rungs.train import TrainExample, token_passes
+    from ladder.rungs.train import SUPERVISED, TrainExample, token_passes
 
     batch = [TrainExample([1] * n, n_prompt=1) for n in (3, 4, 4, 9, 2)]
-    passes = token_passes(batch, budget=10)
+    passes = token_passes(batch, budget=10, length=SUPERVISED.length)
     assert [[len(e.ids) for e in p] for p in passes] == [[3, 4], [4], [9], [2]]
     assert all(len(p) * max(len(e.ids) for e in p) <= 10 or len(p) == 1 for p in passes)
-    assert [len(e.ids) for p in token_passes(batch, budget=10**6) for e in p] == [3, 4, 4, 9, 2]
+    assert [len(e.ids) for p in token_passes(batch, budget=10**6, length=SUPERVISED.length) for e in p] == [3, 4, 4, 9, 2]
 
 
 def test_a_batch_in_several_passes_makes_the_same_update_as_in_one(tmp_path, monkeypatch):

@@ -57,16 +57,13 @@ class DPO:
         real tokens through the model; the output layer runs only at answer positions."""
         import torch
 
-        from ladder.rungs.train import IGNORE, TrainExample, collate
+        from ladder.rungs.train import TrainExample, answer_logits, collate
 
         rows = ([TrainExample(p.prompt + p.chosen, len(p.prompt)) for p in pairs]
                 + [TrainExample(p.prompt + p.rejected, len(p.prompt)) for p in pairs])
         ids, mask, labels = collate(rows, pad_id, device)
-        hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
-        targets = labels[:, 1:]
-        where = targets != IGNORE
-        logits = model.get_output_embeddings()(hidden[:, :-1][where]).float()
-        token_logps = -torch.nn.functional.cross_entropy(logits, targets[where], reduction="none")
+        logits, targets, where = answer_logits(model, ids, mask, labels)
+        token_logps = -torch.nn.functional.cross_entropy(logits, targets, reduction="none")
         sums = torch.zeros(len(rows), dtype=token_logps.dtype, device=token_logps.device)
         sums = sums.index_add(0, where.nonzero()[:, 0], token_logps)
         return sums, where.sum(dim=1), int(mask.sum())

@@ -118,8 +118,9 @@ def encode_examples(pairs: list[tuple[str, str]], encode: Callable[[str], list[i
 
 
 def epoch_batches(examples: list, batch_size: int, seed: int, rung: str, epoch: int,
-                  length: Callable[[object], int] = lambda e: len(e.ids)) -> list[list[int]]:
-    """Length-grouped batches of example indices, in a seeded order of its own per epoch."""
+                  length: Callable[[object], int]) -> list[list[int]]:
+    """Length-grouped batches of example indices (``length``: the objective's padded length), in a seeded
+    order of its own per epoch."""
     rng = rng_for(seed, rung, f"train-epoch-{epoch}")
     order = list(range(len(examples)))
     rng.shuffle(order)
@@ -145,13 +146,20 @@ def collate(examples: list[TrainExample], pad_id: int, device) -> tuple[torch.Te
     return ids.to(device), mask.to(device), labels.to(device)
 
 
-def answer_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Summed cross-entropy over answer tokens, and their count; the output layer runs only where a label is."""
+def answer_logits(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor):
+    """The fp32 logits predicting each answer token, their targets, and where they are (``(rows, width -
+    1)``, True at a predicted position): the output layer runs only there, not over the vocabulary at
+    every prompt token."""
     hidden = model.get_decoder()(input_ids=ids, attention_mask=mask).last_hidden_state
     targets = labels[:, 1:]
     where = targets != IGNORE
-    logits = model.get_output_embeddings()(hidden[:, :-1][where]).float()
-    return torch.nn.functional.cross_entropy(logits, targets[where], reduction="sum"), int(where.sum())
+    return model.get_output_embeddings()(hidden[:, :-1][where]).float(), targets[where], where
+
+
+def answer_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Summed cross-entropy over answer tokens, and their count."""
+    logits, targets, where = answer_logits(model, ids, mask, labels)
+    return torch.nn.functional.cross_entropy(logits, targets, reduction="sum"), int(where.sum())
 
 
 PASS_MEMORY = 1 << 29  # bytes of activations one forward/backward pass may keep (512 MiB)
@@ -176,7 +184,7 @@ def tokens_per_pass(model) -> int:
     return max(1, PASS_MEMORY // per_token)
 
 
-def token_passes(examples: list, budget: int, length: Callable[[object], int] = lambda e: len(e.ids)) -> list[list]:
+def token_passes(examples: list, budget: int, length: Callable[[object], int]) -> list[list]:
     """Consecutive runs of ``examples`` whose padded size (rows x longest, by ``length``) fits ``budget``
     tokens; an example longer than the budget goes alone."""
     passes: list[list] = []
