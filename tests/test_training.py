@@ -234,3 +234,58 @@ def test_a_batch_in_several_passes_makes_the_same_update_as_in_one(tmp_path, mon
     # rounding of zero may move either way: compare against the step size, not against rounding
     worst = max(float((a - b).abs().max()) for a, b in zip(one, several))
     assert worst < 1e-3, worst
+
+
+def test_a_shared_prefix_goes_through_the_model_once_with_the_same_loss_and_gradients(monkeypatch):
+    """Rows beginning with the same tokens (an instruction) compute them once: the loss and every LoRA
+    gradient equal those of the whole rows (dropout 0: the arithmetic is the same), the prefix stops
+    before the first answer token's predictor, and different rows or a short prefix are not shared."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from ladder.rungs import train
+
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
+                                            init_lora_weights=False))
+    instruction = [(7 * i) % 60 + 1 for i in range(20)]
+    rows = [train.TrainExample(instruction + own + answer, len(instruction) + len(own))
+            for own, answer in (([5, 6], [9, 10, 11]), ([8], [12]), ([3, 4, 5, 6], [13, 14]))]
+    ids, mask, labels = train.collate(rows, 0, "cpu")
+    assert train.shared_prefix_length(ids, labels) == len(instruction)  # row 2's answer starts at 21: 20 stays shared
+    results = {}
+    for name, minimum in (("shared", 16), ("whole", 10**9)):
+        monkeypatch.setattr(train, "SHARED_PREFIX_MIN", minimum)
+        model.zero_grad()
+        loss, n = train.answer_loss(model, ids, mask, labels)
+        loss.backward()
+        grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.requires_grad}
+        results[name] = (float(loss), n, grads)
+    (loss_s, n_s, g_s), (loss_w, n_w, g_w) = results["shared"], results["whole"]
+    assert n_s == n_w == 6 and loss_s == pytest.approx(loss_w, rel=1e-5)
+    assert len(g_s) == len(g_w) > 0
+    for key in g_w:
+        assert torch.allclose(g_s[key], g_w[key], rtol=1e-4, atol=1e-6), key
+    # nothing in common, or too little: one pass over whole rows
+    monkeypatch.setattr(train, "SHARED_PREFIX_MIN", 16)
+    short = train.collate([train.TrainExample([1] * 10 + [2, 3], 10), train.TrainExample([1] * 10 + [4], 10)], 0, "cpu")
+    assert train.shared_prefix_length(short[0], short[2]) == 0
+    alone = train.collate(rows[:1], 0, "cpu")
+    assert train.shared_prefix_length(alone[0], alone[2]) == 0
+
+
+def test_passes_are_planned_with_the_prefix_their_rows_share():
+    """A batch whose rows share a long instruction fits more rows a pass: the prefix counts once."""
+    from ladder.rungs.train import SUPERVISED, TrainExample, planned_prefix, token_passes
+
+    instruction = list(range(1, 41))
+    batch = [TrainExample(instruction + [50 + i, 60 + i, 70], n_prompt=42) for i in range(6)]
+    shared = planned_prefix(SUPERVISED, batch)
+    assert shared == 40  # the common 40 tokens; the 42nd (last prompt token) differs anyway
+    whole = token_passes(batch, 100, SUPERVISED.length)
+    assert [len(p) for p in whole] == [2, 2, 2]  # 43 tokens a row: two rows 86, three 129 > 100
+    planned = token_passes(batch, 100, lambda e: SUPERVISED.length(e, shared), shared)
+    assert [len(p) for p in planned] == [6]  # 40 once + 6 x 3 = 58 <= 100
+    assert planned_prefix(SUPERVISED, [TrainExample([1, 2, 3, 4], 2), TrainExample([1, 2, 5], 2)]) == 0

@@ -46,8 +46,11 @@ class DPO:
     def __init__(self, beta: float, sft_weight: float):
         self.beta, self.sft_weight = beta, sft_weight
 
-    def length(self, pair: PreferencePair) -> int:
-        return 2 * (len(pair.prompt) + max(len(pair.chosen), len(pair.rejected)))  # two padded rows
+    def length(self, pair: PreferencePair, shared: int = 0) -> int:
+        return 2 * (len(pair.prompt) - shared + max(len(pair.chosen), len(pair.rejected)))  # two padded rows
+
+    def prompt(self, pair: PreferencePair) -> list[int]:
+        return pair.prompt
 
     def weight(self, pair: PreferencePair) -> int:
         return 1
