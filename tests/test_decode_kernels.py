@@ -1,0 +1,69 @@
+"""The decoding loop's CPU kernels (ladder.backends.decode) against the plain arithmetic they replace."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ladder.backends import decode
+
+pytestmark = pytest.mark.skipif(decode.FLASH_CPU is None, reason="this torch has no fused CPU attention")
+
+
+def _inputs(rows: int, length: int, width: int, seed: int = 0):
+    torch.manual_seed(seed)
+    heads, kv, dim = 9, 3, 16
+    query = torch.randn(rows, heads, length, dim)
+    key, value = torch.randn(rows, kv, width, dim), torch.randn(rows, kv, width, dim)
+    # each row has written some columns; token i of the L new ones sees them and the new ones up to itself
+    written = torch.randint(0, width - length, (rows,))
+    cols = torch.arange(width)
+    visible = cols[None, None, :] <= (written[:, None, None] + torch.arange(length)[None, :, None])
+    mask = torch.zeros(rows, 1, length, width).masked_fill_(~visible[:, None], torch.finfo(torch.float32).min)
+    return query, key, value, mask
+
+
+@pytest.mark.parametrize("length", [1, 3])
+@pytest.mark.parametrize("with_prefix", [True, False])
+def test_fused_cascade_attention_equals_the_matmul_softmax_path(monkeypatch, length, with_prefix):
+    """Both parts through the fused kernel, merged by their log-sum-exp, equal one softmax over the shared
+    prefix and the row's own visible columns."""
+    query, key, value, mask = _inputs(rows=5, length=length, width=12)
+    prefix = (torch.randn(3, 20, 16), torch.randn(3, 20, 16)) if with_prefix else None
+    fused, _ = decode.cascade_attention(None, query, key, value, mask, prefix, 0.25)
+    monkeypatch.setattr(decode, "FLASH_CPU", None)
+    plain, _ = decode.cascade_attention(None, query, key, value, mask, prefix, 0.25)
+    assert fused.shape == plain.shape == (5, length, 9, 16)
+    assert torch.allclose(fused, plain, atol=1e-5), float((fused - plain).abs().max())
+    # and the plain path is attention: row 0, head 4 (kv head 1), last token, by hand
+    q = query[0, 4, -1]
+    keys, values = key[0, 1], value[0, 1]
+    seen = mask[0, 0, -1] == 0
+    if with_prefix:
+        keys, values = torch.cat([prefix[0][1], keys[seen]]), torch.cat([prefix[1][1], values[seen]])
+    else:
+        keys, values = keys[seen], values[seen]
+    expected = torch.softmax(keys @ q * 0.25, dim=0) @ values
+    assert torch.allclose(plain[0, -1, 4], expected, atol=1e-5)
+
+
+def test_packed_linears_compute_the_same_products_and_leave_the_modules_as_they_were():
+    if not torch.backends.mkldnn.is_available():
+        pytest.skip("no oneDNN in this torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 48), torch.nn.GELU(), torch.nn.Linear(48, 8, bias=False))
+    x = torch.randn(4, 7, 32)
+    with torch.inference_mode():
+        plain = model(x)
+        with decode.packed_linears([model]):
+            assert all("forward" in m.__dict__ for m in model if isinstance(m, torch.nn.Linear))
+            packed = model(x)
+            one_row = model(x[:1, :1])
+        assert all("forward" not in m.__dict__ for m in model)
+        assert torch.equal(model(x), plain)
+    assert torch.allclose(packed, plain, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(one_row, plain[:1, :1], rtol=1e-5, atol=1e-6)
+    # not fp32 (or switched off): nothing is swapped
+    half = torch.nn.Linear(8, 8).to(torch.bfloat16)
+    with decode.packed_linears([half]):
+        assert "forward" not in half.__dict__
