@@ -67,3 +67,15 @@ def test_packed_linears_compute_the_same_products_and_leave_the_modules_as_they_
     half = torch.nn.Linear(8, 8).to(torch.bfloat16)
     with decode.packed_linears([half]):
         assert "forward" not in half.__dict__
+
+
+def test_fused_cascade_attention_keeps_a_bf16_dtype(monkeypatch):
+    """The log-sum-exp is fp32 whatever the inputs: the merged output goes back to the query's dtype (a
+    pinned bf16 model's next linear layer takes nothing else)."""
+    query, key, value, mask = (t.to(torch.bfloat16) for t in _inputs(rows=3, length=1, width=8))
+    prefix = (torch.randn(3, 10, 16, dtype=torch.bfloat16), torch.randn(3, 10, 16, dtype=torch.bfloat16))
+    fused, _ = decode.cascade_attention(None, query, key, value, mask, prefix, 0.25)
+    monkeypatch.setattr(decode, "FLASH_CPU", None)
+    plain, _ = decode.cascade_attention(None, query, key, value, mask, prefix, 0.25)
+    assert fused.dtype == plain.dtype == torch.bfloat16
+    assert torch.allclose(fused.float(), plain.float(), atol=3e-2)

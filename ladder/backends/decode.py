@@ -109,7 +109,7 @@ def cascade_attention(module, query, key, value, mask, prefix, scaling):
             shared_lse = shared_lse[0].reshape(kv, rows, groups * length).permute(1, 0, 2)
             top = torch.maximum(lse, shared_lse)
             w_own, w_shared = torch.exp(lse - top)[..., None], torch.exp(shared_lse - top)[..., None]
-            out = (out * w_own + shared * w_shared) / (w_own + w_shared)
+            out = ((out * w_own + shared * w_shared) / (w_own + w_shared)).to(query.dtype)  # lse is fp32
         return out.reshape(rows, heads, length, dim).transpose(1, 2).contiguous(), None
     own = torch.matmul(q, key.transpose(-1, -2)).reshape(rows, kv, groups, length, width) * scaling + mask[:, :, None]
     if prefix is not None:

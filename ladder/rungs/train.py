@@ -210,8 +210,9 @@ def answer_logits(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Te
     them: the prefix goes through the model once, as one row, and every row's own tokens attend to its
     keys and values, so its activations are computed and kept once and its gradient is the sum of every
     row's (the same arithmetic as padding it into every row; with LoRA dropout the prefix's tokens draw
-    one mask for the batch instead of one per row). Measured on SNIPS (68 of 92 tokens shared): see
-    bench/ceiling.py."""
+    one mask for the batch instead of one per row). SNIPS LoRA (68 of an example's 92 tokens shared, batch
+    8): 125.6 -> 227.8 example tokens/s in an A/B on the same batches; bench/ceiling.py measures it with
+    the whole loop."""
     decoder = model.get_decoder()
     shared = shared_prefix_length(ids, labels)
     if shared:
