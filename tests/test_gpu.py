@@ -28,3 +28,17 @@ def test_bf16_training_on_cuda(tmp_path):
     out = train_loop(model, data, data[:8], TrainConfig(settings, 0, "gpu", tmp_path, 0))
     assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 masters, bf16 compute
     assert out.curve[-1]["loss"] < out.curve[0]["loss"]
+
+
+def test_on_cuda_a_batch_goes_through_in_one_pass_of_whole_rows():
+    """A small model's step on a GPU is bound by kernel launches: passes are sized from the device's free
+    memory (not the CPU's 512 MiB) and rows do not share their prefix (its own pass adds launches)."""
+    from ladder.rungs import train
+
+    device = torch.device("cuda")
+    assert train.pass_memory(device) >= train.PASS_MEMORY and not train.shares_prefix(device)
+    rows = [train.TrainExample([1] * 20 + [2, 3], 20), train.TrainExample([1] * 20 + [4, 5], 20)]
+    ids, _, labels = train.collate(rows, 0, device)
+    assert train.shared_prefix_length(ids, labels) == 0
+    assert train.shared_prefix_length(ids.cpu(), labels.cpu()) == 19
+    assert train.planned_prefix(train.SUPERVISED, rows, device) == 0
