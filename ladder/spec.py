@@ -450,9 +450,10 @@ class ServingSpec(_Strict):
         "OpenAI-compatible server (e.g. a `vllm serve` deployment) at base_url.",
     )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        default="auto", description="Weights' precision for transformers and vllm: auto is bfloat16 on CUDA, float32 on CPU "
-        "(bf16 weights changed SmolLM2's label predictions on 3-8 of 100 SNIPS examples; a CPU without "
-        "avx512_bf16/amx_bf16 only emulates it, several times slower)."
+        default="auto", description="Weights' precision for transformers and vllm: auto is float32 on CPU, and on CUDA the "
+        "precision the checkpoint was saved in (config.json's dtype; bfloat16 where it names none). bf16 weights "
+        "changed the bundled fp32 SmolLM2's label predictions on 3-8 of 100 SNIPS examples, on CPU and on CUDA; a "
+        "CPU without avx512_bf16/amx_bf16 only emulates bf16, several times slower."
     )
     base_url: str | None = Field(
         default=None, pattern=r"^https?://", description="openai: the server's URL up to /v1, e.g. http://10.0.0.5:8000/v1."

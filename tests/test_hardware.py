@@ -19,12 +19,26 @@ def test_cpu_flags_reads_the_first_processor():
     assert hardware.cpu_flags("") == set()
 
 
-def test_auto_is_bf16_on_cuda_and_fp32_on_any_cpu(monkeypatch):
+def test_auto_is_fp32_on_any_cpu_and_the_checkpoints_own_precision_on_cuda(monkeypatch):
     for forced in ("0", "1"):
         monkeypatch.setenv("LADDER_CPU_BF16", forced)
         hardware.cpu_has_native_bf16.cache_clear()
-        assert hardware.auto_dtype("cpu") == "float32" and hardware.auto_dtype("cuda:0") == "bfloat16"
+        for saved in (None, "float32", "bfloat16", "float16"):
+            assert hardware.auto_dtype("cpu", saved) == "float32"
     hardware.cpu_has_native_bf16.cache_clear()
+    assert hardware.auto_dtype("cuda:0", "float32") == "float32"  # the bundled model: answers as on a CPU
+    assert hardware.auto_dtype("cuda:0", "bfloat16") == "bfloat16" and hardware.auto_dtype("cuda", "float16") == "float16"
+    assert hardware.auto_dtype("cuda:0", None) == "bfloat16"
+
+
+@pytest.mark.parametrize("config, saved", [('{"dtype": "bfloat16"}', "bfloat16"), ('{"torch_dtype": "float32"}', "float32"),
+                                           ('{"dtype": "int8"}', None), ("{}", None), ("not json", None)])
+def test_the_checkpoints_precision_is_read_from_its_config(tmp_path, config, saved):
+    (tmp_path / "config.json").write_text(config)
+    assert hardware.checkpoint_dtype(tmp_path) == saved
+    assert hardware.weights_dtype("auto", "cuda:0", tmp_path) == (saved or "bfloat16")
+    assert hardware.weights_dtype("float16", "cuda:0", tmp_path) == "float16"  # a pinned dtype stays
+    assert hardware.checkpoint_dtype(tmp_path / "missing") is None
 
 
 @pytest.mark.parametrize("cpuinfo, warned", [(AVX2_ONLY, True), (AVX512_BF16, False)])

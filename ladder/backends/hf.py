@@ -35,7 +35,7 @@ from ladder.backends.base import (
 from ladder.backends import decode
 from ladder.backends.attention import NAME as ATTENTION
 from ladder.backends.attention import register as register_attention
-from ladder.backends.hardware import auto_dtype, emulation_warning
+from ladder.backends.hardware import emulation_warning, weights_dtype
 from ladder.backends.hf_model import HFModel, load_4bit
 from ladder.errors import LadderError, MissingDependency
 from ladder.models import ModelRef, model_identity, resolve_model
@@ -58,7 +58,7 @@ class TransformersBackend:
         self.hf = hf or HFModel(ref)
         self.ref = ref
         self.device = pick_device(device)
-        self.dtype_name = auto_dtype(self.device) if dtype in (None, "auto") else dtype
+        self.dtype_name = weights_dtype(dtype, self.device, ref.path)
         if self.dtype_name not in DTYPES:
             raise LadderError(f"dtype {self.dtype_name!r}: expected one of {', '.join(DTYPES)}")
         self.dtype = DTYPES[self.dtype_name]

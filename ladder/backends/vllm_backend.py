@@ -17,7 +17,7 @@
 - Prefix caching is on (shared instructions and demonstrations are computed once per engine).
 
 Engine settings come from the task's ``serving`` block: ``dtype`` (auto, as the transformers
-backend: bfloat16 on CUDA, float32 on CPU), ``gpu_memory_utilization``, ``tensor_parallel_size``,
+backend: float32 on CPU; on CUDA the checkpoint's own precision, bfloat16 where it names none), ``gpu_memory_utilization``, ``tensor_parallel_size``,
 ``max_model_len``, ``enforce_eager``, ``kv_cache_gb`` (CPU). The engine core runs in a process of its
 own (vllm's default, started with "spawn": a script that builds this backend itself needs an
 ``if __name__ == "__main__":`` guard; ``ladder`` and ``python -m ladder`` have one). In ladder's process
@@ -43,7 +43,7 @@ from ladder.backends.base import (
     label_path_sums,
     label_prefix_queries,
 )
-from ladder.backends.hardware import auto_dtype
+from ladder.backends.hardware import weights_dtype
 from ladder.backends.hf_model import HFModel
 from ladder.errors import LadderError, MissingDependency
 from ladder.models import ModelRef, model_identity, resolve_model
@@ -177,7 +177,7 @@ class VLLMBackend:
         self.hf = hf or HFModel(ref)
         on_cuda = torch.cuda.is_available() if device in (None, "auto") else str(device).startswith("cuda")
         self.device = "cuda" if on_cuda else "cpu"
-        settings = EngineSettings(dtype=auto_dtype(self.device) if dtype in (None, "auto") else dtype,
+        settings = EngineSettings(dtype=weights_dtype(dtype, self.device, ref.path),
                                   **{k: v for k, v in engine.items() if v is not None})
         if settings.max_model_len is None and self.hf.max_context:
             settings.max_model_len = self.hf.max_context
