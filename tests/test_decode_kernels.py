@@ -63,10 +63,38 @@ def test_packed_linears_compute_the_same_products_and_leave_the_modules_as_they_
         assert torch.equal(model(x), plain)
     assert torch.allclose(packed, plain, rtol=1e-5, atol=1e-6)
     assert torch.allclose(one_row, plain[:1, :1], rtol=1e-5, atol=1e-6)
-    # not fp32 (or switched off): nothing is swapped
-    half = torch.nn.Linear(8, 8).to(torch.bfloat16)
-    with decode.packed_linears([half]):
-        assert "forward" not in half.__dict__
+    # bf16 where the processor only emulates it (the tests pin LADDER_CPU_BF16=0), or fp16: nothing is swapped
+    for dtype in (torch.bfloat16, torch.float16):
+        half = torch.nn.Linear(8, 8).to(dtype)
+        with decode.packed_linears([half]):
+            assert "forward" not in half.__dict__
+
+
+def test_packed_bf16_linears_equal_the_plain_bf16_products_where_bf16_is_native(monkeypatch):
+    from pathlib import Path
+
+    from ladder.backends import hardware
+
+    try:
+        native = bool(hardware.cpu_flags(Path("/proc/cpuinfo").read_text()) & hardware.BF16_FLAGS)
+    except OSError:
+        native = False
+    if not native or not torch.backends.mkldnn.is_available():
+        pytest.skip("bf16 weights are packed only on a processor with native bf16 (avx512_bf16/amx_bf16)")
+    monkeypatch.setenv("LADDER_CPU_BF16", "1")
+    hardware.cpu_has_native_bf16.cache_clear()
+    try:
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.Linear(96, 32)).to(torch.bfloat16)
+        x = torch.randn(16, 64, dtype=torch.bfloat16)
+        with torch.inference_mode():
+            plain = model(x)
+            with decode.packed_linears([model]):
+                assert all("forward" in m.__dict__ for m in model)
+                packed = model(x)
+        assert torch.equal(packed, plain)
+    finally:
+        hardware.cpu_has_native_bf16.cache_clear()
 
 
 def test_fused_cascade_attention_keeps_a_bf16_dtype(monkeypatch):

@@ -162,11 +162,18 @@ def _packed_forward(packed, bias, x):
 def packed_linears(modules):
     """While inside, every ``nn.Linear`` among ``modules`` (and their children) computes with its weight
     reordered once into oneDNN's blocked layout, instead of MKL packing it again inside every call. CPU,
-    fp32, oneDNN available; otherwise nothing changes. The reordered copies (as large as the weights) live
-    only inside. The products are the same up to the order of fp32 additions (as between batch sizes)."""
+    oneDNN available, fp32 weights, or bf16 weights on a processor with native bf16 (there the products
+    are bit-identical to ``F.linear``'s and ran 1.0-1.9x faster: 16/64 rows, 309-409 GFLOP/s against
+    fp32's 181-214 packed, avx512_bf16 EPYC); otherwise nothing changes. The reordered copies (as large as
+    the weights) live only inside. fp32 products are the same up to the order of additions (as between
+    batch sizes)."""
+    from ladder.backends.hardware import cpu_has_native_bf16
+
     linears = [m for module in modules for m in module.modules() if type(m) is torch.nn.Linear]
+    dtypes = {m.weight.dtype for m in linears}
     usable = (PACK_WEIGHTS and linears and torch.backends.mkldnn.is_available()
-              and all(m.weight.device.type == "cpu" and m.weight.dtype == torch.float32 for m in linears)
+              and all(m.weight.device.type == "cpu" for m in linears)
+              and (dtypes == {torch.float32} or (dtypes == {torch.bfloat16} and cpu_has_native_bf16()))
               and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
     if not usable:
         yield
