@@ -51,10 +51,10 @@ class Splits:
         return {"train": self.train, "dev": self.dev, "test": self.test}[split]
 
 
-def _read_rows(path: Path) -> list[tuple[int, object]]:
-    """(line number, parsed row) pairs; a row that fails to parse is returned as an Exception."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix.lower() == ".csv":
+def _read_rows(text: str, suffix: str) -> list[tuple[int, object]]:
+    """(line number, parsed row) pairs of a .csv or .jsonl file's text; a row that fails to parse is
+    returned as an Exception."""
+    if suffix == ".csv":
         reader = csv.DictReader(text.splitlines(keepends=True))
         return [(reader.line_num, row) for row in reader]
     rows: list[tuple[int, object]] = []
@@ -81,13 +81,13 @@ def _data_file(task: TaskFile, key: str, problems: list[str]) -> tuple[str, str,
     if not path.is_file():
         problems.append(f"{task_shown}: data.{key}: file not found: {rel}")
         return None
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    raw = path.read_bytes()  # read once: hashed, then parsed
     try:
-        rows = _read_rows(path)
+        rows = _read_rows(raw.decode("utf-8"), path.suffix.lower())
     except UnicodeDecodeError as exc:
         problems.append(f"{shown}: not UTF-8 text ({exc.reason})")
         return None
-    return shown, digest, [(f"{shown}:{line}", row) for line, row in rows]
+    return shown, hashlib.sha256(raw).hexdigest(), [(f"{shown}:{line}", row) for line, row in rows]
 
 
 TASK_FIELDS = ("input", "target", "id")  # roles named by a data.<role>_field of the task file
