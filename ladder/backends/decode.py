@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ladder.backends.base import json_value_end
+from ladder.backends.hardware import cpu_has_native_bf16
 
 # torch's fused CPU attention returning the log-sum-exp (cascade_attention merges two parts with it)
 FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
@@ -167,8 +168,6 @@ def packed_linears(modules):
     fp32's 181-214 packed, avx512_bf16 EPYC); otherwise nothing changes. The reordered copies (as large as
     the weights) live only inside. fp32 products are the same up to the order of additions (as between
     batch sizes)."""
-    from ladder.backends.hardware import cpu_has_native_bf16
-
     linears = [m for module in modules for m in module.modules() if type(m) is torch.nn.Linear]
     dtypes = {m.weight.dtype for m in linears}
     usable = (PACK_WEIGHTS and linears and torch.backends.mkldnn.is_available()
