@@ -230,6 +230,11 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         warnings=splits.warnings,
         data_checks=_data_checks(spec, splits, formatter, backend.count_tokens),
     )
+    from ladder.datacheck import untrainable
+
+    cannot_train = untrainable(spec, selected, splits.train, formatter, backend.count_tokens)
+    if cannot_train:  # before any rung runs: nothing measured is lost, nothing is spent
+        raise LadderError(f"{shown_path(task.path)}: {cannot_train}")
     save_run(run, record_path)
     metric, threshold = spec.target.metric, spec.target.threshold
     ctx = BuildContext(
@@ -247,8 +252,9 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
     metrics = scorers(spec)
     stopped_by: str | None = None  # why the climb ended early, for the rungs left out
     try:
-        for rung_spec in selected:
+        for position, rung_spec in enumerate(selected):
             name = rung_name(rung_spec)
+            after = selected[position + 1] if position + 1 < len(selected) else None
             if stopped_by is not None and not _distills_a_meeting_rung(rung_spec, run):
                 run.skipped.append(SkippedRung(name=name, type=rung_spec.type, reason=stopped_by))
                 continue
@@ -280,7 +286,9 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                 demo_ids=[d.id for d in candidate.demos],
                 build_s=build_s,
                 splits=split_results,
-                decision=decide(split_results["dev"].metrics[metric], dev_sd, metric, threshold, spec.policy),
+                decision=decide(split_results["dev"].metrics[metric], dev_sd, metric, threshold, spec.policy,
+                                available=len(splits.dev), kind=rung_spec.type,
+                                next_rung=(rung_name(after), after.type) if after is not None else None),
                 examples=examples,
                 training=training,
                 cost=cost,

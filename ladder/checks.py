@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 SPLITS = ("train", "dev", "test")
 KEEP = 50  # findings kept per check (the count says how many there were)
 NGRAM = 8  # words: a test input sharing this long a run of words with a train/dev input is reported
+NEAR_TARGET_JACCARD = 0.8  # targets this close (over words) count as the same answer
 REVIEW_JACCARD = 0.5  # near pairs at or above this are shown for review; the spec's threshold makes them errors
 
 
@@ -163,32 +164,52 @@ def _leakage(groups: dict[str, list["Example"]], allowed: bool) -> DataCheck:
                   severity="warning" if allowed else "error", allowed_by="data.allow_duplicate_inputs" if allowed else None)
 
 
-def _near_leakage(splits: dict[str, list["Example"]], threshold: float, allowed: bool, seed: int) -> DataCheck:
+def _targets_near(a: "Example", b: "Example") -> bool:
+    """Equal targets after normalization (some reference shared), or near-equal ones: Jaccard >= 0.8 over words."""
+    if _targets_agree([a, b]):
+        return True
+    words_a, words_b = set(squad_tokens(a.target)), set(squad_tokens(b.target))
+    return bool(words_a | words_b) and jaccard(words_a, words_b) >= NEAR_TARGET_JACCARD
+
+
+def _near_leakage(splits: dict[str, list["Example"]], threshold: float, allowed: bool,
+                  seed: int) -> tuple[DataCheck, DataCheck]:
+    """Test inputs near a train or dev input: with the same (or nearly the same) target a leaked answer, an error;
+    with another target a contrastive pair (templated inputs that differ in the word that matters), a warning."""
     pool = splits["train"] + splits["dev"]
     texts = [ex.input for ex in pool] + [ex.input for ex in splits["test"]]
     n_pool = len(pool)
     pairs = near_pairs(texts, min(threshold, REVIEW_JACCARD), seed, pairs_of=lambda a, b: a < n_pool <= b)
-    best: dict[int, tuple[int, float]] = {}
+    best: dict[tuple[int, bool], tuple[int, float]] = {}  # (test row, same target) -> closest pool row
     for a, b, similarity in pairs:
         if normalize(texts[a]) == normalize(texts[b]):
             continue  # exact leakage, reported there
-        if b not in best or similarity > best[b][1]:
-            best[b] = (a, similarity)
-    findings = []
-    for b, (a, similarity) in sorted(best.items(), key=lambda kv: -kv[1][1]):
+        key = (b, _targets_near(pool[a], splits["test"][b - n_pool]))
+        if key not in best or similarity > best[key][1]:
+            best[key] = (a, similarity)
+    leaked_findings, contrastive = [], []
+    for (b, same), (a, similarity) in sorted(best.items(), key=lambda kv: -kv[1][1]):
+        if not same and ((b, True) in best or similarity < threshold):
+            continue  # a leaked answer is reported for it; or another answer below the threshold: nothing to review
         test_ex, seen = splits["test"][b - n_pool], pool[a]
         flag = "" if similarity >= threshold else " (below the threshold: shown for review)"
-        findings.append(DataFinding(
+        answers = "" if same else f"; targets differ ({test_ex.target[:30]!r} vs {seen.target[:30]!r})"
+        (leaked_findings if same else contrastive).append(DataFinding(
             examples=[_ref(test_ex), _ref(seen)], where=test_ex.source, score=round(similarity, 3),
-            detail=f"near-duplicate of {seen.source} (Jaccard {similarity:.2f} over word pairs){flag}: "
+            detail=f"near-duplicate of {seen.source} (Jaccard {similarity:.2f} over word pairs){flag}{answers}: "
                    f"{test_ex.input[:60]!r} ~ {seen.input[:60]!r}"))
-    count = sum(1 for f in findings if (f.score or 0) >= threshold)
-    summary = (f"{count} test inputs are near-duplicates (Jaccard >= {threshold}) of a train or dev input"
-               if count else f"no test input is a near-duplicate (Jaccard >= {threshold}) of a train or dev input")
-    if len(findings) > count:
-        summary += f"; the {len(findings) - count} closest pairs below it are listed for review"
-    return _check("near_leakage", "Near-duplicate leakage into test", findings, summary, count=count,
+    count = sum(1 for f in leaked_findings if (f.score or 0) >= threshold)
+    summary = (f"{count} test inputs are near-duplicates (Jaccard >= {threshold}) of a train or dev input with the "
+               "same target" if count else
+               f"no test input is a near-duplicate (Jaccard >= {threshold}) of a train or dev input with the same target")
+    if len(leaked_findings) > count:
+        summary += f"; the {len(leaked_findings) - count} closest pairs below it are listed for review"
+    leak = _check("near_leakage", "Near-duplicate leakage into test", leaked_findings, summary, count=count,
                   severity="warning" if allowed else "error", allowed_by="data.allow_duplicate_inputs" if allowed else None)
+    summary = (f"{len(contrastive)} test inputs are near-duplicates (Jaccard >= {threshold}) of a train or dev input "
+               "whose target differs: contrastive pairs, not leaked answers (they test the words that differ)"
+               if contrastive else "no near-duplicate test input has a different target")
+    return leak, _check("near_contrastive", "Near-duplicates with other targets", contrastive, summary)
 
 
 def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
@@ -265,13 +286,15 @@ def cheap_checks(spec: "TaskSpec", splits: dict[str, list["Example"]]) -> DataRe
     everything = [ex for s in SPLITS for ex in splits[s]]
     groups = _same_input(everything)
     leakage = _leakage(groups, data.allow_duplicate_inputs)
-    near = _near_leakage(splits, data.near_duplicate_jaccard, data.allow_duplicate_inputs, spec.seed)
-    flagged = {f.examples[0] for f in leakage.findings + near.findings if (f.score or 0) >= data.near_duplicate_jaccard}
+    near, contrastive = _near_leakage(splits, data.near_duplicate_jaccard, data.allow_duplicate_inputs, spec.seed)
+    flagged = {f.examples[0] for f in leakage.findings + near.findings + contrastive.findings
+               if (f.score or 0) >= data.near_duplicate_jaccard}
     checks = [
         _duplicates(groups),
         _conflicts(groups, data.allow_conflicting_targets),
         leakage,
         near,
+        contrastive,
         _ngram_overlap(splits, flagged),
     ]
     balance = None

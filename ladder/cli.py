@@ -200,7 +200,7 @@ def _train(args) -> int:
     from ladder.assess import select_rungs
     from ladder.data import load_task_data
     from ladder.rungs import BuildContext, build_candidate
-    from ladder.spec import TRAINED_RUNGS, load_task
+    from ladder.spec import TRAINED_RUNGS, load_task, shown_path
 
     task = load_task(args.task)
     (rung,) = select_rungs(task, [args.rung])
@@ -234,8 +234,15 @@ def _train(args) -> int:
         spec = task.spec
         backend = create_backend(spec.serving.backend, spec.model, base_dir=task.path.parent,
                                  batch_size=spec.generation.batch_size, labels=spec.output.labels, serving=spec.serving)
-        ctx.answer = _answerer(task, backend, backend.formatter(spec.prompt.format), ResultCache(result_cache_dir()),
-                               display.out)
+        from ladder.datacheck import untrainable
+
+        formatter = backend.formatter(spec.prompt.format)
+        cannot_train = untrainable(spec, [rung], data.splits.train, formatter, backend.count_tokens)
+        if cannot_train:  # before the teacher's answers or the model's mistakes are made
+            if hasattr(backend, "close"):
+                backend.close()
+            raise LadderError(f"{shown_path(task.path)}: {cannot_train}")
+        ctx.answer = _answerer(task, backend, formatter, ResultCache(result_cache_dir()), display.out)
     try:
         candidate = build_candidate(rung, ctx)  # the artifact stays in the training store (no run folder)
     finally:

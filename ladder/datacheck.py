@@ -42,6 +42,31 @@ def truncation(spec: TaskSpec, examples: list[Example], formatter: Formatter,
     return truncation_check(trained, examples, length)
 
 
+def untrainable(spec: TaskSpec, rungs, train: list[Example], formatter: Formatter,
+                count_tokens: Callable[[str], int]) -> str | None:
+    """The first trained rung whose ``max_seq_len`` is shorter than every training example, said as the
+    training would say it, but before any rung runs (minutes of evaluation and a teacher's answers were once
+    spent before training found it). A distill or preference rung learns answers not yet made: its prompt and
+    one answer token are what must fit."""
+    trained = [r for r in rungs if r.type in TRAINED_RUNGS]
+    if not trained or not train:
+        return None
+    zero_shot = Candidate("check", "prompt", spec.prompt.instruction, spec.prompt.input_template)
+    prompts, answers = [], []
+    for ex in train:
+        messages = zero_shot.messages(ex.input)
+        prompts.append(count_tokens(formatter.prompt(messages)))
+        answers.append(count_tokens(formatter.completion(messages, ex.target)))
+    for rung in trained:
+        learns_targets = rung.type in ("lora", "full")
+        lengths = [p + a for p, a in zip(prompts, answers)] if learns_targets else [p + 1 for p in prompts]
+        if min(lengths) > rung.train.max_seq_len:
+            what = "instruction + input + answer" if learns_targets else "instruction + input + one answer token"
+            return (f"rungs[{rung_name(rung)}].train.max_seq_len: {rung.train.max_seq_len} is shorter than every "
+                    f"training example (the shortest, {what}, is {min(lengths)} tokens)")
+    return None
+
+
 def with_truncation(spec: TaskSpec, splits, formatter: Formatter, count_tokens: Callable[[str], int]) -> DataReport:
     """The cheap checks run when the data loaded, plus truncation by the trained rungs (when the task has one)."""
     assert splits.checks is not None

@@ -141,13 +141,21 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
     return Diagnosis(kind=kind, best_rung=best.name, gap=gap, evidence=evidence, advice=advice)
 
 
+def gap_kind(kind: str, bold: bool = False) -> str:
+    """The diagnosis as words after "the gap (after RUNG)": "looks like behaviour", "is of no clear kind"."""
+    words = {"mixed": "both behaviour and knowledge", "unclear": "of no clear kind"}.get(kind, kind)
+    if bold:
+        words = f"**{words}**"
+    return f"is {words}" if kind == "unclear" else f"looks like {words}"
+
+
 def advise(recommendation: Recommendation, diagnosis: Diagnosis | None, trained: bool = False) -> Recommendation:
     """The recommendation with the diagnosis in it: one reason, and where no rung meets the target and the next
     rung is the first trained one (``trained``: one was measured already), what the diagnosis says of it."""
     if diagnosis is None or diagnosis.kind == "none":
         return recommendation
     signals = "; ".join(e.text for e in diagnosis.evidence if e.points_to != "neither") or "no signal either way"
-    reasons = [*recommendation.reasons, f"the gap after {diagnosis.best_rung} looks like {diagnosis.kind}: {signals}"]
+    reasons = [*recommendation.reasons, f"the gap after {diagnosis.best_rung} {gap_kind(diagnosis.kind)}: {signals}"]
     summary = recommendation.summary
     if trained:
         pass  # a trained rung was measured: the prompt-side evidence no longer predicts the next one
@@ -155,5 +163,5 @@ def advise(recommendation: Recommendation, diagnosis: Diagnosis | None, trained:
         summary += (f"; but the gap looks like missing knowledge, which {recommendation.next_rung} is unlikely to "
                     "close: improve retrieval first")
     elif not recommendation.met and diagnosis.kind in ("behaviour", "mixed") and recommendation.next_rung in ("lora", "preference", "full"):
-        summary += f"; the gap looks like {diagnosis.kind}, which {recommendation.next_rung} is likely to help with"
+        summary += f"; the gap {gap_kind(diagnosis.kind)}, which {recommendation.next_rung} is likely to help with"
     return recommendation.model_copy(update={"summary": summary, "reasons": reasons})

@@ -20,7 +20,7 @@ import math
 
 from ladder.cost import duration, money
 from ladder.record import Decision, Recommendation, RungResult
-from ladder.scoring.stats import Estimate, PairedComparison, holm, n_to_detect
+from ladder.scoring.stats import Estimate, PairedComparison, holm, n_to_decide
 from ladder.spec import LADDER, PolicySpec
 
 
@@ -50,30 +50,69 @@ def too_small(dev: Estimate, policy: PolicySpec) -> str | None:
             f"(±{dev.half_width:.2f}); about {needed} dev examples would narrow it to ±{policy.resolution:.2f}")
 
 
-def decide(dev: Estimate, sd: float, metric: str, threshold: float, policy: PolicySpec) -> Decision:
-    """``sd``: the per-example standard deviation of the dev scores (for the n-needed estimate)."""
+SERVES_ZERO_SHOT = ("distill", "lora", "preference", "full")  # trained rungs answer the zero-shot prompt
+LONG_PROMPTS = ("fewshot", "rag")  # demonstrations or passages in every call
+
+
+def cheaper_per_call(kind: str, next_kind: str | None) -> bool:
+    """Whether the next rung serves a shorter prompt than this one (a trained rung after demonstrations or
+    passages): cheaper per call on the same model, whatever its one-time training costs."""
+    return kind in LONG_PROMPTS and next_kind in SERVES_ZERO_SHOT
+
+
+def decide(dev: Estimate, sd: float, metric: str, threshold: float, policy: PolicySpec, available: int | None = None,
+           kind: str = "", next_rung: tuple[str, str] | None = None) -> Decision:
+    """``sd``: the per-example standard deviation of the dev scores; ``available``: the dev examples the task can
+    supply (its whole dev split); ``kind`` and ``next_rung`` (name, kind): this rung's kind and the next one the
+    climb would measure, for an inconclusive rung under ``policy.inconclusive: report``."""
     status = status_of(dev, threshold, policy)
     where = f"dev {metric} {fmt(dev)}"
     n_needed = None
+    action = "stop"
     if status == "meets":
         how = "its whole interval is at or above" if policy.confidence == "lower_bound" else "its mean is at or above"
-        action, reason = "stop", f"{where} meets the target {threshold:.3f}: {how} it"
+        reason = f"{where} meets the target {threshold:.3f}: {how} it"
     elif status == "gap":
         action, reason = "climb", f"{where} is below the target {threshold:.3f} by its whole interval: the gap is measured"
     else:
         spread = sd if sd > 0 else math.sqrt(threshold * (1 - threshold))
-        n_needed = n_to_detect(dev.mean - threshold, spread, alpha=0.05, power=policy.power)
-        resolve = (f"about {n_needed} dev examples would resolve it ({policy.power:.0%} power)" if n_needed
-                   else "its mean sits on the target: no number of examples resolves it")
-        action = "climb" if policy.inconclusive == "climb" else "stop"
-        then = {"climb": "climbing anyway (policy.inconclusive: climb)",
-                "stop": "stopping (policy.inconclusive: stop)",
-                "report": f"stopping: {resolve}"}[policy.inconclusive]
-        reason = f"{where} is inconclusive against the target {threshold:.3f} (its interval contains it); {then}"
-    small = too_small(dev, policy) if status == "inconclusive" else None  # a measured gap or a met target decided
+        n_needed = n_to_decide(dev.mean, threshold, dev.method == "wilson", spread, dev.n, policy.power)
+        reason = f"{where} is inconclusive against the target {threshold:.3f} (its interval contains it); "
+        if policy.inconclusive != "report":
+            action = "climb" if policy.inconclusive == "climb" else "stop"
+            reason += f"{'climbing anyway' if action == 'climb' else 'stopping'} (policy.inconclusive: {policy.inconclusive})"
+        else:
+            action, then = _settle(dev, threshold, policy, n_needed, available, kind, next_rung)
+            reason += then
+    small = too_small(dev, policy) if status == "inconclusive" and n_needed is None else None
     if small:
         reason += f"; {small}"
-    return Decision(action=action, status=status, meets_target=status == "meets", reason=reason, n_needed=n_needed)  # type: ignore[arg-type]
+    return Decision(action=action, status=status, meets_target=status == "meets", reason=reason, n_needed=n_needed,  # type: ignore[arg-type]
+                    dev_available=available)
+
+
+def _settle(dev: Estimate, threshold: float, policy: PolicySpec, n_needed: int | None, available: int | None,
+            kind: str, next_rung: tuple[str, str] | None) -> tuple[str, str]:
+    """``policy.inconclusive: report``: stop and say how many dev examples would decide, unless more data cannot
+    decide it (the task has fewer dev examples than needed) or the next rung is cheaper per call; then climb."""
+    above = dev.mean >= threshold
+    verb = "confirm" if above else "resolve"
+    if n_needed is None:
+        return "stop", "stopping: its mean sits on the target, so no number of examples resolves it"
+    need = f"about {n_needed} dev examples would {verb} it ({policy.power:.0%} power, if its mean holds)"
+    short = available is not None and n_needed > available
+    if next_rung is not None and above and cheaper_per_call(kind, next_rung[1]):
+        return "climb", (f"{need}; climbing: {next_rung[0]} serves the zero-shot prompt, cheaper per call than "
+                         f"{kind}'s, and may meet the target outright")
+    if short and not above:
+        return "climb", (f"{need}, more than the task's {available}: its mean is below the target and the dev split "
+                         "cannot show it, so climbing")
+    if short:
+        return "stop", (f"stopping: the dev split ({available} examples) cannot {verb} it: {need}; add labelled dev "
+                        f"examples (e.g. move {n_needed - available} from train to dev): a costlier rung is not the cure "
+                        "for a small dev split")
+    more = f" (this run measured {dev.n} of the task's {available}: rerun without --limit)" if available and dev.n < available else ""
+    return "stop", f"stopping: {need}{more}"
 
 
 def next_rung_after(measured: list[str], configured_later: list[str],
@@ -216,7 +255,14 @@ def recommend(
         tail += " (" + "; ".join(passed_over) + ")"
     if pending and policy.inconclusive == "report":
         r = pending[-1]
-        tail = f"; {r.name} is inconclusive: about {r.decision.n_needed} dev examples would resolve it" + tail
+        d, available = r.decision, r.decision.dev_available
+        if dev[r.name].mean >= threshold and available is not None and (d.n_needed or 0) > available:
+            nxt = None  # more dev data, not a costlier rung, is what decides it
+            tail = (f"; {r.name}'s dev mean is above the target but the task's dev split ({available} examples) cannot "
+                    f"confirm it: about {d.n_needed} would; add labelled dev examples (e.g. move "
+                    f"{d.n_needed - available} from train to dev) before trying a costlier rung")
+        else:
+            tail = f"; {r.name} is inconclusive: about {d.n_needed} dev examples would resolve it" + tail
     return Recommendation(
         rung=None,
         met=False,

@@ -70,7 +70,8 @@ class Decision(_Record):
     status: Literal["meets", "gap", "inconclusive"]  # the dev interval against the target
     meets_target: bool
     reason: str
-    n_needed: int | None = None  # dev examples that would resolve an inconclusive rung (power estimate)
+    n_needed: int | None = None  # dev examples that would resolve an inconclusive rung (power of the deciding interval)
+    dev_available: int | None = None  # dev examples the task has (its whole dev split, whatever --limit)
 
 
 class RungCost(_Record):

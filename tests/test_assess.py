@@ -67,9 +67,9 @@ def test_a_perfect_score_on_six_examples_is_inconclusive(make_task, tmp_path):
     run, _ = assess(load_task(make_task()), backend=_perfect(), out_dir=tmp_path / "run")
     prompt = run.rungs[0]
     assert (prompt.decision.status, prompt.decision.action) == ("inconclusive", "stop")
-    assert prompt.decision.n_needed is not None and "dev n=6 is too small to decide" in prompt.decision.reason
+    assert prompt.decision.n_needed is not None and "the dev split (6 examples) cannot confirm it" in prompt.decision.reason
     assert run.skipped[0].name == "fewshot" and "prompt is inconclusive" in run.skipped[0].reason
-    assert not run.recommendation.met and "dev examples would resolve it" in run.recommendation.summary
+    assert not run.recommendation.met and "cannot confirm it: about 35 would" in run.recommendation.summary
 
 
 def test_exhaustive_runs_every_rung_and_recommends_over_all(make_task, tmp_path):

@@ -104,17 +104,37 @@ def test_bad_input_is_one_line_exit_2(name, changes, files, command, expected, m
     assert all(line.startswith("error: ") for line in err.splitlines() if not line.startswith(("warning:", "backend ")))
 
 
-def test_a_bad_rung_mid_run_keeps_the_rungs_already_measured(make_task, tmp_path, capsys):
-    """A rung that fails to build (a lora rung whose max_seq_len no training example fits; found from the
-    tokenizer, before any weights load) is one line and exit 2, and run.json keeps every rung measured
-    before it."""
-    from ladder.record import load_run
+def test_a_max_seq_len_no_training_example_fits_is_found_before_any_rung_runs(make_task, tmp_path, capsys):
+    """A lora rung (its targets) or a distill rung (its prompt and one answer token) whose max_seq_len no training
+    example fits: one line and exit 2 from the tokenizer, before the first rung is evaluated (a distill rung once
+    failed this way after 2.5 minutes of evaluation and teacher answers)."""
+    for rung, what in [({"type": "lora"}, "instruction + input + answer"),
+                       ({"type": "distill"}, "instruction + input + one answer token")]:
+        path = make_task({"rungs": [{"type": "prompt"}, {**rung, "train": {"max_steps": 1, "max_seq_len": 8}}]},
+                         folder=rung["type"])
+        out = tmp_path / rung["type"]
+        assert main(["assess", str(path), "--backend", "scripted", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        last = err.splitlines()[-1]
+        assert last.startswith("error: ") and f"rungs[{rung['type']}].train.max_seq_len: 8 is shorter than every" in last
+        assert f"(the shortest, {what}, is" in last and "[prompt] dev" not in err  # nothing was evaluated
 
-    path = make_task({"rungs": [{"type": "prompt"}, {"type": "lora", "train": {"max_steps": 1, "max_seq_len": 8}}]})
+
+def test_a_bad_rung_mid_run_keeps_the_rungs_already_measured(make_task, tmp_path, capsys, monkeypatch):
+    """A rung that fails to build is one line and exit 2, and run.json keeps every rung measured before it."""
+    from ladder.errors import LadderError
+    from ladder.record import load_run
+    from ladder.rungs import RUNGS
+
+    def fails(rung, ctx):
+        raise LadderError("rungs[fewshot].k: no demonstrations could be chosen")
+
+    monkeypatch.setitem(RUNGS._items, "fewshot", fails)
+    path = make_task()
     out = tmp_path / "run"
     assert main(["assess", str(path), "--backend", "scripted", "--out", str(out)]) == 2
     last = capsys.readouterr().err.splitlines()[-1]  # progress lines before it
-    assert last.startswith("error: ") and "rungs[lora].train.max_seq_len: 8 is shorter than every training" in last
+    assert last.startswith("error: ") and "rungs[fewshot].k: no demonstrations could be chosen" in last
     saved = load_run(out)
     assert saved.status == "failed" and [r.name for r in saved.rungs] == ["prompt"]
 

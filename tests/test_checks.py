@@ -204,3 +204,26 @@ def test_label_issues_on_too_few_examples_say_so():
     examples = [Example(f"e{i}", "x", "a", "dev", f"d.jsonl:{i + 1}") for i in range(3)]
     check = label_issue_check(examples, [[0.1, 0.9]] * 3, ["a", "b"], "a test")
     assert check.severity == "ok" and check.summary.startswith("not computed: 3 examples over 1 labels are too few")
+
+
+def test_near_duplicates_with_other_targets_are_contrastive_pairs_not_leakage(make_task):
+    """Templated short questions that differ in one word and have different answers (a real task: Jaccard
+    0.80 over word pairs) test that word; they are a warning with the count. The same template with the same
+    answer stays a refused leak."""
+    template = "what is the capital of the state whose flower is the {} blossom in the spring season"
+    train = _rows("train", 12) + [{"id": "t-a", "text": template.format("apple"), "label": "weather"},
+                                  {"id": "t-b", "text": template.format("orange"), "label": "music"}]
+    test = _rows("test", 9, 2) + [{"id": "c-a", "text": template.format("apple") + " please", "label": "booking"},
+                                  {"id": "c-b", "text": template.format("orange") + " please", "label": "music"}]
+    splits = load_splits(load_task(make_task(train=train, test=test)), strict=False)
+    by = {c.name: c for c in splits.checks.checks}
+    contrastive = by["near_contrastive"]
+    assert contrastive.severity == "warning" and contrastive.count == 1
+    assert contrastive.findings[0].examples == ["test/c-a", "train/t-a"] and "targets differ" in contrastive.findings[0].detail
+    assert "contrastive pairs, not leaked answers" in contrastive.summary
+    # c-b has the same answer as its near twin t-b: a leak, refused
+    assert by["near_leakage"].severity == "error" and by["near_leakage"].count == 1
+    assert by["near_leakage"].findings[0].examples == ["test/c-b", "train/t-b"]
+    only_contrastive = [r for r in test if r["id"] != "c-b"]
+    splits = load_splits(load_task(make_task(train=train, test=only_contrastive, folder="contrastive")), strict=False)
+    assert not splits.checks.errors and splits.checks.check("near_contrastive").count == 1

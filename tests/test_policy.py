@@ -3,6 +3,7 @@ decision code (no model), so each test states an outcome and checks what the lad
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ladder.cost import rung_cost, with_break_even
@@ -10,7 +11,7 @@ from ladder.policy import decide, next_rung_after, recommend, status_of
 from ladder.record import ExampleRecord, RungResult, SplitResult, TrainingRecord
 from ladder.scoring.compare import compare_with_earlier, split_scores
 from ladder.scoring.metrics import METRICS, Scorer
-from ladder.scoring.stats import Estimate, estimate, score_sd
+from ladder.scoring.stats import Estimate, estimate, score_sd, wilson
 from ladder.spec import CostSpec, PolicySpec
 
 POLICY = PolicySpec()
@@ -75,9 +76,53 @@ def test_inconclusive_follows_the_policy_and_reports_the_n_needed(choice, action
     policy = PolicySpec(inconclusive=choice)
     d = decide(_est(0.85, 0.77, 0.91), 0.357, "accuracy", 0.9, policy)
     assert d.status == "inconclusive" and d.action == action
-    # (1.96 + 0.8416)^2 * 0.357^2 / 0.05^2 = 400.2 -> 401
-    assert d.n_needed == 401
-    assert ("about 401 dev examples would resolve it" in d.reason) == (choice == "report")
+    # yes/no scores: the n at which the Wilson interval (the one that decides) is wholly below 0.9 with 80% power
+    # if the rate is 0.85; checked here by simulating binomial draws through the real Wilson interval
+    assert d.n_needed == 313
+    rng = np.random.default_rng(0)
+    decided = [wilson(k, 313)[1] < 0.9 for k in rng.binomial(313, 0.85, size=4000)]
+    assert 0.78 < np.mean(decided) < 0.86
+    assert np.mean([wilson(k, 250)[1] < 0.9 for k in rng.binomial(250, 0.85, size=4000)]) < 0.78
+    assert ("about 313 dev examples would resolve it" in d.reason) == (choice == "report")
+    # other scores: the normal interval of the mean, (1.96 + 0.8416)^2 * 0.357^2 / 0.05^2 = 400.2 -> 401
+    boot = decide(Estimate(mean=0.85, low=0.77, high=0.91, n=100, method="bootstrap"), 0.357, "f1", 0.9, policy)
+    assert boot.n_needed == 401
+
+
+def test_the_n_that_decides_is_never_below_the_n_measured():
+    """1/10 against 0.40: 0.100 [0.018, 0.404] was once told 'about 8 dev examples would resolve it'."""
+    d = decide(estimate(_scores(1, 10), True), 0.3, "accuracy", 0.4, POLICY)
+    assert d.status == "inconclusive" and d.n_needed is not None and d.n_needed > 10
+    assert "too small" not in d.reason  # one number, not two that contradict each other
+
+
+def test_a_dev_split_that_cannot_confirm_a_rung_says_so_and_does_not_send_it_up_the_ladder():
+    """lora at 30/40 = 0.750 [0.598, 0.858] against 0.60: needs ~76 dev examples; the task has 40."""
+    lora = estimate(_scores(30, 40), True)
+    d = decide(lora, 0.43, "accuracy", 0.6, POLICY, available=40, kind="lora", next_rung=("preference", "preference"))
+    assert (d.status, d.action) == ("inconclusive", "stop") and d.n_needed > 40
+    assert "the dev split (40 examples) cannot confirm it" in d.reason and f"move {d.n_needed - 40} from train" in d.reason
+    result = _rung("lora", "lora", _scores(30, 40), [], threshold=0.6)
+    result = result.model_copy(update={"decision": d})
+    rec = recommend([result], "accuracy", 0.6, POLICY, ["preference"])
+    assert rec.next_rung is None and "next rung to try" not in rec.summary
+    assert "cannot confirm it" in rec.summary and "before trying a costlier rung" in rec.summary
+
+
+def test_an_inconclusive_rung_climbs_when_the_task_cannot_resolve_it_or_the_next_rung_is_cheaper_per_call():
+    # above the target (0.117 vs 0.10 at n=60 needs thousands) and the next rung serves the zero-shot prompt
+    fewshot = estimate(_scores(7, 60), True)
+    d = decide(fewshot, 0.32, "accuracy", 0.10, POLICY, available=300, kind="fewshot", next_rung=("lora", "lora"))
+    assert d.status == "inconclusive" and d.action == "climb" and d.n_needed > 300
+    assert "lora serves the zero-shot prompt, cheaper per call" in d.reason
+    # below the target and more than the task has: the gap is likely, climb
+    below = decide(estimate(_scores(8, 20), True), 0.49, "accuracy", 0.5, POLICY, available=20, kind="prompt",
+                   next_rung=("fewshot", "fewshot"))
+    assert below.action == "climb" and "more than the task's 20" in below.reason
+    # resolvable within the task's dev split: stop and say how many (a --limit run is told to drop it)
+    resolvable = decide(estimate(_scores(17, 20), True), 0.36, "accuracy", 0.9, POLICY, available=1000, kind="prompt",
+                        next_rung=("fewshot", "fewshot"))
+    assert resolvable.action == "stop" and "rerun without --limit" in resolvable.reason
 
 
 def test_a_dev_split_too_small_is_said_plainly():

@@ -134,3 +134,39 @@ def test_power_and_n_needed_match_the_normal_formula():
     # (1.95996 + 0.84162)^2 * 0.5^2 / 0.1^2 = 196.2 -> 197
     assert n_to_detect(0.1, 0.5) == 197 and n_to_detect(-0.1, 0.5) == 197 and n_to_detect(0.0, 0.5) is None
     assert power_at(0.1, 197, 0.5) == pytest.approx(0.8, abs=0.005)
+
+
+# -- every interval holds its estimate (a 0/150 rung once got a Wilson low bound 1.7e-18 above its mean 0.0,
+# and the HTML plot's error bars went negative) ----------------------------------------------------------
+def test_wilson_holds_its_estimate_for_every_k_and_n_up_to_500():
+    for n in range(1, 501):
+        for k in range(n + 1):
+            low, high = wilson(k, n)
+            assert 0.0 <= low <= k / n <= high <= 1.0, (k, n, low, high)
+
+
+def test_zero_of_150_has_a_low_bound_of_exactly_zero():
+    e = estimate([0.0] * 150, binary=True)
+    assert e.mean == 0.0 and e.low == 0.0 and 0.02 < e.high < 0.03
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scores = st.lists(st.floats(min_value=0, max_value=1, allow_nan=False), min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_scores, st.integers(0, 10))
+def test_bootstrap_interval_holds_its_estimate(scores, seed):
+    e = estimate(scores, binary=False, seed=seed)
+    assert e.low <= e.mean <= e.high
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 1.0, 0.25]), st.sampled_from([0.0, 1.0, 0.5])), min_size=1, max_size=40),
+       st.integers(0, 10))
+def test_paired_interval_holds_its_difference(pairs, seed):
+    a, b = [x for x, _ in pairs], [y for _, y in pairs]
+    cmp = paired(a, b, binary=False, seed=seed)
+    assert cmp.low <= cmp.delta <= cmp.high

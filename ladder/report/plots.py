@@ -20,8 +20,9 @@ def _inline(svg: str) -> str:
 
 def _errorbars(ax, xs, intervals, color, label, marker="o"):
     means = [m for m, _, _ in intervals]
-    below = [m - lo for m, lo, _ in intervals]
-    above = [hi - m for m, _, hi in intervals]
+    # never negative, whatever a record holds (an old record's Wilson bound 1.7e-18 above a mean of 0)
+    below = [max(0.0, m - lo) for m, lo, _ in intervals]
+    above = [max(0.0, hi - m) for m, _, hi in intervals]
     ax.errorbar(xs, means, yerr=[below, above], fmt=marker, color=color, capsize=4, label=label)
 
 

@@ -4,6 +4,7 @@ and both renderers (``markdown``, ``html``) only lay it out."""
 from __future__ import annotations
 
 from ladder.cost import duration, money
+from ladder.diagnosis import gap_kind
 from ladder.record import AssessmentRun, DevEvaluation, ExampleRecord, RungResult
 from ladder.report.document import Document, Figure, Items, Notice, Paragraph, Section, Table
 from ladder.scoring.stats import Estimate, PairedComparison
@@ -169,7 +170,7 @@ def _diagnosis(run: AssessmentRun) -> Section:
         Paragraph(f"After the prompt-side rungs the best is **{d.best_rung}**, " + (
             f"{d.gap:.3f} below the target on dev. " if d.gap > 0 else
             f"{-d.gap:.3f} above the target on its dev mean but not conclusively (its interval reaches below). ") +
-                  f"The gap looks like **{d.kind}**: {d.advice}."),
+                  f"The gap {gap_kind(d.kind, bold=True)}: {d.advice}."),
         Table(["signal", "points to", "evidence"], [[names.get(e.signal, e.signal), e.points_to, e.text] for e in d.evidence]),
     ]
     return section

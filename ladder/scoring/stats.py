@@ -62,7 +62,8 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # at p = 0 or 1 the bound is p up to rounding (1.7e-18 above 0/150 was seen): an interval holds its estimate
+    return (max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half)))
 
 
 def estimate(scores: list[float], binary: bool, seed: int = 0) -> Estimate:
@@ -78,7 +79,7 @@ def estimate(scores: list[float], binary: bool, seed: int = 0) -> Estimate:
     idx = rng.integers(0, n, size=(BOOTSTRAP_SAMPLES, n))
     means = values[idx].mean(axis=1)
     low, high = np.quantile(means, [0.025, 0.975])
-    return Estimate(mean=mean, low=float(low), high=float(high), n=n, method="bootstrap")
+    return Estimate(mean=mean, low=min(mean, float(low)), high=max(mean, float(high)), n=n, method="bootstrap")
 
 
 def mcnemar_exact(b_only: int, a_only: int) -> float:
@@ -112,6 +113,7 @@ def paired(a: list[float], b: list[float], binary: bool, seed: int = 0) -> Paire
     delta = float(diff.mean())
     boot = _bootstrap_diffs(diff, seed)
     low, high = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
+    low, high = min(low, delta), max(high, delta)  # a percentile interval can miss a skewed mean: keep it inside
     if binary:
         p, method = mcnemar_exact(wins, losses), "mcnemar"
     else:
@@ -179,3 +181,57 @@ def score_sd(scores: list[float]) -> float:
     """Per-example standard deviation (population form; binary scores give sqrt(p(1-p)))."""
     values = np.asarray(scores, dtype=float)
     return float(values.std()) if len(values) else 0.0
+
+
+def _log_binomial_pmf(n: int, p: float) -> np.ndarray:
+    k = np.arange(n + 1, dtype=float)
+    i = k[1:]
+    log_c = np.concatenate([[0.0], np.cumsum(np.log(n - i + 1) - np.log(i))])  # log C(n, k), exact in fp64 to ~1e-9
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return log_c + np.where(k > 0, k * math.log(p) if p > 0 else -np.inf, 0.0) + np.where(
+            k < n, (n - k) * math.log1p(-p) if p < 1 else -np.inf, 0.0)
+
+
+def wilson_power(p: float, threshold: float, n: int) -> float:
+    """Probability that n yes/no scores with true rate ``p`` give a Wilson 95% interval wholly on p's side of
+    ``threshold`` (above it, low >= threshold, when p > threshold; below it, high < threshold, otherwise)."""
+    k = np.arange(n + 1, dtype=float)
+    z2 = Z95 * Z95
+    rate = k / n
+    denom = 1 + z2 / n
+    centre = (rate + z2 / (2 * n)) / denom
+    half = Z95 * np.sqrt(rate * (1 - rate) / n + z2 / (4 * n * n)) / denom
+    low, high = np.minimum(rate, centre - half), np.maximum(rate, centre + half)
+    decides = low >= threshold if p > threshold else high < threshold
+    pmf = np.exp(_log_binomial_pmf(n, p))
+    return float(pmf[decides].sum())
+
+
+def n_to_decide(mean: float, threshold: float, binary: bool, sd: float, n_now: int, power: float = 0.8,
+                cap: int = 1_000_000) -> int | None:
+    """Examples at which the interval that decides (Wilson for yes/no scores, the normal interval of the mean
+    otherwise) lies wholly on one side of ``threshold`` with probability ``power``, if the true mean is ``mean``;
+    never fewer than ``n_now`` + 1 (``n_now`` were measured and did not decide). None when the mean sits on the
+    threshold (no n decides) or more than ``cap`` would be needed."""
+    gap = mean - threshold
+    if not math.isfinite(gap) or gap == 0:
+        return None
+    floor = n_now + 1
+    if not binary:
+        if sd <= 0:
+            return floor
+        needed = ((_z(0.975) + _z(power)) * sd / abs(gap)) ** 2
+        return max(floor, math.ceil(needed)) if needed <= cap else None
+    p = min(1.0, max(0.0, mean))
+    if wilson_power(p, threshold, floor) >= power:
+        return floor
+    hi = floor
+    while wilson_power(p, threshold, hi) < power:  # double until it decides, then bisect
+        if hi > cap:
+            return None
+        hi *= 2
+    lo = hi // 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if wilson_power(p, threshold, mid) >= power else (mid, hi)
+    return max(floor, hi)
