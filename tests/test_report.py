@@ -207,3 +207,19 @@ def test_every_shipped_task_has_a_committed_record():
     for record in SHIPPED:
         raw = json.loads(record.read_text())
         assert raw["status"] == "complete" and raw["task_name"] == record.stem
+
+
+def test_no_report_step_raises_on_edge_values(tmp_path):
+    """A rung that scored 0/150 in an older record has a Wilson low bound 1.7e-18 above its mean 0.0 (the plot's
+    error bars went negative and report.html was never written); a perfect rung sits on 1.0. Both render."""
+    run = load_run(GOLDEN)
+    first, last = run.rungs[0], run.rungs[-1]
+    for split in first.splits.values():
+        for name, m in split.metrics.items():
+            split.metrics[name] = m.model_copy(update={"mean": 0.0, "low": 1.7e-18, "high": 0.025})
+    for split in last.splits.values():
+        for name, m in split.metrics.items():
+            split.metrics[name] = m.model_copy(update={"mean": 1.0, "low": 0.976, "high": 1.0})
+    text = render([run], "html")
+    assert _page(text).figures >= 2
+    assert "0.000" in render([run], "md")
