@@ -74,22 +74,22 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "gate",
-        help="paired regression check of a run against a baseline: exit 0 pass, 1 regression, 2 usage or data error",
+        help="paired non-inferiority check of a run against a baseline: exit 0 pass, 1 regression, 3 inconclusive "
+        "(the gate could not have seen a regression), 2 usage or data error",
     )
     p.add_argument("run", type=Path, help="run folder (or its run.json)")
     p.add_argument("--baseline", required=True, type=Path, help="baseline file (from `ladder baseline`)")
     p.add_argument("--rung", help="rung of the run to gate (default: the baseline's rung)")
     p.add_argument("--metric", action="append", help="metric to gate (repeatable; default: the baseline's target metric)")
-    p.add_argument("--margin", type=float, default=0.0, help="tolerated drop before it counts as a regression (default 0)")
+    p.add_argument("--margin", type=float, default=0.0,
+                   help="the drop tolerated: pass needs the 95%% interval of the difference to rule out a larger one (default 0)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the paired test (default 0.05)")
-    p.add_argument("--junit", type=Path, help="write JUnit XML here (CI dashboards)")
-    p.add_argument("--md", type=Path, help="write a Markdown summary here (pull-request comment)")
+    _gate_outputs(p)
 
     p = sub.add_parser("gate-suite", help="run every gate of a suite file (e.g. evals/gates.yaml): assess the slice, gate it")
     p.add_argument("suite", type=Path, help="suite YAML")
     p.add_argument("--out", type=Path, default=Path("runs") / "gates", help="where the suite's runs go (default runs/gates)")
-    p.add_argument("--junit", type=Path, help="write JUnit XML here")
-    p.add_argument("--md", type=Path, help="write a Markdown summary here")
+    _gate_outputs(p)
 
     p = sub.add_parser(
         "train",
@@ -113,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prepare", help="materialize a model once into the model cache (no download)")
     p.add_argument("model", nargs="?", default="smollm2-135m-instruct")
     return parser
+
+
+def _gate_outputs(p) -> None:
+    p.add_argument("--on-inconclusive", choices=("fail", "pass"),
+                   help="what an inconclusive verdict exits with: fail (1) or pass (0; JUnit: skipped); default: its own code, 3")
+    p.add_argument("--junit", type=Path, help="write JUnit XML here (CI dashboards)")
+    p.add_argument("--md", type=Path, help="write a Markdown summary here (pull-request comment)")
+    p.add_argument("--html", type=Path, help="write an HTML summary here (one self-contained file)")
 
 
 def _validate(args) -> int:
@@ -281,14 +289,22 @@ def _baseline(args) -> int:
     return 0
 
 
-def _write_gate_outputs(results, junit: Path | None, md: Path | None) -> None:
+def _write_gate_outputs(results, args) -> None:
     from ladder.fileio import atomic_write_text
-    from ladder.gate import render_gate_markdown, render_junit
+    from ladder.gate import render_gate, render_junit
 
-    if junit:
-        atomic_write_text(junit, render_junit(results))
-    if md:
-        atomic_write_text(md, "\n".join(render_gate_markdown(r) for r in results))
+    if args.junit:
+        atomic_write_text(args.junit, render_junit(results))
+    if args.md:
+        atomic_write_text(args.md, render_gate(results, "md"))
+    if args.html:
+        atomic_write_text(args.html, render_gate(results, "html"))
+
+
+def _gate_exit(results) -> int:
+    """A regression anywhere fails (1); else an inconclusive gate's own code (3, or 1/0 by --on-inconclusive)."""
+    codes = {r.exit_code for r in results}
+    return 1 if 1 in codes else max(codes)
 
 
 def _gate(args) -> int:
@@ -299,13 +315,13 @@ def _gate(args) -> int:
     run = load_run(args.run)
     baseline = load_baseline(args.baseline)
     result = gate(run, baseline, args.rung, args.metric, args.margin, args.alpha, source=str(args.run),
-                  baseline_source=str(args.baseline))
+                  baseline_source=str(args.baseline), on_inconclusive=args.on_inconclusive)
     for check in result.checks:
         display.out(check_line(result, check))
     for note in result.notes:
         display.info(f"note: {note}")
-    _write_gate_outputs([result], args.junit, args.md)
-    return result.exit_code
+    _write_gate_outputs([result], args)
+    return _gate_exit([result])
 
 
 def _gate_suite(args) -> int:
@@ -313,13 +329,13 @@ def _gate_suite(args) -> int:
     from ladder.gate import check_line
     from ladder.suite import run_suite
 
-    pairs = run_suite(args.suite, args.out, progress=display.info)
+    pairs = run_suite(args.suite, args.out, progress=display.info, on_inconclusive=args.on_inconclusive)
     for spec, result in pairs:
         for check in result.checks:
             display.out(f"[{spec.name}] {check_line(result, check)}")
     results = [r for _, r in pairs]
-    _write_gate_outputs(results, args.junit, args.md)
-    return max(r.exit_code for r in results)
+    _write_gate_outputs(results, args)
+    return _gate_exit(results)
 
 
 def _report(args) -> int:

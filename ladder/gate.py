@@ -3,12 +3,17 @@ against it on the same example ids. Imports no model code.
 
 - ``make_baseline``: per-example ids, scores and output hashes of one rung on one split, with the data
   hashes, model identity and ladder version that produced them.
-- ``gate``: the same pairing and tests as ``assess`` (``scoring.compare.compare_by_id``). A metric
-  regresses when the candidate is worse than the baseline by more than ``margin`` and the paired test
-  says so at ``alpha`` (exact McNemar for yes/no scores with no margin; otherwise a paired bootstrap of
-  H0: delta = -margin). Every check also states what the gate can see: the minimum detectable effect at
-  the baseline's n (80% power) and its power against a 5-point drop, so nobody trusts a blind gate.
-- Exit codes (``GateResult.exit_code``): 0 pass, 1 regression; bad input is a LadderError (exit 2).
+- ``gate``: the same pairing and tests as ``assess`` (``scoring.compare.compare_by_id``), framed as
+  non-inferiority. Three verdicts per metric:
+  **pass** when the 95% interval of the paired difference (candidate - baseline) rules out a drop larger
+  than ``margin`` (its lower bound is at or above -margin; identical outputs give [0, 0] and pass at margin 0);
+  **regression** when a drop beyond the margin is shown (the difference is below -margin and the paired
+  test of H0: delta = -margin rejects at ``alpha``: exact McNemar for yes/no scores with no margin, a paired
+  bootstrap otherwise); **inconclusive** otherwise, with the n that would decide at this margin and spread.
+  A gate that could not have seen a regression never says pass. Every check also states what the gate can
+  see: the minimum detectable drop at the baseline's n (80% power) and its power against a 5-point drop.
+- Exit codes (``GateResult.exit_code``): 0 pass, 1 regression, 3 inconclusive (``on_inconclusive`` turns it
+  into 1 or 0, a team's choice); bad input is a LadderError (exit 2).
 """
 
 from __future__ import annotations
@@ -27,12 +32,23 @@ import ladder
 from ladder.errors import LadderError
 from ladder.fileio import atomic_write_text, read_json
 from ladder.record import AssessmentRun, ExampleRecord, ModelIdentity, RungResult
+from ladder.report.document import Document, Items, Paragraph, Section, Table
 from ladder.scoring.compare import compare_by_id, is_binary, measured_binary
-from ladder.scoring.stats import PairedComparison, minimum_detectable_effect, power_at, score_sd, shifted_p
+from ladder.scoring.stats import (
+    PairedComparison,
+    Z95,
+    minimum_detectable_effect,
+    n_to_decide,
+    power_at,
+    score_sd,
+    shifted_p,
+)
 
 BASELINE_FORMAT = "ladder-baseline"
 BASELINE_VERSION = 1
 VISIBLE_DROP = 0.05  # the drop every gate states its power against
+INCONCLUSIVE_EXIT = 3
+Verdict = Literal["pass", "regression", "inconclusive"]
 
 
 class _Strict(BaseModel):
@@ -124,10 +140,16 @@ class GateCheck(_Strict):
     baseline_mean: float
     candidate_mean: float
     p_regression: float  # the test's p-value for H0: delta = -margin
-    regressed: bool
+    verdict: Verdict
+    n_to_decide: int | None = None  # inconclusive: examples that would decide at this margin and spread (80% power)
+    passing_margin: float  # the smallest margin this interval passes at (-low, at least 0)
     mde: float  # minimum detectable effect at the baseline's n (80% power, two-sided alpha)
     power_at_visible_drop: float  # power against a VISIBLE_DROP drop
     changed_outputs: int  # examples whose output differs from the baseline's
+
+    @property
+    def regressed(self) -> bool:
+        return self.verdict == "regression"
 
 
 class GateResult(_Strict):
@@ -139,14 +161,40 @@ class GateResult(_Strict):
     alpha: float
     checks: list[GateCheck]
     notes: list[str] = []
+    on_inconclusive: Literal["fail", "pass"] | None = None  # None: exit 3
+
+    @property
+    def verdict(self) -> Verdict:
+        verdicts = {c.verdict for c in self.checks}
+        return "regression" if "regression" in verdicts else "inconclusive" if "inconclusive" in verdicts else "pass"
 
     @property
     def passed(self) -> bool:
-        return not any(c.regressed for c in self.checks)
+        return self.verdict == "pass"
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.passed else 1
+        if self.verdict == "inconclusive":
+            return {"fail": 1, "pass": 0, None: INCONCLUSIVE_EXIT}[self.on_inconclusive]
+        return 0 if self.verdict == "pass" else 1
+
+
+def verdict_of(cmp: PairedComparison, margin: float, p_regression: float, alpha: float) -> Verdict:
+    """Non-inferiority: pass when the interval's lower bound is at or above -margin; regression when the
+    difference is beyond the margin and the test says so; inconclusive otherwise."""
+    if cmp.low >= -margin:
+        return "pass"
+    if cmp.delta < -margin and p_regression < alpha:
+        return "regression"
+    return "inconclusive"
+
+
+def _n_to_decide(diffs: list[float], margin: float) -> int | None:
+    """Paired examples at which the interval of the difference would lie wholly above -margin (or below it,
+    for a drop beyond it) with 80% power, if the mean difference and its spread hold."""
+    n = len(diffs)
+    mean = sum(diffs) / n
+    return n_to_decide(mean, -margin, False, score_sd(diffs), n, 0.8)
 
 
 def gate(
@@ -158,6 +206,7 @@ def gate(
     alpha: float = 0.05,
     source: str = "run",
     baseline_source: str = "baseline",
+    on_inconclusive: Literal["fail", "pass"] | None = None,
 ) -> GateResult:
     if not 0 < alpha < 1:
         raise LadderError(f"--alpha: must be between 0 and 1, got {alpha}")
@@ -197,13 +246,16 @@ def gate(
             p = shifted_p(a, b, -margin, seed=run.seed)
         mde, power = _sensitivity(a, is_binary(binary, a), alpha)
         changed = sum(1 for e in baseline.examples if output_hash(candidate[e.id]) != e.output_sha256)
+        verdict = verdict_of(cmp, margin, p, alpha)
         checks.append(GateCheck(
             metric=metric,
             comparison=cmp,
             baseline_mean=sum(a) / len(a),
             candidate_mean=sum(b) / len(b),
             p_regression=p,
-            regressed=cmp.delta < -margin and p < alpha,
+            verdict=verdict,
+            n_to_decide=_n_to_decide([y - x for x, y in zip(a, b)], margin) if verdict == "inconclusive" else None,
+            passing_margin=max(0.0, -cmp.low),
             mde=mde,
             power_at_visible_drop=power,
             changed_outputs=changed,
@@ -211,7 +263,7 @@ def gate(
         if is_binary(binary, a) and margin > 0:
             notes.append(f"{metric}: with a margin the test is a paired bootstrap of delta = -{margin}, not McNemar")
     return GateResult(task_name=run.task_name, rung=result.name, split=split, n=len(baseline.examples), margin=margin,
-                      alpha=alpha, checks=checks, notes=notes)
+                      alpha=alpha, checks=checks, notes=notes, on_inconclusive=on_inconclusive)
 
 
 def _sensitivity(baseline: list[float], binary: bool, alpha: float) -> tuple[float, float]:
@@ -239,50 +291,110 @@ def _p(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
 
 
+WORDS = {"pass": "pass", "regression": "REGRESSION", "inconclusive": "INCONCLUSIVE"}
+
+
+def why(result: GateResult, c: GateCheck) -> str:
+    """The verdict in words: what the interval rules out, and for an inconclusive check what would decide it."""
+    cmp, m = c.comparison, result.margin
+    if c.verdict == "pass":
+        return f"the interval rules out a drop larger than {m:g}"
+    if c.verdict == "regression":
+        return f"a drop beyond {m:g} is shown"
+    decide = (f"about {c.n_to_decide} paired examples would decide at this margin and spread" if c.n_to_decide
+              else "no number of examples decides it at this margin (the difference sits on it)")
+    return (f"the interval reaches below -{m:g} but no drop beyond it is shown: the gate cannot tell; {decide}; "
+            f"it would pass at a margin of {c.passing_margin:.3f}")
+
+
 def check_line(result: GateResult, c: GateCheck) -> str:
     cmp = c.comparison
-    verdict = "REGRESSION" if c.regressed else "pass"
-    return (f"{verdict}: {result.rung} {c.metric} {c.candidate_mean:.3f} vs baseline {c.baseline_mean:.3f}, "
+    return (f"{WORDS[c.verdict]}: {result.rung} {c.metric} {c.candidate_mean:.3f} vs baseline {c.baseline_mean:.3f}, "
             f"Δ {cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}], {_p(c.p_regression)} ({cmp.method}; "
-            f"{cmp.wins} better, {cmp.losses} worse, {c.changed_outputs} outputs changed); n={result.n}, margin "
-            f"{result.margin}, alpha {result.alpha}; this gate sees drops of {c.mde:.3f} or more "
+            f"{cmp.wins} better, {cmp.losses} worse, {c.changed_outputs} outputs changed); {why(result, c)}; n={result.n}, "
+            f"margin {result.margin}, alpha {result.alpha}; this gate sees drops of {c.mde:.3f} or more "
             f"(power {c.power_at_visible_drop:.0%} against a {VISIBLE_DROP:.2f} drop)")
 
 
+HEADS = {"pass": "✅ ladder gate: PASS", "regression": "❌ ladder gate: REGRESSION",
+         "inconclusive": "⚠️ ladder gate: INCONCLUSIVE"}
+
+
+def gate_document(results: list[GateResult]) -> Document:
+    """Every gate's verdict as one report document: Markdown for a pull-request comment, HTML for a dashboard."""
+    verdicts = {r.verdict for r in results}
+    overall = "regression" if "regression" in verdicts else "inconclusive" if "inconclusive" in verdicts else "pass"
+    sections = []
+    for k, result in enumerate(results):
+        rows = []
+        for c in result.checks:
+            cmp = c.comparison
+            rows.append([c.metric, f"{c.baseline_mean:.3f}", f"{c.candidate_mean:.3f}",
+                         f"{cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}]", f"{cmp.wins} / {cmp.losses}",
+                         _p(c.p_regression), f"**{WORDS[c.verdict]}**",
+                         str(c.n_to_decide) if c.n_to_decide else "—", f"{c.mde:.3f}", f"{c.power_at_visible_drop:.0%}"])
+        blocks: list = [
+            Paragraph(f"**{HEADS[result.verdict]}** — `{result.task_name}` / `{result.rung}` on {result.split} "
+                      f"(n={result.n}, paired on the same examples, margin {result.margin:g}, alpha {result.alpha:g})"),
+            Table(["metric", "baseline", "candidate", "Δ [95% CI]", "better / worse", "p (drop beyond margin)", "verdict",
+                   "n to decide", "detectable drop (80% power)", "power vs 5-pt drop"], rows),
+            Items([f"{c.metric}: {why(result, c)}" for c in result.checks] + [f"note: {n}" for n in result.notes]),
+        ]
+        if result.verdict == "inconclusive" and result.on_inconclusive:
+            blocks.append(Paragraph(f"Inconclusive counts as **{result.on_inconclusive}** here (`--on-inconclusive "
+                                    f"{result.on_inconclusive}`)."))
+        sections.append(Section(f"gate-{k}", f"{result.task_name} / {result.rung}" if len(results) > 1 else "", blocks))
+    sections.append(Section("rule", "How to read it", [Paragraph(
+        "Non-inferiority on the same examples: **pass** when the 95% interval of the paired difference (candidate − "
+        "baseline) rules out a drop larger than the margin; **regression** when a drop beyond the margin is shown "
+        "(exact McNemar for yes/no scores without a margin, paired bootstrap otherwise); **inconclusive** when the "
+        "interval allows such a drop but does not show it: the gate could not have seen a regression, so it does not "
+        "say pass. The detectable drop assumes independent errors between the two runs (a conservative bound).")]))
+    return Document(title=f"ladder gate: {overall.upper()}", sections=sections)
+
+
 def render_gate_markdown(result: GateResult) -> str:
-    head = "✅ **ladder gate passed**" if result.passed else "❌ **ladder gate: regression**"
-    lines = [f"{head} — `{result.task_name}` / `{result.rung}` on {result.split} (n={result.n}, paired on the same examples)", "",
-             "| metric | baseline | candidate | Δ [95% CI] | better / worse | p | verdict | detectable drop (80% power) | power vs 5-pt drop |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for c in result.checks:
-        cmp = c.comparison
-        lines.append(
-            f"| {c.metric} | {c.baseline_mean:.3f} | {c.candidate_mean:.3f} | {cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}] "
-            f"| {cmp.wins} / {cmp.losses} | {_p(c.p_regression)} | {'regression' if c.regressed else 'pass'} "
-            f"| {c.mde:.3f} | {c.power_at_visible_drop:.0%} |"
-        )
-    lines += ["", f"A regression is a drop of more than {result.margin} with p below {result.alpha} (two-sided; exact "
-              "McNemar for yes/no scores without a margin, paired bootstrap otherwise). The detectable drop assumes "
-              "independent errors between the two runs (a conservative bound)."]
-    lines += [f"- note: {n}" for n in result.notes]
-    return "\n".join(lines) + "\n"
+    from ladder.report.markdown import render_document
+
+    return render_document(gate_document([result]))
+
+
+def render_gate(results: list[GateResult], fmt: Literal["md", "html"]) -> str:
+    doc = gate_document(results)
+    if fmt == "md":
+        from ladder.report.markdown import render_document
+
+        return render_document(doc)
+    from ladder.report.html import render_html
+
+    return render_html(doc)
 
 
 def render_junit(results: list[GateResult]) -> str:
-    """One <testsuite> per gate, one <testcase> per metric checked; a regression is a <failure>."""
+    """One <testsuite> per gate, one <testcase> per metric checked; a regression is a <failure>; an inconclusive
+    check is a <failure> with its own message, or <skipped> where inconclusive counts as a pass."""
     suites = []
+    failures = skipped = 0
     for result in results:
-        failures = sum(c.regressed for c in result.checks)
         cases = []
+        suite_failures = suite_skipped = 0
         for c in result.checks:
             body = escape(check_line(result, c))
-            inner = (f'<failure message={quoteattr("regression: " + c.metric)}>{body}</failure>' if c.regressed
-                     else f"<system-out>{body}</system-out>")
+            if c.verdict == "regression" or (c.verdict == "inconclusive" and result.on_inconclusive != "pass"):
+                suite_failures += 1
+                inner = f'<failure message={quoteattr(c.verdict + ": " + c.metric)}>{body}</failure>'
+            elif c.verdict == "inconclusive":
+                suite_skipped += 1
+                inner = f'<skipped message={quoteattr("inconclusive: " + c.metric)}>{body}</skipped>'
+            else:
+                inner = f"<system-out>{body}</system-out>"
             cases.append(f'    <testcase classname={quoteattr("ladder.gate." + result.task_name)} '
                          f'name={quoteattr(result.rung + "." + c.metric)} time="0">{inner}</testcase>')
+        failures += suite_failures
+        skipped += suite_skipped
         suites.append(f'  <testsuite name={quoteattr("ladder gate " + result.task_name + " " + result.rung)} '
-                      f'tests="{len(result.checks)}" failures="{failures}" errors="0">\n' + "\n".join(cases) + "\n  </testsuite>")
+                      f'tests="{len(result.checks)}" failures="{suite_failures}" errors="0" skipped="{suite_skipped}">\n'
+                      + "\n".join(cases) + "\n  </testsuite>")
     tests = sum(len(r.checks) for r in results)
-    failures = sum(c.regressed for r in results for c in r.checks)
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites tests="{tests}" failures="{failures}">\n'
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<testsuites tests="{tests}" failures="{failures}" skipped="{skipped}">\n'
             + "\n".join(suites) + "\n</testsuites>\n")

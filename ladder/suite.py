@@ -47,7 +47,8 @@ def load_suite(path: str | Path) -> tuple[GateSuite, Path]:
         raise ValidationFailed([f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]) from None
 
 
-def run_suite(path: str | Path, out_root: Path, progress=None) -> list[tuple[GateSpec, GateResult]]:
+def run_suite(path: str | Path, out_root: Path, progress=None,
+              on_inconclusive=None) -> list[tuple[GateSpec, GateResult]]:
     from ladder.assess import assess
     from ladder.spec import load_task
 
@@ -61,5 +62,6 @@ def run_suite(path: str | Path, out_root: Path, progress=None) -> list[tuple[Gat
         run, _ = assess(load_task(base / spec.task), backend=spec.backend, rungs=[spec.rung], limit=spec.limit,
                         out_dir=out_root / spec.name, progress=progress, exhaustive=True)
         results.append((spec, gate(run, baseline, spec.rung, spec.metrics, spec.margin, spec.alpha,
-                                   source=str(out_root / spec.name), baseline_source=str(baseline_path))))
+                                   source=str(out_root / spec.name), baseline_source=str(baseline_path),
+                                   on_inconclusive=on_inconclusive)))
     return results

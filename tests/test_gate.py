@@ -63,7 +63,7 @@ def test_unchanged_candidate_passes_with_junit_and_markdown(task, baseline, tmp_
     assert 0.08 < mde < 0.2
     suite = ET.parse(junit).getroot()
     assert suite.tag == "testsuites" and suite.get("tests") == "1" and suite.get("failures") == "0"
-    assert "ladder gate passed" in md.read_text()
+    assert "ladder gate: PASS" in md.read_text() and "the interval rules out a drop larger than 0" in md.read_text()
 
 
 def test_a_degraded_candidate_fails_with_exit_1(task, baseline, tmp_path, capsys):
@@ -82,6 +82,50 @@ def test_a_drop_within_the_margin_passes(task, baseline, tmp_path):
     (check,) = result.checks
     assert check.comparison.delta == pytest.approx(-1 / 60) and not check.regressed and result.exit_code == 0
     assert 0 < check.mde < 1 and 0 <= check.power_at_visible_drop <= 1
+
+
+def _three_wrong(prompt):
+    return "music" if any(f"place test {i}<" in prompt for i in (0, 1, 3)) else _perfect(prompt)
+
+
+def test_a_drop_the_gate_cannot_judge_is_inconclusive_with_exit_3(task, baseline, tmp_path, capsys):
+    """Three of 60 answers turned wrong: -0.050, McNemar p = 0.25. The interval allows a drop, none is shown:
+    the gate could not have seen a regression of that size, so it says INCONCLUSIVE (exit 3), with the n that
+    would decide and the margin it would pass at, never pass."""
+    folder = _run(task, tmp_path / "three", responder=_three_wrong)
+    junit, md, page = tmp_path / "gate.xml", tmp_path / "gate.md", tmp_path / "gate.html"
+    args = ["gate", str(folder), "--baseline", str(baseline)]
+    assert main([*args, "--junit", str(junit), "--md", str(md), "--html", str(page)]) == 3
+    printed = capsys.readouterr().out
+    assert printed.startswith("INCONCLUSIVE: fewshot accuracy 0.950 vs baseline 1.000, Δ -0.050")
+    assert "the gate cannot tell" in printed and "paired examples would decide at this margin" in printed
+    result = gate(load_run(folder), load_baseline(baseline))
+    (check,) = result.checks
+    assert check.verdict == "inconclusive" and check.p_regression == pytest.approx(0.25)
+    assert check.n_to_decide > 60 and check.passing_margin == pytest.approx(-check.comparison.low)
+    failure = ET.parse(junit).getroot().find("testsuite/testcase/failure")
+    assert failure is not None and failure.get("message") == "inconclusive: accuracy"
+    assert "ladder gate: INCONCLUSIVE" in md.read_text() and "ladder gate: INCONCLUSIVE" in page.read_text()
+    # a team's choice: inconclusive fails, or passes (JUnit: skipped)
+    assert main([*args, "--on-inconclusive", "fail"]) == 1
+    assert main([*args, "--on-inconclusive", "pass", "--junit", str(junit)]) == 0
+    root = ET.parse(junit).getroot()
+    assert root.get("failures") == "0" and root.get("skipped") == "1"
+    assert root.find("testsuite/testcase/skipped").get("message") == "inconclusive: accuracy"
+    # at a margin its interval rules out, the same run passes
+    assert main([*args, "--margin", f"{check.passing_margin + 0.001:.3f}"]) == 0
+
+
+def test_a_regression_anywhere_outranks_an_inconclusive_gate_in_a_suite():
+    from ladder.cli import _gate_exit
+    from ladder.gate import GateResult
+
+    def result(code_verdict):
+        return type("R", (), {"exit_code": code_verdict})()
+
+    assert _gate_exit([result(3), result(1), result(0)]) == 1
+    assert _gate_exit([result(0), result(3)]) == 3 and _gate_exit([result(0), result(0)]) == 0
+    assert GateResult.model_fields["on_inconclusive"].default is None
 
 
 def test_the_gate_states_what_it_can_see():
