@@ -8,10 +8,11 @@ used to choose.
   ``report`` stops and says how many dev examples would resolve it).
 - A costlier rung counts as better than a cheaper one only when the paired test on the same dev
   examples says so at ``alpha``, Holm-corrected across every pair of rungs compared.
-- The recommendation: among the rungs that meet the target and are not worse than the best measured
-  rung by more than ``non_inferiority_margin`` (the 95% interval of the paired difference), the cheapest
-  by the cost model at the expected volume; when none meets, the cheapest rung that no other rung beats
-  significantly, and the next rung to try.
+- The recommendation: among the rungs that meet the target, the cheapest by the cost model at the expected
+  volume (``policy.prefer: cost``, the default), or, with ``prefer: quality``, a costlier one where the paired
+  test says it is significantly better (Holm). A cheaper rung is never passed over because a paired test
+  lacked the power to show it within ``non_inferiority_margin`` of the best: that is reported, not decided on.
+  When none meets, the cheapest rung that no other rung beats significantly, and the next rung to try.
 """
 
 from __future__ import annotations
@@ -205,19 +206,28 @@ def recommend(
     reasons: list[str] = []
 
     if meeting:
-        def non_inferior(r: RungResult, best: RungResult) -> bool:
-            if r.name == best.name:
-                return True
-            d = pairs.delta(r.name, best.name)
-            return d is not None and d[1] > -policy.non_inferiority_margin
-
-        eligible = [r for r in meeting if non_inferior(r, top)]
-        if not eligible:
-            best_meeting = max(meeting, key=lambda r: dev[r.name].mean)
-            reasons.append(f"no rung that meets the target is within {policy.non_inferiority_margin:.3f} of the best "
-                           f"measured {top.name!r}; choosing among those that meet it")
-            eligible = [r for r in meeting if non_inferior(r, best_meeting)]
-        chosen = cheapest(eligible)
+        cheap = cheapest(meeting)
+        chosen, rule = cheap, "policy.prefer: cost, the cheapest rung that meets the target"
+        better = [r for r in meeting if pairs.beats(r.name, cheap.name, policy.alpha)]
+        if policy.prefer == "quality":
+            while better:  # up to the rung no other meeting rung beats significantly
+                chosen = max(better, key=lambda r: (dev[r.name].mean, -results.index(r)))
+                better = [r for r in meeting if pairs.beats(r.name, chosen.name, policy.alpha)]
+            if chosen is not cheap:
+                rule = (f"policy.prefer: quality, significantly better than {cheap.name}, the cheapest rung that meets "
+                        "the target")
+        elif better:
+            names = ", ".join(r.name for r in better)
+            reasons.append(f"{names} {'is' if len(better) == 1 else 'are'} significantly better than {cheap.name} on dev "
+                           "but costlier: policy.prefer: quality would choose by quality")
+        if chosen is not top:
+            d = pairs.delta(chosen.name, top.name)
+            if d is not None:
+                within = d[1] > -policy.non_inferiority_margin
+                reasons.append(f"{chosen.name} is {'within' if within else 'not shown to be within'} "
+                               f"{policy.non_inferiority_margin:.3f} of the best measured, {top.name} "
+                               f"(Δ {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}])" + ("" if within else
+                               ": the paired interval is too wide to tell; more dev examples would"))
         test = chosen.splits["test"].metrics.get(metric)
         reasons.insert(0, f"{chosen.name} meets {metric} ≥ {threshold:.3f} at {fmt(dev[chosen.name])} on dev"
                           + (f" (test {fmt(test)})" if test is not None else ""))
@@ -238,8 +248,7 @@ def recommend(
             met=True,
             best_rung=top.name,
             next_rung=None,
-            summary=f"use {chosen.name!r}: the cheapest rung that meets the target and is within "
-            f"{policy.non_inferiority_margin:.3f} of the best measured (dev {metric} {fmt(dev[chosen.name])})",
+            summary=f"use {chosen.name!r} (dev {metric} {fmt(dev[chosen.name])}): {rule}",
             reasons=reasons,
             holm_p=holm_p,
         )

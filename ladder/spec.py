@@ -403,10 +403,16 @@ class PolicySpec(_Strict):
         description="Significance level of the paired tests (Holm-corrected across the rungs compared): a costlier "
         "rung counts as better only when its improvement is significant.",
     )
+    prefer: Literal["cost", "quality"] = Field(
+        default="cost",
+        description="Among the rungs that meet the target: `cost` recommends the cheapest; `quality` a costlier one "
+        "where the paired test on dev says it is significantly better (Holm-corrected).",
+    )
     non_inferiority_margin: float = Field(
         default=0.02, ge=0, le=1,
-        description="A cheaper rung may be recommended when it meets the target and its paired difference to the "
-        "best measured rung is above minus this margin (95% interval).",
+        description="Reported with the recommendation: whether the chosen rung's paired difference to the best "
+        "measured rung is above minus this margin (95% interval). It never passes over a cheaper rung that meets "
+        "the target.",
     )
     power: float = Field(default=0.8, gt=0, lt=1, description="Power for the 'how many examples would it take' estimates.")
     resolution: float = Field(

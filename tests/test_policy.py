@@ -170,12 +170,29 @@ def test_cheaper_rung_within_the_margin_is_recommended():
                for r in rec.reasons)
 
 
-def test_a_cheaper_rung_worse_than_the_margin_is_not_recommended():
-    policy = PolicySpec(non_inferiority_margin=0.01)
-    fewshot = _rung("fewshot", "fewshot", _scores(186, 200), [], policy=policy, threshold=0.85)  # 0.93
-    lora = _rung("lora", "lora", _scores(200, 200), [fewshot], policy=policy, threshold=0.85, train_s=600)  # 1.00
-    rec = recommend([fewshot, lora], "accuracy", 0.85, policy, [])
-    assert rec.met and rec.rung == "lora"  # fewshot's interval of the difference reaches below -0.01
+def test_among_rungs_that_meet_the_target_cost_decides_unless_quality_is_asked_for_and_shown():
+    fewshot = _rung("fewshot", "fewshot", _scores(186, 200), [], threshold=0.85)  # 0.93
+    lora = _rung("lora", "lora", _scores(200, 200), [fewshot], threshold=0.85, train_s=600)  # 1.00, Holm p < 0.001
+    rec = recommend([fewshot, lora], "accuracy", 0.85, POLICY, [])
+    assert rec.met and rec.rung == "fewshot" and rec.best_rung == "lora"
+    assert rec.summary.endswith("policy.prefer: cost, the cheapest rung that meets the target")
+    assert any("lora is significantly better than fewshot on dev but costlier" in r for r in rec.reasons)
+    quality = recommend([fewshot, lora], "accuracy", 0.85, PolicySpec(prefer="quality"), [])
+    assert quality.rung == "lora" and "policy.prefer: quality, significantly better than fewshot" in quality.summary
+
+
+def test_a_cheaper_rung_is_not_passed_over_for_lack_of_power():
+    """A formatting task: distill 0.967 and lora 1.000 both meet 0.80 by their whole intervals, lora not
+    significantly better (5 wins, 0 losses: McNemar p = 0.062) and costlier. The non-inferiority check of distill
+    fails for lack of power; that must not hand the choice to lora, whatever policy.prefer says."""
+    scores = _scores(145, 150)
+    distill = _rung("distill", "distill", scores, [], threshold=0.8, train_s=300, prompt_tokens=67)
+    lora = _rung("lora", "lora", _scores(150, 150), [distill], threshold=0.8, train_s=600, prompt_tokens=67)
+    assert distill.decision.status == lora.decision.status == "meets"
+    for policy in (POLICY, PolicySpec(prefer="quality")):
+        rec = recommend([distill, lora], "accuracy", 0.8, policy, [])
+        assert rec.rung == "distill", policy
+        assert any("distill is not shown to be within 0.020 of the best measured, lora" in r for r in rec.reasons)
 
 
 def test_cost_decides_between_rungs_that_both_qualify():

@@ -151,9 +151,10 @@ def _paired(run: AssessmentRun) -> Section:
                      p_text(c.p_value), p_text(adjusted) if adjusted is not None else "—", c.method])
     section.blocks += [
         Table(["rung", "vs", "Δ", "95% interval", "wins / losses", "p", "Holm p", "test"], rows),
-        Paragraph(f"A costlier rung counts as better only when its Holm-adjusted p is below {policy.alpha}; a cheaper "
-                  f"rung may be recommended when it meets the target and its Δ to the best rung stays above "
-                  f"-{policy.non_inferiority_margin} (95% interval)."),
+        Paragraph(f"A costlier rung counts as better only when its Holm-adjusted p is below {policy.alpha}. Among the "
+                  "rungs that meet the target the recommendation is " + (
+                      "the cheapest (`policy.prefer: cost`)." if policy.prefer == "cost" else
+                      "the cheapest, or a costlier one that is significantly better (`policy.prefer: quality`).")),
     ]
     return section
 
