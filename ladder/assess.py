@@ -18,7 +18,7 @@ from ladder.cost import rung_cost, with_break_even
 from ladder.data import Splits, load_task_data
 from ladder.errors import LadderError
 from ladder.diagnosis import advise, diagnose
-from ladder.evaluate import run_eval
+from ladder.evaluate import measure_token_times, run_eval
 from ladder.lock import store_lock
 from ladder.paths import ladder_home, result_cache_dir
 from ladder.policy import decide, recommend
@@ -202,6 +202,18 @@ def _assess(
             backend.close()
 
 
+def _cost_by_token_times(run: AssessmentRun, spec) -> None:
+    """Rungs measured before the probe ran (their outputs cached) get their cost per call from the same per-token
+    times as the rest; a run whose every output was cached keeps the wall times measured when they were computed."""
+    if run.token_times is None:
+        return
+    costed: list[RungResult] = []
+    for i, result in enumerate(run.rungs):
+        cost = rung_cost(result.splits["dev"], result.training, result.build_s, spec.cost, run.token_times)
+        run.rungs[i] = result.model_copy(update={"cost": with_break_even(cost, costed)})
+        costed.append(run.rungs[i])
+
+
 def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive, command):
     spec = task.spec
     formatter = backend.formatter(spec.prompt.format)
@@ -277,7 +289,12 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
             # the evidence first (paired comparisons with every earlier rung, the cost), then the decision
             split_results = compare_with_earlier(examples, split_results, run.rungs, metrics, spec.seed)
             training = TrainingRecord.model_validate(candidate.training) if candidate.training else None
-            cost = with_break_even(rung_cost(split_results["dev"], training, build_s, spec.cost), run.rungs)
+            computed = not all(r.cached for r in split_results.values())
+            if run.token_times is None and computed:  # once per run, when the model has work to do anyway
+                say("measuring per-token times on a fixed probe (every rung's cost per call is computed from them)")
+                run.token_times = measure_token_times(backend, formatter, spec, splits.dev)
+            cost = with_break_even(rung_cost(split_results["dev"], training, build_s, spec.cost, run.token_times),
+                                   run.rungs)
             dev_sd = score_sd(list(split_scores(examples, "dev", metric).values()))
             result = RungResult(
                 name=name,
@@ -308,6 +325,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         except LadderError:
             pass  # the folder cannot be written (the error being raised may say so): the last save stands
         raise
+    _cost_by_token_times(run, spec)
     last_selected = max(spec.rungs.index(r) for r in selected)
     later = [rung_name(r) for r in spec.rungs[last_selected + 1 :]]  # configured, but left out by --rungs
     label_check = _label_issues(spec, run, evals)

@@ -1,8 +1,10 @@
 """Pure cost arithmetic: measured time and tokens -> money (or machine-hours) and break-even volumes.
 
 Per rung: a one-time adaptation cost (training wall time, or building the candidate: demonstrations,
-retrieval index) and a per-call cost, either from machine time (batched seconds per call on dev, at
-``price_per_hour``) or, for an API-served model, from tokens (``price_per_1k_*_tokens``). At the expected
+retrieval index) and a per-call cost, either from machine time (at ``price_per_hour``: the rung's prompt and
+completion tokens per call times the per-token times the run probed once, plus its selection time per call, so
+it does not depend on when the rung ran; its own wall time is kept beside it) or, for an API-served model, from
+tokens (``price_per_1k_*_tokens``). At the expected
 volume (``calls_per_month x months``) the total is adaptation + calls x per-call cost. The break-even
 volume of a rung against a cheaper-to-build one is where its lower per-call cost has paid back its
 higher one-time cost. Measured on dev, like every decision.
@@ -10,18 +12,26 @@ higher one-time cost. Measured on dev, like every decision.
 
 from __future__ import annotations
 
-from ladder.record import RungCost, RungResult, SplitResult, TrainingRecord
+from ladder.record import RungCost, RungResult, SplitResult, TokenTimes, TrainingRecord
 from ladder.spec import CostSpec
 
 MACHINE_HOURS = "machine-hours"
 
 
-def rung_cost(dev: SplitResult, training: TrainingRecord | None, build_s: float, spec: CostSpec) -> RungCost:
+def rung_cost(dev: SplitResult, training: TrainingRecord | None, build_s: float, spec: CostSpec,
+              token_times: TokenTimes | None = None) -> RungCost:
     """``training``: the training record of a trained rung (its wall time and the time making its data are the
-    adaptation time; a reused training still counts what it took); ``build_s``: building the candidate otherwise."""
+    adaptation time; a reused training still counts what it took); ``build_s``: building the candidate otherwise;
+    ``token_times``: the run's probed per-token times (None: the rung's own wall time per call)."""
     # a trained rung: its training, plus making its data (a teacher's answers, the model's own mistakes)
     adaptation_s = training.wall_s + training.data_s if training is not None else build_s
-    seconds_per_call = (dev.wall_s + dev.selection_s) / dev.n if dev.n else 0.0
+    wall_per_call = (dev.wall_s + dev.selection_s) / dev.n if dev.n else 0.0
+    if token_times is not None and dev.n:
+        seconds_per_call = (dev.prompt_tokens_per_call * token_times.prompt_s_per_token
+                            + dev.completion_tokens_per_call * token_times.completion_s_per_token
+                            + dev.selection_s / dev.n)
+    else:
+        seconds_per_call = wall_per_call
     hourly = spec.price_per_hour if spec.price_per_hour is not None else 1.0
     unit = spec.currency if spec.price_per_hour is not None else MACHINE_HOURS
     if spec.price_per_1k_prompt_tokens is not None and spec.price_per_1k_completion_tokens is not None:
@@ -38,6 +48,8 @@ def rung_cost(dev: SplitResult, training: TrainingRecord | None, build_s: float,
         prompt_tokens_per_call=dev.prompt_tokens_per_call,
         completion_tokens_per_call=dev.completion_tokens_per_call,
         seconds_per_call=seconds_per_call,
+        wall_seconds_per_call=wall_per_call,
+        noise=token_times.noise if token_times is not None else 0.0,
         examples_per_s=dev.examples_per_s,
         latency_p50_s=dev.latency_p50_s,
         latency_p95_s=dev.latency_p95_s,

@@ -16,6 +16,7 @@ from ladder.backends.base import Backend, Formatter, GenerateRequest, ScoreReque
 from ladder.cache import ResultCache, cache_key
 from ladder.data import Example
 from ladder.models import content_identity
+from ladder.record import TokenTimes
 from ladder.rungs.base import Candidate, Selection
 from ladder.spec import TaskSpec
 from ladder.text import short_hash
@@ -165,3 +166,50 @@ def _generate(backend: Backend, prompts: list[str], ids: list[str], spec: TaskSp
             samples=[g.text for g in mine] if gen.samples > 1 else None,
         ))
     return outputs
+
+
+PROBE_PROMPTS = 8  # dev inputs in the probe
+PROBE_NEW_TOKENS = 16  # the most tokens decoded per row in the decode probe
+PROBE_REPEATS = 3
+
+
+def measure_token_times(backend: Backend, formatter: Formatter, spec: TaskSpec, dev: list[Example]) -> TokenTimes:
+    """Seconds per prompt token and per completion token of the base model through the run's backend, measured
+    once per run on a fixed probe, so a rung's cost per call is its token counts times these, not the wall time of
+    whenever it happened to run (two rungs serving the same prompt once differed by 64% under machine load).
+
+    The probe: the task's zero-shot prompts of the first dev inputs, answered with one new token (prefill), then
+    with up to ``PROBE_NEW_TOKENS`` (decode: the extra time over the extra tokens). ``PROBE_REPEATS`` times each
+    after a warm-up; the medians are the rates, the spread of the repeats their noise."""
+    base = backend.serving(None)
+    zero_shot = Candidate("probe", "prompt", spec.prompt.instruction, spec.prompt.input_template)
+    prompts = [formatter.prompt(zero_shot.messages(ex.input)) for ex in dev[:PROBE_PROMPTS]]
+
+    def timed(max_new_tokens: int):
+        requests = [GenerateRequest(prompt=p, max_new_tokens=max_new_tokens) for p in prompts]
+        started = time.perf_counter()
+        out = base.generate(requests)
+        return time.perf_counter() - started, out
+
+    timed(1)  # warm-up: weights load, kernels pick their paths
+    timed(PROBE_NEW_TOKENS)
+    prefill_s, decode_s = [], []
+    for _ in range(PROBE_REPEATS):
+        seconds, pre = timed(1)
+        prefill_s.append(seconds)
+        seconds, dec = timed(PROBE_NEW_TOKENS)
+        decode_s.append(seconds)
+    prompt_tokens = max(1, sum(g.prompt_tokens for g in pre))
+    first = sum(g.completion_tokens for g in pre)  # the one token the prefill probe decoded per row
+    extra = max(1, sum(g.completion_tokens for g in dec) - first)
+    # call time = prompt x per_prompt + completion x per_completion, solved from the two probes
+    per_completion = [max(0.0, d - p) / extra for d, p in zip(decode_s, prefill_s)]
+    per_prompt = [max(0.0, p - first * c) / prompt_tokens for p, c in zip(prefill_s, per_completion)]
+    med_p, med_c = sorted(per_prompt)[len(per_prompt) // 2], sorted(per_completion)[len(per_completion) // 2]
+    # the noise of a typical call's cost: the probe's mean prompt and its mean answer
+    rows = max(1, len(prompts))
+    calls = [p * prompt_tokens / rows + c * extra / rows for p, c in zip(per_prompt, per_completion)]
+    middle = med_p * prompt_tokens / rows + med_c * extra / rows
+    return TokenTimes(prompt_s_per_token=med_p, completion_s_per_token=med_c, probe_prompts=len(prompts),
+                      prompt_tokens=prompt_tokens, completion_tokens=extra, repeats=PROBE_REPEATS,
+                      noise=(max(calls) - min(calls)) / middle if middle > 0 else 0.0)

@@ -171,16 +171,20 @@ class _Pairs:
         return d is not None and d[0] > 0 and d[3] < alpha
 
 
-COST_TOLERANCE = 0.1  # measured costs within 10% count as equal (timings vary that much between runs)
+COST_TOLERANCE = 0.1  # costs within 10% count as equal (a training's wall time varies that much between runs)
 
 
 def cheapest(results: list[RungResult]) -> RungResult:
-    """The cheapest by total cost at the expected volume; a rung higher on the ladder must be cheaper by
-    more than COST_TOLERANCE to win (else the lower rung: simpler to run, and timing noise decides nothing)."""
+    """The cheapest by total cost at the expected volume; a rung higher on the ladder must be cheaper by more
+    than the noise (COST_TOLERANCE, or the run's measured per-token noise where larger) to win: within it the
+    costs are a tie, and the lower rung, simpler to run, keeps it."""
     ordered = sorted(results, key=lambda r: (LADDER.index(r.type), results.index(r)))
     chosen = ordered[0]
     for r in ordered[1:]:
-        if r.cost is not None and chosen.cost is not None and r.cost.total_cost < (1 - COST_TOLERANCE) * chosen.cost.total_cost:
+        if r.cost is None or chosen.cost is None:
+            continue
+        tolerance = max(COST_TOLERANCE, r.cost.noise, chosen.cost.noise)
+        if r.cost.total_cost < (1 - tolerance) * chosen.cost.total_cost:
             chosen = r
     return chosen
 

@@ -74,13 +74,28 @@ class Decision(_Record):
     dev_available: int | None = None  # dev examples the task has (its whole dev split, whatever --limit)
 
 
+class TokenTimes(_Record):
+    """Seconds per token of the base model through the run's backend, measured once per run on a fixed probe
+    (``evaluate.measure_token_times``): every rung's machine time per call is its tokens times these."""
+
+    prompt_s_per_token: float
+    completion_s_per_token: float
+    probe_prompts: int
+    prompt_tokens: int  # prompt tokens per prefill probe
+    completion_tokens: int  # tokens decoded per decode probe
+    repeats: int
+    noise: float  # relative spread of a typical call's cost over the repeats: costs closer than this are a tie
+
+
 class RungCost(_Record):
     """What a rung costs: measured (time, tokens) and, with the task's prices, money."""
 
     adaptation_s: float  # one-time: training wall time, or building the candidate (index, demonstrations)
     prompt_tokens_per_call: float
     completion_tokens_per_call: float
-    seconds_per_call: float  # batched machine time per call (1 / throughput)
+    seconds_per_call: float  # machine time per call: tokens x the run's probed per-token times (older records: wall)
+    wall_seconds_per_call: float | None = None  # this rung's own batched wall time per call, as it happened to run
+    noise: float = 0.0  # relative noise of the per-call estimate (the probe's): closer costs are a tie
     examples_per_s: float
     latency_p50_s: float
     latency_p95_s: float
@@ -300,6 +315,7 @@ class AssessmentRun(_Record):
     command: str | None = None  # the command line that made it (reproducibility manifest)
     inputs: dict[str, dict[str, str]] = {}  # split -> example id -> input text (reports show won/lost examples)
     warnings: list[str] = []
+    token_times: TokenTimes | None = None  # the per-token times every rung's per-call cost is computed from
     rungs: list[RungResult] = []
     skipped: list[SkippedRung] = []
     recommendation: Recommendation | None = None

@@ -192,12 +192,15 @@ def _what_it_costs(run: AssessmentRun) -> Section:
         even = ", ".join(f"{k}: {v:,.0f} calls" for k, v in c.break_even_calls.items() if v is not None) or "—"
         memory = f"{c.peak_memory_mb:.0f} MB" if c.peak_memory_mb else "—"
         artifact = f"{c.artifact_bytes / 2**20:.1f} MB" if c.artifact_bytes else "—"
+        probed = ([f"{seconds(c.seconds_per_call)} ({seconds(c.wall_seconds_per_call)})"]
+                  if run.token_times is not None and c.wall_seconds_per_call is not None else [])
         rows.append([r.name, duration(c.adaptation_s), money(c.adaptation_cost, c.unit), money(c.cost_per_1k_calls, c.unit),
-                     money(c.total_cost, c.unit), f"{seconds(c.latency_p50_s)} / {seconds(c.latency_p95_s)}",
+                     money(c.total_cost, c.unit), *probed, f"{seconds(c.latency_p50_s)} / {seconds(c.latency_p95_s)}",
                      f"{c.examples_per_s:.2f}", memory, artifact, even])
     chosen = chosen_rung(run)
     section.blocks.append(Table(
-        ["rung", "adaptation", "adaptation cost", "per 1k calls", f"total at {calls:,.0f} calls", "latency p50 / p95",
+        ["rung", "adaptation", "adaptation cost", "per 1k calls", f"total at {calls:,.0f} calls",
+         *(["machine time per call (own wall)"] if run.token_times is not None else []), "latency p50 / p95",
          "calls/s", "peak memory", "artifact", "break-even vs"],
         rows, frozenset(i for i, r in enumerate(costed) if r.name == chosen),
     ))
@@ -214,9 +217,17 @@ def _what_it_costs(run: AssessmentRun) -> Section:
                   "own wrong answers) where a rung needs it, or building the candidate; "
                   if any(r.training is not None and r.training.data_s for r in run.rungs) else
                   "Adaptation is training wall time (or building the candidate); ")
+    times = run.token_times
+    probe = ("" if times is None or basis == "tokens" else
+             f"Machine time per call is the rung's prompt and completion tokens per call times per-token times probed "
+             f"once in this run through the same backend ({times.prompt_s_per_token * 1e3:.3g} ms per prompt token, "
+             f"{times.completion_s_per_token * 1e3:.3g} ms per completion token; {times.repeats} repeats, noise "
+             f"±{times.noise:.0%}), so it does not depend on when a rung ran; its own wall time is in brackets. Costs "
+             f"closer than {max(times.noise, 0.1):.0%} are a tie, kept by the lower rung. ")
     section.blocks.append(Paragraph(
         ("Per-call cost from token prices. " if basis == "tokens" else
          "Per-call cost from batched machine time per call" + (" (no prices given: machine-hours). " if unit == "machine-hours" else ". "))
+        + probe
         + adaptation + "the total adds the expected calls "
         "(cost.calls_per_month x cost.months); break-even is the volume at which a rung's lower per-call cost "
         "pays back its higher one-time cost. Latency per call is the wall time of the batch that answered it."
