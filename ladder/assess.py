@@ -24,7 +24,14 @@ from ladder.paths import ladder_home, result_cache_dir
 from ladder.policy import decide, recommend
 from ladder.record import AssessmentRun, DataCheck, DataReport, ModelIdentity, RungResult, SkippedRung, TrainingRecord, save_run
 from ladder.rungs import BuildContext, build_candidate
-from ladder.scoring.compare import compare_with_earlier, score_examples, split_scores, summarize_split
+from ladder.scoring.compare import (
+    compare_with_earlier,
+    flakiness,
+    merge_repeats,
+    score_examples,
+    split_scores,
+    summarize_split,
+)
 from ladder.scoring.metrics import scorers
 from ladder.scoring.stats import score_sd
 from ladder.spec import ADAPTER_RUNGS, TRAINED_RUNGS, TaskFile, rung_name, shown_path
@@ -149,12 +156,15 @@ def assess(
     exhaustive: bool = False,
     base_url: str | None = None,
     command: str | None = None,
+    repeats: int = 1,
 ) -> tuple[AssessmentRun, Path]:
     """Run the ladder on a task; returns the record and the folder it was written to. ``exhaustive``
     runs every selected rung whatever the decisions (sweeps, reports); the recommendation is the same
-    policy over all of them. One assessment at a time per store: a second one waits for the first."""
+    policy over all of them. ``repeats``: evaluate every rung that many times (the first through the result
+    cache, the rest never), for the noise floor. One assessment at a time per store: a second one waits."""
     with store_lock(ladder_home(), progress):
-        return _assess(task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive, base_url, command)
+        return _assess(task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive, base_url, command,
+                       repeats)
 
 
 def _assess(
@@ -168,11 +178,14 @@ def _assess(
     exhaustive: bool,
     base_url: str | None = None,
     command: str | None = None,
+    repeats: int = 1,
 ) -> tuple[AssessmentRun, Path]:
     say = progress or (lambda _msg: None)
     spec = task.spec
     if limit is not None and limit < 1:
         raise LadderError(f"--limit: must be at least 1, got {limit}")
+    if repeats < 1:
+        raise LadderError(f"--repeats: must be at least 1, got {repeats}")
     task_data = load_task_data(task)
     splits: Splits = task_data.splits
     for warning in splits.warnings:
@@ -196,7 +209,7 @@ def _assess(
             raise _in_task(exc, task) from None
     try:
         return _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive,
-                      command)
+                      command, repeats)
     finally:
         if owned and hasattr(backend, "close"):
             backend.close()
@@ -214,7 +227,8 @@ def _cost_by_token_times(run: AssessmentRun, spec) -> None:
         costed.append(run.rungs[i])
 
 
-def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive, command):
+def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive, command,
+           repeats=1):
     spec = task.spec
     formatter = backend.formatter(spec.prompt.format)
     cache = ResultCache(result_cache_dir(), enabled=use_cache)
@@ -237,6 +251,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         seed=spec.seed,
         target=spec.target,
         exhaustive=exhaustive,
+        repeats=repeats,
         command=command,
         inputs={s: {ex.id: ex.input for ex in evals[s]} for s in EVAL_SPLITS},
         warnings=splits.warnings,
@@ -280,11 +295,13 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
             ctx.remember(candidate)
             split_results, examples = {}, []
             for split in EVAL_SPLITS:
-                say(f"[{name}] {split}: {len(evals[split])} examples")
-                outputs = run_eval(candidate, evals[split], backend, formatter, spec, cache)
-                records = score_examples(outputs, evals[split], metrics, split, candidate.demos, spec.output)
+                say(f"[{name}] {split}: {len(evals[split])} examples" + (f", {repeats} times" if repeats > 1 else ""))
+                runs = [run_eval(candidate, evals[split], backend, formatter, spec, cache, repeat=r) for r in range(repeats)]
+                records = merge_repeats([score_examples(o, evals[split], metrics, split, candidate.demos, spec.output)
+                                         for o in runs])
                 top_k = candidate.settings.get("top_k")
-                split_results[split] = summarize_split(records, outputs, evals[split], metrics, spec.seed, top_k)
+                summary = summarize_split(records, runs[0], evals[split], metrics, spec.seed, top_k)
+                split_results[split] = summary.model_copy(update={"repeats": repeats, "flaky": flakiness(records)})
                 examples += records
             # the evidence first (paired comparisons with every earlier rung, the cost), then the decision
             split_results = compare_with_earlier(examples, split_results, run.rungs, metrics, spec.seed)

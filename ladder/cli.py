@@ -65,6 +65,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", help="openai backend: the server's URL up to /v1 (overrides serving.base_url)")
     p.add_argument("--exhaustive", action="store_true",
                    help="run every configured rung whatever the decisions (sweeps, reports); same recommendation policy")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="evaluate every rung K times (the cache bypassed after the first; other batches and sampling "
+                   "seeds): the record keeps every repeat and each example's share that changed (the noise floor)")
 
     p = sub.add_parser("baseline", help="write a baseline file (per-example scores of one rung) for `ladder gate`")
     p.add_argument("run", type=Path, help="run folder (or its run.json)")
@@ -195,6 +198,7 @@ def _assess(args) -> int:
         exhaustive=args.exhaustive,
         base_url=args.base_url,
         command=_command_line(args),
+        repeats=args.repeats,
     )
     write_report(out_dir)
     display.summary(run, out_dir)

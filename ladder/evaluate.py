@@ -44,9 +44,10 @@ class SplitOutputs:
     selection_s: float  # time to select demonstrations / retrieve passages, measured now
 
 
-def sample_seed(seed: int, example_id: str, sample: int) -> int:
-    """The sampling seed of one answer: the task's generation seed, the example and the sample index."""
-    return int(short_hash(f"{seed}/{example_id}/{sample}", 8), 16)
+def sample_seed(seed: int, example_id: str, sample: int, repeat: int = 0) -> int:
+    """The sampling seed of one answer: the task's generation seed, the example, the sample index and the repeat
+    (``assess --repeats``; repeat 0 keeps the seeds every earlier run used)."""
+    return int(short_hash(f"{seed}/{example_id}/{sample}" + (f"/repeat-{repeat}" if repeat else ""), 8), 16)
 
 
 def _common_prefix(texts: list[str]) -> str:
@@ -60,7 +61,11 @@ def run_eval(
     formatter: Formatter,
     spec: TaskSpec,
     cache: ResultCache,
+    repeat: int = 0,
 ) -> SplitOutputs:
+    """``repeat`` > 0: an independent re-evaluation (``assess --repeats``): never read from or written to the result
+    cache (a repeat served from the cache is not a repeat), other batches (the examples in a shuffled order, so
+    padding and batch-mates change) and, when sampling, other seeds."""
     backend = backend.serving(candidate.artifact)  # a trained rung's weights, served by the same backend
     started = time.perf_counter()
     selections = candidate.select([ex.input for ex in examples])
@@ -92,6 +97,9 @@ def run_eval(
             "ids": [ex.id for ex in examples],
         }
     )
+    if repeat:
+        return _repeat(candidate, examples, backend, prompts, prompt_hashes, spec, stop, loglik, completions, labels,
+                       json_stop, selections, selection_s, repeat, key)
     hit = cache.get(key)
     if hit is not None:
         outputs = [ExampleOutput(**o) for o in hit["outputs"]]
@@ -132,6 +140,34 @@ def run_eval(
     return SplitOutputs(outputs, prompt_hashes, wall, False, key, selections, selection_s)
 
 
+def _repeat(candidate, examples, backend, prompts, prompt_hashes, spec, stop, loglik, completions, labels, json_stop,
+            selections, selection_s, repeat: int, key: str) -> SplitOutputs:
+    import random
+
+    order = list(range(len(prompts)))
+    random.Random(f"{spec.seed}/repeat-{repeat}").shuffle(order)
+    prefix = _common_prefix(prompts)
+    size = spec.generation.batch_size
+    answered: dict[int, ExampleOutput] = {}
+    started = time.perf_counter()
+    split = examples[0].split if examples else ""
+    with progress.track(f"[{candidate.rung}] {split} repeat {repeat + 1}", total=len(prompts), unit="ex") as bar:
+        for first in range(0, len(order), size):
+            batch = order[first : first + size]
+            batch_start = time.perf_counter()
+            if loglik:
+                outputs = _score_labels(backend, [prompts[i] for i in batch], completions, labels, prefix)
+            else:
+                outputs = _generate(backend, [prompts[i] for i in batch], [examples[i].id for i in batch], spec, stop,
+                                    prefix, json_stop, repeat)
+            latency = time.perf_counter() - batch_start
+            answered.update(zip(batch, (replace(o, latency_s=latency) for o in outputs)))
+            bar.advance(len(batch))
+    outputs = [answered[i] for i in range(len(prompts))]
+    return SplitOutputs(outputs, prompt_hashes, time.perf_counter() - started, False, f"{key}/repeat-{repeat}",
+                        selections, selection_s)
+
+
 def _score_labels(backend: Backend, prompts: list[str], completions: list[str], labels: list[str], prefix: str) -> list[ExampleOutput]:
     outputs = []
     for result in backend.score_choices([ScoreRequest(p, completions, prefix=prefix) for p in prompts]):
@@ -147,11 +183,11 @@ def _score_labels(backend: Backend, prompts: list[str], completions: list[str], 
 
 
 def _generate(backend: Backend, prompts: list[str], ids: list[str], spec: TaskSpec, stop: list[str], prefix: str,
-              json_stop: bool) -> list[ExampleOutput]:
+              json_stop: bool, repeat: int = 0) -> list[ExampleOutput]:
     gen = spec.generation
     requests = [
         GenerateRequest(p, gen.max_new_tokens, stop, prefix=prefix, stop_at_json_end=json_stop,
-                        temperature=gen.temperature, top_p=gen.top_p, seed=sample_seed(gen.seed, example_id, s))
+                        temperature=gen.temperature, top_p=gen.top_p, seed=sample_seed(gen.seed, example_id, s, repeat))
         for p, example_id in zip(prompts, ids)
         for s in range(gen.samples)
     ]

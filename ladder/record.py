@@ -41,6 +41,10 @@ class ExampleRecord(_Record):
     latency_s: float = 0.0  # wall time of the batch that answered it
     samples: list[str] | None = None  # every sampled answer (generation.samples > 1)
     invalid: int = 0  # answers not of the declared form (not a label; not JSON of the target's kind)
+    # assess --repeats K: the first answer and the scores of each further repeat; ``scores`` is then the mean over all
+    # K (the example is the unit every interval and gate resamples: repeats cluster by example)
+    repeat_outputs: list[str] | None = None
+    repeat_scores: list[dict[str, float]] | None = None
 
 
 class SplitResult(_Record):
@@ -58,6 +62,8 @@ class SplitResult(_Record):
     latency_p95_s: float = 0.0
     invalid_share: float = 0.0  # share of answers not of the declared form (see ExampleRecord.invalid)
     retrieval: dict[str, Estimate] = {}  # recall@k, mrr@k against the data's doc_id
+    repeats: int = 1  # independent evaluations of every example (assess --repeats)
+    flaky: dict[str, float] = {}  # metric -> share of examples whose score changed across the repeats
     # paired comparisons of this rung against every earlier rung, every metric (same examples)
     comparisons: list[PairedComparison] = []
 
@@ -312,6 +318,7 @@ class AssessmentRun(_Record):
     seed: int
     target: TargetSpec
     exhaustive: bool = False  # every configured rung was run, whatever the decisions
+    repeats: int = 1  # each rung evaluated this many times, the cache bypassed after the first (assess --repeats)
     command: str | None = None  # the command line that made it (reproducibility manifest)
     inputs: dict[str, dict[str, str]] = {}  # split -> example id -> input text (reports show won/lost examples)
     warnings: list[str] = []

@@ -27,6 +27,7 @@ class GateSpec(_Strict):
     margin: float = Field(default=0.0, ge=0, lt=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     backend: str = "transformers"
+    repeats: int = Field(default=1, ge=1, description="evaluations of every example (the noise floor; see assess --repeats)")
 
 
 class GateSuite(_Strict):
@@ -60,7 +61,7 @@ def run_suite(path: str | Path, out_root: Path, progress=None,
         if progress:
             progress(f"[gate {spec.name}] assess {spec.task} --rungs {spec.rung} --limit {spec.limit}")
         run, _ = assess(load_task(base / spec.task), backend=spec.backend, rungs=[spec.rung], limit=spec.limit,
-                        out_dir=out_root / spec.name, progress=progress, exhaustive=True)
+                        out_dir=out_root / spec.name, progress=progress, exhaustive=True, repeats=spec.repeats)
         results.append((spec, gate(run, baseline, spec.rung, spec.metrics, spec.margin, spec.alpha,
                                    source=str(out_root / spec.name), baseline_source=str(baseline_path),
                                    on_inconclusive=on_inconclusive)))

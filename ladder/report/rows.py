@@ -68,6 +68,7 @@ def build_report(run: AssessmentRun) -> Document:
     sections = [
         _opening(run),
         _paired(run),
+        _repeats(run),
         _diagnosis(run),
         _what_it_costs(run),
         _cost_per_rung(run),
@@ -155,6 +156,24 @@ def _paired(run: AssessmentRun) -> Section:
                   "rungs that meet the target the recommendation is " + (
                       "the cheapest (`policy.prefer: cost`)." if policy.prefer == "cost" else
                       "the cheapest, or a costlier one that is significantly better (`policy.prefer: quality`).")),
+    ]
+    return section
+
+
+def _repeats(run: AssessmentRun) -> Section:
+    """``assess --repeats K``: how often an example's score changed between independent evaluations of one rung."""
+    section = Section("repeats", f"The noise floor ({run.repeats} evaluations of every example)")
+    if run.repeats < 2:
+        return section
+    metric = run.target.metric
+    rows = [[r.name, *(f"{r.splits[s].flaky.get(metric, 0.0):.1%} of {r.splits[s].n}" for s in ("dev", "test"))]
+            for r in run.rungs]
+    section.blocks += [
+        Table(["rung", f"dev: examples whose {metric} changed", f"test: examples whose {metric} changed"], rows),
+        Paragraph(f"Each rung was evaluated {run.repeats} times, the result cache bypassed after the first, with other "
+                  "batches (a shuffled order: other padding and batch-mates) and, when sampling, other seeds. An "
+                  "example's score is its mean over the repeats, and every interval and paired test resamples examples, "
+                  "not repeats."),
     ]
     return section
 

@@ -65,6 +65,40 @@ def score_examples(
     return records
 
 
+def merge_repeats(repeats: list[list[ExampleRecord]]) -> list[ExampleRecord]:
+    """One record per example from K independent evaluations (same examples, same order): the first repeat's
+    record, with every repeat's scores averaged (the example stays the unit: intervals and gates cluster by it),
+    and the other repeats' answers and scores kept."""
+    first, rest = repeats[0], repeats[1:]
+    if not rest:
+        return first
+    merged = []
+    for i, record in enumerate(first):
+        others = [r[i] for r in rest]
+        assert all(o.id == record.id for o in others)
+        every = [record.scores] + [o.scores for o in others]
+        merged.append(record.model_copy(update={
+            "scores": {m: sum(s[m] for s in every) / len(every) for m in record.scores},
+            "repeat_outputs": [o.output for o in others],
+            "repeat_scores": [o.scores for o in others],
+        }))
+    return merged
+
+
+def flakiness(records: list[ExampleRecord]) -> dict[str, float]:
+    """Per metric, the share of examples whose score was not the same in every repeat (empty: one repeat)."""
+    repeated = [r for r in records if r.repeat_scores]
+    if not repeated:
+        return {}
+
+    def changed(r: ExampleRecord, metric: str) -> bool:
+        values = {s[metric] for s in r.repeat_scores or []}
+        # the mean over all K (the first repeat included) equals the others' one value only when none changed
+        return len(values) > 1 or abs(next(iter(values)) - r.scores[metric]) > 1e-9
+
+    return {m: sum(changed(r, m) for r in repeated) / len(repeated) for m in repeated[0].scores}
+
+
 def is_binary(binary: bool, scores: Iterable[float]) -> bool:
     """Wilson / McNemar apply to yes/no scores: a binary metric whose scores are all 0 or 1 (a mean over
     several samples is not, and gets the bootstrap)."""
