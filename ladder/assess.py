@@ -14,6 +14,7 @@ from typing import Callable
 import ladder
 from ladder.backends.base import Backend
 from ladder.cache import ResultCache
+from ladder.certificate import certify
 from ladder.cost import rung_cost, with_break_even
 from ladder.data import Splits, load_task_data
 from ladder.errors import LadderError
@@ -215,6 +216,22 @@ def _assess(
             backend.close()
 
 
+def _reference(task: TaskFile, backend: Backend):
+    """What a trained rung served by vllm or an OpenAI-compatible server is checked against: the transformers
+    backend (PEFT) on the same model, made for the certificate's probe and closed after it."""
+    if backend.name not in ("vllm", "openai"):
+        return None
+    spec = task.spec
+
+    def make() -> Backend:
+        from ladder.backends import create_backend
+
+        return create_backend("transformers", spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
+                              labels=spec.output.labels)
+
+    return make
+
+
 def _cost_by_token_times(run: AssessmentRun, spec) -> None:
     """Rungs measured before the probe ran (their outputs cached) get their cost per call from the same per-token
     times as the rest; a run whose every output was cached keeps the wall times measured when they were computed."""
@@ -312,6 +329,16 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                 run.token_times = measure_token_times(backend, formatter, spec, splits.dev)
             cost = with_break_even(rung_cost(split_results["dev"], training, build_s, spec.cost, run.token_times),
                                    run.rungs)
+            certificate = None
+            if candidate.artifact is not None and training is not None:
+                say(f"[{name}] certifying the served {candidate.artifact.kind} on {min(len(splits.dev), 8)} dev inputs")
+                certificate = certify(candidate, training, backend, formatter, spec, splits.dev, cache,
+                                      _reference(task, backend))
+                if not certificate.passed:
+                    failed = certificate.failure()
+                    assert failed is not None
+                    say(f"[{name}] adapter certificate FAILED ({failed.name}): {failed.detail}; it will not be "
+                        "recommended")
             dev_sd = score_sd(list(split_scores(examples, "dev", metric).values()))
             result = RungResult(
                 name=name,
@@ -326,6 +353,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                 examples=examples,
                 training=training,
                 cost=cost,
+                certificate=certificate,
             )
             run.rungs.append(result)
             save_run(run, record_path)

@@ -220,6 +220,11 @@ def gate(
             f"in {baseline_source}): a gate pairs the same examples; rebuild the baseline on the new data"
         )
     result = _find_rung(run, rung or baseline.rung, source)
+    if not result.certified():
+        failed = result.certificate.failure() if result.certificate is not None else None
+        why = (f"its adapter certificate failed {failed.name}: {failed.detail}" if failed else
+               "it has no adapter certificate (a record from before certificates: re-run the assessment)")
+        raise LadderError(f"{source}: rung {result.name!r} is a trained rung the gate cannot trust: {why}")
     candidate = {r.id: r for r in result.examples if r.split == split}
     wanted = metrics or [baseline.metric]
     notes = []

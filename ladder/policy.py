@@ -206,8 +206,13 @@ def recommend(
     holm_p = {f"{a} vs {b}": p for (a, b), p in pairs.adjusted.items()}
     dev = {r.name: r.splits["dev"].metrics[metric] for r in results}
     top = max(results, key=lambda r: (dev[r.name].mean, -results.index(r)))
-    meeting = [r for r in results if r.decision.status == "meets"]
     reasons: list[str] = []
+    for r in results:
+        if r.decision.status == "meets" and not r.certified():
+            failed = r.certificate.failure() if r.certificate is not None else None
+            reasons.append(f"{r.name} meets the target but is not recommended: its adapter certificate "
+                           + (f"failed ({failed.name}: {failed.detail})" if failed else "is missing"))
+    meeting = [r for r in results if r.decision.status == "meets" and r.certified()]
 
     if meeting:
         cheap = cheapest(meeting)

@@ -188,6 +188,33 @@ class TrainingRecord(_Record):
     data_s: float = 0.0  # making the training data: a teacher's answers, the model's own mistakes
     teacher: TeacherRecord | None = None  # distill
     pairs: PairsRecord | None = None  # preference
+    template_sha256: str | None = None  # the prompt format it trained with (backends.base.template_fingerprint)
+
+
+class CertificateCheck(_Record):
+    name: Literal["changes_outputs", "matches_reference", "same_template"]
+    passed: bool | None  # None: does not apply (the transformers backend is the reference itself)
+    value: float | None = None  # what was measured (nats), where a number
+    tolerance: float | None = None
+    detail: str
+
+
+class AdapterCertificate(_Record):
+    """What the backend that served a trained rung showed on a fixed probe of dev inputs: the artifact changes
+    what is served (an adapter that silently does nothing is caught), the served log-probabilities match the
+    transformers/PEFT reference (vllm, openai), and the prompt format served is the one trained with. A trained
+    rung without a passing certificate is never recommended, and ``ladder gate`` refuses it."""
+
+    backend: str
+    probe: int  # dev inputs probed
+    checks: list[CertificateCheck]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed is not False for c in self.checks)
+
+    def failure(self) -> CertificateCheck | None:
+        return next((c for c in self.checks if c.passed is False), None)
 
 
 class ModelIdentity(_Record):
@@ -229,6 +256,13 @@ class RungResult(_Record):
     examples: list[ExampleRecord]
     training: TrainingRecord | None = None  # lora/full rungs
     cost: RungCost | None = None
+    certificate: AdapterCertificate | None = None  # trained rungs: what the serving backend showed of the artifact
+
+    def certified(self) -> bool:
+        """Not a trained rung, or one whose artifact passed its certificate (a record without one fails closed)."""
+        if self.training is None:
+            return True
+        return self.certificate is not None and self.certificate.passed
 
 
 class SkippedRung(_Record):

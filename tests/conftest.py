@@ -124,6 +124,28 @@ def trained_adapter(tmp_path_factory):
         return finetune(rung, ctx).artifact
 
 
+@pytest.fixture(scope="session")
+def noop_adapter(trained_adapter, tmp_path_factory):
+    """The trained adapter with every LoRA B matrix zeroed: a real peft adapter that changes nothing (B @ A = 0),
+    what a serving bug that drops the adapter looks like."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from ladder.backends.base import Artifact
+    from ladder.rungs.finetune import _dir_digest
+
+    folder = tmp_path_factory.mktemp("noop") / "adapter"
+    shutil.copytree(trained_adapter.path, folder)
+    weights = folder / "adapter_model.safetensors"
+    tensors = load_file(str(weights))
+    zeroed = [k for k in tensors if "lora_B" in k]
+    assert zeroed, "no lora_B tensors: not a LoRA adapter"
+    save_file({k: (v * 0 if "lora_B" in k else v) for k, v in tensors.items()}, str(weights))
+    digest, size = _dir_digest(folder)
+    return Artifact("adapter", folder, digest, size, trained_adapter.rank)
+
+
 def _free_port() -> int:
     import socket
 

@@ -169,3 +169,24 @@ def test_unknown_metric_rung_and_bad_files_are_exit_2(task, baseline, tmp_path, 
     assert "cannot read baseline" in capsys.readouterr().err
     assert main(["baseline", str(folder), "--rung", "rag", "--to", str(tmp_path / "x.json")]) == 2
     assert "rung 'rag' was not measured" in capsys.readouterr().err
+
+
+def test_a_trained_rung_without_a_passing_certificate_is_refused(task, baseline, tmp_path, capsys):
+    """The gate refuses (exit 2, one line naming the check) a trained rung whose adapter certificate failed, or
+    a record with none: it cannot trust what that rung's scores were measured on."""
+    from ladder.record import AdapterCertificate, CertificateCheck, TrainingRecord, save_run
+
+    folder = _run(task, tmp_path / "again")
+    run = load_run(folder)
+    training = TrainingRecord(steps=1, epochs=1.0, wall_s=1.0, tokens_seen=1, answer_tokens=1, tokens_per_s=1.0,
+                              rss_start_mb=1.0, rss_peak_mb=1.0, train_examples=1, artifact="a", artifact_bytes=1,
+                              artifact_sha256="x", checkpoint_dir="x", template_sha256="t")
+    noop = AdapterCertificate(backend="vllm", probe=8, checks=[CertificateCheck(
+        name="changes_outputs", passed=False, value=0.0, tolerance=1e-4, detail="it does nothing as served")])
+    for certificate, expected in [(noop, "its adapter certificate failed changes_outputs: it does nothing as served"),
+                                  (None, "it has no adapter certificate")]:
+        run.rungs[-1] = run.rungs[-1].model_copy(update={"training": training, "certificate": certificate})
+        save_run(run, folder / "run.json")
+        assert main(["gate", str(folder), "--baseline", str(baseline)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "rung 'fewshot' is a trained rung the gate cannot trust" in err and expected in err

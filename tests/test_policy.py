@@ -8,7 +8,7 @@ import pytest
 
 from ladder.cost import rung_cost, with_break_even
 from ladder.policy import decide, next_rung_after, recommend, status_of
-from ladder.record import ExampleRecord, RungResult, SplitResult, TrainingRecord
+from ladder.record import AdapterCertificate, CertificateCheck, ExampleRecord, RungResult, SplitResult, TrainingRecord
 from ladder.scoring.compare import compare_with_earlier, split_scores
 from ladder.scoring.metrics import METRICS, Scorer
 from ladder.scoring.stats import Estimate, estimate, score_sd, wilson
@@ -48,8 +48,13 @@ def _rung(name, kind, dev_scores, earlier, policy=POLICY, threshold=0.9, wall_s=
     rung_costs = with_break_even(rung_cost(splits["dev"], training, 0.5, cost), earlier)
     sd = score_sd(list(split_scores(examples, "dev", "accuracy").values()))
     decision = decide(splits["dev"].metrics["accuracy"], sd, "accuracy", threshold, policy)
+    certificate = None
+    if training is not None:  # what a served artifact shows (tests/test_certificate.py measures real ones)
+        certificate = AdapterCertificate(backend="transformers", probe=8, checks=[
+            CertificateCheck(name="changes_outputs", passed=True, value=0.2, tolerance=1e-4, detail="moves them"),
+            CertificateCheck(name="same_template", passed=True, detail="same")])
     return RungResult(name=name, type=kind, settings={}, demo_ids=[], build_s=0.5, splits=splits, decision=decision,
-                      examples=examples, training=training, cost=rung_costs)
+                      examples=examples, training=training, cost=rung_costs, certificate=certificate)
 
 
 def _scores(n_right, n):
@@ -276,3 +281,18 @@ def test_a_distill_rung_is_measured_after_its_teacher_meets_the_target(make_task
                     use_cache=False)  # the same prompts: not the first backend's cached answers
     assert run.rungs[0].decision.status != "meets" and run.rungs[0].decision.action == "climb"
     assert [r.name for r in run.rungs] == ["prompt", "distill"]
+
+
+def test_a_trained_rung_without_a_passing_certificate_is_never_recommended():
+    fewshot = _rung("fewshot", "fewshot", _scores(186, 200), [], threshold=0.85)
+    lora = _rung("lora", "lora", _scores(200, 200), [fewshot], threshold=0.85, train_s=600, prompt_tokens=20)
+    noop = lora.model_copy(update={"certificate": AdapterCertificate(backend="vllm", probe=8, checks=[
+        CertificateCheck(name="changes_outputs", passed=False, value=0.0, tolerance=1e-4, detail="it does nothing")])})
+    quality = PolicySpec(prefer="quality")
+    assert recommend([fewshot, lora], "accuracy", 0.85, quality, []).rung == "lora"
+    rec = recommend([fewshot, noop], "accuracy", 0.85, quality, [])
+    assert rec.rung == "fewshot"
+    assert any("lora meets the target but is not recommended: its adapter certificate failed (changes_outputs" in r
+               for r in rec.reasons)
+    missing = lora.model_copy(update={"certificate": None})  # a record from before certificates: fails closed
+    assert not missing.certified() and recommend([missing], "accuracy", 0.85, quality, []).rung is None

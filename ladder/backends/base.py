@@ -137,6 +137,16 @@ class Backend(Protocol):
         when the first request needs them, so a result-cache hit loads none."""
 
 
+def template_fingerprint(formatter: Formatter) -> str:
+    """The prompt format as a hash: a fixed conversation (system, user, an answer) rendered by ``formatter``. A
+    trained rung records the one it trained with; serving must render the same (the adapter certificate)."""
+    import hashlib
+
+    messages: list[Message] = [{"role": "system", "content": "<<instruction>>"}, {"role": "user", "content": "<<input>>"}]
+    text = formatter.prompt(messages) + "\x00" + formatter.completion(messages, "<<answer>>")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class ChatFormatter:
     """Uses a chat template (``apply(messages, add_generation_prompt) -> str``)."""
 

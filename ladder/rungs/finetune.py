@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import ladder
-from ladder.backends.base import Artifact
+from ladder.backends.base import Artifact, template_fingerprint
 from ladder.cache import cache_key
 from ladder.errors import LadderError, MissingDependency
 from ladder.fileio import atomic_write_text, read_json
@@ -205,7 +205,8 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     outcome = train_loop(model, data.train, data.dev, config)
     trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
     result = {**outcome_dict(outcome), "train_examples": len(data.train), "trainable_params": trainable,
-              "objective": objective.name, "data_s": data.data_s, **data.info}
+              "objective": objective.name, "data_s": data.data_s, "template_sha256": template_fingerprint(formatter),
+              **data.info}
     if distributed()[0] != 0:  # rank 0 saves; the others only trained
         return Trained(result, Artifact("model", work, "", 0), work, len(data.train), trainable, False)
     artifact = _save_artifact(model, rung, hf, work)
