@@ -69,6 +69,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluate every rung K times (the cache bypassed after the first; other batches and sampling "
                    "seeds): the record keeps every repeat and each example's share that changed (the noise floor)")
 
+    p = sub.add_parser("resolve", help="decide an inconclusive rung with the fewest further dev examples (beyond the "
+                       "run's --limit, then data.reserve), by an anytime-valid confidence sequence")
+    p.add_argument("run", type=Path, help="run folder (or its run.json)")
+    p.add_argument("--rung", help="the rung to resolve (default: the last inconclusive one)")
+    p.add_argument("--budget", type=int, help="at most this many further examples (default: all there are)")
+    p.add_argument("--alpha", type=float, help="error rate of the decision (default: the task's policy.alpha)")
+    p.add_argument("--backend", help="backend to evaluate with (default: the run's)")
+
     p = sub.add_parser("baseline", help="write a baseline file (per-example scores of one rung) for `ladder gate`")
     p.add_argument("run", type=Path, help="run folder (or its run.json)")
     p.add_argument("--rung", required=True, help="the rung whose results become the baseline")
@@ -342,6 +350,15 @@ def _gate_suite(args) -> int:
     return _gate_exit(results)
 
 
+def _resolve(args) -> int:
+    from ladder import display
+    from ladder.resolve import resolution_line, resolve
+
+    resolution = resolve(_run_path(args.run), args.rung, args.budget, args.alpha, args.backend, progress=display.info)
+    display.out(resolution_line(resolution))
+    return 0 if resolution.verdict != "undecided" else 3
+
+
 def _report(args) -> int:
     from ladder import display
     from ladder.fileio import atomic_write_text
@@ -391,6 +408,7 @@ COMMANDS = {
     "check-data": _check_data,
     "assess": _assess,
     "train": _train,
+    "resolve": _resolve,
     "baseline": _baseline,
     "gate": _gate,
     "gate-suite": _gate_suite,

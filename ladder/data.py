@@ -223,6 +223,7 @@ class TaskData:
     corpus: "Corpus | None"
     unlabeled: list[Example] = field(default_factory=list)  # data.unlabeled: inputs only (target "")
     preferences: list[PreferenceRow] = field(default_factory=list)  # data.preferences
+    reserve: list[Example] = field(default_factory=list)  # data.reserve: labelled, for decisions only (ladder resolve)
 
 
 def _extra_rows(task: TaskFile, key: str, fields: dict[str, str], problems: list[str],
@@ -246,6 +247,33 @@ def _extra_rows(task: TaskFile, key: str, fields: dict[str, str], problems: list
     if not out and not any(p.startswith(f"{shown}:") for p in problems):
         problems.append(f"{shown}: data.{key} has no rows")
     return out
+
+
+def load_reserve(task: TaskFile, splits: Splits, problems: list[str]) -> list[Example]:
+    """data.reserve: labelled examples for decisions only (``ladder resolve``). They stand in for more dev
+    examples, so none may repeat an input of any split (after normalization) nor an id."""
+    from ladder.text import normalize
+
+    data = task.spec.data
+    seen = {normalize(ex.input): ex.source for split in SPLITS for ex in splits.get(split)}
+    ids = {ex.id for split in SPLITS for ex in splits.get(split)}
+    labels = set(task.spec.output.labels or [])
+    fields = {"input": data.input_field, "target": data.target_field}
+    reserve = []
+    for where, values in _extra_rows(task, "reserve", fields, problems, {"id": data.id_field}):
+        example_id = values.get("id") or short_hash(values["input"])
+        if normalize(values["input"]) in seen:
+            problems.append(f"{where}: input is also at {seen[normalize(values['input'])]}; data.reserve must hold "
+                            "inputs no split has")
+        elif example_id in ids:
+            problems.append(f"{where}: duplicate id {example_id!r} (a split has it)")
+        elif labels and values["target"] not in labels:
+            problems.append(f"{where}: label {values['target']!r} is not in output.labels")
+        else:
+            ids.add(example_id)
+            seen[normalize(values["input"])] = where
+            reserve.append(Example(example_id, values["input"], values["target"], "dev", where))
+    return reserve
 
 
 def load_extra(task: TaskFile, splits: Splits, problems: list[str]) -> tuple[list[Example], list[PreferenceRow]]:
@@ -305,13 +333,15 @@ def load_task_data(task: TaskFile, strict: bool = True) -> TaskData:
                     problems.append(f"{ex.source}: doc_id {ex.doc_id!r} is not a document of the corpus")
     unlabeled: list[Example] = []
     preferences: list[PreferenceRow] = []
+    reserve: list[Example] = []
     if splits is not None:
         problems += _demonstrations_fit(task, len(splits.train))
         unlabeled, preferences = load_extra(task, splits, problems)
+        reserve = load_reserve(task, splits, problems)
     if problems:
         raise ValidationFailed(problems, warnings)
     assert splits is not None
-    return TaskData(splits, corpus, unlabeled, preferences)
+    return TaskData(splits, corpus, unlabeled, preferences, reserve)
 
 
 def _demonstrations_fit(task: TaskFile, n_train: int) -> list[str]:

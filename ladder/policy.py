@@ -110,9 +110,10 @@ def _settle(dev: Estimate, threshold: float, policy: PolicySpec, n_needed: int |
                          "cannot show it, so climbing")
     if short:
         return "stop", (f"stopping: the dev split ({available} examples) cannot {verb} it: {need}; add labelled dev "
-                        f"examples (e.g. move {n_needed - available} from train to dev): a costlier rung is not the cure "
-                        "for a small dev split")
-    more = f" (this run measured {dev.n} of the task's {available}: rerun without --limit)" if available and dev.n < available else ""
+                        f"examples (e.g. move {n_needed - available} from train to dev, or hold some in data.reserve "
+                        "for `ladder resolve`): a costlier rung is not the cure for a small dev split")
+    more = (f" (this run measured {dev.n} of the task's {available}: `ladder resolve RUN` walks the rest until it "
+            "decides)" if available and dev.n < available else "")
     return "stop", f"stopping: {need}{more}"
 
 
@@ -278,7 +279,8 @@ def recommend(
             nxt = None  # more dev data, not a costlier rung, is what decides it
             tail = (f"; {r.name}'s dev mean is above the target but the task's dev split ({available} examples) cannot "
                     f"confirm it: about {d.n_needed} would; add labelled dev examples (e.g. move "
-                    f"{d.n_needed - available} from train to dev) before trying a costlier rung")
+                    f"{d.n_needed - available} from train to dev, or data.reserve for `ladder resolve`) before trying a "
+                    "costlier rung")
         else:
             tail = f"; {r.name} is inconclusive: about {d.n_needed} dev examples would resolve it" + tail
     return Recommendation(

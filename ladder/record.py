@@ -334,6 +334,25 @@ class Diagnosis(_Record):
     advice: str
 
 
+class Resolution(_Record):
+    """``ladder resolve``: an inconclusive rung's dev decision, walked example by example with an anytime-valid
+    confidence sequence (scoring.sequential) over the dev examples the run measured and then further ones (beyond
+    its --limit, then data.reserve), stopped as soon as it decides."""
+
+    rung: str
+    metric: str
+    threshold: float
+    verdict: Literal["meets", "gap", "undecided"]
+    n: int  # examples the sequence used (the run's own first)
+    measured: int  # of which the run had measured
+    low: float  # the confidence sequence when it stopped
+    high: float
+    alpha: float
+    scores: dict[str, float] = {}  # the further examples' scores (id -> target metric), in the order evaluated
+    sources: dict[str, int] = {}  # where the further examples came from: "dev beyond --limit", "data.reserve"
+    created: str
+
+
 class AssessmentRun(_Record):
     schema_version: int = SCHEMA_VERSION
     run_id: str
@@ -362,6 +381,7 @@ class AssessmentRun(_Record):
     recommendation: Recommendation | None = None
     data_checks: DataReport | None = None
     diagnosis: Diagnosis | None = None
+    resolutions: list[Resolution] = []  # ladder resolve, newest last
 
     def rung(self, name: str) -> RungResult | None:
         return next((r for r in self.rungs if r.name == name), None)

@@ -84,6 +84,11 @@ class DataSpec(_Strict):
         default=None, description="Preference pairs for the preference rung (JSONL or CSV): input_field, `chosen` and "
         "`rejected` answers; used instead of pairs made from the model's own mistakes on train.",
     )
+    reserve: str | None = Field(
+        default=None, description="Labelled examples held back for decisions only (JSONL or CSV, the splits' fields): "
+        "`ladder resolve` evaluates them, after any dev examples a run's --limit left out, until an inconclusive "
+        "rung is decided. No rung learns from them; none may repeat a train, dev or test input.",
+    )
 
 
 class CorpusSpec(_Strict):

@@ -127,7 +127,7 @@ def test_an_inconclusive_rung_climbs_when_the_task_cannot_resolve_it_or_the_next
     # resolvable within the task's dev split: stop and say how many (a --limit run is told to drop it)
     resolvable = decide(estimate(_scores(17, 20), True), 0.36, "accuracy", 0.9, POLICY, available=1000, kind="prompt",
                         next_rung=("fewshot", "fewshot"))
-    assert resolvable.action == "stop" and "rerun without --limit" in resolvable.reason
+    assert resolvable.action == "stop" and "`ladder resolve RUN` walks the rest" in resolvable.reason
 
 
 def test_a_dev_split_too_small_is_said_plainly():

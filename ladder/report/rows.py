@@ -371,7 +371,29 @@ def _training(run: AssessmentRun) -> Section:
                   "process's resident set, sampled during training."),
     ]
     section.blocks += _learnt_from(run, trained)
+    section.blocks += _certificates(trained)
     return section
+
+
+def _certificates(trained: list[RungResult]) -> list:
+    """Each trained rung's adapter certificate: what the serving backend showed of its artifact (fail closed)."""
+    certified = [r for r in trained if r.certificate is not None]
+    if not certified:
+        return []
+    rows = []
+    for r in certified:
+        cert = r.certificate
+        assert cert is not None
+        for c in cert.checks:
+            verdict = "n/a" if c.passed is None else "pass" if c.passed else "**FAIL**"
+            rows.append([r.name, cert.backend, c.name, verdict, c.detail])
+    failed = [r.name for r in certified if not r.certified()]
+    return [Table(["rung", "served by", "check", "verdict", "what it showed"], rows),
+            Paragraph("Adapter certificate, on a probe of dev inputs through the backend that served the rung: the "
+                      "artifact must change what is served, match the transformers/PEFT reference (vllm, openai) and be "
+                      "served with the prompt format it trained with. "
+                      + (f"Not recommended, and refused by `ladder gate`: {', '.join(failed)}." if failed else
+                         "Every trained rung passed."))]
 
 
 def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list:
