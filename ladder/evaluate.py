@@ -7,6 +7,7 @@ happens afterwards from the outputs, so cached outputs are always re-scored by t
 from __future__ import annotations
 
 import os
+import random
 import time
 from dataclasses import dataclass, replace
 
@@ -97,10 +98,7 @@ def run_eval(
             "ids": [ex.id for ex in examples],
         }
     )
-    if repeat:
-        return _repeat(candidate, examples, backend, prompts, prompt_hashes, spec, stop, loglik, completions, labels,
-                       json_stop, selections, selection_s, repeat, key)
-    hit = cache.get(key)
+    hit = None if repeat else cache.get(key)  # a repeat served from the cache would not be a repeat
     if hit is not None:
         outputs = [ExampleOutput(**o) for o in hit["outputs"]]
         return SplitOutputs(outputs, prompt_hashes, hit["wall_s"], True, key, selections, selection_s)
@@ -110,16 +108,20 @@ def run_eval(
     # An interrupted run left finished batches: reuse them, compute the rest.
     answered: dict[int, ExampleOutput] = {}
     earlier_wall = 0.0
-    for batch in cache.batches(key):
+    for batch in [] if repeat else cache.batches(key):
         answered.update({i: ExampleOutput(**o) for i, o in zip(batch["indices"], batch["outputs"])})
         earlier_wall += batch["wall_s"]
-    # The eval step hands the backend one batch at a time (prompts of similar length together), so each
-    # example's latency is the wall time of the batch that answered it, as a batched server's caller sees,
-    # and each finished batch is saved at once.
-    todo = [i for i in sorted(range(len(prompts)), key=lambda i: len(prompts[i])) if i not in answered]
+    # The eval step hands the backend one batch at a time (prompts of similar length together; a repeat
+    # shuffles them, so its batches and padding differ), so each example's latency is the wall time of the
+    # batch that answered it, as a batched server's caller sees, and each finished batch is saved at once.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    if repeat:
+        random.Random(f"{spec.seed}/repeat-{repeat}").shuffle(order)
+    todo = [i for i in order if i not in answered]
     size = spec.generation.batch_size
     split = examples[0].split if examples else ""
-    with progress.track(f"[{candidate.rung}] {split}", total=len(prompts), unit="ex", completed=len(answered)) as bar:
+    label = f"[{candidate.rung}] {split}" + (f" repeat {repeat + 1}" if repeat else "")
+    with progress.track(label, total=len(prompts), unit="ex", completed=len(answered)) as bar:
         for first in range(0, len(todo), size):
             batch = todo[first : first + size]
             batch_start = time.perf_counter()
@@ -128,44 +130,20 @@ def run_eval(
                 outputs = _score_labels(backend, [prompts[i] for i in batch], completions, labels, prefix)
             else:
                 outputs = _generate(backend, [prompts[i] for i in batch], [examples[i].id for i in batch], spec, stop,
-                                    prefix, json_stop)
+                                    prefix, json_stop, repeat)
             latency = time.perf_counter() - batch_start
             outputs = [replace(o, latency_s=latency) for o in outputs]
             answered.update(zip(batch, outputs))
-            cache.put_batch(key, batch[0], {"indices": batch, "outputs": [o.__dict__ for o in outputs], "wall_s": latency})
+            if not repeat:
+                cache.put_batch(key, batch[0], {"indices": batch, "outputs": [o.__dict__ for o in outputs],
+                                                "wall_s": latency})
             bar.advance(len(batch))
     outputs = [answered[i] for i in range(len(prompts))]
     wall = earlier_wall + time.perf_counter() - started
+    if repeat:
+        return SplitOutputs(outputs, prompt_hashes, wall, False, f"{key}/repeat-{repeat}", selections, selection_s)
     cache.put(key, {"outputs": [o.__dict__ for o in outputs], "wall_s": wall, "n": len(outputs)})
     return SplitOutputs(outputs, prompt_hashes, wall, False, key, selections, selection_s)
-
-
-def _repeat(candidate, examples, backend, prompts, prompt_hashes, spec, stop, loglik, completions, labels, json_stop,
-            selections, selection_s, repeat: int, key: str) -> SplitOutputs:
-    import random
-
-    order = list(range(len(prompts)))
-    random.Random(f"{spec.seed}/repeat-{repeat}").shuffle(order)
-    prefix = _common_prefix(prompts)
-    size = spec.generation.batch_size
-    answered: dict[int, ExampleOutput] = {}
-    started = time.perf_counter()
-    split = examples[0].split if examples else ""
-    with progress.track(f"[{candidate.rung}] {split} repeat {repeat + 1}", total=len(prompts), unit="ex") as bar:
-        for first in range(0, len(order), size):
-            batch = order[first : first + size]
-            batch_start = time.perf_counter()
-            if loglik:
-                outputs = _score_labels(backend, [prompts[i] for i in batch], completions, labels, prefix)
-            else:
-                outputs = _generate(backend, [prompts[i] for i in batch], [examples[i].id for i in batch], spec, stop,
-                                    prefix, json_stop, repeat)
-            latency = time.perf_counter() - batch_start
-            answered.update(zip(batch, (replace(o, latency_s=latency) for o in outputs)))
-            bar.advance(len(batch))
-    outputs = [answered[i] for i in range(len(prompts))]
-    return SplitOutputs(outputs, prompt_hashes, time.perf_counter() - started, False, f"{key}/repeat-{repeat}",
-                        selections, selection_s)
 
 
 def _score_labels(backend: Backend, prompts: list[str], completions: list[str], labels: list[str], prefix: str) -> list[ExampleOutput]:
