@@ -22,7 +22,7 @@ from ladder.diagnosis import advise, diagnose
 from ladder.evaluate import measure_token_times, run_eval
 from ladder.lock import store_lock
 from ladder.paths import ladder_home, result_cache_dir
-from ladder.policy import decide, recommend
+from ladder.policy import decide, decide_sequential, recommend
 from ladder.record import AssessmentRun, DataCheck, DataReport, ModelIdentity, RungResult, SkippedRung, TrainingRecord, save_run
 from ladder.rungs import BuildContext, build_candidate
 from ladder.scoring.compare import (
@@ -216,6 +216,33 @@ def _assess(
             backend.close()
 
 
+SEQUENTIAL_CHUNK = 16  # dev examples evaluated between looks (policy.sequential)
+
+
+def _sequential_dev(measure, dev, metric: str, threshold: float, alpha: float, say, name: str):
+    """policy.sequential: dev in chunks, in order, until the confidence sequence decides (or dev runs out). Returns
+    the outputs and records of the examples evaluated (whole chunks) and the sequence's decision."""
+    from ladder.evaluate import SplitOutputs
+    from ladder.scoring.sequential import decide_sequentially
+
+    parts, records = [], []
+    decision = decide_sequentially([], threshold, alpha)
+    for first in range(0, len(dev), SEQUENTIAL_CHUNK):
+        outputs, chunk = measure(dev[first : first + SEQUENTIAL_CHUNK])
+        parts.append(outputs)
+        records += chunk
+        decision = decide_sequentially([r.scores[metric] for r in records], threshold, alpha)
+        if decision.verdict != "undecided":
+            say(f"[{name}] dev: the confidence sequence decided ({decision.verdict}) after {decision.n} of {len(dev)} "
+                "examples")
+            break
+    merged = SplitOutputs(
+        outputs=[o for p in parts for o in p.outputs], prompt_hashes=[h for p in parts for h in p.prompt_hashes],
+        wall_s=sum(p.wall_s for p in parts), cached=all(p.cached for p in parts), key="+".join(p.key for p in parts),
+        selections=[x for p in parts for x in p.selections], selection_s=sum(p.selection_s for p in parts))
+    return merged, records, decision
+
+
 def _reference(task: TaskFile, backend: Backend):
     """What a trained rung served by vllm or an OpenAI-compatible server is checked against: the transformers
     backend (PEFT) on the same model, made for the certificate's probe and closed after it."""
@@ -311,17 +338,28 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
             build_s = time.perf_counter() - started
             ctx.remember(candidate)
             split_results, examples = {}, []
+            sequence = None
             for split in EVAL_SPLITS:
                 say(f"[{name}] {split}: {len(evals[split])} examples" + (f", {repeats} times" if repeats > 1 else ""))
-                runs = [run_eval(candidate, evals[split], backend, formatter, spec, cache, repeat=r) for r in range(repeats)]
-                records = merge_repeats([score_examples(o, evals[split], metrics, split, candidate.demos, spec.output)
-                                         for o in runs])
+
+                def measure(part, split=split):
+                    runs = [run_eval(candidate, part, backend, formatter, spec, cache, repeat=r) for r in range(repeats)]
+                    return runs[0], merge_repeats([score_examples(o, part, metrics, split, candidate.demos, spec.output)
+                                                   for o in runs])
+
+                if split == "dev" and spec.policy.sequential:
+                    outputs, records, sequence = _sequential_dev(measure, evals[split], metric, threshold,
+                                                                 spec.policy.alpha, say, name)
+                    used = evals[split][: len(records)]
+                else:
+                    (outputs, records), used = measure(evals[split]), evals[split]
                 top_k = candidate.settings.get("top_k")
-                summary = summarize_split(records, runs[0], evals[split], metrics, spec.seed, top_k)
+                summary = summarize_split(records, outputs, used, metrics, spec.seed, top_k)
                 split_results[split] = summary.model_copy(update={"repeats": repeats, "flaky": flakiness(records)})
                 examples += records
             # the evidence first (paired comparisons with every earlier rung, the cost), then the decision
-            split_results = compare_with_earlier(examples, split_results, run.rungs, metrics, spec.seed)
+            split_results = compare_with_earlier(examples, split_results, run.rungs, metrics, spec.seed,
+                                                 common=spec.policy.sequential)
             training = TrainingRecord.model_validate(candidate.training) if candidate.training else None
             computed = not all(r.cached for r in split_results.values())
             if run.token_times is None and computed:  # once per run, when the model has work to do anyway
@@ -347,9 +385,12 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                 demo_ids=[d.id for d in candidate.demos],
                 build_s=build_s,
                 splits=split_results,
-                decision=decide(split_results["dev"].metrics[metric], dev_sd, metric, threshold, spec.policy,
-                                available=len(splits.dev), kind=rung_spec.type,
-                                next_rung=(rung_name(after), after.type) if after is not None else None),
+                decision=(decide_sequential(sequence, len(evals["dev"]), metric, threshold, spec.policy,
+                                            rung_spec.type, (rung_name(after), after.type) if after is not None else None)
+                          if sequence is not None else
+                          decide(split_results["dev"].metrics[metric], dev_sd, metric, threshold, spec.policy,
+                                 available=len(splits.dev), kind=rung_spec.type,
+                                 next_rung=(rung_name(after), after.type) if after is not None else None)),
                 examples=examples,
                 training=training,
                 cost=cost,

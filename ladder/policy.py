@@ -21,6 +21,7 @@ import math
 
 from ladder.cost import duration, money
 from ladder.record import Decision, Recommendation, RungResult
+from ladder.scoring.sequential import SequentialDecision
 from ladder.scoring.stats import Estimate, PairedComparison, holm, n_to_decide
 from ladder.spec import LADDER, PolicySpec
 
@@ -89,6 +90,31 @@ def decide(dev: Estimate, sd: float, metric: str, threshold: float, policy: Poli
     if small:
         reason += f"; {small}"
     return Decision(action=action, status=status, meets_target=status == "meets", reason=reason, n_needed=n_needed,  # type: ignore[arg-type]
+                    dev_available=available)
+
+
+def decide_sequential(seq: SequentialDecision, available: int, metric: str, threshold: float, policy: PolicySpec,
+                      kind: str = "", next_rung: tuple[str, str] | None = None) -> Decision:
+    """``policy.sequential``: the dev status from the confidence sequence walked over the dev examples in order."""
+    where = (f"dev {metric}: anytime-valid confidence sequence [{seq.low:.3f}, {seq.high:.3f}] after {seq.n} of "
+             f"{available} dev examples")
+    if seq.verdict == "meets":
+        return Decision(action="stop", status="meets", meets_target=True, dev_available=available,
+                        reason=f"{where} meets the target {threshold:.3f}: it excludes every value below it")
+    if seq.verdict == "gap":
+        return Decision(action="climb", status="gap", meets_target=False, dev_available=available,
+                        reason=f"{where} is below the target {threshold:.3f}: the gap is measured")
+    reason = f"{where} has not decided against the target {threshold:.3f}; "
+    if policy.inconclusive != "report":
+        action = "climb" if policy.inconclusive == "climb" else "stop"
+        reason += f"{'climbing anyway' if action == 'climb' else 'stopping'} (policy.inconclusive: {policy.inconclusive})"
+    elif next_rung is not None and cheaper_per_call(kind, next_rung[1]):
+        action = "climb"
+        reason += f"climbing: {next_rung[0]} serves the zero-shot prompt, cheaper per call than {kind}'s"
+    else:
+        action = "stop"
+        reason += "stopping: `ladder resolve RUN` continues the sequence with data.reserve"
+    return Decision(action=action, status="inconclusive", meets_target=False, reason=reason,  # type: ignore[arg-type]
                     dev_available=available)
 
 

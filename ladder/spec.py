@@ -424,6 +424,12 @@ class PolicySpec(_Strict):
         default=0.1, gt=0, le=1,
         description="A dev interval wider than ± this is called too small to decide anything, with the n it would need.",
     )
+    sequential: bool = Field(
+        default=False,
+        description="Decide each rung on dev with an anytime-valid confidence sequence, evaluating dev in chunks and "
+        "stopping as soon as it decides (a clear-cut rung needs fewer dev examples; test is always evaluated whole). "
+        "The sequence is wider than a fixed-n interval: a close call may stay undecided (`ladder resolve` continues it).",
+    )
 
 
 class CostSpec(_Strict):

@@ -94,3 +94,22 @@ def test_a_reserve_row_that_repeats_a_split_input_is_refused(make_task, tmp_path
     with pytest.raises(ValidationFailed) as info:
         load_task_data(load_task(make_task({"data": data})))
     assert any("reserve.jsonl:1: input is also at" in p for p in info.value.problems)
+
+
+def test_policy_sequential_stops_dev_as_soon_as_the_sequence_decides(make_task, tmp_path):
+    """A clear-cut rung decides on the first chunks of dev; test is evaluated whole; rungs that stopped at
+    different dev n are compared on the examples both measured."""
+    from ladder.assess import assess
+    from ladder.backends.scripted import ScriptedBackend
+    from ladder.spec import load_task
+
+    path = make_task({"policy": {"sequential": True}, "target": {"metric": "accuracy", "threshold": 0.6}},
+                     dev=_rows("dev", 80, 1), test=_rows("test", 30, 2))
+    run, _ = assess(load_task(path), backend=ScriptedBackend(responder=_right), out_dir=tmp_path / "run", exhaustive=True)
+    prompt, fewshot = run.rungs
+    assert prompt.decision.status == "meets" and "anytime-valid confidence sequence" in prompt.decision.reason
+    assert prompt.splits["dev"].n in (16, 32) and prompt.splits["test"].n == 30
+    assert fewshot.splits["dev"].comparison("prompt", "accuracy").n == min(prompt.splits["dev"].n, fewshot.splits["dev"].n)
+    wrong = assess(load_task(path), backend=ScriptedBackend(responder=lambda p: "none"), out_dir=tmp_path / "gap",
+                   use_cache=False, rungs=["prompt"])[0].rungs[0]
+    assert wrong.decision.status == "gap" and wrong.splits["dev"].n < 80  # a third right: a gap to 0.6 within two looks

@@ -186,16 +186,21 @@ def split_scores(examples: list[ExampleRecord], split: str, metric: str) -> dict
 
 def compare_with_earlier(
     examples: list[ExampleRecord], splits: dict[str, SplitResult], earlier: list[RungResult], metrics: dict[str, Scorer],
-    seed: int,
+    seed: int, common: bool = False,
 ) -> dict[str, SplitResult]:
     """The split results with paired comparisons against every earlier rung measured on the same
-    examples, every metric, dev and test: the policy reads dev, the report shows both."""
+    examples, every metric, dev and test: the policy reads dev, the report shows both. ``common``
+    (policy.sequential, where each rung stops at its own number of dev examples): pair on the examples both
+    measured."""
     out = {}
     for split, result in splits.items():
         comparisons = []
         for previous in earlier:
             for m, scorer in metrics.items():
                 mine, theirs = split_scores(examples, split, m), split_scores(previous.examples, split, m)
+                if common:
+                    shared = [i for i in theirs if i in mine]
+                    mine, theirs = {i: mine[i] for i in shared}, {i: theirs[i] for i in shared}
                 if not mine or set(mine) != set(theirs):
                     continue  # not the same examples (e.g. another --limit): not comparable
                 comparisons.append(compare_by_id(theirs, mine, m, previous.name, seed, scorer.binary))
