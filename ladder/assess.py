@@ -342,7 +342,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
             for split in EVAL_SPLITS:
                 say(f"[{name}] {split}: {len(evals[split])} examples" + (f", {repeats} times" if repeats > 1 else ""))
 
-                def measure(part, split=split):
+                def measure(part, split=split, candidate=candidate):
                     runs = [run_eval(candidate, part, backend, formatter, spec, cache, repeat=r) for r in range(repeats)]
                     return runs[0], merge_repeats([score_examples(o, part, metrics, split, candidate.demos, spec.output)
                                                    for o in runs])

@@ -36,7 +36,6 @@ from ladder.report.document import Document, Items, Paragraph, Section, Table
 from ladder.scoring.compare import compare_by_id, is_binary, measured_binary
 from ladder.scoring.stats import (
     PairedComparison,
-    Z95,
     minimum_detectable_effect,
     n_to_decide,
     power_at,
@@ -301,7 +300,7 @@ WORDS = {"pass": "pass", "regression": "REGRESSION", "inconclusive": "INCONCLUSI
 
 def why(result: GateResult, c: GateCheck) -> str:
     """The verdict in words: what the interval rules out, and for an inconclusive check what would decide it."""
-    cmp, m = c.comparison, result.margin
+    m = result.margin
     if c.verdict == "pass":
         return f"the interval rules out a drop larger than {m:g}"
     if c.verdict == "regression":
