@@ -378,6 +378,13 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                     say(f"[{name}] adapter certificate FAILED ({failed.name}): {failed.detail}; it will not be "
                         "recommended")
             dev_sd = score_sd(list(split_scores(examples, "dev", metric).values()))
+            following = (rung_name(after), after.type) if after is not None else None
+            if sequence is not None:
+                decision = decide_sequential(sequence, len(evals["dev"]), metric, threshold, spec.policy,
+                                             rung_spec.type, following)
+            else:
+                decision = decide(split_results["dev"].metrics[metric], dev_sd, metric, threshold, spec.policy,
+                                  available=len(splits.dev), kind=rung_spec.type, next_rung=following)
             result = RungResult(
                 name=name,
                 type=rung_spec.type,
@@ -385,12 +392,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                 demo_ids=[d.id for d in candidate.demos],
                 build_s=build_s,
                 splits=split_results,
-                decision=(decide_sequential(sequence, len(evals["dev"]), metric, threshold, spec.policy,
-                                            rung_spec.type, (rung_name(after), after.type) if after is not None else None)
-                          if sequence is not None else
-                          decide(split_results["dev"].metrics[metric], dev_sd, metric, threshold, spec.policy,
-                                 available=len(splits.dev), kind=rung_spec.type,
-                                 next_rung=(rung_name(after), after.type) if after is not None else None)),
+                decision=decision,
                 examples=examples,
                 training=training,
                 cost=cost,

@@ -182,6 +182,10 @@ def test_assess_climbs_to_a_lora_rung_on_the_vllm_backend(make_task, tmp_path, c
     again = rerun.rung("lora")
     assert again.training.reused and again.training.artifact_sha256 == tuned.training.artifact_sha256
     assert [e.output for e in again.examples] == [e.output for e in tuned.examples]
+    # the adapter certificate, made through vllm against the transformers reference, comes back from the cache too
+    checks = {c.name: c for c in tuned.certificate.checks}
+    assert checks["matches_reference"].passed and checks["same_template"].passed
+    assert again.certificate == tuned.certificate
     capsys.readouterr()
 
 
