@@ -77,8 +77,9 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
         (rung_spec,) = select_rungs(task, [result.name])
         spec = task.spec
         name = backend_name or run.model.backend
+        where = {"base_url": run.model.base_url} if name == "openai" and run.model.base_url else {}  # the run's server
         backend = create_backend(name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
-                                 labels=spec.output.labels, serving=spec.serving)
+                                 labels=spec.output.labels, serving=spec.serving, **where)
         try:
             formatter = backend.formatter(spec.prompt.format)
             cache = ResultCache(result_cache_dir())
