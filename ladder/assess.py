@@ -239,7 +239,8 @@ def _sequential_dev(measure, dev, metric: str, threshold: float, alpha: float, s
     merged = SplitOutputs(
         outputs=[o for p in parts for o in p.outputs], prompt_hashes=[h for p in parts for h in p.prompt_hashes],
         wall_s=sum(p.wall_s for p in parts), cached=all(p.cached for p in parts), key="+".join(p.key for p in parts),
-        selections=[x for p in parts for x in p.selections], selection_s=sum(p.selection_s for p in parts))
+        selections=[x for p in parts for x in p.selections], selection_s=sum(p.selection_s for p in parts),
+        prefix_tokens=min((p.prefix_tokens for p in parts), default=0))
     return merged, records, decision
 
 
@@ -266,7 +267,8 @@ def _cost_by_token_times(run: AssessmentRun, spec) -> None:
         return
     costed: list[RungResult] = []
     for i, result in enumerate(run.rungs):
-        cost = rung_cost(result.splits["dev"], result.training, result.build_s, spec.cost, run.token_times)
+        cost = rung_cost(result.splits["dev"], result.training, result.build_s, spec.cost, run.token_times,
+                         spec.generation.batch_size)
         run.rungs[i] = result.model_copy(update={"cost": with_break_even(cost, costed)})
         costed.append(run.rungs[i])
 
@@ -365,8 +367,8 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
             if run.token_times is None and computed:  # once per run, when the model has work to do anyway
                 say("measuring per-token times on a fixed probe (every rung's cost per call is computed from them)")
                 run.token_times = measure_token_times(backend, formatter, spec, splits.dev)
-            cost = with_break_even(rung_cost(split_results["dev"], training, build_s, spec.cost, run.token_times),
-                                   run.rungs)
+            cost = with_break_even(rung_cost(split_results["dev"], training, build_s, spec.cost, run.token_times,
+                                             spec.generation.batch_size), run.rungs)
             certificate = None
             if candidate.artifact is not None and training is not None:
                 say(f"[{name}] certifying the served {candidate.artifact.kind} on {min(len(splits.dev), 8)} dev inputs")

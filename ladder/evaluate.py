@@ -43,6 +43,7 @@ class SplitOutputs:
     key: str
     selections: list[Selection]  # per example: demonstrations and retrieved passages
     selection_s: float  # time to select demonstrations / retrieve passages, measured now
+    prefix_tokens: int = 0  # tokens of the prefix every prompt shares (computed once per batch by the backend)
 
 
 def sample_seed(seed: int, example_id: str, sample: int, repeat: int = 0) -> int:
@@ -98,12 +99,13 @@ def run_eval(
             "ids": [ex.id for ex in examples],
         }
     )
+    prefix = _common_prefix(prompts)
+    prefix_tokens = backend.count_tokens(prefix) if prefix else 0
     hit = None if repeat else cache.get(key)  # a repeat served from the cache would not be a repeat
     if hit is not None:
         outputs = [ExampleOutput(**o) for o in hit["outputs"]]
-        return SplitOutputs(outputs, prompt_hashes, hit["wall_s"], True, key, selections, selection_s)
+        return SplitOutputs(outputs, prompt_hashes, hit["wall_s"], True, key, selections, selection_s, prefix_tokens)
 
-    prefix = _common_prefix(prompts)
     started = time.perf_counter()
     # An interrupted run left finished batches: reuse them, compute the rest.
     answered: dict[int, ExampleOutput] = {}
@@ -141,9 +143,10 @@ def run_eval(
     outputs = [answered[i] for i in range(len(prompts))]
     wall = earlier_wall + time.perf_counter() - started
     if repeat:
-        return SplitOutputs(outputs, prompt_hashes, wall, False, f"{key}/repeat-{repeat}", selections, selection_s)
+        return SplitOutputs(outputs, prompt_hashes, wall, False, f"{key}/repeat-{repeat}", selections, selection_s,
+                            prefix_tokens)
     cache.put(key, {"outputs": [o.__dict__ for o in outputs], "wall_s": wall, "n": len(outputs)})
-    return SplitOutputs(outputs, prompt_hashes, wall, False, key, selections, selection_s)
+    return SplitOutputs(outputs, prompt_hashes, wall, False, key, selections, selection_s, prefix_tokens)
 
 
 def _score_labels(backend: Backend, prompts: list[str], completions: list[str], labels: list[str], prefix: str) -> list[ExampleOutput]:
@@ -182,7 +185,7 @@ def _generate(backend: Backend, prompts: list[str], ids: list[str], spec: TaskSp
     return outputs
 
 
-PROBE_PROMPTS = 8  # dev inputs in the probe
+PROBE_PROMPTS = 16  # dev inputs in the probe (the prefill rate comes from 8 and from 16 of them)
 PROBE_NEW_TOKENS = 16  # the most tokens decoded per row in the decode probe
 PROBE_REPEATS = 3
 
@@ -192,38 +195,55 @@ def measure_token_times(backend: Backend, formatter: Formatter, spec: TaskSpec, 
     once per run on a fixed probe, so a rung's cost per call is its token counts times these, not the wall time of
     whenever it happened to run (two rungs serving the same prompt once differed by 64% under machine load).
 
-    The probe: the task's zero-shot prompts of the first dev inputs, answered with one new token (prefill), then
-    with up to ``PROBE_NEW_TOKENS`` (decode: the extra time over the extra tokens). ``PROBE_REPEATS`` times each
-    after a warm-up; the medians are the rates, the spread of the repeats their noise."""
+    The probe: the task's zero-shot prompts of the first dev inputs, the way the task is answered. Prefill: half of
+    them and all of them (by label scoring where the task scores labels, else with one new token); the extra time
+    over the extra tokens is the rate, so what a call to the backend costs whatever its size (setting up a batch,
+    packing weights) cancels. Decode (generation tasks): up to ``PROBE_NEW_TOKENS`` new tokens against one, over
+    the extra tokens. ``PROBE_REPEATS`` times each after a warm-up; the medians are the rates, their spread the
+    noise. Label scoring counts its label tokens at the prefill rate (they are scored in the same pass)."""
     base = backend.serving(None)
     zero_shot = Candidate("probe", "prompt", spec.prompt.instruction, spec.prompt.input_template)
-    prompts = [formatter.prompt(zero_shot.messages(ex.input)) for ex in dev[:PROBE_PROMPTS]]
+    conversations = [zero_shot.messages(ex.input) for ex in dev[:PROBE_PROMPTS]]
+    prompts = [formatter.prompt(c) for c in conversations]
+    loglik = spec.output.kind == "label" and spec.output.labels and spec.generation.label_scoring == "loglik"
+    half = max(1, len(prompts) // 2)
 
-    def timed(max_new_tokens: int):
-        requests = [GenerateRequest(prompt=p, max_new_tokens=max_new_tokens) for p in prompts]
+    def prefill(rows: list[str]) -> tuple[float, int]:
         started = time.perf_counter()
-        out = base.generate(requests)
-        return time.perf_counter() - started, out
+        if loglik:
+            assert spec.output.labels is not None
+            choices = [formatter.completion(conversations[0], label) for label in spec.output.labels]
+            scored = base.score_choices([ScoreRequest(p, choices) for p in rows])
+            return time.perf_counter() - started, sum(r.prompt_tokens + sum(r.token_counts) for r in scored)
+        out = base.generate([GenerateRequest(prompt=p, max_new_tokens=1) for p in rows])
+        return time.perf_counter() - started, sum(g.prompt_tokens for g in out)
 
-    timed(1)  # warm-up: weights load, kernels pick their paths
-    timed(PROBE_NEW_TOKENS)
-    prefill_s, decode_s = [], []
+    def decode(new_tokens: int) -> tuple[float, int]:
+        started = time.perf_counter()
+        out = base.generate([GenerateRequest(prompt=p, max_new_tokens=new_tokens) for p in prompts])
+        return time.perf_counter() - started, sum(g.completion_tokens for g in out)
+
+    prefill(prompts)  # warm-up: weights load, kernels pick their paths
+    per_prompt, per_completion = [], []
     for _ in range(PROBE_REPEATS):
-        seconds, pre = timed(1)
-        prefill_s.append(seconds)
-        seconds, dec = timed(PROBE_NEW_TOKENS)
-        decode_s.append(seconds)
-    prompt_tokens = max(1, sum(g.prompt_tokens for g in pre))
-    first = sum(g.completion_tokens for g in pre)  # the one token the prefill probe decoded per row
-    extra = max(1, sum(g.completion_tokens for g in dec) - first)
-    # call time = prompt x per_prompt + completion x per_completion, solved from the two probes
-    per_completion = [max(0.0, d - p) / extra for d, p in zip(decode_s, prefill_s)]
-    per_prompt = [max(0.0, p - first * c) / prompt_tokens for p, c in zip(prefill_s, per_completion)]
-    med_p, med_c = sorted(per_prompt)[len(per_prompt) // 2], sorted(per_completion)[len(per_completion) // 2]
-    # the noise of a typical call's cost: the probe's mean prompt and its mean answer
-    rows = max(1, len(prompts))
-    calls = [p * prompt_tokens / rows + c * extra / rows for p, c in zip(per_prompt, per_completion)]
-    middle = med_p * prompt_tokens / rows + med_c * extra / rows
+        (small_s, small_tokens), (large_s, large_tokens) = prefill(prompts[:half]), prefill(prompts)
+        rate = max(0.0, large_s - small_s) / max(1, large_tokens - small_tokens) if large_tokens > small_tokens \
+            else large_s / max(1, large_tokens)
+        per_prompt.append(rate)
+        if not loglik:
+            (one_s, one_tokens), (many_s, many_tokens) = decode(1), decode(PROBE_NEW_TOKENS)
+            per_completion.append(max(0.0, many_s - one_s) / max(1, many_tokens - one_tokens))
+    if loglik:
+        per_completion = list(per_prompt)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
+    med_p, med_c = median(per_prompt), median(per_completion)
+    # the noise of a typical call's cost: the probe's mean prompt and a ten-token answer
+    typical = sum(len(p) for p in prompts) / max(1, len(prompts)) / 4  # ~4 characters a token, for weighting only
+    calls = [p * typical + c * 10 for p, c in zip(per_prompt, per_completion)]
+    middle = med_p * typical + med_c * 10
     return TokenTimes(prompt_s_per_token=med_p, completion_s_per_token=med_c, probe_prompts=len(prompts),
-                      prompt_tokens=prompt_tokens, completion_tokens=extra, repeats=PROBE_REPEATS,
-                      noise=(max(calls) - min(calls)) / middle if middle > 0 else 0.0)
+                      repeats=PROBE_REPEATS,
+                      noise=(max(calls) - min(calls)) / middle if middle > 0 else 0.0, mode="loglik" if loglik else "generate")

@@ -61,6 +61,7 @@ class SplitResult(_Record):
     latency_p50_s: float = 0.0  # per call: the wall time of the batch that answered it (+ its selection share)
     latency_p95_s: float = 0.0
     invalid_share: float = 0.0  # share of answers not of the declared form (see ExampleRecord.invalid)
+    shared_prefix_tokens: int = 0  # tokens every prompt of the split begins with (instruction, demonstrations)
     retrieval: dict[str, Estimate] = {}  # recall@k, mrr@k against the data's doc_id
     repeats: int = 1  # independent evaluations of every example (assess --repeats)
     flaky: dict[str, float] = {}  # metric -> share of examples whose score changed across the repeats
@@ -87,10 +88,9 @@ class TokenTimes(_Record):
     prompt_s_per_token: float
     completion_s_per_token: float
     probe_prompts: int
-    prompt_tokens: int  # prompt tokens per prefill probe
-    completion_tokens: int  # tokens decoded per decode probe
     repeats: int
     noise: float  # relative spread of a typical call's cost over the repeats: costs closer than this are a tie
+    mode: Literal["loglik", "generate"] = "generate"  # how the probe answered: as the task is answered
 
 
 class RungCost(_Record):
@@ -99,7 +99,8 @@ class RungCost(_Record):
     adaptation_s: float  # one-time: training wall time, or building the candidate (index, demonstrations)
     prompt_tokens_per_call: float
     completion_tokens_per_call: float
-    seconds_per_call: float  # machine time per call: tokens x the run's probed per-token times (older records: wall)
+    seconds_per_call: float  # machine time per call: tokens x the run's probed per-token times, a prompt's shared
+    # prefix counted once per batch as the backend computes it (older records: the rung's wall time per call)
     wall_seconds_per_call: float | None = None  # this rung's own batched wall time per call, as it happened to run
     noise: float = 0.0  # relative noise of the per-call estimate (the probe's): closer costs are a tie
     examples_per_s: float

@@ -156,6 +156,7 @@ def summarize_split(
         cached=split_outputs.cached,
         cache_key=split_outputs.key,
         invalid_share=sum(r.invalid / len(r.samples or [r.output]) for r in records) / n if n else 0.0,
+        shared_prefix_tokens=split_outputs.prefix_tokens,
     )
 
 
