@@ -23,7 +23,8 @@ def rung_cost(dev: SplitResult, training: TrainingRecord | None, build_s: float,
     """``training``: the training record of a trained rung (its wall time and the time making its data are the
     adaptation time; a reused training still counts what it took); ``build_s``: building the candidate otherwise;
     ``token_times``: the run's probed per-token times (None: the rung's own wall time per call); ``batch_size``:
-    the calls that share one computation of the prompts' common prefix (instruction, demonstrations)."""
+    the calls that share one computation of the prompts' common prefix (instruction, demonstrations). Label
+    scoring's answer work is every label's tokens (each is scored), generation's the tokens it emitted."""
     # a trained rung: its training, plus making its data (a teacher's answers, the model's own mistakes)
     adaptation_s = training.wall_s + training.data_s if training is not None else build_s
     wall_per_call = (dev.wall_s + dev.selection_s) / dev.n if dev.n else 0.0
@@ -31,7 +32,8 @@ def rung_cost(dev: SplitResult, training: TrainingRecord | None, build_s: float,
         shared = min(dev.shared_prefix_tokens, dev.prompt_tokens_per_call)
         computed_prompt = dev.prompt_tokens_per_call - shared + shared / max(1, batch_size)
         seconds_per_call = (computed_prompt * token_times.prompt_s_per_token
-                            + dev.completion_tokens_per_call * token_times.completion_s_per_token
+                            + (dev.scored_tokens_per_call or dev.completion_tokens_per_call) * token_times.completion_s_per_token
+                            + token_times.call_s / max(1, batch_size)
                             + dev.selection_s / dev.n)
     else:
         seconds_per_call = wall_per_call

@@ -199,8 +199,9 @@ def measure_token_times(backend: Backend, formatter: Formatter, spec: TaskSpec, 
     them and all of them (by label scoring where the task scores labels, else with one new token); the extra time
     over the extra tokens is the rate, so what a call to the backend costs whatever its size (setting up a batch,
     packing weights) cancels. Decode (generation tasks): up to ``PROBE_NEW_TOKENS`` new tokens against one, over
-    the extra tokens. ``PROBE_REPEATS`` times each after a warm-up; the medians are the rates, their spread the
-    noise. Label scoring counts its label tokens at the prefill rate (they are scored in the same pass)."""
+    the extra tokens; what the larger prefill took beyond its tokens is the cost of a backend call (a batch),
+    shared by the calls of a batch. ``PROBE_REPEATS`` times each after a warm-up; the medians are the rates, their
+    spread the noise. Label scoring counts its label tokens at the prefill rate (they are scored in the same pass)."""
     base = backend.serving(None)
     zero_shot = Candidate("probe", "prompt", spec.prompt.instruction, spec.prompt.input_template)
     conversations = [zero_shot.messages(ex.input) for ex in dev[:PROBE_PROMPTS]]
@@ -224,12 +225,13 @@ def measure_token_times(backend: Backend, formatter: Formatter, spec: TaskSpec, 
         return time.perf_counter() - started, sum(g.completion_tokens for g in out)
 
     prefill(prompts)  # warm-up: weights load, kernels pick their paths
-    per_prompt, per_completion = [], []
+    per_prompt, per_completion, per_call = [], [], []
     for _ in range(PROBE_REPEATS):
         (small_s, small_tokens), (large_s, large_tokens) = prefill(prompts[:half]), prefill(prompts)
         rate = max(0.0, large_s - small_s) / max(1, large_tokens - small_tokens) if large_tokens > small_tokens \
             else large_s / max(1, large_tokens)
         per_prompt.append(rate)
+        per_call.append(max(0.0, large_s - rate * large_tokens))  # what a backend call costs whatever its size
         if not loglik:
             (one_s, one_tokens), (many_s, many_tokens) = decode(1), decode(PROBE_NEW_TOKENS)
             per_completion.append(max(0.0, many_s - one_s) / max(1, many_tokens - one_tokens))
@@ -244,6 +246,6 @@ def measure_token_times(backend: Backend, formatter: Formatter, spec: TaskSpec, 
     typical = sum(len(p) for p in prompts) / max(1, len(prompts)) / 4  # ~4 characters a token, for weighting only
     calls = [p * typical + c * 10 for p, c in zip(per_prompt, per_completion)]
     middle = med_p * typical + med_c * 10
-    return TokenTimes(prompt_s_per_token=med_p, completion_s_per_token=med_c, probe_prompts=len(prompts),
-                      repeats=PROBE_REPEATS,
+    return TokenTimes(prompt_s_per_token=med_p, completion_s_per_token=med_c, call_s=median(per_call),
+                      probe_prompts=len(prompts), repeats=PROBE_REPEATS,
                       noise=(max(calls) - min(calls)) / middle if middle > 0 else 0.0, mode="loglik" if loglik else "generate")

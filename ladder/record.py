@@ -62,6 +62,7 @@ class SplitResult(_Record):
     latency_p95_s: float = 0.0
     invalid_share: float = 0.0  # share of answers not of the declared form (see ExampleRecord.invalid)
     shared_prefix_tokens: int = 0  # tokens every prompt of the split begins with (instruction, demonstrations)
+    scored_tokens_per_call: float = 0.0  # label scoring: every label's tokens, scored after the prompt in each call
     retrieval: dict[str, Estimate] = {}  # recall@k, mrr@k against the data's doc_id
     repeats: int = 1  # independent evaluations of every example (assess --repeats)
     flaky: dict[str, float] = {}  # metric -> share of examples whose score changed across the repeats
@@ -87,6 +88,7 @@ class TokenTimes(_Record):
 
     prompt_s_per_token: float
     completion_s_per_token: float
+    call_s: float = 0.0  # a backend call's (a batch's) cost whatever its size, shared by the calls of a batch
     probe_prompts: int
     repeats: int
     noise: float  # relative spread of a typical call's cost over the repeats: costs closer than this are a tie

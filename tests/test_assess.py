@@ -214,7 +214,11 @@ def test_an_interrupted_split_resumes_from_its_finished_batches(make_task, tmp_p
         assess(load_task(path), backend=dying, rungs=["prompt"], out_dir=tmp_path / "a")
     resumed_backend = ScriptedBackend(responder=respond)
     resumed, _ = assess(load_task(path), backend=resumed_backend, rungs=["prompt"], out_dir=tmp_path / "b")
-    assert resumed_backend.calls["score"] == 6  # the 3 test batches left, 2 requests each; dev came whole
+    # the 3 test batches left, 2 requests each (dev came whole), and the per-token probe the run makes once it
+    # computes anything: a warm-up over the 6 dev prompts, then 3 times 3 and 6 of them
+    from ladder.evaluate import PROBE_REPEATS
+
+    assert resumed_backend.calls["score"] == 6 + 6 + PROBE_REPEATS * (3 + 6)
     assert resumed.rungs[0].splits["dev"].cached and not resumed.rungs[0].splits["test"].cached
     fresh, _ = assess(load_task(path), backend=ScriptedBackend(responder=respond), rungs=["prompt"],
                       out_dir=tmp_path / "c", use_cache=False)

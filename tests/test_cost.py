@@ -60,4 +60,5 @@ def test_the_probe_recovers_known_per_token_times(make_task):
     assert times.probe_prompts == len(dev[:16]) and times.repeats == 3 and times.mode == "generate"
     assert times.prompt_s_per_token == pytest.approx(0.001, rel=0.3)
     assert times.completion_s_per_token == pytest.approx(0.005, rel=0.3)
+    assert times.call_s == pytest.approx(0.02, abs=0.01)
     assert 0 <= times.noise < 0.5

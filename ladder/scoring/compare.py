@@ -157,6 +157,8 @@ def summarize_split(
         cache_key=split_outputs.key,
         invalid_share=sum(r.invalid / len(r.samples or [r.output]) for r in records) / n if n else 0.0,
         shared_prefix_tokens=split_outputs.prefix_tokens,
+        scored_tokens_per_call=(sum(sum((o.label_token_counts or {}).values()) for o in split_outputs.outputs) / n
+                                if n else 0.0),
     )
 
 
