@@ -54,6 +54,8 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
     if budget is not None and budget < 1:
         raise LadderError(f"--budget: must be at least 1, got {budget}")
     alpha = run.spec.policy.alpha if alpha is None else alpha
+    if not 0 < alpha < 1:
+        raise LadderError(f"--alpha: must be between 0 and 1, got {alpha}")
     task = load_task(run.task_path)
     data = load_task_data(task)
     if data.splits.hashes.get("dev") != run.data_hashes.get("dev"):

@@ -79,6 +79,10 @@ def test_resolve_with_nothing_further_is_one_line_and_exit_2(make_task, tmp_path
     assert main(["resolve", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no further dev examples" in err and "data.reserve" in err
+    assert main(["resolve", str(out), "--alpha", "1.5"]) == 2
+    assert "--alpha: must be between 0 and 1" in capsys.readouterr().err
+    assert main(["resolve", str(out), "--rung", "rag"]) == 2
+    assert "--rung: 'rag' was not measured" in capsys.readouterr().err
 
 
 def test_a_reserve_row_that_repeats_a_split_input_is_refused(make_task, tmp_path):
