@@ -111,6 +111,11 @@ def test_no_gap_no_diagnosis_and_unclear_without_signals():
     d = diagnose(spec, [prompt, fewshot], {}, 0.05)
     assert d.kind == "unclear" and {e.signal for e in d.evidence} == {"fewshot_gain", "unknown_share"}
     assert diagnose(spec, [], {}, 0.05) is None
+    # said in English: never "the gap after fewshot looks like unclear"
+    from ladder.diagnosis import gap_kind
+
+    assert gap_kind("unclear") == "is of no clear kind" and gap_kind("mixed") == "looks like both behaviour and knowledge"
+    assert gap_kind("behaviour", bold=True) == "looks like **behaviour**"
 
 
 @pytest.mark.model
