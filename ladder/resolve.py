@@ -18,9 +18,6 @@ from ladder.errors import LadderError
 from ladder.record import AssessmentRun, Resolution, RungResult, load_run, save_run
 from ladder.scoring.sequential import decide_sequentially
 
-CHUNK = 16  # examples evaluated at a time (one or two batches)
-
-
 def _inconclusive(run: AssessmentRun, name: str | None, source: str) -> RungResult:
     if name is not None:
         result = run.rung(name)
@@ -36,6 +33,7 @@ def _inconclusive(run: AssessmentRun, name: str | None, source: str) -> RungResu
 
 def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, alpha: float | None = None,
             backend_name: str | None = None, progress: Callable[[str], None] | None = None) -> Resolution:
+    from ladder.assess import SEQUENTIAL_CHUNK as CHUNK  # one look every chunk, as policy.sequential looks
     from ladder.assess import _answerer, select_rungs
     from ladder.backends import create_backend
     from ladder.cache import ResultCache
