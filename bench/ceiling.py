@@ -43,9 +43,9 @@ import torch  # noqa: E402
 from ladder.backends import create_backend  # noqa: E402
 from ladder.backends.base import GenerateRequest, ScoreRequest  # noqa: E402
 from ladder.backends.hardware import cpu_has_native_bf16  # noqa: E402
-from ladder.backends.hf import TransformersBackend  # noqa: E402
-from ladder.data import load_splits  # noqa: E402
-from ladder.evaluate import _common_prefix  # noqa: E402
+from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
+from ladder.data.splits import load_splits  # noqa: E402
+from ladder.run.evaluate import _common_prefix  # noqa: E402
 from ladder.rungs import BuildContext, build_candidate  # noqa: E402
 from ladder.spec import load_task, rung_name  # noqa: E402
 
@@ -152,7 +152,7 @@ def main() -> None:
     print("label scoring", score, flush=True)
 
     requests = generation_requests(backend, args.prompts)
-    from ladder.backends import decode
+    from ladder.backends.hf import decode
 
     counted = {"steps": 0}
     original_step = decode.Decoder._step

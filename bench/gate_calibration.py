@@ -14,7 +14,7 @@ sampling seed: equal quality by construction.
   two stronger versions: (c) every training label wrong, (d) both (a) and (b). A gate must never say pass
   to a degradation it cannot rule out (INCONCLUSIVE or REGRESSION), and should say REGRESSION to one larger
   than the detectable drop it states.
-Every run goes through ``ladder.assess`` and ``ladder.gate`` exactly as ``ladder assess`` / ``ladder gate``
+Every run goes through ``ladder.run.assess`` and ``ladder.gate.verdict`` exactly as ``ladder assess`` / ``ladder gate``
 do. Prints one table and the rates.
 """
 
@@ -34,9 +34,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ladder.assess import assess  # noqa: E402
+from ladder.run.assess import assess  # noqa: E402
 from ladder.backends import create_backend  # noqa: E402
-from ladder.gate import gate, make_baseline  # noqa: E402
+from ladder.gate.verdict import gate, make_baseline  # noqa: E402
 from ladder.spec import load_task  # noqa: E402
 
 TASK = ROOT / "tasks" / "snips-intent"

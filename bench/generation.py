@@ -28,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ladder.backends.base import GenerateRequest  # noqa: E402
-from ladder.backends.hf import TransformersBackend  # noqa: E402
-from ladder.data import load_splits  # noqa: E402
-from ladder.evaluate import _common_prefix  # noqa: E402
+from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
+from ladder.data.splits import load_splits  # noqa: E402
+from ladder.run.evaluate import _common_prefix  # noqa: E402
 from ladder.rungs import BuildContext, build_candidate  # noqa: E402
 from ladder.spec import load_task, rung_name  # noqa: E402
 

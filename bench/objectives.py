@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 
-from ladder.backends.hf import TransformersBackend  # noqa: E402
-from ladder.cache import ResultCache  # noqa: E402
-from ladder.data import load_task_data  # noqa: E402
-from ladder.evaluate import run_eval  # noqa: E402
+from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
+from ladder.run.cache import ResultCache  # noqa: E402
+from ladder.data.splits import load_task_data  # noqa: E402
+from ladder.run.evaluate import run_eval  # noqa: E402
 from ladder.rungs.base import Candidate  # noqa: E402
 from ladder.rungs.fewshot import static_demos  # noqa: E402
 from ladder.rungs.base import BuildContext  # noqa: E402

@@ -24,8 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ladder.corpus import doc_of, resolve_embedder  # noqa: E402
-from ladder.data import load_task_data  # noqa: E402
+from ladder.data.corpus import doc_of, resolve_embedder  # noqa: E402
+from ladder.data.splits import load_task_data  # noqa: E402
 from ladder.retrieval import dense  # noqa: E402
 from ladder.retrieval.embedder import Embedder  # noqa: E402
 from ladder.retrieval.retriever import load_or_build  # noqa: E402

@@ -29,7 +29,7 @@ os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
 
 from ladder.backends import create_backend  # noqa: E402
 from ladder.backends.base import Artifact, GenerateRequest, ScoreRequest  # noqa: E402
-from ladder.data import load_task_data  # noqa: E402
+from ladder.data.splits import load_task_data  # noqa: E402
 from ladder.rungs.base import Candidate  # noqa: E402
 from ladder.spec import load_task  # noqa: E402
 
@@ -143,7 +143,7 @@ def main() -> None:
     for variant, artifact in (("base", None), ("lora", adapter)):
         measure("vllm (in-process)", vb, variant, artifact)
     vb.close()
-    from ladder.models import resolve_model
+    from ladder.backends.models import resolve_model
 
     server, url, server_start = start_server(resolve_model(MODEL).path, work / "server.log")
     try:

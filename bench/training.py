@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from ladder.backends.hf import TransformersBackend  # noqa: E402
-from ladder.data import load_task_data  # noqa: E402
+from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
+from ladder.data.splits import load_task_data  # noqa: E402
 from ladder.rungs.base import Candidate  # noqa: E402
 from ladder.rungs.train import TrainConfig, encode_examples, train_loop  # noqa: E402
 from ladder.spec import TrainSpec, load_task  # noqa: E402

@@ -26,7 +26,7 @@ os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
 
 import torch  # noqa: E402
 
-from ladder.backends.hf import TransformersBackend  # noqa: E402
+from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
 from ladder.rungs import train as T  # noqa: E402
 from ladder.spec import TrainSpec  # noqa: E402
 from training import lora_model, snips_training_data  # noqa: E402

@@ -1,6 +1,6 @@
 import sys
 
-from ladder.cli import main
+from ladder.cli.main import main
 
 # The guard matters: vllm starts its engine core with multiprocessing "spawn", which imports the main
 # module again in the child (as __mp_main__); without it, `python -m ladder assess` would run twice.

@@ -1,8 +1,10 @@
 """Atomic, durable file writes: a reader sees the old file or the new one, never half of either, and a
-write that returned survives a crash (the file and its folder entry are fsync'd)."""
+write that returned survives a crash (the file and its folder entry are fsync'd). Content hashes of files
+(models, embedders), cached beside them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -67,3 +69,40 @@ def read_json(path: Path, what: str) -> object:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise LadderError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def hash_files(files: list[Path]) -> str:
+    """sha256 over (name, content hash) of each file; content hashes cached in a sidecar."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.name.encode())
+        digest.update(cached_file_hash(path).encode())
+    return digest.hexdigest()
+
+
+def cached_file_hash(path: Path) -> str:
+    """sha256 of one file, cached in a ``.ladder-hashes.json`` sidecar keyed by (name, size, mtime)."""
+    stat = path.stat()
+    sidecar = path.parent / ".ladder-hashes.json"
+    key = f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
+    try:
+        known = json.loads(sidecar.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key in known:
+        return known[key]
+    value = _sha256_file(path)
+    known[key] = value
+    try:
+        atomic_write_text(sidecar, json.dumps(known, indent=1))
+    except OSError:
+        pass  # a read-only model folder: hash again next time
+    return value

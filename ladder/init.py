@@ -23,8 +23,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ladder.checks import duplicate_groups
-from ladder.data import as_text
+from ladder.data.checks import duplicate_groups
+from ladder.data.splits import as_text
 from ladder.errors import LadderError
 
 INPUT_NAMES = ("input", "text", "question", "prompt", "query", "utterance", "sentence", "address", "source",
@@ -265,10 +265,10 @@ def _task_name(out: Path) -> str:
 
 
 def _token_counter(model: str, base: Path):
-    from ladder.models import resolve_model
+    from ladder.backends.models import resolve_model
 
     ref = resolve_model(model, base)
-    from ladder.backends.hf_model import quiet_transformers
+    from ladder.backends.hf.model import quiet_transformers
 
     quiet_transformers()
     from transformers import AutoTokenizer
@@ -514,7 +514,7 @@ def _source_md(sources: list[Source], notes: list[str]) -> str:
 
 
 def _validate(task_path: Path) -> None:
-    from ladder.data import load_task_data
+    from ladder.data.splits import load_task_data
     from ladder.spec import load_task
 
     load_task_data(load_task(task_path))

@@ -138,7 +138,7 @@ class RegexExtract(_Strict):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str) -> str:
-        from ladder.scoring.metrics import compiles
+        from ladder.metrics import compiles
 
         return compiles(value)
 
@@ -605,7 +605,7 @@ class TaskSpec(_Strict):
         return [m.name for m in self.metrics]  # type: ignore[misc]
 
     def _check_metrics(self, registered: bool = True) -> None:
-        from ladder.scoring.metrics import METRICS, metric_options
+        from ladder.metrics import METRICS, metric_options
 
         names = self.metric_names
         dupes = sorted({n for n in names if names.count(n) > 1})

@@ -106,7 +106,7 @@ def need_vllm() -> None:
 @pytest.fixture(scope="session")
 def trained_adapter(tmp_path_factory):
     """One small LoRA adapter on SNIPS (12 steps on 48 examples), trained once for every serving test."""
-    from ladder.data import load_task_data
+    from ladder.data.splits import load_task_data
     from ladder.rungs import BuildContext
     from ladder.rungs.finetune import finetune
     from ladder.spec import LoraRungSpec, TrainSpec, load_task
@@ -165,7 +165,7 @@ def vllm_server(tmp_path_factory):
     import urllib.request
 
     need_vllm()
-    from ladder.models import resolve_model
+    from ladder.backends.models import resolve_model
 
     model = resolve_model("smollm2-135m-instruct")
     port = _free_port()

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from ladder.assess import assess
+from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
 from ladder.spec import load_task
 

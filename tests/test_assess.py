@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ladder.assess import assess
+from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
 from ladder.errors import LadderError
 from ladder.record import SCHEMA_VERSION, load_run
@@ -216,7 +216,7 @@ def test_an_interrupted_split_resumes_from_its_finished_batches(make_task, tmp_p
     resumed, _ = assess(load_task(path), backend=resumed_backend, rungs=["prompt"], out_dir=tmp_path / "b")
     # the 3 test batches left, 2 requests each (dev came whole), and the per-token probe the run makes once it
     # computes anything: a warm-up over the 6 dev prompts, then 3 times 3 and 6 of them
-    from ladder.evaluate import PROBE_REPEATS
+    from ladder.run.evaluate import PROBE_REPEATS
 
     assert resumed_backend.calls["score"] == 6 + 6 + PROBE_REPEATS * (3 + 6)
     assert resumed.rungs[0].splits["dev"].cached and not resumed.rungs[0].splits["test"].cached
@@ -236,7 +236,7 @@ def test_a_second_assessment_on_the_same_store_waits_and_says_who_holds_it(make_
 
     home = os.environ["LADDER_HOME"]
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom ladder.lock import store_lock\n"
+        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom ladder.run.lock import store_lock\n"
          f"with store_lock(Path({home!r})):\n    print('held', flush=True)\n    time.sleep(3)\n"],
         stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -267,7 +267,7 @@ def test_a_read_only_run_folder_is_one_line_and_keeps_what_was_saved(make_task, 
 
 def test_a_write_failure_mid_run_keeps_the_last_saved_record(make_task, tmp_path, monkeypatch):
     """The disk fills after the first rung: the error is one line and run.json still holds that rung."""
-    import ladder.assess as assess_module
+    import ladder.run.assess as assess_module
     from ladder.fileio import atomic_write_text
 
     saves = {"n": 0}

@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ladder.cli import main
-from ladder.data import load_task_data
+from ladder.cli.main import main
+from ladder.data.splits import load_task_data
 from ladder.errors import LadderError
 from ladder.spec import load_task, parse_task
 

@@ -9,9 +9,9 @@ import pytest
 
 from ladder.backends import create_backend
 from ladder.backends.base import PlainFormatter, template_fingerprint
-from ladder.cache import ResultCache
-from ladder.certificate import CHANGE_TOLERANCE, certify
-from ladder.data import load_task_data
+from ladder.run.cache import ResultCache
+from ladder.run.certificate import CHANGE_TOLERANCE, certify
+from ladder.data.splits import load_task_data
 from ladder.record import TrainingRecord
 from ladder.rungs.base import Candidate
 from ladder.spec import load_task

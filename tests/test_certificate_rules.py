@@ -8,8 +8,8 @@ import pytest
 
 from ladder.backends.base import Artifact, ChoiceScores, template_fingerprint
 from ladder.backends.scripted import ScriptedBackend
-from ladder.cache import ResultCache
-from ladder.certificate import certify
+from ladder.run.cache import ResultCache
+from ladder.run.certificate import certify
 from ladder.record import TrainingRecord
 from ladder.rungs.base import Candidate
 from ladder.spec import load_task
@@ -30,7 +30,7 @@ class _Shifted(ScriptedBackend):
 
 
 def _certify(make_task, served_shift: float, reference_shift: float | None):
-    from ladder.data import load_task_data
+    from ladder.data.splits import load_task_data
 
     task = load_task(make_task())
     dev = load_task_data(task).splits.dev

@@ -9,10 +9,10 @@ import pytest
 import yaml
 
 from ladder.backends.scripted import ScriptedBackend, last_user_message
-from ladder.checks import cheap_checks, label_issue_check, truncation_check
-from ladder.cli import main
-from ladder.data import load_splits, load_task_data
-from ladder.datacheck import check_data
+from ladder.data.checks import label_issue_check, truncation_check
+from ladder.cli.main import main
+from ladder.data.splits import load_splits, load_task_data
+from ladder.run.datacheck import check_data
 from ladder.errors import ValidationFailed
 from ladder.spec import load_task
 
@@ -97,7 +97,7 @@ def test_a_label_missing_from_train_is_a_warning(make_task):
 
 
 def test_truncation_and_label_issues_by_hand():
-    from ladder.data import Example
+    from ladder.data.splits import Example
 
     examples = [Example(f"e{i}", f"text {i}", "a" if i % 2 else "b", "train", f"t.jsonl:{i + 1}") for i in range(20)]
     check = truncation_check([("lora", 10)], examples, lambda ex: 5 + int(ex.id[1:]))
@@ -149,7 +149,7 @@ def test_check_data_cli_exit_codes_and_json(make_task, tmp_path, capsys):
 
 
 def test_assess_records_the_checks_and_the_report_shows_them(make_task, tmp_path):
-    from ladder.assess import assess
+    from ladder.run.assess import assess
     from ladder.report import write_report
 
     train = _rows("train", 12) + [{"id": "d1", "text": "play some jazz", "label": "music"},
@@ -199,7 +199,7 @@ def test_label_errors_by_k_fold_lora_score_every_train_example_out_of_fold(make_
 
 
 def test_label_issues_on_too_few_examples_say_so():
-    from ladder.data import Example
+    from ladder.data.splits import Example
 
     examples = [Example(f"e{i}", "x", "a", "dev", f"d.jsonl:{i + 1}") for i in range(3)]
     check = label_issue_check(examples, [[0.1, 0.9]] * 3, ["a", "b"], "a test")

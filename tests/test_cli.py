@@ -4,7 +4,7 @@ import json
 import subprocess
 import sys
 
-from ladder.cli import main
+from ladder.cli.main import main
 from ladder.spec import json_schema_text
 
 from conftest import ROOT
@@ -20,7 +20,7 @@ def test_light_commands_import_no_heavy_libraries():
     code = (
         "import sys, contextlib, io\n"
         "import ladder\n"
-        "from ladder.cli import main\n"
+        "from ladder.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
         f"    assert main(['validate', {str(SNIPS)!r}]) == 0\n"
@@ -39,7 +39,7 @@ def test_assess_on_the_scripted_backend_imports_no_model_library(make_task, tmp_
     path = make_task({"rungs": [{"type": "prompt"}, {"type": "fewshot", "k": 3}, {"type": "lora"}]})
     code = (
         "import sys, contextlib, io\n"
-        "from ladder.cli import main\n"
+        "from ladder.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
         f"    code = main(['assess', {str(path)!r}, '--backend', 'scripted', '--rungs', 'prompt,fewshot',"
         f" '--out', {str(tmp_path / 'run')!r}])\n"

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from ladder.backends.scripted import ScriptedBackend
-from ladder.cost import rung_cost
-from ladder.evaluate import measure_token_times
+from ladder.decide.cost import rung_cost
+from ladder.run.evaluate import measure_token_times
 from ladder.record import SplitResult, TokenTimes
 from ladder.scoring.stats import Estimate
 from ladder.spec import CostSpec, load_task
@@ -52,7 +52,7 @@ class _Timed(ScriptedBackend):
 def test_the_probe_recovers_known_per_token_times(make_task):
     task = load_task(make_task({"generation": {"label_scoring": "generate", "max_new_tokens": 16}},
                                dev=_rows("dev", 16, 1)))
-    from ladder.data import load_task_data
+    from ladder.data.splits import load_task_data
 
     dev = load_task_data(task).splits.dev
     backend = _Timed(responder=lambda p: "one two three four five six")

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from ladder.backends.base import Artifact
 from ladder.backends.scripted import ScriptedBackend
-from ladder.cache import ResultCache
-from ladder.evaluate import run_eval
+from ladder.run.cache import ResultCache
+from ladder.run.evaluate import run_eval
 from ladder.record import load_run
 from ladder.rungs.base import Candidate
 from ladder.spec import load_task
@@ -45,7 +45,7 @@ class _Model(ScriptedBackend):
 
 def test_swapping_the_model_an_adapter_or_the_tokenizer_under_one_cache_gives_no_stale_hit(make_task, tmp_path):
     task = load_task(make_task())
-    from ladder.data import load_task_data
+    from ladder.data.splits import load_task_data
 
     dev = load_task_data(task).splits.dev
     spec = task.spec
@@ -62,7 +62,7 @@ def test_swapping_the_model_an_adapter_or_the_tokenizer_under_one_cache_gives_no
         out = run_eval(tuned if what == "adapter" else candidate, dev, backend, backend.formatter("chat"), spec, cache)
         assert not out.cached and {o.output for o in out.outputs} == {"music"}, what  # computed, never the stale answers
     # and the real identity names the weights and the tokenizer files by content
-    from ladder.models import ModelRef, model_identity
+    from ladder.backends.models import ModelRef, model_identity
 
     folder = tmp_path / "model"
     folder.mkdir()

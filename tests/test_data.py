@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ladder.data import load_splits
+from ladder.data.splits import load_splits
 from ladder.errors import ValidationFailed
 from ladder.spec import load_task
 

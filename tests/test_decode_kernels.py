@@ -1,11 +1,11 @@
-"""The decoding loop's CPU kernels (ladder.backends.decode) against the plain arithmetic they replace."""
+"""The decoding loop's CPU kernels (ladder.backends.hf.decode) against the plain arithmetic they replace."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from ladder.backends import decode
+from ladder.backends.hf import decode
 
 pytestmark = pytest.mark.skipif(decode.FLASH_CPU is None, reason="this torch has no fused CPU attention")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ladder.diagnosis import advise, diagnose
-from ladder.policy import decide, recommend
+from ladder.decide.diagnosis import advise, diagnose
+from ladder.decide.policy import decide, recommend
 from ladder.record import ExampleRecord, RungResult, SplitResult
 from ladder.scoring.compare import compare_with_earlier, split_scores
-from ladder.scoring.metrics import scorers
+from ladder.metrics import scorers
 from ladder.scoring.stats import estimate, score_sd
 from ladder.spec import parse_task
 
@@ -112,7 +112,7 @@ def test_no_gap_no_diagnosis_and_unclear_without_signals():
     assert d.kind == "unclear" and {e.signal for e in d.evidence} == {"fewshot_gain", "unknown_share"}
     assert diagnose(spec, [], {}, 0.05) is None
     # said in English: never "the gap after fewshot looks like unclear"
-    from ladder.diagnosis import gap_kind
+    from ladder.decide.diagnosis import gap_kind
 
     assert gap_kind("unclear") == "is of no clear kind" and gap_kind("mixed") == "looks like both behaviour and knowledge"
     assert gap_kind("behaviour", bold=True) == "looks like **behaviour**"
@@ -122,7 +122,7 @@ def test_no_gap_no_diagnosis_and_unclear_without_signals():
 def test_shipped_tasks_knowledge_and_behaviour_with_the_real_model(tmp_path):
     """quiz-facts: retrieval lifts token F1 far beyond zero-shot, and answers follow retrieval: knowledge.
     us-address: demonstrations turn unparseable answers into JSON addresses: behaviour."""
-    from ladder.assess import assess
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     quiz, _ = assess(load_task(ROOT / "tasks" / "quiz-facts" / "task.yaml"), backend="transformers",

@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from ladder.assess import _answerer
-from ladder.backends.hf import TransformersBackend
-from ladder.cache import ResultCache
-from ladder.data import load_task_data
-from ladder.evaluate import run_eval
+from ladder.run.assess import _answerer
+from ladder.backends.hf.transformers import TransformersBackend
+from ladder.run.cache import ResultCache
+from ladder.data.splits import load_task_data
+from ladder.run.evaluate import run_eval
 from ladder.record import TrainingRecord
 from ladder.rungs import BuildContext, build_candidate
 from ladder.rungs.finetune import zero_shot
@@ -154,7 +154,7 @@ def test_dpo_raises_the_chosen_log_ratio_on_held_out_pairs_and_resumes(backend, 
 def test_a_teacher_model_answers_with_the_teacher_rungs_prompt(backend, tmp_path):
     """teacher_model: another model (here the bundled one by its local folder, served by a transformers backend
     the answerer makes and closes) answers with the teacher rung's prompt; the record names it."""
-    from ladder.models import resolve_model
+    from ladder.backends.models import resolve_model
 
     folder = str(resolve_model("smollm2-135m-instruct").path)
     spec, ctx, _ = _context(backend, tmp_path, [

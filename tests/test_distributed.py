@@ -43,7 +43,7 @@ def test_ladder_train_under_torchrun_then_assess_reuses_it(make_task, tmp_path):
 
     import pytest
 
-    from ladder.assess import assess
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     pytest.importorskip("peft")

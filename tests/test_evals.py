@@ -7,8 +7,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ladder.cli import main
-from ladder.suite import load_suite
+from ladder.cli.main import main
+from ladder.run.suite import load_suite
 
 from conftest import ROOT
 

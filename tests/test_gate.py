@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from ladder.assess import assess
+from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
-from ladder.cli import main
-from ladder.gate import gate, load_baseline
+from ladder.cli.main import main
+from ladder.gate.verdict import gate, load_baseline
 from ladder.record import load_run
 from ladder.spec import load_task
 
@@ -117,8 +117,8 @@ def test_a_drop_the_gate_cannot_judge_is_inconclusive_with_exit_3(task, baseline
 
 
 def test_a_regression_anywhere_outranks_an_inconclusive_gate_in_a_suite():
-    from ladder.cli import _gate_exit
-    from ladder.gate import GateResult
+    from ladder.cli.main import _gate_exit
+    from ladder.gate.verdict import GateResult
 
     def result(code_verdict):
         return type("R", (), {"exit_code": code_verdict})()

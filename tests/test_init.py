@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ladder.assess import assess
+from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
-from ladder.cli import main
-from ladder.data import load_task_data
+from ladder.cli.main import main
+from ladder.data.splits import load_task_data
 from ladder.spec import load_task
 
 from conftest import ROOT

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from ladder.errors import ValidationFailed
-from ladder.scoring.metrics import METRICS, first_json, first_label, read_number, scorers
+from ladder.metrics import METRICS, first_json, first_label, read_number, scorers
 from ladder.spec import parse_task
 
 from conftest import ROOT
@@ -129,7 +129,7 @@ def test_bad_metric_entries_name_the_field(metrics, target, message):
 
 
 PLUGIN = '''
-from ladder.scoring.metrics import Metric
+from ladder.metrics import Metric
 
 
 def _length_ratio(prediction: str, target: str) -> float:

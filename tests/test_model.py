@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ladder.assess import assess
+from ladder.run.assess import assess
 from ladder.backends.base import GenerateRequest, ScoreRequest
-from ladder.backends.hf import TransformersBackend
+from ladder.backends.hf.transformers import TransformersBackend
 from ladder.record import load_run
 from ladder.report import write_report
 from ladder.spec import load_task
@@ -173,7 +173,7 @@ def test_ladder_decoding_loop_equals_transformers_generate(backend, monkeypatch,
     """Greedy decoding in ladder's loop (shared prefix attended once, slot cache, finished rows refilled
     from the queue, buffers compacted at the end) against transformers' generate on the same prompts:
     the same texts. Two slots for seven requests, so refills and compaction both happen."""
-    from ladder.backends import decode
+    from ladder.backends.hf import decode
 
     f = backend.formatter("chat")
     system = {"role": "system", "content": "Answer briefly. When asked for JSON, answer with one JSON object."}

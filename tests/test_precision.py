@@ -7,10 +7,10 @@ import warnings
 
 import pytest
 
-from ladder.backends.hf import TransformersBackend
-from ladder.cache import ResultCache
-from ladder.data import load_splits
-from ladder.evaluate import run_eval
+from ladder.backends.hf.transformers import TransformersBackend
+from ladder.run.cache import ResultCache
+from ladder.data.splits import load_splits
+from ladder.run.evaluate import run_eval
 from ladder.rungs import BuildContext, build_candidate
 from ladder.spec import load_task, rung_name
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import io
 
-from ladder import display, progress
-from ladder.cli import main
+from ladder import progress
+from ladder.cli import console as display
+from ladder.cli.main import main
 
 
 def test_assess_without_a_terminal_prints_plain_progress_lines(make_task, tmp_path, capsys):

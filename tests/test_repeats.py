@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import random
 
-from ladder.assess import assess
+from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
-from ladder.cli import main
+from ladder.cli.main import main
 from ladder.record import load_run
 from ladder.spec import load_task
 

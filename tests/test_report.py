@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from ladder.cli import main
+from ladder.cli.main import main
 from ladder.record import load_run, save_run
 from ladder.report import render, write_report
 from ladder.report.rows import build_report
@@ -100,7 +100,7 @@ def test_markdown_and_html_show_the_same_numbers(record):
 
 
 def test_examples_won_and_lost_show_input_both_outputs_and_target(make_task, tmp_path):
-    from ladder.assess import assess
+    from ladder.run.assess import assess
     from ladder.backends.scripted import ScriptedBackend
     from ladder.spec import load_task
 

@@ -17,7 +17,7 @@ GOLDEN = ROOT / "tests" / "golden" / "report"
 
 def test_report_matches_golden(make_task, tmp_path):
     if os.environ.get("UPDATE_GOLDEN"):
-        from ladder.assess import assess
+        from ladder.run.assess import assess
         from ladder.backends.scripted import ScriptedBackend
         from ladder.spec import load_task
 
@@ -116,7 +116,7 @@ def test_training_section_says_where_a_distill_and_a_preference_rung_learnt_from
     """A distill rung's teacher (with prompt tokens per call before and after) and a preference rung's pairs
     (with the dev log-ratio the reference had and the trained policy reached), and the teacher's time in the
     rung's adaptation cost."""
-    from ladder.cost import rung_cost
+    from ladder.decide.cost import rung_cost
     from ladder.spec import CostSpec
 
     run = load_run(GOLDEN / "run.json")

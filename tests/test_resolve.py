@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ladder.cli import main
+from ladder.cli.main import main
 from ladder.record import load_run
 from ladder.scoring.sequential import decide_sequentially, first_decisions
 
@@ -50,7 +50,7 @@ def test_resolve_walks_further_dev_then_reserve_examples_until_it_decides(make_t
     path = make_task({"data": data, "target": {"metric": "accuracy", "threshold": 0.7},
                       "rungs": [{"type": "prompt"}]}, dev=_rows("dev", 12, 1))
     from ladder.backends.scripted import ScriptedBackend
-    from ladder.assess import assess
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     run, out = assess(load_task(path), backend=ScriptedBackend(responder=_right), limit=6, out_dir=tmp_path / "run")
@@ -72,7 +72,7 @@ def test_resolve_walks_further_dev_then_reserve_examples_until_it_decides(make_t
 
 def test_resolve_with_nothing_further_is_one_line_and_exit_2(make_task, tmp_path, capsys):
     from ladder.backends.scripted import ScriptedBackend
-    from ladder.assess import assess
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     _, out = assess(load_task(make_task()), backend=ScriptedBackend(responder=_right), out_dir=tmp_path / "run")
@@ -86,7 +86,7 @@ def test_resolve_with_nothing_further_is_one_line_and_exit_2(make_task, tmp_path
 
 
 def test_a_reserve_row_that_repeats_a_split_input_is_refused(make_task, tmp_path):
-    from ladder.data import load_task_data
+    from ladder.data.splits import load_task_data
     from ladder.errors import ValidationFailed
     from ladder.spec import load_task
 
@@ -103,7 +103,7 @@ def test_a_reserve_row_that_repeats_a_split_input_is_refused(make_task, tmp_path
 def test_policy_sequential_stops_dev_as_soon_as_the_sequence_decides(make_task, tmp_path):
     """A clear-cut rung decides on the first chunks of dev; test is evaluated whole; rungs that stopped at
     different dev n are compared on the examples both measured."""
-    from ladder.assess import assess
+    from ladder.run.assess import assess
     from ladder.backends.scripted import ScriptedBackend
     from ladder.spec import load_task
 

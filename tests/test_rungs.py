@@ -4,11 +4,10 @@ from collections import Counter
 
 import pytest
 
-from ladder.data import load_splits
 from ladder.rungs import RUNGS, BuildContext, build_candidate
 from ladder.spec import RUNG_SPECS, load_task
 
-from ladder.data import load_task_data
+from ladder.data.splits import load_task_data
 from ladder.errors import LadderError
 
 from conftest import LABELS, TINY_CORPUS, rag_spec

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from ladder.errors import LadderError
-from ladder.scoring.metrics import METRICS
+from ladder.metrics import METRICS
 from ladder.scoring.stats import estimate, mcnemar_exact, paired, wilson
 
 

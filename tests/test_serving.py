@@ -16,7 +16,7 @@ import pytest
 
 from ladder.backends import create_backend
 from ladder.backends.base import GenerateRequest, ScoreRequest
-from ladder.data import load_task_data
+from ladder.data.splits import load_task_data
 from ladder.rungs.base import Candidate
 from ladder.spec import load_task
 
@@ -135,7 +135,7 @@ def test_openai_backend_says_what_is_wrong_with_a_server(vllm_server, trained_ad
 def test_assess_snips_end_to_end_matches_transformers(name, request, tmp_path, capsys):
     """`ladder assess tasks/snips-intent/task.yaml --backend NAME` (prompt and fewshot on 20 dev and 20
     test examples): the same record and report as transformers, the same predictions."""
-    from ladder.cli import main
+    from ladder.cli.main import main
     from ladder.record import load_run
 
     need_vllm()
@@ -162,7 +162,7 @@ def test_assess_climbs_to_a_lora_rung_on_the_vllm_backend(make_task, tmp_path, c
     """The loop with a trained rung on vllm: the adapter trained by the lora rung is served as a
     LoRARequest (the engine restarted once with LoRA slots), recorded with its hash, and an unchanged
     re-run reuses the training and every output without starting an engine."""
-    from ladder.cli import main
+    from ladder.cli.main import main
     from ladder.record import load_run
 
     need_vllm()
@@ -173,7 +173,7 @@ def test_assess_climbs_to_a_lora_rung_on_the_vllm_backend(make_task, tmp_path, c
     tuned = run.rung("lora")
     assert run.model.backend == "vllm" and tuned.training.artifact_sha256
     assert (tmp_path / "a" / "lora" / "adapter" / "adapter_config.json").is_file()
-    from ladder.assess import assess
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     fresh = create_backend("vllm", MODEL, lora_ranks=[8])
@@ -232,8 +232,8 @@ def test_openai_chat_api_lets_the_server_format_the_conversation(vllm_server, sn
 
 def _certify(backend, artifact, spec, splits, reference):
     from ladder.backends.base import template_fingerprint
-    from ladder.cache import ResultCache
-    from ladder.certificate import certify
+    from ladder.run.cache import ResultCache
+    from ladder.run.certificate import certify
     from ladder.record import TrainingRecord
 
     formatter = backend.formatter("chat")

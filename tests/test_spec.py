@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from ladder.errors import ValidationFailed
 from ladder.spec import json_schema_text, load_task, parse_task
@@ -72,7 +70,7 @@ def test_rungs_must_climb_in_order():
 
 @pytest.mark.parametrize("case", sorted(p.stem for p in GOLDEN.glob("*.yaml")))
 def test_golden_error_messages(case, capsys, monkeypatch):
-    from ladder.cli import main
+    from ladder.cli.main import main
 
     monkeypatch.chdir(GOLDEN)
     code = main(["validate", f"{case}.yaml"])

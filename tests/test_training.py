@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from ladder.backends.base import ScoreRequest
-from ladder.backends.hf import TransformersBackend
-from ladder.data import load_task_data
+from ladder.backends.hf.transformers import TransformersBackend
+from ladder.data.splits import load_task_data
 from ladder.rungs import BuildContext
 from ladder.rungs.finetune import finetune
 from ladder.spec import FullRungSpec, LoraRungSpec, TrainSpec, load_task
@@ -98,7 +98,7 @@ def test_interrupted_training_resumes_with_the_same_data_order(backend, ctx, tmp
     assert straight["resumed_from_step"] is None
     assert [p["loss"] for p in resumed["curve"]] == pytest.approx([p["loss"] for p in straight["curve"]], abs=1e-3)
     # a finished training is reused, not repeated: no weights are loaded at all
-    from ladder.backends.hf_model import HFModel
+    from ladder.backends.hf.model import HFModel
 
     def no_weights(*args, **kwargs):
         raise AssertionError("a finished training loaded weights")
@@ -174,8 +174,8 @@ def test_lora_with_dev_metric_early_stopping_on_the_real_model(backend, ctx):
     assert [e["step"] for e in t["dev_evals"]] == [2, 4]
     assert all(0.0 <= e["dev_metric"] <= 1.0 and e["dev_loss"] > 0 for e in t["dev_evals"])
     # the recorded metric of the kept weights is what the evaluation measures with them
-    from ladder.cache import ResultCache
-    from ladder.evaluate import run_eval
+    from ladder.run.cache import ResultCache
+    from ladder.run.evaluate import run_eval
     from ladder.rungs.base import Candidate
 
     kept = next(e["dev_metric"] for e in t["dev_evals"] if e["step"] == t["best_step"])

@@ -18,7 +18,7 @@ def _dtype(serving) -> str | None:
 
 @BACKENDS.register("transformers")
 def _transformers(model: str, base_dir=None, serving=None, labels=None, lora_ranks=(), **options) -> Backend:
-    from ladder.backends.hf import TransformersBackend
+    from ladder.backends.hf.transformers import TransformersBackend
 
     return TransformersBackend.from_spec(model, base_dir=base_dir, dtype=options.pop("dtype", _dtype(serving)), **options)
 
@@ -26,7 +26,7 @@ def _transformers(model: str, base_dir=None, serving=None, labels=None, lora_ran
 @BACKENDS.register("vllm")
 def _vllm(model: str, base_dir=None, serving=None, labels=None, lora_ranks=(), **options) -> Backend:
     """One in-process engine for the whole assessment; LoRA slots sized from the lora rungs to come."""
-    from ladder.backends.vllm_backend import VLLMBackend, lora_rank_slot
+    from ladder.backends.vllm import VLLMBackend, lora_rank_slot
 
     engine = {}
     if serving is not None:
@@ -40,7 +40,7 @@ def _vllm(model: str, base_dir=None, serving=None, labels=None, lora_ranks=(), *
 
 @BACKENDS.register("openai")
 def _openai(model: str, base_dir=None, serving=None, labels=None, lora_ranks=(), base_url=None, **options) -> Backend:
-    from ladder.backends.openai_backend import OpenAIBackend
+    from ladder.backends.openai import OpenAIBackend
 
     return OpenAIBackend.from_spec(model, base_dir=base_dir, serving=serving, base_url=base_url,
                                    batch_size=options.get("batch_size", 8))

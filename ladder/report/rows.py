@@ -3,8 +3,8 @@ and both renderers (``markdown``, ``html``) only lay it out."""
 
 from __future__ import annotations
 
-from ladder.cost import duration, money
-from ladder.diagnosis import gap_kind
+from ladder.decide.cost import duration, money
+from ladder.decide.diagnosis import gap_kind
 from ladder.record import AssessmentRun, DevEvaluation, ExampleRecord, RungResult
 from ladder.report.document import Document, Figure, Items, Notice, Paragraph, Section, Table
 from ladder.scoring.stats import Estimate, PairedComparison

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ladder.backends.base import Artifact, Message
-from ladder.data import Example
+from ladder.data.splits import Example
 from ladder.spec import TaskSpec
 
 if TYPE_CHECKING:
-    from ladder.corpus import Corpus
-    from ladder.data import PreferenceRow
-    from ladder.evaluate import SplitOutputs
+    from ladder.data.corpus import Corpus
+    from ladder.data.splits import PreferenceRow
+    from ladder.run.evaluate import SplitOutputs
     from ladder.retrieval.embedder import Embedder
     from ladder.retrieval.retriever import Retriever
 
@@ -72,7 +72,7 @@ class BuildContext:
 
     def embedder(self) -> "Embedder":
         if "embedder" not in self._shared:
-            from ladder.corpus import resolve_embedder
+            from ladder.data.corpus import resolve_embedder
             from ladder.retrieval.embedder import Embedder
 
             ref = self.corpus.embedder if self.corpus is not None else resolve_embedder(self.spec.embedder)

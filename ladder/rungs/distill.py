@@ -24,7 +24,7 @@ from ladder.spec import DistillRungSpec, rung_name
 
 def teacher_answers(rung: DistillRungSpec, ctx: BuildContext):
     """The teacher's outputs on train + unlabeled inputs, and the (example, answer) pairs kept to learn."""
-    from ladder.scoring.metrics import scorers
+    from ladder.metrics import scorers
 
     spec = ctx.spec
     assert rung.teacher is not None  # the spec resolves the default

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import ladder
 from ladder.backends.base import Artifact, template_fingerprint
-from ladder.cache import cache_key
+from ladder.run.cache import cache_key
 from ladder.errors import LadderError, MissingDependency
 from ladder.fileio import atomic_write_text, read_json
 from ladder.paths import ladder_home
 from ladder.rungs import RUNGS
 from ladder.rungs.base import BuildContext, Candidate
-from ladder.data import Example
+from ladder.data.splits import Example
 from ladder.spec import AdapterSettings, FullRungSpec, LoraRungSpec, TrainedRungSpec, rung_name
 
 RESULT = "result.json"  # written last, once the artifact is complete: its presence means "finished"
@@ -55,15 +55,15 @@ def _canonical_adapter_config(folder: Path) -> None:
 def base_model(ctx: BuildContext):
     """The task's base model folder and its loader (tokenizer only: weights load when training needs them)."""
     if "hf_model" not in ctx._shared:
-        from ladder.backends.hf_model import HFModel
-        from ladder.models import resolve_model
+        from ladder.backends.hf.model import HFModel
+        from ladder.backends.models import resolve_model
 
         ctx._shared["hf_model"] = HFModel(resolve_model(ctx.spec.model, ctx.task_dir))
     return ctx._shared["hf_model"]
 
 
 def train_device(ctx: BuildContext) -> str:
-    from ladder.backends.hf import pick_device
+    from ladder.backends.hf.transformers import pick_device
 
     return pick_device(ctx.device)
 
@@ -134,7 +134,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     """
     import torch
 
-    from ladder.models import content_identity, model_identity
+    from ladder.backends.models import content_identity, model_identity
     from ladder.rungs.train import SUPERVISED, TrainConfig, distributed, outcome_dict, train_loop
 
     name = rung_name(rung)
@@ -166,7 +166,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     torch.manual_seed(spec.seed)  # the adapter's initial weights depend on it: same seed, same training
     quantized = isinstance(rung, LoraRungSpec) and rung.quantize == "4bit"
     if quantized:
-        from ladder.backends.hf_model import load_4bit
+        from ladder.backends.hf.model import load_4bit
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(load_4bit(hf.ref.path, device, f"rung {name!r}"),
@@ -279,10 +279,10 @@ def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter, hf, de
     evaluation measures it (same eval step and scorer, the transformers backend over the weights in
     memory), mid-training; nothing is cached. Under torchrun every rank measures it on identical weights,
     so all stop together."""
-    from ladder.backends.hf import TransformersBackend
-    from ladder.cache import ResultCache
-    from ladder.evaluate import run_eval
-    from ladder.scoring.metrics import scorers
+    from ladder.backends.hf.transformers import TransformersBackend
+    from ladder.run.cache import ResultCache
+    from ladder.run.evaluate import run_eval
+    from ladder.metrics import scorers
 
     spec = ctx.spec
     scorer = scorers(spec)[spec.target.metric]

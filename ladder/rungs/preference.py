@@ -130,7 +130,7 @@ def _encode(hf, formatter, candidate: Candidate, rows, max_len: int) -> tuple[li
 
 def own_mistakes(rung: PreferenceRungSpec, ctx: BuildContext, examples) -> tuple[list[tuple[str, str, str]], int, float]:
     """(input, target, the rung's wrong answer) for each example that has one; how many had none; seconds."""
-    from ladder.scoring.metrics import scorers
+    from ladder.metrics import scorers
 
     assert rung.negatives_from is not None  # the spec resolves the default
     outputs = ctx.answers(ctx.candidate(rung.negatives_from), examples)

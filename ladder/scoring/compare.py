@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
 
-from ladder.corpus import doc_of
+from ladder.data.corpus import doc_of
 from ladder.errors import LadderError
 from ladder.record import ExampleRecord, RungResult, SplitResult
-from ladder.scoring.metrics import Scorer, valid_output
+from ladder.metrics import Scorer, valid_output
 from ladder.scoring.stats import Estimate, PairedComparison, estimate, paired
 
 if TYPE_CHECKING:
-    from ladder.data import Example
-    from ladder.evaluate import SplitOutputs
+    from ladder.data.splits import Example
+    from ladder.run.evaluate import SplitOutputs
     from ladder.spec import OutputSpec
 
 

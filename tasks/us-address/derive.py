@@ -84,7 +84,7 @@ def main() -> None:
               "train": rows[SIZES["test"] + SIZES["dev"] :]}
     # `ladder check-data` found test addresses equal to a train/dev address but for punctuation and case
     # ("10 S. Dearborn, Chicago" / "10 S Dearborn, Chicago"): near-duplicate leakage, dropped from test.
-    from ladder.checks import near_pairs
+    from ladder.data.checks import near_pairs
 
     seen_rows = splits["train"] + splits["dev"]
     texts = [r["address"] for r in seen_rows] + [r["address"] for r in splits["test"]]

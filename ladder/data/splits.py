@@ -9,7 +9,6 @@ import csv
 import hashlib
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ladder.errors import ValidationFailed
@@ -17,7 +16,7 @@ from ladder.spec import TaskFile, shown_path
 from ladder.text import short_hash
 
 if TYPE_CHECKING:
-    from ladder.corpus import Corpus
+    from ladder.data.corpus import Corpus
     from ladder.record import DataReport
 
 SPLITS = ("train", "dev", "test")
@@ -139,7 +138,7 @@ def _json_problem(target: str) -> str | None:
 
 def load_splits(task: TaskFile, strict: bool = True) -> Splits:
     """Read and check all three splits; raise ValidationFailed listing every problem. The data checks
-    (``ladder.checks``) run too: their errors (conflicts, leakage) are problems unless ``strict`` is off
+    (``ladder.data.checks``) run too: their errors (conflicts, leakage) are problems unless ``strict`` is off
     (``ladder check-data`` reports them instead), their warnings are warnings."""
     spec = task.spec
     data = spec.data
@@ -194,7 +193,7 @@ def load_splits(task: TaskFile, strict: bool = True) -> Splits:
 
     report = None
     if len(hashes) == len(SPLITS):  # every file was read: check the rows that read well (every problem at once)
-        from ladder.checks import cheap_checks, problems_and_warnings
+        from ladder.data.checks import cheap_checks, problems_and_warnings
 
         report = cheap_checks(spec, loaded)
         found, warned = problems_and_warnings(report)
@@ -310,7 +309,7 @@ def load_extra(task: TaskFile, splits: Splits, problems: list[str]) -> tuple[lis
 
 def load_task_data(task: TaskFile, strict: bool = True) -> TaskData:
     """Splits and corpus, checked together (every problem at once): a data doc_id must name a document."""
-    from ladder.corpus import load_corpus
+    from ladder.data.corpus import load_corpus
 
     problems: list[str] = []
     warnings: list[str] = []

@@ -131,7 +131,7 @@ def cascade_attention(module, query, key, value, mask, prefix, scaling):
 
 def supported(model) -> bool:
     """The model's layers can be driven step by step here (ladder's attention function is in place)."""
-    from ladder.backends.attention import NAME
+    from ladder.backends.hf.attention import NAME
 
     inner = getattr(model, "model", None)
     return (getattr(model.config, "_attn_implementation", None) == NAME and inner is not None

@@ -47,9 +47,9 @@ from ladder.backends.base import (
     label_path_sums,
     label_prefix_queries,
 )
-from ladder.backends.hf_model import HFModel
+from ladder.backends.hf.model import HFModel
 from ladder.errors import LadderError
-from ladder.models import ModelRef, model_identity, resolve_model
+from ladder.backends.models import ModelRef, model_identity, resolve_model
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

@@ -12,7 +12,6 @@ files (not only the alias), cached in a sidecar keyed by file size and mtime.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -22,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ladder.errors import LadderError, MissingDependency
-from ladder.fileio import atomic_write_text
+from ladder.fileio import cached_file_hash, hash_files
 from ladder.paths import model_dir
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
@@ -48,42 +47,6 @@ class ModelRef:
     source: str  # where the weights came from (GGUF path or the folder)
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def hash_files(files: list[Path]) -> str:
-    """sha256 over (name, content hash) of each file; content hashes cached in a sidecar."""
-    digest = hashlib.sha256()
-    for path in sorted(files):
-        digest.update(path.name.encode())
-        digest.update(_cached_file_hash(path).encode())
-    return digest.hexdigest()
-
-
-def _cached_file_hash(path: Path) -> str:
-    stat = path.stat()
-    sidecar = path.parent / ".ladder-hashes.json"
-    key = f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}"
-    try:
-        known = json.loads(sidecar.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if key in known:
-        return known[key]
-    value = _sha256_file(path)
-    known[key] = value
-    try:
-        atomic_write_text(sidecar, json.dumps(known, indent=1))
-    except OSError:
-        pass  # a read-only model folder: hash again next time
-    return value
-
-
 def locate_alias_gguf(alias: str) -> Path:
     module, filename, pip_line = ALIASES[alias]
     spec = importlib.util.find_spec(module)
@@ -98,14 +61,14 @@ def locate_alias_gguf(alias: str) -> Path:
 def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
     """Dequantize a GGUF once into a safetensors folder; later calls return the folder at once."""
     dest_root = dest_root or model_dir()
-    key = f"{gguf.stem}-{_cached_file_hash(gguf)[:12]}"
+    key = f"{gguf.stem}-{cached_file_hash(gguf)[:12]}"
     dest = dest_root / key
     if (dest / "config.json").is_file():
         return dest
     dest_root.mkdir(parents=True, exist_ok=True)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ladder.backends.hf_model import quiet_transformers
+    from ladder.backends.hf.model import quiet_transformers
 
     quiet_transformers()
     tmp = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{key}."))
@@ -125,7 +88,7 @@ def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / "ladder-source.json").write_text(
-            json.dumps({"gguf": str(gguf), "gguf_sha256": _cached_file_hash(gguf)}, indent=1)
+            json.dumps({"gguf": str(gguf), "gguf_sha256": cached_file_hash(gguf)}, indent=1)
         )
         try:
             os.replace(tmp, dest)
@@ -180,5 +143,5 @@ def model_identity(ref: ModelRef) -> dict:
         "path": str(ref.path),
         "weights_sha256": hash_files(weights),
         "tokenizer_sha256": hash_files(tokenizer),
-        "config_sha256": _cached_file_hash(config),
+        "config_sha256": cached_file_hash(config),
     }

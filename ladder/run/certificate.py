@@ -19,10 +19,10 @@ from typing import Callable
 
 import ladder
 from ladder.backends.base import Backend, Formatter, ScoreRequest, template_fingerprint
-from ladder.cache import ResultCache, cache_key
-from ladder.data import Example
+from ladder.run.cache import ResultCache, cache_key
+from ladder.data.splits import Example
 from ladder.errors import LadderError
-from ladder.models import content_identity
+from ladder.backends.models import content_identity
 from ladder.text import short_hash
 from ladder.record import AdapterCertificate, CertificateCheck, TrainingRecord
 from ladder.rungs.base import Candidate
@@ -120,7 +120,7 @@ def _template(training: TrainingRecord, formatter: Formatter) -> CertificateChec
 def _by_answers(candidate, training, served_backend, base_backend, formatter, spec, probe, cache) -> AdapterCertificate:
     """Where the server formats the conversation (``serving.api: chat``) there are no log-probabilities: the probe's
     greedy answers must change somewhere (a weaker check: an adapter may agree with the base on a few inputs)."""
-    from ladder.evaluate import run_eval
+    from ladder.run.evaluate import run_eval
 
     served = run_eval(candidate, probe, served_backend, formatter, spec, cache).outputs
     plain = Candidate(candidate.rung, candidate.type, candidate.instruction, candidate.input_template)

@@ -1,4 +1,4 @@
-"""The command line: parse, call the library, print (through ladder.display). User errors are one
+"""The command line: parse, call the library, print (through ladder.cli.console). User errors are one
 line on stderr and exit code 2, never a traceback."""
 
 from __future__ import annotations
@@ -135,8 +135,8 @@ def _gate_outputs(p) -> None:
 
 
 def _validate(args) -> int:
-    from ladder import display
-    from ladder.data import load_task_data
+    from ladder.cli import console as display
+    from ladder.data.splits import load_task_data
     from ladder.spec import load_task, shown_path
 
     task = load_task(args.task)
@@ -152,8 +152,8 @@ def _validate(args) -> int:
 
 
 def _check_data(args) -> int:
-    from ladder import display
-    from ladder.datacheck import check_data
+    from ladder.cli import console as display
+    from ladder.run.datacheck import check_data
     from ladder.fileio import atomic_write_text
     from ladder.spec import load_task, shown_path
 
@@ -172,7 +172,7 @@ def _command_line(args) -> str:
 
 
 def _init(args) -> int:
-    from ladder import display
+    from ladder.cli import console as display
     from ladder.init import init_task, slug
     from ladder.spec import shown_path
 
@@ -188,8 +188,8 @@ def _init(args) -> int:
 
 
 def _assess(args) -> int:
-    from ladder import display
-    from ladder.assess import assess
+    from ladder.cli import console as display
+    from ladder.run.assess import assess
     from ladder.report import write_report
     from ladder.spec import load_task
 
@@ -216,9 +216,9 @@ def _assess(args) -> int:
 def _train(args) -> int:
     import os
 
-    from ladder import display
-    from ladder.assess import select_rungs
-    from ladder.data import load_task_data
+    from ladder.cli import console as display
+    from ladder.run.assess import select_rungs
+    from ladder.data.splits import load_task_data
     from ladder.rungs import BuildContext, build_candidate
     from ladder.spec import TRAINED_RUNGS, load_task, shown_path
 
@@ -246,15 +246,15 @@ def _train(args) -> int:
     backend = None
     if rung.type in ("distill", "preference"):
         # another rung's answers first (a teacher's, or the model's own mistakes), through the result cache
-        from ladder.assess import _answerer
+        from ladder.run.assess import _answerer
         from ladder.backends import create_backend
-        from ladder.cache import ResultCache
+        from ladder.run.cache import ResultCache
         from ladder.paths import result_cache_dir
 
         spec = task.spec
         backend = create_backend(spec.serving.backend, spec.model, base_dir=task.path.parent,
                                  batch_size=spec.generation.batch_size, labels=spec.output.labels, serving=spec.serving)
-        from ladder.datacheck import untrainable
+        from ladder.run.datacheck import untrainable
 
         formatter = backend.formatter(spec.prompt.format)
         cannot_train = untrainable(spec, [rung], data.splits.train, formatter, backend.count_tokens)
@@ -289,8 +289,8 @@ def _run_path(path: Path) -> Path:
 
 
 def _baseline(args) -> int:
-    from ladder import display
-    from ladder.gate import make_baseline, save_baseline
+    from ladder.cli import console as display
+    from ladder.gate.verdict import make_baseline, save_baseline
     from ladder.record import load_run
 
     run = load_run(args.run)
@@ -303,7 +303,7 @@ def _baseline(args) -> int:
 
 def _write_gate_outputs(results, args) -> None:
     from ladder.fileio import atomic_write_text
-    from ladder.gate import render_gate, render_junit
+    from ladder.gate.verdict import render_gate, render_junit
 
     if args.junit:
         atomic_write_text(args.junit, render_junit(results))
@@ -320,8 +320,8 @@ def _gate_exit(results) -> int:
 
 
 def _gate(args) -> int:
-    from ladder import display
-    from ladder.gate import check_line, gate, load_baseline
+    from ladder.cli import console as display
+    from ladder.gate.verdict import check_line, gate, load_baseline
     from ladder.record import load_run
 
     run = load_run(args.run)
@@ -337,9 +337,9 @@ def _gate(args) -> int:
 
 
 def _gate_suite(args) -> int:
-    from ladder import display
-    from ladder.gate import check_line
-    from ladder.suite import run_suite
+    from ladder.cli import console as display
+    from ladder.gate.verdict import check_line
+    from ladder.run.suite import run_suite
 
     pairs = run_suite(args.suite, args.out, progress=display.info, on_inconclusive=args.on_inconclusive)
     for spec, result in pairs:
@@ -351,8 +351,8 @@ def _gate_suite(args) -> int:
 
 
 def _resolve(args) -> int:
-    from ladder import display
-    from ladder.resolve import resolution_line, resolve
+    from ladder.cli import console as display
+    from ladder.run.resolve import resolution_line, resolve
 
     resolution = resolve(_run_path(args.run), args.rung, args.budget, args.alpha, args.backend, progress=display.info)
     display.out(resolution_line(resolution))
@@ -360,7 +360,7 @@ def _resolve(args) -> int:
 
 
 def _report(args) -> int:
-    from ladder import display
+    from ladder.cli import console as display
     from ladder.fileio import atomic_write_text
     from ladder.record import load_run
     from ladder.report import FORMATS, render
@@ -385,7 +385,7 @@ def _report(args) -> int:
 
 
 def _schema(args) -> int:
-    from ladder import display
+    from ladder.cli import console as display
     from ladder.spec import json_schema_text
 
     display.out(json_schema_text().rstrip("\n"))
@@ -393,8 +393,8 @@ def _schema(args) -> int:
 
 
 def _prepare(args) -> int:
-    from ladder import display
-    from ladder.models import model_identity, resolve_model
+    from ladder.cli import console as display
+    from ladder.backends.models import model_identity, resolve_model
 
     ref = resolve_model(args.model, Path.cwd())
     identity = model_identity(ref)
@@ -419,7 +419,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ladder import display
+    from ladder.cli import console as display
 
     args = _parser().parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]

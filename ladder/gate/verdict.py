@@ -392,7 +392,7 @@ def render_junit(results: list[GateResult]) -> str:
                 inner = f'<skipped message={quoteattr("inconclusive: " + c.metric)}>{body}</skipped>'
             else:
                 inner = f"<system-out>{body}</system-out>"
-            cases.append(f'    <testcase classname={quoteattr("ladder.gate." + result.task_name)} '
+            cases.append(f'    <testcase classname={quoteattr("ladder.gate.verdict." + result.task_name)} '
                          f'name={quoteattr(result.rung + "." + c.metric)} time="0">{inner}</testcase>')
         failures += suite_failures
         skipped += suite_skipped

@@ -20,7 +20,7 @@ from ladder.record import DataCheck, DataFinding, DataReport
 from ladder.text import normalize, squad_tokens
 
 if TYPE_CHECKING:
-    from ladder.data import Example
+    from ladder.data.splits import Example
     from ladder.spec import TaskSpec
 
 SPLITS = ("train", "dev", "test")

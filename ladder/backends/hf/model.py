@@ -12,7 +12,7 @@ import json
 
 from ladder.backends.base import ChatFormatter, Formatter, PlainFormatter, Prompt
 from ladder.errors import LadderError
-from ladder.models import ModelRef
+from ladder.backends.models import ModelRef
 
 
 def quiet_transformers() -> None:

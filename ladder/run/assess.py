@@ -13,16 +13,16 @@ from typing import Callable
 
 import ladder
 from ladder.backends.base import Backend
-from ladder.cache import ResultCache
-from ladder.certificate import certify
-from ladder.cost import rung_cost, with_break_even
-from ladder.data import Splits, load_task_data
+from ladder.run.cache import ResultCache
+from ladder.run.certificate import certify
+from ladder.decide.cost import rung_cost, with_break_even
+from ladder.data.splits import Splits, load_task_data
 from ladder.errors import LadderError
-from ladder.diagnosis import advise, diagnose
-from ladder.evaluate import measure_token_times, run_eval
-from ladder.lock import store_lock
+from ladder.decide.diagnosis import advise, diagnose
+from ladder.run.evaluate import measure_token_times, run_eval
+from ladder.run.lock import store_lock
 from ladder.paths import ladder_home, result_cache_dir
-from ladder.policy import decide, decide_sequential, recommend
+from ladder.decide.policy import decide, decide_sequential, recommend
 from ladder.record import AssessmentRun, DataCheck, DataReport, ModelIdentity, RungResult, SkippedRung, TrainingRecord, save_run
 from ladder.rungs import BuildContext, build_candidate
 from ladder.scoring.compare import (
@@ -33,7 +33,7 @@ from ladder.scoring.compare import (
     split_scores,
     summarize_split,
 )
-from ladder.scoring.metrics import scorers
+from ladder.metrics import scorers
 from ladder.scoring.stats import score_sd
 from ladder.spec import ADAPTER_RUNGS, TRAINED_RUNGS, TaskFile, rung_name, shown_path
 
@@ -76,7 +76,7 @@ def _data_checks(spec, splits: Splits, formatter, count_tokens) -> DataReport | 
     """The cheap data checks (already run when the data loaded), plus truncation by the trained rungs."""
     if splits.checks is None:
         return None
-    from ladder.datacheck import with_truncation
+    from ladder.run.datacheck import with_truncation
 
     return with_truncation(spec, splits, formatter, count_tokens)
 
@@ -84,7 +84,7 @@ def _data_checks(spec, splits: Splits, formatter, count_tokens) -> DataReport | 
 def _label_issues(spec, run: AssessmentRun, evals) -> DataCheck | None:
     """Suspected label errors in dev and test, from the label probabilities the best-scoring zero- or few-shot
     rung already measured (out of sample: its demonstrations come from train)."""
-    from ladder.datacheck import LABEL_RUNGS, label_issues_from_records
+    from ladder.run.datacheck import LABEL_RUNGS, label_issues_from_records
 
     scored = [r for r in run.rungs if r.type in LABEL_RUNGS and r.examples and r.examples[0].label_logprobs]
     if spec.output.kind != "label" or not scored:
@@ -222,7 +222,7 @@ SEQUENTIAL_CHUNK = 16  # dev examples evaluated between looks (policy.sequential
 def _sequential_dev(measure, dev, metric: str, threshold: float, alpha: float, say, name: str):
     """policy.sequential: dev in chunks, in order, until the confidence sequence decides (or dev runs out). Returns
     the outputs and records of the examples evaluated (whole chunks) and the sequence's decision."""
-    from ladder.evaluate import SplitOutputs
+    from ladder.run.evaluate import SplitOutputs
     from ladder.scoring.sequential import decide_sequentially
 
     parts, records = [], []
@@ -303,7 +303,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         warnings=splits.warnings,
         data_checks=_data_checks(spec, splits, formatter, backend.count_tokens),
     )
-    from ladder.datacheck import untrainable
+    from ladder.run.datacheck import untrainable
 
     cannot_train = untrainable(spec, selected, splits.train, formatter, backend.count_tokens)
     if cannot_train:  # before any rung runs: nothing measured is lost, nothing is spent

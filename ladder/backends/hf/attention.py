@@ -26,7 +26,7 @@ def grouped_decode_sdpa(module, query, key, value, attention_mask, dropout=0.0, 
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if "ladder_prefix" in kwargs:  # ladder's own decoding loop (decode.py): shared prefix + slot buffers
-        from ladder.backends.decode import cascade_attention
+        from ladder.backends.hf.decode import cascade_attention
 
         return cascade_attention(module, query, key, value, attention_mask, kwargs["ladder_prefix"], scaling)
     groups = getattr(module, "num_key_value_groups", 1)

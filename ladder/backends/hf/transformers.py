@@ -32,13 +32,13 @@ from ladder.backends.base import (
     finish_generation,
     json_value_end,
 )
-from ladder.backends import decode
-from ladder.backends.attention import NAME as ATTENTION
-from ladder.backends.attention import register as register_attention
+from ladder.backends.hf import decode
+from ladder.backends.hf.attention import NAME as ATTENTION
+from ladder.backends.hf.attention import register as register_attention
 from ladder.backends.hardware import emulation_warning, weights_dtype
-from ladder.backends.hf_model import HFModel, load_4bit
+from ladder.backends.hf.model import HFModel, load_4bit
 from ladder.errors import LadderError, MissingDependency
-from ladder.models import ModelRef, model_identity, resolve_model
+from ladder.backends.models import ModelRef, model_identity, resolve_model
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}

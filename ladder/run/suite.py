@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ladder.errors import LadderError, ValidationFailed
-from ladder.gate import GateResult, gate, load_baseline
+from ladder.gate.verdict import GateResult, gate, load_baseline
 
 
 class _Strict(BaseModel):
@@ -50,7 +50,7 @@ def load_suite(path: str | Path) -> tuple[GateSuite, Path]:
 
 def run_suite(path: str | Path, out_root: Path, progress=None,
               on_inconclusive=None) -> list[tuple[GateSpec, GateResult]]:
-    from ladder.assess import assess
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     suite, base = load_suite(path)

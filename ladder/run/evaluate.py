@@ -14,9 +14,9 @@ from dataclasses import dataclass, replace
 import ladder
 from ladder import progress
 from ladder.backends.base import Backend, Formatter, GenerateRequest, ScoreRequest
-from ladder.cache import ResultCache, cache_key
-from ladder.data import Example
-from ladder.models import content_identity
+from ladder.run.cache import ResultCache, cache_key
+from ladder.data.splits import Example
+from ladder.backends.models import content_identity
 from ladder.record import TokenTimes
 from ladder.rungs.base import Candidate, Selection
 from ladder.spec import TaskSpec

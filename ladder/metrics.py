@@ -84,7 +84,7 @@ class _MetricRegistry(Registry[Metric]):
             except Exception as exc:  # a broken plugin names itself, and stops nothing else
                 raise LadderError(f"{where}: cannot be loaded: {type(exc).__name__}: {exc}") from None
             if not isinstance(metric, Metric):
-                raise LadderError(f"{where}: is a {type(metric).__name__}, not a ladder.scoring.metrics.Metric")
+                raise LadderError(f"{where}: is a {type(metric).__name__}, not a ladder.metrics.Metric")
             if metric.name != entry.name:
                 raise LadderError(f"{where}: the entry point's name and the Metric's name ({metric.name!r}) differ")
             if entry.name in self._items:

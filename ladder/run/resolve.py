@@ -33,16 +33,16 @@ def _inconclusive(run: AssessmentRun, name: str | None, source: str) -> RungResu
 
 def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, alpha: float | None = None,
             backend_name: str | None = None, progress: Callable[[str], None] | None = None) -> Resolution:
-    from ladder.assess import SEQUENTIAL_CHUNK as CHUNK  # one look every chunk, as policy.sequential looks
-    from ladder.assess import _answerer, select_rungs
+    from ladder.run.assess import SEQUENTIAL_CHUNK as CHUNK  # one look every chunk, as policy.sequential looks
+    from ladder.run.assess import _answerer, select_rungs
     from ladder.backends import create_backend
-    from ladder.cache import ResultCache
-    from ladder.data import load_task_data
-    from ladder.evaluate import run_eval
+    from ladder.run.cache import ResultCache
+    from ladder.data.splits import load_task_data
+    from ladder.run.evaluate import run_eval
     from ladder.paths import result_cache_dir
     from ladder.rungs import BuildContext, build_candidate
     from ladder.scoring.compare import score_examples
-    from ladder.scoring.metrics import scorers
+    from ladder.metrics import scorers
     from ladder.spec import load_task
 
     say = progress or (lambda _msg: None)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from ladder.cost import duration, money
+from ladder.decide.cost import duration, money
 from ladder.record import Decision, Recommendation, RungResult
 from ladder.scoring.sequential import SequentialDecision
 from ladder.scoring.stats import Estimate, PairedComparison, holm, n_to_decide

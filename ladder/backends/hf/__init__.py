@@ -1,0 +1,1 @@
+"""The transformers backend and everything that touches Hugging Face internals."""

@@ -1,0 +1,1 @@
+"""Pure decisions: cost per call and to adapt, the climbing policy, the diagnosis of a gap."""

@@ -1,0 +1,1 @@
+"""The regression gate: a record against a committed baseline, pass | regression | inconclusive."""
