@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
-
 from ceiling import generation, generation_requests, task_prompts  # noqa: E402
+
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
 from ladder.metrics import json_field_f1  # noqa: E402
 from ladder.scoring.stats import estimate, paired  # noqa: E402

@@ -152,7 +152,7 @@ def main() -> None:
     print("label scoring", score, flush=True)
 
     requests = generation_requests(backend, args.prompts)
-    from ladder.backends.hf import decode
+    from ladder.backends.hf import attention, decode
 
     counted = {"steps": 0}
     original_step = decode.Decoder._step
@@ -165,10 +165,10 @@ def main() -> None:
     rows = {}
     backend.decoding = "ladder"
     rows["ladder decoding loop"] = generation(backend, requests, lambda: counted["steps"])
-    kernels = decode.PACK_WEIGHTS, decode.FLASH_CPU
-    decode.PACK_WEIGHTS, decode.FLASH_CPU = False, None
+    kernels = decode.PACK_WEIGHTS, attention.FLASH_CPU
+    decode.PACK_WEIGHTS, attention.FLASH_CPU = False, None
     rows["the loop without its CPU kernels"] = generation(backend, requests, lambda: counted["steps"])
-    decode.PACK_WEIGHTS, decode.FLASH_CPU = kernels
+    decode.PACK_WEIGHTS, attention.FLASH_CPU = kernels
     decode.Decoder._step = original_step
     backend.decoding = "generate"
     rows["transformers generate (ladder before)"] = generation(backend, requests)
@@ -189,7 +189,11 @@ def main() -> None:
     report["generation"] = {k: {kk: vv for kk, vv in v.items() if kk != "texts"} for k, v in rows.items()}
     print("generation", report["generation"], flush=True)
 
-    from training import run_ladder, run_trl, snips_training_data  # bench/training.py: its set-up
+    from training import (  # bench/training.py: its set-up
+        run_ladder,
+        run_trl,
+        snips_training_data,
+    )
 
     from ladder.rungs import train as train_module
 

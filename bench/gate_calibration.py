@@ -34,9 +34,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ladder.run.assess import assess  # noqa: E402
 from ladder.backends import create_backend  # noqa: E402
 from ladder.gate.verdict import gate, make_baseline  # noqa: E402
+from ladder.run.assess import assess  # noqa: E402
 from ladder.spec import load_task  # noqa: E402
 
 TASK = ROOT / "tasks" / "snips-intent"

@@ -33,18 +33,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
+from training import lora_model  # noqa: E402  (bench/training.py: the same LoRA)
 
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
-from ladder.run.cache import ResultCache  # noqa: E402
 from ladder.data.splits import load_task_data  # noqa: E402
+from ladder.run.cache import ResultCache  # noqa: E402
 from ladder.run.evaluate import run_eval  # noqa: E402
-from ladder.rungs.base import Candidate  # noqa: E402
+from ladder.rungs.base import (
+    BuildContext,  # noqa: E402
+    Candidate,  # noqa: E402
+)
 from ladder.rungs.fewshot import static_demos  # noqa: E402
-from ladder.rungs.base import BuildContext  # noqa: E402
 from ladder.rungs.preference import DPO, PreferencePair  # noqa: E402
 from ladder.rungs.train import TrainConfig, encode_examples, train_loop  # noqa: E402
 from ladder.spec import TrainSpec, load_task  # noqa: E402
-from training import lora_model  # noqa: E402  (bench/training.py: the same LoRA)
 
 BETA = 0.1
 

@@ -25,8 +25,8 @@ import torch  # noqa: E402
 
 from ladder.backends.hardware import cpu_has_native_bf16  # noqa: E402
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
-from ladder.run.cache import ResultCache  # noqa: E402
 from ladder.data.splits import load_splits  # noqa: E402
+from ladder.run.cache import ResultCache  # noqa: E402
 from ladder.run.evaluate import run_eval  # noqa: E402
 from ladder.rungs import BuildContext, build_candidate  # noqa: E402
 from ladder.spec import load_task, rung_name  # noqa: E402

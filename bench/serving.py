@@ -38,15 +38,14 @@ MODEL = "smollm2-135m-instruct"
 
 
 def train_adapter(home: Path) -> Artifact:
-    from ladder.rungs import BuildContext
+    from ladder.run.context import build_context
     from ladder.rungs.finetune import finetune
     from ladder.spec import LoraRungSpec, TrainSpec
 
     task = load_task(SNIPS)
     data = load_task_data(task)
     os.environ["LADDER_HOME"] = str(home)
-    ctx = BuildContext(spec=task.spec, train=data.splits.train[:48], dev=data.splits.dev[:8], work_dir=home / "run",
-                       task_dir=SNIPS.parent)
+    ctx = build_context(task, data.splits.train[:48], data.splits.dev[:8], work_dir=home / "run")
     rung = LoraRungSpec(type="lora", dropout=0.0, train=TrainSpec(max_steps=12, batch_size=4, eval_every=12,
                                                                     learning_rate=1e-3, max_seq_len=96))
     return finetune(rung, ctx).artifact
@@ -143,7 +142,7 @@ def main() -> None:
     for variant, artifact in (("base", None), ("lora", adapter)):
         measure("vllm (in-process)", vb, variant, artifact)
     vb.close()
-    from ladder.backends.models import resolve_model
+    from ladder.backends.hf.model import resolve_model
 
     server, url, server_start = start_server(resolve_model(MODEL).path, work / "server.log")
     try:

@@ -25,11 +25,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
 
 import torch  # noqa: E402
+from training import lora_model, snips_training_data  # noqa: E402
 
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
 from ladder.rungs import train as T  # noqa: E402
 from ladder.spec import TrainSpec  # noqa: E402
-from training import lora_model, snips_training_data  # noqa: E402
 
 PASS_MEMORY = T.pass_memory  # the loop's own rule: used as is for the rules of the device it is on
 RULES = {

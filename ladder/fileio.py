@@ -106,3 +106,8 @@ def cached_file_hash(path: Path) -> str:
     except OSError:
         pass  # a read-only model folder: hash again next time
     return value
+
+
+def cache_key(parts: dict) -> str:
+    """The content key of JSON-able ``parts``: the same parts, in any order, give the same key."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()

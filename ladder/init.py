@@ -265,16 +265,10 @@ def _task_name(out: Path) -> str:
 
 
 def _token_counter(model: str, base: Path):
-    from ladder.backends.models import resolve_model
+    """Tokens of a text under the task model's tokenizer (the one every backend and training use)."""
+    from ladder.backends.hf.model import HFModel, resolve_model
 
-    ref = resolve_model(model, base)
-    from ladder.backends.hf.model import quiet_transformers
-
-    quiet_transformers()
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(ref.path))
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    return HFModel(resolve_model(model, base)).count_continuation
 
 
 def _round_up(value: float, step: int) -> int:

@@ -42,11 +42,13 @@ PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 TEMPLATE_FIELDS = ("input",)
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """The one base of every strict model (task files, records, baselines, suites): an unknown field is an error."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class DataSpec(_Strict):
+class DataSpec(Strict):
     """Data splits (JSONL or CSV, paths relative to the task file) and the fields to read."""
 
     train: str = Field(description="Training split: the only labelled data a rung may learn from.")
@@ -91,7 +93,7 @@ class DataSpec(_Strict):
     )
 
 
-class CorpusSpec(_Strict):
+class CorpusSpec(Strict):
     """A knowledge corpus for the rag rung: a JSONL of {id, text} documents or a folder of .md/.txt files."""
 
     path: str = Field(description="JSONL file or folder, relative to the task file.")
@@ -113,7 +115,7 @@ class CorpusSpec(_Strict):
         return self
 
 
-class OutputSpec(_Strict):
+class OutputSpec(Strict):
     kind: Literal["label", "text", "json"]
     labels: list[str] | None = Field(default=None, description="The label set; required for kind: label.")
 
@@ -132,7 +134,7 @@ class OutputSpec(_Strict):
         return self
 
 
-class RegexExtract(_Strict):
+class RegexExtract(Strict):
     regex: str = Field(description="The first match is scored (group 1 when the pattern has a group).")
 
     @field_validator("regex")
@@ -143,7 +145,7 @@ class RegexExtract(_Strict):
         return compiles(value)
 
 
-class MetricSpec(_Strict):
+class MetricSpec(Strict):
     """One metric: a name alone (`accuracy`), or a mapping with options and an extraction step."""
 
     metric: str = Field(
@@ -176,12 +178,12 @@ def _metric_entry(value: object) -> object:
 MetricEntry = Annotated[MetricSpec, BeforeValidator(_metric_entry, json_schema_input_type=Union[str, MetricSpec])]
 
 
-class TargetSpec(_Strict):
+class TargetSpec(Strict):
     metric: str
     threshold: float = Field(ge=0.0, le=1.0)
 
 
-class PromptSpec(_Strict):
+class PromptSpec(Strict):
     instruction: str = Field(description="Task instruction; sent as the system message in chat format.")
     input_template: str = Field(
         default="{input}",
@@ -204,14 +206,14 @@ class PromptSpec(_Strict):
         return value
 
 
-class PromptRungSpec(_Strict):
+class PromptRungSpec(Strict):
     """Zero-shot: instruction + input."""
 
     type: Literal["prompt"]
     name: str | None = None
 
 
-class FewShotRungSpec(_Strict):
+class FewShotRungSpec(Strict):
     """k demonstrations from the train split as prior chat turns."""
 
     type: Literal["fewshot"]
@@ -225,7 +227,7 @@ class FewShotRungSpec(_Strict):
     )
 
 
-class RagRungSpec(_Strict):
+class RagRungSpec(Strict):
     """Retrieved corpus passages placed in the prompt under a token budget (optionally with demonstrations)."""
 
     type: Literal["rag"]
@@ -239,7 +241,7 @@ class RagRungSpec(_Strict):
     selection: Literal["random", "stratified", "similar"] = "random"
 
 
-class TrainSpec(_Strict):
+class TrainSpec(Strict):
     """Settings of the one training loop shared by the lora and full rungs."""
 
     epochs: float = Field(default=1.0, gt=0, description="Passes over the train split (ignored when max_steps is set).")
@@ -264,7 +266,7 @@ class TrainSpec(_Strict):
     checkpoint_every: int = Field(default=25, ge=1, description="Steps between resumable checkpoints.")
 
 
-class AdapterSettings(_Strict):
+class AdapterSettings(Strict):
     """A LoRA adapter on the base model (peft) and the training loop's settings: the lora, distill and
     preference rungs."""
 
@@ -334,7 +336,7 @@ class PreferenceRungSpec(AdapterSettings):
     train: TrainSpec = TrainSpec(learning_rate=5e-5)
 
 
-class FullRungSpec(_Strict):
+class FullRungSpec(Strict):
     """All parameters trained (same loop, a smaller learning rate by default)."""
 
     type: Literal["full"]
@@ -362,7 +364,7 @@ TRAINED_RUNGS = ("distill", "lora", "preference", "full")
 ADAPTER_RUNGS = ("distill", "lora", "preference")  # trained as a LoRA adapter: one served engine hot-swaps them
 
 
-class GenerationSpec(_Strict):
+class GenerationSpec(Strict):
     max_new_tokens: int = Field(default=64, ge=1, le=4096)
     label_scoring: Literal["loglik", "generate"] = Field(
         default="loglik",
@@ -389,7 +391,7 @@ class GenerationSpec(_Strict):
         return self
 
 
-class PolicySpec(_Strict):
+class PolicySpec(Strict):
     """How the ladder decides on dev: when a rung meets the target, when to climb, what counts as better."""
 
     confidence: Literal["lower_bound", "point"] = Field(
@@ -432,7 +434,7 @@ class PolicySpec(_Strict):
     )
 
 
-class CostSpec(_Strict):
+class CostSpec(Strict):
     """Prices and volume: turn measured time and tokens into money and a break-even volume."""
 
     price_per_hour: float | None = Field(
@@ -457,7 +459,7 @@ class CostSpec(_Strict):
         return self
 
 
-class ServingSpec(_Strict):
+class ServingSpec(Strict):
     """Which backend serves the candidates, and its settings. ``--backend`` on the command line overrides
     ``backend``."""
 
@@ -509,7 +511,7 @@ class ServingSpec(_Strict):
         return value
 
 
-class TaskSpec(_Strict):
+class TaskSpec(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     description: str = ""
     version: int = Field(default=1, ge=1)

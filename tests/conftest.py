@@ -107,7 +107,7 @@ def need_vllm() -> None:
 def trained_adapter(tmp_path_factory):
     """One small LoRA adapter on SNIPS (12 steps on 48 examples), trained once for every serving test."""
     from ladder.data.splits import load_task_data
-    from ladder.rungs import BuildContext
+    from ladder.run.context import build_context
     from ladder.rungs.finetune import finetune
     from ladder.spec import LoraRungSpec, TrainSpec, load_task
 
@@ -117,8 +117,7 @@ def trained_adapter(tmp_path_factory):
     home = tmp_path_factory.mktemp("adapter-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LADDER_HOME", str(home))
-        ctx = BuildContext(spec=task.spec, train=data.splits.train[:48], dev=data.splits.dev[:8],
-                           work_dir=home / "run", task_dir=snips.parent)
+        ctx = build_context(task, data.splits.train[:48], data.splits.dev[:8], work_dir=home / "run")
         rung = LoraRungSpec(type="lora", dropout=0.0, train=TrainSpec(max_steps=12, batch_size=4, eval_every=12,
                                                                         learning_rate=1e-3, max_seq_len=96))
         return finetune(rung, ctx).artifact
@@ -165,7 +164,7 @@ def vllm_server(tmp_path_factory):
     import urllib.request
 
     need_vllm()
-    from ladder.backends.models import resolve_model
+    from ladder.backends.hf.model import resolve_model
 
     model = resolve_model("smollm2-135m-instruct")
     port = _free_port()

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
+from ladder.run.assess import assess
 from ladder.spec import load_task
 
 KEYWORDS = {"raining": "weather", "song": "music", "table": "booking"}

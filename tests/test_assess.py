@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import LABELS, _rows
 
-from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
 from ladder.errors import LadderError
 from ladder.record import SCHEMA_VERSION, load_run
 from ladder.report import write_report
+from ladder.run.assess import assess
 from ladder.spec import load_task
-
-from conftest import LABELS, _rows
 
 
 def _always(label):

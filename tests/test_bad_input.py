@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import yaml
+from conftest import base_spec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,8 +18,6 @@ from ladder.cli.main import main
 from ladder.data.splits import load_task_data
 from ladder.errors import LadderError
 from ladder.spec import load_task, parse_task
-
-from conftest import base_spec
 
 BAD = [
     # (name, spec changes, {file: content or None to delete}, command, expected text in the one line)

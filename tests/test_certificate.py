@@ -6,17 +6,16 @@ OpenAI-compatible server are certified against the transformers reference in tes
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 from ladder.backends import create_backend
 from ladder.backends.base import PlainFormatter, template_fingerprint
-from ladder.run.cache import ResultCache
-from ladder.run.certificate import CHANGE_TOLERANCE, certify
 from ladder.data.splits import load_task_data
 from ladder.record import TrainingRecord
+from ladder.run.cache import ResultCache
+from ladder.run.certificate import CHANGE_TOLERANCE, certify
 from ladder.rungs.base import Candidate
 from ladder.spec import load_task
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.model
 SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"

@@ -5,16 +5,15 @@ lost a sizeable part of the adapter's effect (a serving fault) fails."""
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 from ladder.backends.base import Artifact, ChoiceScores, template_fingerprint
 from ladder.backends.scripted import ScriptedBackend
+from ladder.record import TrainingRecord
 from ladder.run.cache import ResultCache
 from ladder.run.certificate import certify
-from ladder.record import TrainingRecord
 from ladder.rungs.base import Candidate
 from ladder.spec import load_task
-
-from conftest import ROOT
 
 
 class _Shifted(ScriptedBackend):

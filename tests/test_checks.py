@@ -7,16 +7,15 @@ import json
 
 import pytest
 import yaml
+from conftest import ROOT, _rows
 
 from ladder.backends.scripted import ScriptedBackend, last_user_message
-from ladder.data.checks import label_issue_check, truncation_check
 from ladder.cli.main import main
+from ladder.data.checks import label_issue_check, truncation_check
 from ladder.data.splits import load_splits, load_task_data
-from ladder.run.datacheck import check_data
 from ladder.errors import ValidationFailed
+from ladder.run.datacheck import check_data
 from ladder.spec import load_task
-
-from conftest import ROOT, _rows
 
 LONG = ("the quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat near the old door "
         "of the house")
@@ -149,8 +148,8 @@ def test_check_data_cli_exit_codes_and_json(make_task, tmp_path, capsys):
 
 
 def test_assess_records_the_checks_and_the_report_shows_them(make_task, tmp_path):
-    from ladder.run.assess import assess
     from ladder.report import write_report
+    from ladder.run.assess import assess
 
     train = _rows("train", 12) + [{"id": "d1", "text": "play some jazz", "label": "music"},
                                   {"id": "d2", "text": "play some jazz", "label": "music"}]

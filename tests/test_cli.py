@@ -4,10 +4,10 @@ import json
 import subprocess
 import sys
 
+from conftest import ROOT
+
 from ladder.cli.main import main
 from ladder.spec import json_schema_text
-
-from conftest import ROOT
 
 SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"
 

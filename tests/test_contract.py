@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 from ladder.backends import BACKENDS, create_backend
 from ladder.backends.base import GenerateRequest, ScoreRequest
-
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module", params=BACKENDS.names())

@@ -6,15 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from conftest import _rows
 
 from ladder.backends.scripted import ScriptedBackend
 from ladder.decide.cost import rung_cost
-from ladder.run.evaluate import measure_token_times
 from ladder.record import SplitResult, TokenTimes
+from ladder.run.evaluate import measure_token_times
 from ladder.scoring.stats import Estimate
 from ladder.spec import CostSpec, load_task
-
-from conftest import _rows
 
 
 def _dev(wall_s: float, prompt_tokens: float = 67.0, completion_tokens: float = 3.0, n: int = 100) -> SplitResult:

@@ -13,18 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, _rows, base_spec, write_jsonl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ladder.backends.base import Artifact
 from ladder.backends.scripted import ScriptedBackend
+from ladder.record import load_run
 from ladder.run.cache import ResultCache
 from ladder.run.evaluate import run_eval
-from ladder.record import load_run
 from ladder.rungs.base import Candidate
 from ladder.spec import load_task
-
-from conftest import ROOT, _rows, base_spec, write_jsonl
 
 WORKER = ROOT / "tests" / "crash_worker.py"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ladder.backends.hf import decode
+from ladder.backends.hf import attention, decode
 
-pytestmark = pytest.mark.skipif(decode.FLASH_CPU is None, reason="this torch has no fused CPU attention")
+pytestmark = pytest.mark.skipif(attention.FLASH_CPU is None, reason="this torch has no fused CPU attention")
 
 
 def _inputs(rows: int, length: int, width: int, seed: int = 0):
@@ -30,9 +30,9 @@ def test_fused_cascade_attention_equals_the_matmul_softmax_path(monkeypatch, len
     prefix and the row's own visible columns."""
     query, key, value, mask = _inputs(rows=5, length=length, width=12)
     prefix = (torch.randn(3, 20, 16), torch.randn(3, 20, 16)) if with_prefix else None
-    fused, _ = decode.cascade_attention(None, query, key, value, mask, prefix, 0.25)
-    monkeypatch.setattr(decode, "FLASH_CPU", None)
-    plain, _ = decode.cascade_attention(None, query, key, value, mask, prefix, 0.25)
+    fused, _ = attention.cascade_attention(None, query, key, value, mask, prefix, 0.25)
+    monkeypatch.setattr(attention, "FLASH_CPU", None)
+    plain, _ = attention.cascade_attention(None, query, key, value, mask, prefix, 0.25)
     assert fused.shape == plain.shape == (5, length, 9, 16)
     assert torch.allclose(fused, plain, atol=1e-5), float((fused - plain).abs().max())
     # and the plain path is attention: row 0, head 4 (kv head 1), last token, by hand
@@ -102,8 +102,8 @@ def test_fused_cascade_attention_keeps_a_bf16_dtype(monkeypatch):
     pinned bf16 model's next linear layer takes nothing else)."""
     query, key, value, mask = (t.to(torch.bfloat16) for t in _inputs(rows=3, length=1, width=8))
     prefix = (torch.randn(3, 10, 16, dtype=torch.bfloat16), torch.randn(3, 10, 16, dtype=torch.bfloat16))
-    fused, _ = decode.cascade_attention(None, query, key, value, mask, prefix, 0.25)
-    monkeypatch.setattr(decode, "FLASH_CPU", None)
-    plain, _ = decode.cascade_attention(None, query, key, value, mask, prefix, 0.25)
+    fused, _ = attention.cascade_attention(None, query, key, value, mask, prefix, 0.25)
+    monkeypatch.setattr(attention, "FLASH_CPU", None)
+    plain, _ = attention.cascade_attention(None, query, key, value, mask, prefix, 0.25)
     assert fused.dtype == plain.dtype == torch.bfloat16
     assert torch.allclose(fused.float(), plain.float(), atol=3e-2)

@@ -4,16 +4,15 @@ comparison code), and on the shipped tasks with the real model (small slices).""
 from __future__ import annotations
 
 import pytest
+from conftest import ROOT
 
 from ladder.decide.diagnosis import advise, diagnose
 from ladder.decide.policy import decide, recommend
+from ladder.metrics import scorers
 from ladder.record import ExampleRecord, RungResult, SplitResult
 from ladder.scoring.compare import compare_with_earlier, split_scores
-from ladder.metrics import scorers
 from ladder.scoring.stats import estimate, score_sd
 from ladder.spec import parse_task
-
-from conftest import ROOT
 
 N = 60
 

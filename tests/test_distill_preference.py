@@ -7,18 +7,17 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from conftest import ROOT
 
-from ladder.run.assess import _answerer
 from ladder.backends.hf.transformers import TransformersBackend
-from ladder.run.cache import ResultCache
 from ladder.data.splits import load_task_data
-from ladder.run.evaluate import run_eval
 from ladder.record import TrainingRecord
-from ladder.rungs import BuildContext, build_candidate
+from ladder.run.cache import ResultCache
+from ladder.run.context import build_context
+from ladder.run.evaluate import run_eval
+from ladder.rungs import build_candidate
 from ladder.rungs.finetune import zero_shot
 from ladder.spec import load_task
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.model
 SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"
@@ -52,10 +51,8 @@ def _context(backend, tmp_path, rungs: list[dict], n_train: int = 32, **files: l
     data = load_task_data(task)
     formatter = backend.formatter("chat")
     cache = ResultCache(tmp_path / "cache")
-    ctx = BuildContext(spec=task.spec, train=data.splits.train[:n_train], dev=data.splits.dev[:16],
-                       work_dir=tmp_path / "run", task_dir=SNIPS.parent, unlabeled=data.unlabeled,
-                       preferences=data.preferences,
-                       answer=_answerer(task, backend, formatter, cache, lambda _m: None))
+    ctx = build_context(task, data.splits.train[:n_train], data.splits.dev[:16], backend, cache,
+                        work_dir=tmp_path / "run", unlabeled=data.unlabeled, preferences=data.preferences)
     return task.spec, ctx, formatter
 
 
@@ -154,7 +151,7 @@ def test_dpo_raises_the_chosen_log_ratio_on_held_out_pairs_and_resumes(backend, 
 def test_a_teacher_model_answers_with_the_teacher_rungs_prompt(backend, tmp_path):
     """teacher_model: another model (here the bundled one by its local folder, served by a transformers backend
     the answerer makes and closes) answers with the teacher rung's prompt; the record names it."""
-    from ladder.backends.models import resolve_model
+    from ladder.backends.hf.model import resolve_model
 
     folder = str(resolve_model("smollm2-135m-instruct").path)
     spec, ctx, _ = _context(backend, tmp_path, [

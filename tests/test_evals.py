@@ -6,11 +6,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import ROOT
 
 from ladder.cli.main import main
 from ladder.run.suite import load_suite
-
-from conftest import ROOT
 
 SUITE = ROOT / "evals" / "gates.yaml"
 

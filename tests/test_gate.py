@@ -6,15 +6,14 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from conftest import _rows
 
-from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
 from ladder.cli.main import main
 from ladder.gate.verdict import gate, load_baseline
 from ladder.record import load_run
+from ladder.run.assess import assess
 from ladder.spec import load_task
-
-from conftest import _rows
 
 KEYWORDS = {"raining": "weather", "song": "music", "table": "booking"}
 
@@ -174,7 +173,12 @@ def test_unknown_metric_rung_and_bad_files_are_exit_2(task, baseline, tmp_path, 
 def test_a_trained_rung_without_a_passing_certificate_is_refused(task, baseline, tmp_path, capsys):
     """The gate refuses (exit 2, one line naming the check) a trained rung whose adapter certificate failed, or
     a record with none: it cannot trust what that rung's scores were measured on."""
-    from ladder.record import AdapterCertificate, CertificateCheck, TrainingRecord, save_run
+    from ladder.record import (
+        AdapterCertificate,
+        CertificateCheck,
+        TrainingRecord,
+        save_run,
+    )
 
     folder = _run(task, tmp_path / "again")
     run = load_run(folder)

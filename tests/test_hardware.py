@@ -6,7 +6,6 @@ import pytest
 
 from ladder.backends import hardware
 
-
 AVX2_ONLY = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx fma avx2\n\nprocessor\t: 1\n"
 AVX512_BF16 = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 avx512_vnni\n"
 ARM = "processor\t: 0\nFeatures\t: fp asimd bf16 i8mm\n"

@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
 from ladder.cli.main import main
 from ladder.data.splits import load_task_data
+from ladder.run.assess import assess
 from ladder.spec import load_task
-
-from conftest import ROOT
 
 SHIPPED = ["snips-intent", "quiz-facts", "us-address"]
 

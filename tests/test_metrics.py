@@ -10,12 +10,11 @@ import sys
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from ladder.errors import ValidationFailed
 from ladder.metrics import METRICS, first_json, first_label, read_number, scorers
 from ladder.spec import parse_task
-
-from conftest import ROOT
 
 
 def _spec(metrics, kind="text", labels=None, target=None):

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import ROOT
 
-from ladder.run.assess import assess
 from ladder.backends.base import GenerateRequest, ScoreRequest
 from ladder.backends.hf.transformers import TransformersBackend
 from ladder.record import load_run
 from ladder.report import write_report
+from ladder.run.assess import assess
 from ladder.spec import load_task
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.model
 SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"

@@ -8,9 +8,16 @@ import pytest
 
 from ladder.decide.cost import rung_cost, with_break_even
 from ladder.decide.policy import decide, next_rung_after, recommend, status_of
-from ladder.record import AdapterCertificate, CertificateCheck, ExampleRecord, RungResult, SplitResult, TrainingRecord
-from ladder.scoring.compare import compare_with_earlier, split_scores
 from ladder.metrics import METRICS, Scorer
+from ladder.record import (
+    AdapterCertificate,
+    CertificateCheck,
+    ExampleRecord,
+    RungResult,
+    SplitResult,
+    TrainingRecord,
+)
+from ladder.scoring.compare import compare_with_earlier, split_scores
 from ladder.scoring.stats import Estimate, estimate, score_sd, wilson
 from ladder.spec import CostSpec, PolicySpec
 
@@ -230,8 +237,8 @@ def test_next_rung():
 def test_the_next_rung_suggested_is_one_the_task_can_run(make_task, tmp_path):
     """A task without a corpus is never told to try rag: the next rung it can run is named, and what rag
     would need is said in one line."""
-    from ladder.run.assess import assess
     from ladder.backends.scripted import ScriptedBackend
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     assert next_rung_after(["prompt", "fewshot"], [], {"rag": "a corpus"}) == ("lora", ["rag would need a corpus"])
@@ -252,8 +259,8 @@ def test_a_distill_rung_is_measured_after_its_teacher_meets_the_target(make_task
     cut the cost per call, so it is measured; a rung above it stays skipped. (The loop's rule, on the
     scripted backend: the distill builder here answers like its teacher without training; the real rung is
     tested on the model in tests/test_distill_preference.py.)"""
-    from ladder.run.assess import assess
     from ladder.backends.scripted import ScriptedBackend
+    from ladder.run.assess import assess
     from ladder.rungs import RUNGS
     from ladder.rungs.base import Candidate
     from ladder.spec import load_task

@@ -6,15 +6,14 @@ from __future__ import annotations
 import warnings
 
 import pytest
+from conftest import ROOT
 
 from ladder.backends.hf.transformers import TransformersBackend
-from ladder.run.cache import ResultCache
 from ladder.data.splits import load_splits
+from ladder.run.cache import ResultCache
 from ladder.run.evaluate import run_eval
 from ladder.rungs import BuildContext, build_candidate
 from ladder.spec import load_task, rung_name
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.model
 

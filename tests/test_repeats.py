@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import random
 
-from ladder.run.assess import assess
+from conftest import LABELS
+
 from ladder.backends.scripted import ScriptedBackend
 from ladder.cli.main import main
 from ladder.record import load_run
+from ladder.run.assess import assess
 from ladder.spec import load_task
-
-from conftest import LABELS
 
 
 def _sampler(prompt: str, rng: random.Random) -> str:

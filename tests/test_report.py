@@ -10,13 +10,12 @@ import json
 from html.parser import HTMLParser
 
 import pytest
+from conftest import ROOT
 
 from ladder.cli.main import main
 from ladder.record import load_run, save_run
 from ladder.report import render, write_report
 from ladder.report.rows import build_report
-
-from conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "report" / "run.json"
 SHIPPED = sorted((ROOT / "reports" / "records").glob("*.json"))
@@ -100,8 +99,8 @@ def test_markdown_and_html_show_the_same_numbers(record):
 
 
 def test_examples_won_and_lost_show_input_both_outputs_and_target(make_task, tmp_path):
-    from ladder.run.assess import assess
     from ladder.backends.scripted import ScriptedBackend
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     # the prompt rung answers "weather" to everything; fewshot prompts (with demonstrations) get "music" right

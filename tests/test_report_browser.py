@@ -10,11 +10,10 @@ import os
 import shutil
 
 import pytest
+from conftest import ROOT
 
 from ladder.record import load_run
 from ladder.report import render
-
-from conftest import ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
 

@@ -7,18 +7,18 @@ from __future__ import annotations
 
 import os
 
+from conftest import ROOT
+
 from ladder.record import TrainingRecord, load_run
 from ladder.report.markdown import render_markdown
-
-from conftest import ROOT
 
 GOLDEN = ROOT / "tests" / "golden" / "report"
 
 
 def test_report_matches_golden(make_task, tmp_path):
     if os.environ.get("UPDATE_GOLDEN"):
-        from ladder.run.assess import assess
         from ladder.backends.scripted import ScriptedBackend
+        from ladder.run.assess import assess
         from ladder.spec import load_task
 
         backend = ScriptedBackend(responder=lambda p: "music" if "song" in p.rsplit("Text: ", 1)[-1] else "weather")

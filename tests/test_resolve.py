@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import _rows, write_jsonl
 
 from ladder.cli.main import main
 from ladder.record import load_run
 from ladder.scoring.sequential import decide_sequentially, first_decisions
-
-from conftest import _rows, write_jsonl
 
 
 def test_wrong_decisions_stay_below_alpha_under_peeking_after_every_example():
@@ -103,8 +102,8 @@ def test_a_reserve_row_that_repeats_a_split_input_is_refused(make_task, tmp_path
 def test_policy_sequential_stops_dev_as_soon_as_the_sequence_decides(make_task, tmp_path):
     """A clear-cut rung decides on the first chunks of dev; test is evaluated whole; rungs that stopped at
     different dev n are compared on the examples both measured."""
-    from ladder.run.assess import assess
     from ladder.backends.scripted import ScriptedBackend
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     path = make_task({"policy": {"sequential": True}, "target": {"metric": "accuracy", "threshold": 0.6}},

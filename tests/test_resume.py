@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 from ladder.record import load_run
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.model
 SNIPS = ROOT / "tasks" / "snips-intent"

@@ -7,20 +7,19 @@ import shutil
 
 import numpy as np
 import pytest
+from conftest import ROOT, TINY_CORPUS, rag_spec
 
-from ladder.run.assess import assess
 from ladder.backends.scripted import ScriptedBackend
 from ladder.data.corpus import doc_of
 from ladder.data.splits import load_task_data
 from ladder.errors import ValidationFailed
+from ladder.metrics import METRICS
 from ladder.retrieval import dense
 from ladder.retrieval.retriever import load_or_build, rrf
+from ladder.run.assess import assess
 from ladder.rungs import BuildContext, build_candidate
 from ladder.rungs.rag import fit_budget
-from ladder.metrics import METRICS
 from ladder.spec import load_task
-
-from conftest import ROOT, TINY_CORPUS, rag_spec
 
 QUIZ = ROOT / "tasks" / "quiz-facts"
 

@@ -1,16 +1,16 @@
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
-
-from ladder.rungs import RUNGS, BuildContext, build_candidate
-from ladder.spec import RUNG_SPECS, load_task
+from conftest import LABELS, TINY_CORPUS, rag_spec
 
 from ladder.data.splits import load_task_data
 from ladder.errors import LadderError
-
-from conftest import LABELS, TINY_CORPUS, rag_spec
+from ladder.run.context import build_context
+from ladder.rungs import RUNGS, BuildContext, build_candidate
+from ladder.spec import RUNG_SPECS, load_task
 
 
 def _ctx(path):
@@ -25,16 +25,27 @@ LEARNING_FROM_RUNGS = {"distill", "preference"}  # they need another rung's answ
 
 
 @pytest.mark.parametrize("kind", sorted(TRAINING))
-def test_training_rungs_load_the_task_model_themselves(kind, make_task):
-    """No backend in the build context: a training rung resolves the task's own model, and a model that
-    is not there is the one-line error about the task's `model` field."""
+def test_training_rungs_load_the_task_model_through_the_context(kind, make_task):
+    """A trained rung asks the context for the task's base model (the run supplies the loader): a model that is not
+    there is the one-line error about the task's `model` field."""
     spec = rag_spec()
     spec["rungs"] = [{"type": kind}]
     spec["model"] = "no-such-model-folder"
-    spec_, ctx = _ctx(make_task(spec, corpus=TINY_CORPUS))
-    assert not hasattr(ctx, "backend")
+    task = load_task(make_task(spec, corpus=TINY_CORPUS))
+    data = load_task_data(task)
+    ctx = build_context(task, data.splits.train, data.splits.dev, corpus=data.corpus)
     with pytest.raises(LadderError, match="model: 'no-such-model-folder' is neither a known alias"):
-        build_candidate(spec_.rungs[0], ctx)
+        build_candidate(task.spec.rungs[0], ctx)
+    bare = BuildContext(spec=task.spec, train=data.splits.train, dev=data.splits.dev)  # nothing loads models here
+    with pytest.raises(LadderError, match="needs the task's base model"):
+        build_candidate(task.spec.rungs[0], bare)
+
+
+def test_the_build_context_holds_no_backend():
+    """What a rung sees: no field of the context is a backend (or a view of one)."""
+    fields = {f.name: str(f.type) for f in dataclasses.fields(BuildContext)}
+    assert "spec" in fields and "measure" in fields and "load_base" in fields
+    assert [name for name, kind in fields.items() if "backend" in name.lower() or "Backend" in kind] == []
 
 
 @pytest.mark.parametrize("kind", sorted(set(RUNGS.names()) - TRAINING - LEARNING_FROM_RUNGS))

@@ -13,14 +13,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import ROOT, need_vllm
 
 from ladder.backends import create_backend
 from ladder.backends.base import GenerateRequest, ScoreRequest
 from ladder.data.splits import load_task_data
 from ladder.rungs.base import Candidate
 from ladder.spec import load_task
-
-from conftest import ROOT, need_vllm
 
 pytestmark = pytest.mark.model
 SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"
@@ -192,6 +191,7 @@ def test_assess_climbs_to_a_lora_rung_on_the_vllm_backend(make_task, tmp_path, c
 def test_vllm_serves_a_full_fine_tune_on_its_own_engine(hf, vb, snips, tmp_path, monkeypatch):
     """A full fine-tune's folder (weights + tokenizer) is an engine of its own; the base engine is shut
     down first, and the answers match the transformers backend over the same folder."""
+    from ladder.run.context import base_loader
     from ladder.rungs import BuildContext
     from ladder.rungs.finetune import finetune
     from ladder.spec import FullRungSpec, TrainSpec
@@ -199,7 +199,7 @@ def test_vllm_serves_a_full_fine_tune_on_its_own_engine(hf, vb, snips, tmp_path,
     spec, splits = snips
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home"))
     ctx = BuildContext(spec=spec, train=splits.train[:16], dev=splits.dev[:4], work_dir=tmp_path / "run",
-                       task_dir=SNIPS.parent)
+                       task_dir=SNIPS.parent, load_base=base_loader(spec, SNIPS.parent))
     rung = FullRungSpec(type="full", train=TrainSpec(max_steps=2, batch_size=4, eval_every=2, learning_rate=5e-5,
                                                      max_seq_len=96))
     artifact = finetune(rung, ctx).artifact
@@ -232,9 +232,9 @@ def test_openai_chat_api_lets_the_server_format_the_conversation(vllm_server, sn
 
 def _certify(backend, artifact, spec, splits, reference):
     from ladder.backends.base import template_fingerprint
+    from ladder.record import TrainingRecord
     from ladder.run.cache import ResultCache
     from ladder.run.certificate import certify
-    from ladder.record import TrainingRecord
 
     formatter = backend.formatter("chat")
     training = TrainingRecord(steps=12, epochs=1.0, wall_s=1.0, tokens_seen=1, answer_tokens=1, tokens_per_s=1.0,

@@ -3,11 +3,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, base_spec
 
 from ladder.errors import ValidationFailed
 from ladder.spec import json_schema_text, load_task, parse_task
-
-from conftest import ROOT, base_spec
 
 GOLDEN = ROOT / "tests" / "golden" / "bad_tasks"
 

@@ -7,15 +7,14 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import ROOT
 
 from ladder.backends.base import ScoreRequest
 from ladder.backends.hf.transformers import TransformersBackend
 from ladder.data.splits import load_task_data
-from ladder.rungs import BuildContext
+from ladder.run.context import build_context
 from ladder.rungs.finetune import finetune
 from ladder.spec import FullRungSpec, LoraRungSpec, TrainSpec, load_task
-
-from conftest import ROOT
 
 pytestmark = pytest.mark.model
 SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"
@@ -30,8 +29,7 @@ def backend():
 def ctx(backend, tmp_path):
     task = load_task(SNIPS)
     data = load_task_data(task)
-    return BuildContext(spec=task.spec, train=data.splits.train[:24], dev=data.splits.dev[:8],
-                        work_dir=tmp_path / "run", task_dir=SNIPS.parent)
+    return build_context(task, data.splits.train[:24], data.splits.dev[:8], backend, work_dir=tmp_path / "run")
 
 
 def _lora(**train) -> LoraRungSpec:
@@ -281,7 +279,12 @@ def test_a_shared_prefix_goes_through_the_model_once_with_the_same_loss_and_grad
 
 def test_passes_are_planned_with_the_prefix_their_rows_share():
     """A batch whose rows share a long instruction fits more rows a pass: the prefix counts once."""
-    from ladder.rungs.train import SUPERVISED, TrainExample, planned_prefix, token_passes
+    from ladder.rungs.train import (
+        SUPERVISED,
+        TrainExample,
+        planned_prefix,
+        token_passes,
+    )
 
     instruction = list(range(1, 41))
     batch = [TrainExample(instruction + [50 + i, 60 + i, 70], n_prompt=42) for i in range(6)]

@@ -3,7 +3,8 @@ lazily, so that `import ladder` (and the scripted backend) stays free of torch a
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 from ladder.backends.base import Backend
 from ladder.registry import Registry
@@ -70,3 +71,13 @@ def resolve_backend_name(name: str | None) -> str:
 
 def create_backend(name: str, model: str, base_dir=None, **options) -> Backend:
     return BACKENDS.get(resolve_backend_name(name))(model, base_dir=base_dir, **options)
+
+
+@contextmanager
+def open_backend(name: str, model: str, base_dir=None, **options) -> Iterator[Backend]:
+    """``create_backend`` for the work inside the ``with``, closed after it however the work ends."""
+    backend = create_backend(name, model, base_dir=base_dir, **options)
+    try:
+        yield backend
+    finally:
+        backend.close()

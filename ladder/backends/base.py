@@ -136,6 +136,9 @@ class Backend(Protocol):
         """This backend over trained weights (``None``: the base model). Cheap to call: weights load
         when the first request needs them, so a result-cache hit loads none."""
 
+    def close(self) -> None:
+        """Give back what the backend holds (a vllm engine's memory, a server process). Idempotent."""
+
 
 def template_fingerprint(formatter: Formatter) -> str:
     """The prompt format as a hash: a fixed conversation (system, user, an answer) rendered by ``formatter``. A

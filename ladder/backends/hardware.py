@@ -88,3 +88,12 @@ def emulation_warning(dtype: str, device: str) -> str | None:
         return None
     return (f"dtype {dtype} on a CPU without native bf16 instructions (no avx512_bf16/amx_bf16 in /proc/cpuinfo): "
             "torch emulates it, 3-7x slower than float32 on the matmuls")
+
+
+def pick_device(device: str | None) -> str:
+    """``None`` or ``"auto"``: CUDA where there is a GPU, else the CPU; any other name as it is."""
+    if device in (None, "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device

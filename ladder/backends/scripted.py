@@ -18,8 +18,8 @@ from ladder.backends.base import (
     ChatFormatter,
     ChoiceScores,
     Formatter,
-    Generation,
     GenerateRequest,
+    Generation,
     PlainFormatter,
     ScoreRequest,
     artifact_identity,
@@ -75,6 +75,9 @@ class ScriptedBackend:
             "dtype": "none",
             "device": "none",
         }, self.artifact)
+
+    def close(self) -> None:
+        """Nothing to give back: the weights go with the object."""
 
     def serving(self, artifact: Artifact | None) -> "ScriptedBackend":
         """Trained weights change nothing the script says; only the identity (cache keys) follows them."""

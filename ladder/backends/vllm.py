@@ -35,8 +35,8 @@ from ladder.backends.base import (
     Artifact,
     ChoiceScores,
     Formatter,
-    Generation,
     GenerateRequest,
+    Generation,
     ScoreRequest,
     artifact_identity,
     finish_generation,
@@ -44,9 +44,9 @@ from ladder.backends.base import (
     label_prefix_queries,
 )
 from ladder.backends.hardware import weights_dtype
-from ladder.backends.hf.model import HFModel
+from ladder.backends.hf.model import HFModel, resolve_model
+from ladder.backends.models import ModelRef, model_identity
 from ladder.errors import LadderError, MissingDependency
-from ladder.backends.models import ModelRef, model_identity, resolve_model
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vllm accepts as max_lora_rank
 

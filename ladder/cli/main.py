@@ -153,8 +153,8 @@ def _validate(args) -> int:
 
 def _check_data(args) -> int:
     from ladder.cli import console as display
-    from ladder.run.datacheck import check_data
     from ladder.fileio import atomic_write_text
+    from ladder.run.datacheck import check_data
     from ladder.spec import load_task, shown_path
 
     task = load_task(args.task)
@@ -189,8 +189,8 @@ def _init(args) -> int:
 
 def _assess(args) -> int:
     from ladder.cli import console as display
-    from ladder.run.assess import assess
     from ladder.report import write_report
+    from ladder.run.assess import assess
     from ladder.spec import load_task
 
     task = load_task(args.task)
@@ -214,73 +214,18 @@ def _assess(args) -> int:
 
 
 def _train(args) -> int:
-    import os
-
     from ladder.cli import console as display
-    from ladder.run.assess import select_rungs
-    from ladder.data.splits import load_task_data
-    from ladder.rungs import BuildContext, build_candidate
-    from ladder.spec import TRAINED_RUNGS, load_task, shown_path
+    from ladder.run.train import train
 
-    task = load_task(args.task)
-    (rung,) = select_rungs(task, [args.rung])
-    if rung.type not in TRAINED_RUNGS:
-        raise LadderError(f"--rung: {args.rung!r} is a {rung.type} rung; only {', '.join(TRAINED_RUNGS)} rungs train")
-    data = load_task_data(task)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and rung.type in ("distill", "preference"):
-        raise LadderError(f"--rung: {args.rung!r} is a {rung.type} rung: it first needs another rung's answers, which "
-                          "one process makes; train it without torchrun")
-    device = None
-    if world > 1:
-        import torch
-        import torch.distributed as dist
-
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if torch.cuda.is_available():
-            torch.cuda.set_device(local)
-            device = f"cuda:{local}"
-        dist.init_process_group("nccl" if device else "gloo")
-    ctx = BuildContext(spec=task.spec, train=data.splits.train, dev=data.splits.dev, corpus=data.corpus,
-                       task_dir=task.path.parent, device=device, unlabeled=data.unlabeled, preferences=data.preferences)
-    backend = None
-    if rung.type in ("distill", "preference"):
-        # another rung's answers first (a teacher's, or the model's own mistakes), through the result cache
-        from ladder.run.assess import _answerer
-        from ladder.backends import create_backend
-        from ladder.run.cache import ResultCache
-        from ladder.paths import result_cache_dir
-
-        spec = task.spec
-        backend = create_backend(spec.serving.backend, spec.model, base_dir=task.path.parent,
-                                 batch_size=spec.generation.batch_size, labels=spec.output.labels, serving=spec.serving)
-        from ladder.run.datacheck import untrainable
-
-        formatter = backend.formatter(spec.prompt.format)
-        cannot_train = untrainable(spec, [rung], data.splits.train, formatter, backend.count_tokens)
-        if cannot_train:  # before the teacher's answers or the model's mistakes are made
-            if hasattr(backend, "close"):
-                backend.close()
-            raise LadderError(f"{shown_path(task.path)}: {cannot_train}")
-        ctx.answer = _answerer(task, backend, formatter, ResultCache(result_cache_dir()), display.out)
-    try:
-        candidate = build_candidate(rung, ctx)  # the artifact stays in the training store (no run folder)
-    finally:
-        if backend is not None and hasattr(backend, "close"):
-            backend.close()
-    if int(os.environ.get("RANK", "0")) == 0:
-        t = candidate.training
-        assert t is not None and candidate.artifact is not None
-        done = "finished earlier, reused" if t["reused"] else f"on {world} process(es)"
+    trained = train(args.task, args.rung, say=display.out)
+    if trained.rank == 0:
+        t = trained.candidate.training
+        assert t is not None and trained.candidate.artifact is not None
+        done = "finished earlier, reused" if t["reused"] else f"on {trained.world} process(es)"
         display.out(
             f"{args.rung}: {t['steps']} steps {done}, {t['tokens_seen']} real tokens, "
-            f"{t['tokens_per_s']:.1f} tokens/s; artifact {candidate.artifact.path} (reused by `ladder assess`)"
+            f"{t['tokens_per_s']:.1f} tokens/s; artifact {trained.candidate.artifact.path} (reused by `ladder assess`)"
         )
-    if world > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-        dist.destroy_process_group()
     return 0
 
 
@@ -393,8 +338,9 @@ def _schema(args) -> int:
 
 
 def _prepare(args) -> int:
+    from ladder.backends.hf.model import resolve_model
+    from ladder.backends.models import model_identity
     from ladder.cli import console as display
-    from ladder.backends.models import model_identity, resolve_model
 
     ref = resolve_model(args.model, Path.cwd())
     identity = model_identity(ref)

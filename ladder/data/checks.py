@@ -16,7 +16,7 @@ import statistics
 from collections import defaultdict
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from ladder.record import DataCheck, DataFinding, DataReport
+from ladder.data.report import DataCheck, DataFinding, DataReport
 from ladder.text import normalize, squad_tokens
 
 if TYPE_CHECKING:

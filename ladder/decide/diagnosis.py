@@ -14,8 +14,8 @@ Pure: reads the record's rungs (and the examples' gold documents); imports no mo
 from __future__ import annotations
 
 from ladder.data.corpus import doc_of
-from ladder.record import Diagnosis, Evidence, ExampleRecord, Recommendation, RungResult
 from ladder.metrics import extractor, scorers
+from ladder.record import Diagnosis, Evidence, ExampleRecord, Recommendation, RungResult
 
 PROMPT_SIDE = ("prompt", "fewshot", "rag")
 INVALID = 0.10  # share of outputs not of the declared form

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 import ladder
 from ladder.errors import LadderError
@@ -42,6 +42,7 @@ from ladder.scoring.stats import (
     score_sd,
     shifted_p,
 )
+from ladder.spec import Strict
 
 BASELINE_FORMAT = "ladder-baseline"
 BASELINE_VERSION = 1
@@ -50,17 +51,13 @@ INCONCLUSIVE_EXIT = 3
 Verdict = Literal["pass", "regression", "inconclusive"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class BaselineExample(_Strict):
+class BaselineExample(Strict):
     id: str
     scores: dict[str, float]
     output_sha256: str
 
 
-class Baseline(_Strict):
+class Baseline(Strict):
     format: Literal["ladder-baseline"] = BASELINE_FORMAT
     version: int = BASELINE_VERSION
     task_name: str
@@ -133,7 +130,7 @@ def load_baseline(path: str | Path) -> Baseline:
         raise LadderError(f"{path}: {'.'.join(str(p) for p in first['loc'])}: {first['msg']}") from None
 
 
-class GateCheck(_Strict):
+class GateCheck(Strict):
     metric: str
     comparison: PairedComparison  # candidate vs baseline, same ids
     baseline_mean: float
@@ -151,7 +148,7 @@ class GateCheck(_Strict):
         return self.verdict == "regression"
 
 
-class GateResult(_Strict):
+class GateResult(Strict):
     task_name: str
     rung: str
     split: str

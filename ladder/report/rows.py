@@ -6,7 +6,15 @@ from __future__ import annotations
 from ladder.decide.cost import duration, money
 from ladder.decide.diagnosis import gap_kind
 from ladder.record import AssessmentRun, DevEvaluation, ExampleRecord, RungResult
-from ladder.report.document import Document, Figure, Items, Notice, Paragraph, Section, Table
+from ladder.report.document import (
+    Document,
+    Figure,
+    Items,
+    Notice,
+    Paragraph,
+    Section,
+    Table,
+)
 from ladder.scoring.stats import Estimate, PairedComparison
 
 EXAMPLES_SHOWN = 3  # won and lost examples shown per adjacent pair of rungs

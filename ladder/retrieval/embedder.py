@@ -6,8 +6,8 @@ import os
 
 import numpy as np
 
-from ladder.run.cache import cache_key
 from ladder.data.corpus import EmbedderRef
+from ladder.fileio import cache_key
 from ladder.paths import ladder_home
 
 

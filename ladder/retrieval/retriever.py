@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 import ladder
-from ladder.run.cache import cache_key
 from ladder.data.corpus import Chunk, Corpus
+from ladder.fileio import cache_key
 from ladder.paths import ladder_home
 from ladder.retrieval import dense
 from ladder.retrieval.embedder import Embedder

@@ -13,18 +13,29 @@ from typing import Callable
 
 import ladder
 from ladder.backends.base import Backend
+from ladder.data.splits import Splits, load_task_data
+from ladder.decide.cost import rung_cost, with_break_even
+from ladder.decide.diagnosis import advise, diagnose
+from ladder.decide.policy import decide, decide_sequential, recommend
+from ladder.errors import LadderError
+from ladder.metrics import scorers
+from ladder.paths import ladder_home, result_cache_dir
+from ladder.record import (
+    AssessmentRun,
+    DataCheck,
+    DataReport,
+    ModelIdentity,
+    RungResult,
+    SkippedRung,
+    TrainingRecord,
+    save_run,
+)
 from ladder.run.cache import ResultCache
 from ladder.run.certificate import certify
-from ladder.decide.cost import rung_cost, with_break_even
-from ladder.data.splits import Splits, load_task_data
-from ladder.errors import LadderError
-from ladder.decide.diagnosis import advise, diagnose
+from ladder.run.context import build_context
 from ladder.run.evaluate import measure_token_times, run_eval
 from ladder.run.lock import store_lock
-from ladder.paths import ladder_home, result_cache_dir
-from ladder.decide.policy import decide, decide_sequential, recommend
-from ladder.record import AssessmentRun, DataCheck, DataReport, ModelIdentity, RungResult, SkippedRung, TrainingRecord, save_run
-from ladder.rungs import BuildContext, build_candidate
+from ladder.rungs import build_candidate
 from ladder.scoring.compare import (
     compare_with_earlier,
     flakiness,
@@ -33,7 +44,6 @@ from ladder.scoring.compare import (
     split_scores,
     summarize_split,
 )
-from ladder.metrics import scorers
 from ladder.scoring.stats import score_sd
 from ladder.spec import ADAPTER_RUNGS, TRAINED_RUNGS, TaskFile, rung_name, shown_path
 
@@ -102,33 +112,6 @@ def _distills_a_meeting_rung(rung_spec, run: AssessmentRun) -> bool:
     if rung_spec.type != "distill":
         return False
     return any(r.name == rung_spec.teacher and r.decision.status == "meets" for r in run.rungs)
-
-
-def _answerer(task: TaskFile, backend: Backend, formatter, cache: ResultCache, say: Progress):
-    """How a rung gets another rung's answers on train or unlabeled inputs (a distill rung's teacher, a
-    preference rung's negatives): the eval step with this assessment's backend and result cache, or with
-    another model (``teacher_model`` served by transformers, ``teacher_url`` by the openai backend), made
-    for the call and closed after it."""
-    spec = task.spec
-
-    def answer(candidate, examples, model: str | None = None, url: str | None = None):
-        splits = "+".join(dict.fromkeys(ex.split for ex in examples))
-        if model is None and url is None:
-            say(f"[{candidate.rung}] answering {len(examples)} {splits} inputs for a rung that learns from them")
-            return run_eval(candidate, examples, backend, formatter, spec, cache)
-        from ladder.backends import create_backend
-
-        name = "openai" if url else "transformers"
-        say(f"[{candidate.rung}] answering {len(examples)} {splits} inputs with {model or spec.model} ({name})")
-        other = create_backend(name, model or spec.model, base_dir=task.path.parent, serving=spec.serving,
-                               batch_size=spec.generation.batch_size, **({"base_url": url} if url else {}))
-        try:
-            return run_eval(candidate, examples, other, other.formatter(spec.prompt.format), spec, cache)
-        finally:
-            if hasattr(other, "close"):
-                other.close()
-
-    return answer
 
 
 def select_rungs(task: TaskFile, names: list[str] | None):
@@ -212,7 +195,7 @@ def _assess(
         return _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive,
                       command, repeats)
     finally:
-        if owned and hasattr(backend, "close"):
+        if owned:
             backend.close()
 
 
@@ -310,18 +293,8 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         raise LadderError(f"{shown_path(task.path)}: {cannot_train}")
     save_run(run, record_path)
     metric, threshold = spec.target.metric, spec.target.threshold
-    ctx = BuildContext(
-        spec=spec,
-        train=splits.train,
-        dev=splits.dev,
-        work_dir=out_dir,
-        corpus=task_data.corpus,
-        count_tokens=backend.count_tokens,
-        task_dir=task.path.parent,
-        unlabeled=task_data.unlabeled,
-        preferences=task_data.preferences,
-        answer=_answerer(task, backend, formatter, cache, say),
-    )
+    ctx = build_context(task, splits.train, splits.dev, backend, cache, say, work_dir=out_dir, corpus=task_data.corpus,
+                        unlabeled=task_data.unlabeled, preferences=task_data.preferences)
     metrics = scorers(spec)
     stopped_by: str | None = None  # why the climb ended early, for the rungs left out
     try:

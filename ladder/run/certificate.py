@@ -19,14 +19,15 @@ from typing import Callable
 
 import ladder
 from ladder.backends.base import Backend, Formatter, ScoreRequest, template_fingerprint
-from ladder.run.cache import ResultCache, cache_key
+from ladder.backends.models import content_identity
 from ladder.data.splits import Example
 from ladder.errors import LadderError
-from ladder.backends.models import content_identity
-from ladder.text import short_hash
+from ladder.fileio import cache_key
 from ladder.record import AdapterCertificate, CertificateCheck, TrainingRecord
+from ladder.run.cache import ResultCache
 from ladder.rungs.base import Candidate
 from ladder.spec import TaskSpec
+from ladder.text import short_hash
 
 PROBE = 8  # dev inputs
 CHANGE_TOLERANCE = 1e-4  # mean |log-prob difference| per token an artifact must exceed (fp32 noise is ~1e-6)
@@ -101,8 +102,7 @@ def _reference_scores(reference: Callable[[], Backend], candidate: Candidate, re
     try:
         return _scores(other.serving(candidate.artifact), requests, cache)
     finally:
-        if hasattr(other, "close"):
-            other.close()
+        other.close()
 
 
 def _template(training: TrainingRecord, formatter: Formatter) -> CertificateCheck:

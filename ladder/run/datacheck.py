@@ -8,12 +8,12 @@ import math
 from typing import Callable
 
 from ladder.backends.base import Backend, Formatter
-from ladder.run.cache import ResultCache
 from ladder.data.checks import label_issue_check, truncation_check
 from ladder.data.splits import Example, load_task_data
 from ladder.errors import LadderError
 from ladder.paths import result_cache_dir
 from ladder.record import DataCheck, DataReport, ExampleRecord
+from ladder.run.cache import ResultCache
 from ladder.rungs import BuildContext, build_candidate
 from ladder.rungs.base import Candidate
 from ladder.spec import TRAINED_RUNGS, TaskFile, TaskSpec, rung_name
@@ -105,11 +105,13 @@ def label_issues(task: TaskFile, splits, corpus, backend: Backend, formatter: Fo
         raise LadderError(f"--folds: must be between 2 and the train split's {len(splits.train)} examples, got {folds}")
     from ladder.run.evaluate import run_eval
 
-    def context(train: list[Example]) -> BuildContext:
-        return BuildContext(spec=spec, train=train, dev=splits.dev, corpus=corpus, count_tokens=backend.count_tokens,
-                            task_dir=task.path.parent)
-
     cache = ResultCache(result_cache_dir())
+
+    def context(train: list[Example]) -> BuildContext:
+        from ladder.run.context import build_context
+
+        return build_context(task, train, splits.dev, backend, cache, say, corpus=corpus)
+
     labels = spec.output.labels or []
     scored: list[tuple[Example, list[float]]] = []
 
@@ -169,6 +171,6 @@ def check_data(task: TaskFile, backend: Backend | str | None = None, label_error
                 report.checks.append(label_issues(task, splits, data.corpus, backend, formatter, label_errors or None,
                                                   say, folds))
         finally:
-            if owned and hasattr(backend, "close"):
+            if owned:
                 backend.close()
     return report

@@ -14,10 +14,11 @@ from dataclasses import dataclass, replace
 import ladder
 from ladder import progress
 from ladder.backends.base import Backend, Formatter, GenerateRequest, ScoreRequest
-from ladder.run.cache import ResultCache, cache_key
-from ladder.data.splits import Example
 from ladder.backends.models import content_identity
+from ladder.data.splits import Example
+from ladder.fileio import cache_key
 from ladder.record import TokenTimes
+from ladder.run.cache import ResultCache
 from ladder.rungs.base import Candidate, Selection
 from ladder.spec import TaskSpec
 from ladder.text import short_hash

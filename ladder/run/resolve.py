@@ -18,6 +18,7 @@ from ladder.errors import LadderError
 from ladder.record import AssessmentRun, Resolution, RungResult, load_run, save_run
 from ladder.scoring.sequential import decide_sequentially
 
+
 def _inconclusive(run: AssessmentRun, name: str | None, source: str) -> RungResult:
     if name is not None:
         result = run.rung(name)
@@ -33,16 +34,19 @@ def _inconclusive(run: AssessmentRun, name: str | None, source: str) -> RungResu
 
 def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, alpha: float | None = None,
             backend_name: str | None = None, progress: Callable[[str], None] | None = None) -> Resolution:
-    from ladder.run.assess import SEQUENTIAL_CHUNK as CHUNK  # one look every chunk, as policy.sequential looks
-    from ladder.run.assess import _answerer, select_rungs
     from ladder.backends import create_backend
-    from ladder.run.cache import ResultCache
     from ladder.data.splits import load_task_data
-    from ladder.run.evaluate import run_eval
-    from ladder.paths import result_cache_dir
-    from ladder.rungs import BuildContext, build_candidate
-    from ladder.scoring.compare import score_examples
     from ladder.metrics import scorers
+    from ladder.paths import result_cache_dir
+    from ladder.run.assess import (
+        SEQUENTIAL_CHUNK as CHUNK,  # one look every chunk, as policy.sequential looks
+    )
+    from ladder.run.assess import select_rungs
+    from ladder.run.cache import ResultCache
+    from ladder.run.context import build_context
+    from ladder.run.evaluate import run_eval
+    from ladder.rungs import build_candidate
+    from ladder.scoring.compare import score_examples
     from ladder.spec import load_task
 
     say = progress or (lambda _msg: None)
@@ -83,10 +87,8 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
         try:
             formatter = backend.formatter(spec.prompt.format)
             cache = ResultCache(result_cache_dir())
-            ctx = BuildContext(spec=spec, train=data.splits.train, dev=data.splits.dev, work_dir=run_dir,
-                               corpus=data.corpus, count_tokens=backend.count_tokens, task_dir=task.path.parent,
-                               unlabeled=data.unlabeled, preferences=data.preferences,
-                               answer=_answerer(task, backend, formatter, cache, say))
+            ctx = build_context(task, data.splits.train, data.splits.dev, backend, cache, say, work_dir=run_dir,
+                                corpus=data.corpus, unlabeled=data.unlabeled, preferences=data.preferences)
             candidate = build_candidate(rung_spec, ctx)
             metrics = {metric: scorers(spec)[metric]}
             for first in range(0, len(further), CHUNK):
@@ -101,8 +103,7 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
                 if decision.verdict != "undecided":
                     break
         finally:
-            if hasattr(backend, "close"):
-                backend.close()
+            backend.close()
     if decision.verdict != "undecided":  # the examples after the one that decided were not needed
         added = dict(list(added.items())[: max(0, decision.n - len(measured))])
     from_reserve = sum(1 for i in added if i in reserve_ids)

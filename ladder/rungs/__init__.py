@@ -1,19 +1,33 @@
-"""Rungs build candidates. A rung sees the train split (and dev, for early stopping later), never test."""
+"""Rungs build candidates. A rung sees the train split (and dev, for early stopping), never test, and never a
+backend: what it needs from the run it asks its ``BuildContext`` for.
+
+``RUNGS`` is the one table of rung kinds and their builders (the facts about each kind, such as its order and
+whether it trains, are ``spec.rungs.RUNG_KINDS``)."""
 
 from __future__ import annotations
 
 from ladder.registry import Registry
-from ladder.rungs.base import BuildContext, Candidate, Demo, Passage, RungBuilder, Selection
+from ladder.rungs import distill, fewshot, finetune, preference, prompt, rag
+from ladder.rungs.base import (
+    BuildContext,
+    Candidate,
+    Demo,
+    Passage,
+    RungBuilder,
+    Selection,
+)
 
 RUNGS: Registry[RungBuilder] = Registry("rung")
-
-# Registration happens on import of each rung module (cheap: no heavy imports at module level).
-from ladder.rungs import distill as _distill  # noqa: E402,F401
-from ladder.rungs import fewshot as _fewshot  # noqa: E402,F401
-from ladder.rungs import finetune as _finetune  # noqa: E402,F401
-from ladder.rungs import preference as _preference  # noqa: E402,F401
-from ladder.rungs import prompt as _prompt  # noqa: E402,F401
-from ladder.rungs import rag as _rag  # noqa: E402,F401
+for _kind, _build in {
+    "prompt": prompt.build_prompt,
+    "fewshot": fewshot.build_fewshot,
+    "rag": rag.build_rag,
+    "distill": distill.build_distill,
+    "lora": finetune.build_lora,
+    "full": finetune.build_full,
+    "preference": preference.build_preference,
+}.items():
+    RUNGS.register(_kind)(_build)
 
 
 def build_candidate(rung_spec, ctx: BuildContext) -> Candidate:

@@ -13,11 +13,12 @@ from ladder.data.splits import Example
 from ladder.spec import TaskSpec
 
 if TYPE_CHECKING:
+    from ladder.backends.hf.model import HFModel as BaseModel
     from ladder.data.corpus import Corpus
     from ladder.data.splits import PreferenceRow
-    from ladder.run.evaluate import SplitOutputs
     from ladder.retrieval.embedder import Embedder
     from ladder.retrieval.retriever import Retriever
+    from ladder.run.evaluate import SplitOutputs
 
 
 @dataclass(frozen=True)
@@ -47,11 +48,17 @@ class Selection:
 class BuildContext:
     """What a rung may use: train (and dev, for early stopping in training rungs), data.unlabeled and
     data.preferences, the corpus, a token counter of the model being evaluated. Never the test split, never a
-    backend: training rungs load the task's base model themselves (``task_dir`` resolves a relative model
-    path; ``device`` is where they train, ``None`` for CUDA when there is one), and a rung that learns from
-    another rung's answers (distill, preference) asks for them through ``answer``, which the assessment
-    serves with its own backend and result cache. Embedder and retriever are built once and shared by
-    every rung that needs them; so are candidates (``candidate(name)``)."""
+    backend. What a rung needs from the run it asks for here, and the run (``run/context.py``) supplies it:
+
+    - ``base_model()``: the task's base model as trained rungs need it (tokenizer, prompt encoding, weights on
+      request), loaded once; ``train_device()``: where they train (``device``; ``None`` picks CUDA if present);
+    - ``answers(...)``: another rung's (or model's) answers on train or unlabeled inputs (distill, preference),
+      through the assessment's backend and result cache;
+    - ``measure_dev(candidate, examples)``: the task's target metric of a candidate (its artifact) on dev
+      examples, measured by the assessment's own eval step and backend (early stopping on a dev metric).
+
+    Embedder and retriever are built once and shared by every rung that needs them; so are candidates
+    (``candidate(name)``)."""
 
     spec: TaskSpec
     train: list[Example]
@@ -68,6 +75,12 @@ class BuildContext:
     preferences: "list[PreferenceRow]" = field(default_factory=list)
     # (candidate, examples, teacher_model, teacher_url) -> the candidate's outputs on those inputs (never test)
     answer: "Callable[[Candidate, list[Example], str | None, str | None], SplitOutputs] | None" = None
+    # (candidate, dev examples) -> the target metric's mean, through the assessment's eval step and backend
+    measure: "Callable[[Candidate, list[Example]], float] | None" = None
+    # () -> the task's base model for training (backends/hf/model.HFModel), called once
+    load_base: "Callable[[], BaseModel] | None" = None
+    # (rung spec, context) -> its candidate: how a rung gets another rung's candidate (``rungs.build_candidate``)
+    build: "Callable[[object, BuildContext], Candidate] | None" = None
     _shared: dict = field(default_factory=dict, repr=False)
 
     def embedder(self) -> "Embedder":
@@ -84,11 +97,15 @@ class BuildContext:
         rung's finished training is reused from the store)."""
         built = self._shared.setdefault("candidates", {})
         if name not in built:
-            from ladder.rungs import build_candidate
             from ladder.spec import rung_name
 
+            if self.build is None:
+                from ladder.errors import LadderError
+
+                raise LadderError(f"a rung needs the candidate of {name!r}, and nothing builds rungs here "
+                                  "(run it through `ladder assess` or `ladder train`)")
             rung = next(r for r in self.spec.rungs if rung_name(r) == name)
-            built[name] = build_candidate(rung, self)
+            built[name] = self.build(rung, self)
         return built[name]
 
     def remember(self, candidate: "Candidate") -> None:
@@ -102,6 +119,30 @@ class BuildContext:
             raise LadderError(f"rung needs the answers of {candidate.rung!r}, but nothing serves models here "
                               "(run it through `ladder assess`)")
         return self.answer(candidate, examples, model, url)
+
+    def measure_dev(self, candidate: "Candidate", examples: list[Example]) -> float:
+        if self.measure is None:
+            from ladder.errors import LadderError
+
+            raise LadderError(f"rung {candidate.rung!r}: early_stopping: dev_metric measures dev through the "
+                              "assessment's backend, and nothing serves models here (run it through `ladder assess` "
+                              "or `ladder train`)")
+        return self.measure(candidate, examples)
+
+    def base_model(self) -> "BaseModel":
+        if "base_model" not in self._shared:
+            if self.load_base is None:
+                from ladder.errors import LadderError
+
+                raise LadderError("a trained rung needs the task's base model, and nothing loads models here "
+                                  "(run it through `ladder assess` or `ladder train`)")
+            self._shared["base_model"] = self.load_base()
+        return self._shared["base_model"]
+
+    def train_device(self) -> str:
+        from ladder.backends.hardware import pick_device
+
+        return pick_device(self.device)
 
     def retriever(self) -> "Retriever":
         if "retriever" not in self._shared:

@@ -16,7 +16,6 @@ prompt, with the shared loop's supervised loss. Calls then pay for the zero-shot
 from __future__ import annotations
 
 from ladder.errors import LadderError
-from ladder.rungs import RUNGS
 from ladder.rungs.base import BuildContext, Candidate
 from ladder.rungs.finetune import encode_supervised, finetune
 from ladder.spec import DistillRungSpec, rung_name
@@ -58,7 +57,6 @@ def teacher_answers(rung: DistillRungSpec, ctx: BuildContext):
     return kept, info
 
 
-@RUNGS.register("distill")
 def build_distill(rung: DistillRungSpec, ctx: BuildContext) -> Candidate:
     kept, info = teacher_answers(rung, ctx)
     data = encode_supervised(rung, ctx, kept)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Callable
 
 from ladder.errors import LadderError
-from ladder.rungs import RUNGS
 from ladder.rungs.base import BuildContext, Candidate, Demo, Selection, rng_for
 from ladder.spec import FewShotRungSpec, rung_name
 
@@ -69,7 +68,6 @@ def demo_picker(ctx: BuildContext, name: str, k: int, selection: str) -> tuple[t
     return static_demos(ctx, name, k, selection), None
 
 
-@RUNGS.register("fewshot")
 def build_fewshot(rung: FewShotRungSpec, ctx: BuildContext) -> Candidate:
     name = rung_name(rung)
     spec = ctx.spec

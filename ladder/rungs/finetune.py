@@ -11,7 +11,9 @@ run folder gets its own copy (``<run>/<rung>/adapter`` or ``/model``, hard links
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import json
 import os
 import shutil
@@ -20,14 +22,18 @@ from pathlib import Path
 
 import ladder
 from ladder.backends.base import Artifact, template_fingerprint
-from ladder.run.cache import cache_key
-from ladder.errors import LadderError, MissingDependency
-from ladder.fileio import atomic_write_text, read_json
-from ladder.paths import ladder_home
-from ladder.rungs import RUNGS
-from ladder.rungs.base import BuildContext, Candidate
 from ladder.data.splits import Example
-from ladder.spec import AdapterSettings, FullRungSpec, LoraRungSpec, TrainedRungSpec, rung_name
+from ladder.errors import LadderError, MissingDependency
+from ladder.fileio import atomic_write_text, cache_key, read_json
+from ladder.paths import ladder_home
+from ladder.rungs.base import BuildContext, Candidate
+from ladder.spec import (
+    AdapterSettings,
+    FullRungSpec,
+    LoraRungSpec,
+    TrainedRungSpec,
+    rung_name,
+)
 
 RESULT = "result.json"  # written last, once the artifact is complete: its presence means "finished"
 
@@ -50,22 +56,6 @@ def _canonical_adapter_config(folder: Path) -> None:
     if isinstance(config.get("target_modules"), list):
         config["target_modules"] = sorted(config["target_modules"])
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
-
-def base_model(ctx: BuildContext):
-    """The task's base model folder and its loader (tokenizer only: weights load when training needs them)."""
-    if "hf_model" not in ctx._shared:
-        from ladder.backends.hf.model import HFModel
-        from ladder.backends.models import resolve_model
-
-        ctx._shared["hf_model"] = HFModel(resolve_model(ctx.spec.model, ctx.task_dir))
-    return ctx._shared["hf_model"]
-
-
-def train_device(ctx: BuildContext) -> str:
-    from ladder.backends.hf.transformers import pick_device
-
-    return pick_device(ctx.device)
 
 
 @dataclass(frozen=True)
@@ -103,7 +93,7 @@ def encode_supervised(rung, ctx: BuildContext, answers: list[tuple[Example, str]
     from ladder.rungs.train import encode_examples
 
     name = rung_name(rung)
-    hf = base_model(ctx)
+    hf = ctx.base_model()
     formatter = hf.formatter(ctx.spec.prompt.format)
     candidate = zero_shot(rung, ctx.spec)
 
@@ -134,20 +124,25 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     """
     import torch
 
-    from ladder.backends.models import content_identity, model_identity
-    from ladder.rungs.train import SUPERVISED, TrainConfig, distributed, outcome_dict, train_loop
+    from ladder.rungs.train import (
+        SUPERVISED,
+        TrainConfig,
+        distributed,
+        outcome_dict,
+        train_loop,
+    )
 
     name = rung_name(rung)
     spec = ctx.spec
-    hf = base_model(ctx)
-    device = train_device(ctx)
+    hf = ctx.base_model()
+    device = ctx.train_device()
     formatter = hf.formatter(spec.prompt.format)
     data = data or encode_supervised(rung, ctx, [(ex, ex.target) for ex in ctx.train])
     objective = data.objective or SUPERVISED
     key = cache_key(
         {
             "ladder": ladder.__version__,
-            "base": content_identity(model_identity(hf.ref)),
+            "base": hf.content_identity(),
             # CUDA trains under bf16 autocast, the CPU in fp32: not the same weights
             "device": device.split(":")[0],
             "torch": torch.__version__.split("+")[0],
@@ -163,13 +158,13 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     finished = _finished(work)
     if finished is not None:
         return finished
+    metric = _dev_metric(rung, ctx, hf, work) if rung.train.early_stopping == "dev_metric" else None
     torch.manual_seed(spec.seed)  # the adapter's initial weights depend on it: same seed, same training
     quantized = isinstance(rung, LoraRungSpec) and rung.quantize == "4bit"
     if quantized:
-        from ladder.backends.hf.model import load_4bit
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(load_4bit(hf.ref.path, device, f"rung {name!r}"),
+        model = prepare_model_for_kbit_training(hf.load_4bit(device, f"rung {name!r}"),
                                                 use_gradient_checkpointing=False)
     else:
         # fp32 master weights on CUDA too (the loop runs the forward pass under bf16 autocast there)
@@ -197,8 +192,6 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     if prepare is not None:  # e.g. the reference's log-probabilities, from the starting weights
         for entry, values in prepare(model, data.train, data.dev, hf.pad_id, device).items():
             data.info[entry] = {**data.info.get(entry, {}), **values}
-    metric = (_dev_metric(rung, ctx, zero_shot(rung, spec), formatter, hf, device)
-              if rung.train.early_stopping == "dev_metric" else None)
     on_step = (lambda state: ctx.on_train_step(name, state)) if ctx.on_train_step else None
     config = TrainConfig(rung.train, spec.seed, name, work, hf.pad_id, objective=objective, truncated=data.truncated,
                          dev_metric=metric, on_step=on_step)
@@ -235,7 +228,7 @@ def _finished(work: Path) -> Trained | None:
 
 def _save_artifact(model, rung, hf, work: Path) -> Artifact:
     """The trained weights as a folder any backend loads: the adapter (LoRA), or the model with its
-    tokenizer (full), written beside the checkpoints and swapped in whole."""
+    tokenizer (full), written in ``work`` and swapped in whole."""
     lora = isinstance(rung, AdapterSettings)
     folder = work / ("adapter" if lora else "model")
     tmp = folder.with_name(folder.name + ".tmp")
@@ -274,28 +267,30 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _dev_metric(rung, ctx: BuildContext, candidate: Candidate, formatter, hf, device: str):
-    """model -> the task's target metric on (the first metric_examples of) dev, measured the way the
-    evaluation measures it (same eval step and scorer, the transformers backend over the weights in
-    memory), mid-training; nothing is cached. Under torchrun every rank measures it on identical weights,
-    so all stop together."""
-    from ladder.backends.hf.transformers import TransformersBackend
-    from ladder.run.cache import ResultCache
-    from ladder.run.evaluate import run_eval
-    from ladder.metrics import scorers
+def _dev_metric(rung, ctx: BuildContext, hf, work: Path):
+    """model -> the task's target metric on (the first metric_examples of) dev, mid-training: the weights are saved
+    as an artifact (beside the checkpoints, removed once measured) and measured by the assessment's own eval step,
+    backend and scorer (``ctx.measure_dev``), so what early stopping keeps is what the evaluation will see, on
+    transformers, vllm or an OpenAI-compatible server alike. Under torchrun every rank measures identical weights
+    (each its own copy), so all stop together."""
+    from ladder.rungs.train import distributed
 
-    spec = ctx.spec
-    scorer = scorers(spec)[spec.target.metric]
+    if ctx.measure is None:  # before any weights load: say so now, not at the first evaluation
+        ctx.measure_dev(zero_shot(rung, ctx.spec), [])
     examples = ctx.dev[: rung.train.metric_examples] if rung.train.metric_examples else ctx.dev
     if not examples:
         raise LadderError(f"rung {rung_name(rung)!r}: early_stopping: dev_metric needs dev examples")
-    uncached = ResultCache(ladder_home() / "results", enabled=False)
-    measuring = TransformersBackend(hf.ref, device=device, dtype="float32", batch_size=spec.generation.batch_size, hf=hf)
+    candidate = zero_shot(rung, ctx.spec)
+    evaluations = itertools.count(1)
+    rank = distributed()[0]
 
     def measure(model) -> float:
-        backend = measuring.over_model(model)
-        outputs = run_eval(candidate, examples, backend, formatter, spec, uncached).outputs
-        return sum(scorer.score(o.output, ex.references) for o, ex in zip(outputs, examples)) / len(examples)
+        folder = work / "dev-eval" / f"rank{rank}-{next(evaluations)}"
+        artifact = _save_artifact(model, rung, hf, folder)
+        try:
+            return ctx.measure_dev(dataclasses.replace(candidate, artifact=artifact), examples)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     return measure
 
@@ -324,11 +319,9 @@ def finetune(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | None
                      artifact=artifact, training=training)
 
 
-@RUNGS.register("lora")
 def build_lora(rung: LoraRungSpec, ctx: BuildContext) -> Candidate:
     return finetune(rung, ctx)
 
 
-@RUNGS.register("full")
 def build_full(rung: FullRungSpec, ctx: BuildContext) -> Candidate:
     return finetune(rung, ctx)

@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ladder.errors import LadderError
-from ladder.rungs import RUNGS
 from ladder.rungs.base import BuildContext, Candidate, rng_for
-from ladder.rungs.finetune import TrainingData, base_model, finetune, zero_shot
+from ladder.rungs.finetune import TrainingData, finetune, zero_shot
 from ladder.spec import PreferenceRungSpec, rung_name
 
 
@@ -149,7 +148,6 @@ def own_mistakes(rung: PreferenceRungSpec, ctx: BuildContext, examples) -> tuple
     return rows, skipped, outputs.wall_s + outputs.selection_s
 
 
-@RUNGS.register("preference")
 def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
     name = rung_name(rung)
     if ctx.preferences:
@@ -166,7 +164,7 @@ def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
     if not train_rows:
         raise LadderError(f"rungs[{name}]: no preference pairs: {rung.negatives_from!r} answered all "
                           f"{len(ctx.train)} train inputs correctly, so there is no wrong answer to reject")
-    hf = base_model(ctx)
+    hf = ctx.base_model()
     formatter = hf.formatter(ctx.spec.prompt.format)
     candidate = zero_shot(rung, ctx.spec)
     train_pairs, train_texts, cut = _encode(hf, formatter, candidate, train_rows, rung.train.max_seq_len)

@@ -3,12 +3,10 @@ injects when none is given, never silently changes the task) and the input as th
 
 from __future__ import annotations
 
-from ladder.rungs import RUNGS
 from ladder.rungs.base import BuildContext, Candidate
 from ladder.spec import PromptRungSpec, rung_name
 
 
-@RUNGS.register("prompt")
 def build_prompt(rung: PromptRungSpec, ctx: BuildContext) -> Candidate:
     prompt = ctx.spec.prompt
     return Candidate(rung_name(rung), "prompt", prompt.instruction, prompt.input_template, (), {})

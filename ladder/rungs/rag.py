@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ladder.rungs import RUNGS
 from ladder.rungs.base import BuildContext, Candidate, Demo, Passage, Selection
 from ladder.rungs.fewshot import demo_picker
 from ladder.spec import RagRungSpec, rung_name
@@ -43,7 +42,6 @@ def fit_budget(texts: list[tuple[str, str]], budget: int, count) -> tuple[Passag
     return tuple(kept)
 
 
-@RUNGS.register("rag")
 def build_rag(rung: RagRungSpec, ctx: BuildContext) -> Candidate:
     name = rung_name(rung)
     spec = ctx.spec

@@ -238,21 +238,13 @@ def answer_logits(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Te
     one mask for the batch instead of one per row). SNIPS LoRA (68 of an example's 92 tokens shared, batch
     8): 125.6 -> 227.8 example tokens/s in an A/B on the same batches; bench/ceiling.py measures it with
     the whole loop."""
-    decoder = model.get_decoder()
+    from ladder.backends.hf.forward import hidden_states, output_logits
+
     shared = shared_prefix_length(ids, labels)
-    if shared:
-        cache = decoder(input_ids=ids[:1, :shared], use_cache=True).past_key_values
-        for layer in cache.layers:  # one row's keys and values, seen by every row (a view: nothing copied)
-            layer.keys = layer.keys.expand(ids.shape[0], -1, -1, -1)
-            layer.values = layer.values.expand(ids.shape[0], -1, -1, -1)
-        positions = torch.arange(shared, ids.shape[1], device=ids.device)[None].expand(ids.shape[0], -1)
-        hidden = decoder(input_ids=ids[:, shared:], attention_mask=mask, past_key_values=cache,
-                         position_ids=positions, use_cache=True).last_hidden_state
-    else:
-        hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    hidden = hidden_states(model, ids, mask, shared)
     targets = labels[:, shared + 1 :]
     where = targets != IGNORE
-    return model.get_output_embeddings()(hidden[:, :-1][where]).float(), targets[where], where
+    return output_logits(model, hidden[:, :-1][where]), targets[where], where
 
 
 def answer_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:

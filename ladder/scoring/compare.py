@@ -13,8 +13,8 @@ import numpy as np
 
 from ladder.data.corpus import doc_of
 from ladder.errors import LadderError
-from ladder.record import ExampleRecord, RungResult, SplitResult
 from ladder.metrics import Scorer, valid_output
+from ladder.record import ExampleRecord, RungResult, SplitResult
 from ladder.scoring.stats import Estimate, PairedComparison, estimate, paired
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ and a 95% interval.
 - power: the n a paired or single-sample test needs to see an effect, and the minimum detectable
   effect at a given n (normal approximation, two-sided alpha, 80% power by default).
 
-``Estimate`` and ``PairedComparison`` are the record's types too (pydantic, frozen): the run record,
-the policy, the report and the gate all hold exactly what these functions return.
+``Estimate`` and ``PairedComparison`` are the record's types (``record/parts.py``, pydantic, frozen): the run
+record, the policy, the report and the gate all hold exactly what these functions return.
 """
 
 from __future__ import annotations
@@ -18,41 +18,11 @@ import math
 from statistics import NormalDist
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+
+from ladder.record.parts import Estimate, PairedComparison
 
 Z95 = 1.959963984540054
 BOOTSTRAP_SAMPLES = 2000
-
-
-class Estimate(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    mean: float
-    low: float
-    high: float
-    n: int
-    method: str  # "wilson" | "bootstrap"
-
-    @property
-    def half_width(self) -> float:
-        return (self.high - self.low) / 2
-
-
-class PairedComparison(BaseModel):
-    """``candidate`` against ``baseline`` on the same examples; delta = candidate - baseline."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    baseline: str = ""  # the rung (or baseline file) compared against; filled in by scoring.compare
-    metric: str = ""
-    delta: float
-    low: float  # 95% interval of delta (paired bootstrap)
-    high: float
-    p_value: float  # two-sided, H0: delta = 0
-    n: int
-    method: str  # "mcnemar" | "paired-bootstrap"
-    wins: int  # examples where the candidate scored higher
-    losses: int  # examples where the baseline scored higher
 
 
 def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:

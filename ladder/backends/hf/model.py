@@ -9,10 +9,16 @@ wherever it goes, and training never reaches into a backend.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
 from ladder.backends.base import ChatFormatter, Formatter, PlainFormatter, Prompt
+from ladder.backends.models import ALIASES, ModelRef, locate_alias_gguf
 from ladder.errors import LadderError
-from ladder.backends.models import ModelRef
+from ladder.fileio import cached_file_hash
+from ladder.paths import model_dir
 
 
 def quiet_transformers() -> None:
@@ -21,6 +27,67 @@ def quiet_transformers() -> None:
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
+    """Dequantize a GGUF once into a safetensors folder; later calls return the folder at once."""
+    dest_root = dest_root or model_dir()
+    key = f"{gguf.stem}-{cached_file_hash(gguf)[:12]}"
+    dest = dest_root / key
+    if (dest / "config.json").is_file():
+        return dest
+    dest_root.mkdir(parents=True, exist_ok=True)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    quiet_transformers()
+    tmp = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{key}."))
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    from ladder import progress
+
+    own_bar = gguf_utils.tqdm  # transformers' own tqdm bar for the conversion joins ladder's display instead
+    gguf_utils.tqdm = lambda items, desc="", **_: progress.iterate(items, f"[{gguf.name}] de-quantizing tensors", unit="tensor")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # save_pretrained refuses a GGUF-loaded model while it still looks quantized.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "ladder-source.json").write_text(
+            json.dumps({"gguf": str(gguf), "gguf_sha256": cached_file_hash(gguf)}, indent=1)
+        )
+        try:
+            os.replace(tmp, dest)
+        except OSError:
+            if not (dest / "config.json").is_file():  # a concurrent materialization did not win either
+                raise
+    finally:
+        gguf_utils.tqdm = own_bar
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def resolve_model(name: str, base_dir: Path | None = None) -> ModelRef:
+    """Turn ``task.model`` into a local folder (materializing a GGUF once)."""
+    if name in ALIASES:
+        gguf = locate_alias_gguf(name)
+        return ModelRef(name, materialize_gguf(gguf), str(gguf))
+    path = Path(name).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = (base_dir / path).resolve()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise LadderError(f"model: GGUF file not found: {path}")
+        return ModelRef(name, materialize_gguf(path), str(path))
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise LadderError(f"model: {path} has no config.json (not a Hugging Face model folder)")
+        return ModelRef(name, path, str(path))
+    known = ", ".join(sorted(ALIASES))
+    raise LadderError(f"model: {name!r} is neither a known alias ({known}), a .gguf file, nor a model folder")
 
 
 class HFModel:
@@ -88,6 +155,16 @@ class HFModel:
         options = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = AutoModelForCausalLM.from_pretrained(path or self.ref.path, dtype=dtype, **options)
         return model.to(device)
+
+    def load_4bit(self, device: str, what: str):
+        """The base weights in 4-bit NF4 (QLoRA), on a CUDA GPU."""
+        return load_4bit(self.ref.path, device, what)
+
+    def content_identity(self) -> dict:
+        """What the base model is (weights, tokenizer, config hashes), not where its files are: training store keys."""
+        from ladder.backends.models import content_identity, model_identity
+
+        return content_identity(model_identity(self.ref))
 
 
 def load_4bit(path, device: str, what: str):

@@ -24,30 +24,23 @@ from ladder.backends.base import (
     Artifact,
     ChoiceScores,
     Formatter,
-    Generation,
     GenerateRequest,
+    Generation,
     Prompt,
     ScoreRequest,
     artifact_identity,
     finish_generation,
     json_value_end,
 )
+from ladder.backends.hardware import emulation_warning, pick_device, weights_dtype
 from ladder.backends.hf import decode
 from ladder.backends.hf.attention import NAME as ATTENTION
 from ladder.backends.hf.attention import register as register_attention
-from ladder.backends.hardware import emulation_warning, weights_dtype
-from ladder.backends.hf.model import HFModel, load_4bit
+from ladder.backends.hf.model import HFModel, load_4bit, resolve_model
+from ladder.backends.models import ModelRef, model_identity
 from ladder.errors import LadderError, MissingDependency
-from ladder.backends.models import ModelRef, model_identity, resolve_model
-
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def pick_device(device: str | None) -> str:
-    if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
 
 
 class TransformersBackend:
@@ -102,6 +95,10 @@ class TransformersBackend:
         merged = PeftModel.from_pretrained(base, str(artifact.path)).merge_and_unload()  # merged for speed
         return merged.to(self.dtype)
 
+    def close(self) -> None:
+        """The weights go with the object (and its views); nothing else is held."""
+        self._model, self._views = None, {}
+
     def serving(self, artifact: Artifact | None) -> "TransformersBackend":
         """The same backend (tokenizer, device, dtype) over trained weights: an adapter merged into a
         fresh copy of the base (unmerged on a 4-bit base), or a full model folder. The latest view is
@@ -114,13 +111,6 @@ class TransformersBackend:
             view._prefix_caches = OrderedDict()
             self._views = {artifact.sha256: view}
         return self._views[artifact.sha256]
-
-    def over_model(self, model) -> "TransformersBackend":
-        """The same backend over weights in memory (a model being trained): uncacheable, by identity."""
-        view = copy.copy(self)
-        view._model, view._views, view._prefix_caches = model.eval(), {}, OrderedDict()
-        view._base_identity = {**self.identity(), "weights_sha256": "in-memory"}
-        return view
 
     def identity(self) -> dict:
         if self._base_identity is None:

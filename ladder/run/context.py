@@ -1,0 +1,87 @@
+"""What a rung may ask of the run, supplied in one place for every command that builds rungs (assess,
+resolve, train, check-data): another rung's answers, the target metric on dev through the assessment's
+own eval step and backend, and the task's base model for training. A rung never holds a backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from ladder.backends.base import Backend, Formatter
+from ladder.data.splits import Example
+from ladder.paths import result_cache_dir
+from ladder.run.cache import ResultCache
+from ladder.run.evaluate import SplitOutputs, run_eval
+from ladder.rungs import build_candidate
+from ladder.rungs.base import BuildContext, Candidate
+from ladder.spec import TaskFile, TaskSpec
+
+Say = Callable[[str], None]
+
+
+def answerer(task: TaskFile, backend: Backend, formatter: Formatter, cache: ResultCache, say: Say):
+    """How a rung gets another rung's answers on train or unlabeled inputs (a distill rung's teacher, a
+    preference rung's negatives): the eval step with this assessment's backend and result cache, or with
+    another model (``teacher_model`` served by transformers, ``teacher_url`` by the openai backend), made
+    for the call and closed after it."""
+    spec = task.spec
+
+    def answer(candidate: Candidate, examples: list[Example], model: str | None = None,
+               url: str | None = None) -> SplitOutputs:
+        splits = "+".join(dict.fromkeys(ex.split for ex in examples))
+        if model is None and url is None:
+            say(f"[{candidate.rung}] answering {len(examples)} {splits} inputs for a rung that learns from them")
+            return run_eval(candidate, examples, backend, formatter, spec, cache)
+        from ladder.backends import open_backend
+
+        name = "openai" if url else "transformers"
+        say(f"[{candidate.rung}] answering {len(examples)} {splits} inputs with {model or spec.model} ({name})")
+        with open_backend(name, model or spec.model, base_dir=task.path.parent, serving=spec.serving,
+                          batch_size=spec.generation.batch_size, **({"base_url": url} if url else {})) as other:
+            return run_eval(candidate, examples, other, other.formatter(spec.prompt.format), spec, cache)
+
+    return answer
+
+
+def dev_measurer(backend: Backend, formatter: Formatter, spec: TaskSpec) -> Callable[[Candidate, list[Example]], float]:
+    """(candidate, dev examples) -> the target metric's mean: the eval step and scorer of the assessment, through
+    its backend serving the candidate's artifact. Nothing is cached (weights mid-training are seen once)."""
+    from ladder.metrics import scorers
+
+    scorer = scorers(spec)[spec.target.metric]
+    uncached = ResultCache(result_cache_dir(), enabled=False)
+
+    def measure(candidate: Candidate, examples: list[Example]) -> float:
+        served = backend.serving(candidate.artifact)
+        outputs = run_eval(candidate, examples, served, formatter, spec, uncached).outputs
+        return sum(scorer.score(o.output, ex.references) for o, ex in zip(outputs, examples)) / len(examples)
+
+    return measure
+
+
+def base_loader(spec: TaskSpec, task_dir: Path | None):
+    """() -> the task's base model as training needs it (tokenizer first; weights when training asks)."""
+
+    def load():
+        from ladder.backends.hf.model import HFModel, resolve_model
+
+        return HFModel(resolve_model(spec.model, task_dir))
+
+    return load
+
+
+def build_context(task: TaskFile, train: list[Example], dev: list[Example], backend: Backend | None = None,
+                  cache: ResultCache | None = None, say: Say | None = None, **fields) -> BuildContext:
+    """The rungs' context for ``task``: with a ``backend``, rungs may ask for answers and dev measurements
+    through it (and its result ``cache``); the base model loads from the task's ``model`` either way.
+    ``fields``: the rest of ``BuildContext`` (work_dir, corpus, device, unlabeled, preferences...)."""
+    spec = task.spec
+    ctx = BuildContext(spec=spec, train=train, dev=dev, task_dir=task.path.parent,
+                       load_base=base_loader(spec, task.path.parent), build=build_candidate, **fields)
+    if backend is not None:
+        formatter = backend.formatter(spec.prompt.format)
+        ctx.count_tokens = backend.count_tokens
+        ctx.answer = answerer(task, backend, formatter, cache or ResultCache(result_cache_dir()),
+                              say or (lambda _msg: None))
+        ctx.measure = dev_measurer(backend, formatter, spec)
+    return ctx
