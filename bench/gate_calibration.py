@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ladder.backends import create_backend  # noqa: E402
-from ladder.gate.verdict import gate, make_baseline  # noqa: E402
+from ladder.gate import gate, make_baseline  # noqa: E402
 from ladder.run.assess import assess  # noqa: E402
 from ladder.spec import load_task  # noqa: E402
 

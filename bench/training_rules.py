@@ -29,18 +29,21 @@ from training import lora_model, snips_training_data  # noqa: E402
 
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
 from ladder.rungs import train as T  # noqa: E402
+from ladder.rungs.train import device as D  # noqa: E402
+from ladder.rungs.train import loop as Loop  # noqa: E402
+from ladder.rungs.train import plan as P  # noqa: E402
 from ladder.spec import TrainSpec  # noqa: E402
 
-PASS_MEMORY = T.pass_memory  # the loop's own rule: used as is for the rules of the device it is on
+PASS_MEMORY = D.pass_memory  # the loop's own rule: used as is for the rules of the device it is on
 RULES = {
-    "cpu": (lambda device: T.PASS_MEMORY, lambda device: True),
+    "cpu": (lambda device: D.PASS_MEMORY, lambda device: True),
     # on a CPU, "a quarter of free GPU memory" is a batch in one pass
     "cuda": (lambda device: PASS_MEMORY(device) if device.type == "cuda" else 1 << 40, lambda device: False),
 }
 
 
 def run(backend, examples, steps: int, rules: str) -> dict:
-    T.pass_memory, T.shares_prefix = RULES[rules]
+    Loop.pass_memory, P.shares_prefix = RULES[rules]  # where the loop and the planner look them up
     model = lora_model(backend.model)
     settings = TrainSpec(max_steps=steps, batch_size=8, learning_rate=4e-4, warmup_ratio=0.0, eval_every=10**6,
                          checkpoint_every=10**6, max_seq_len=128)

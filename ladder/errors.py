@@ -26,3 +26,32 @@ class MissingDependency(LadderError):
 
     def __init__(self, what: str, pip_line: str):
         super().__init__(f"{what} is not installed: run `{pip_line}`")
+
+
+def format_loc(loc: tuple | list, tags: object = ()) -> str:
+    """A pydantic error location as a field path: ``rungs[2].train.max_steps``. Entries in ``tags`` (a
+    discriminated union's tag, which pydantic inserts after the index) are left out."""
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif item in tags and parts and parts[-1].startswith("["):
+            continue
+        else:
+            name = str(item)
+            name = name if name.isprintable() and name.strip() == name and name else repr(name)  # one line, visible
+            parts.append(("." if parts else "") + name)
+    return "".join(parts) or "(top level)"
+
+
+def problem(err: dict, unknown: str = "unknown field") -> tuple[str, str]:
+    """One pydantic error as (field path, message)."""
+    msg = unknown if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
+    return format_loc(tuple(err["loc"])), msg
+
+
+def validation_problems(exc, source: str) -> list[str]:
+    """Every problem of a pydantic ``ValidationError`` as one line, ``source: field.path: message``: the one
+    renderer of records, baselines, suites and metric options (task files add "did you mean" hints on top of
+    it, ``spec/errors.py``)."""
+    return [f"{source}: {where}: {msg}" for where, msg in map(problem, exc.errors())]

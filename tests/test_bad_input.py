@@ -185,8 +185,9 @@ def test_fuzzed_yaml_text_raises_only_ladder_errors(text, tmp_path_factory):
     path.write_text(text, encoding="utf-8")
     try:
         load_task(path)
-    except LadderError:
-        pass
+    except LadderError as exc:  # every problem one line, naming the file (and the line or field)
+        lines = str(exc).splitlines()
+        assert lines and all(line.startswith(f"{path.resolve()}") and ": " in line for line in lines), lines
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

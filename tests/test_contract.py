@@ -9,7 +9,12 @@ from ladder.backends import BACKENDS, create_backend
 from ladder.backends.base import GenerateRequest, ScoreRequest
 
 
-@pytest.fixture(scope="module", params=BACKENDS.names())
+def _param(name: str):
+    """vllm and openai start a vLLM engine or server: marked ``vllm`` (``make test-fast`` leaves them out)."""
+    return pytest.param(name, marks=pytest.mark.vllm) if name in ("vllm", "openai") else name
+
+
+@pytest.fixture(scope="module", params=[_param(name) for name in BACKENDS.names()])
 def backend(request):
     from conftest import need_vllm
 
@@ -23,8 +28,7 @@ def backend(request):
     else:
         made = create_backend(request.param, "unused", labels=["yes", "no"])
     yield made
-    if hasattr(made, "close"):
-        made.close()  # a vllm engine's memory goes before the next backend's
+    made.close()  # a vllm engine's memory goes before the next backend's
 
 
 def test_backend_contract(backend):

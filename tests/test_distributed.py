@@ -6,8 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from conftest import ROOT
+
+pytestmark = pytest.mark.slow  # torchrun processes
 
 WORKER = ROOT / "tests" / "ddp_worker.py"
 

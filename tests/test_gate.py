@@ -10,7 +10,7 @@ from conftest import _rows
 
 from ladder.backends.scripted import ScriptedBackend
 from ladder.cli.main import main
-from ladder.gate.verdict import gate, load_baseline
+from ladder.gate import gate, load_baseline
 from ladder.record import load_run
 from ladder.run.assess import assess
 from ladder.spec import load_task
@@ -117,7 +117,7 @@ def test_a_drop_the_gate_cannot_judge_is_inconclusive_with_exit_3(task, baseline
 
 def test_a_regression_anywhere_outranks_an_inconclusive_gate_in_a_suite():
     from ladder.cli.main import _gate_exit
-    from ladder.gate.verdict import GateResult
+    from ladder.gate import GateResult
 
     def result(code_verdict):
         return type("R", (), {"exit_code": code_verdict})()

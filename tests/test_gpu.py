@@ -34,9 +34,10 @@ def test_on_cuda_a_batch_goes_through_in_one_pass_of_whole_rows():
     """A small model's step on a GPU is bound by kernel launches: passes are sized from the device's free
     memory (not the CPU's 512 MiB) and rows do not share their prefix (its own pass adds launches)."""
     from ladder.rungs import train
+    from ladder.rungs.train import device as train_device
 
     device = torch.device("cuda")
-    assert train.pass_memory(device) >= train.PASS_MEMORY and not train.shares_prefix(device)
+    assert train_device.pass_memory(device) >= train_device.PASS_MEMORY and not train.shares_prefix(device)
     rows = [train.TrainExample([1] * 20 + [2, 3], 20), train.TrainExample([1] * 20 + [4, 5], 20)]
     ids, _, labels = train.collate(rows, 0, device)
     assert train.shared_prefix_length(ids, labels) == 0

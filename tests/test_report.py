@@ -15,7 +15,7 @@ from conftest import ROOT
 from ladder.cli.main import main
 from ladder.record import load_run, save_run
 from ladder.report import render, write_report
-from ladder.report.rows import build_report
+from ladder.report.build import build_report
 
 GOLDEN = ROOT / "tests" / "golden" / "report" / "run.json"
 SHIPPED = sorted((ROOT / "reports" / "records").glob("*.json"))

@@ -21,7 +21,7 @@ from ladder.data.splits import load_task_data
 from ladder.rungs.base import Candidate
 from ladder.spec import load_task
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.vllm]
 SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"
 MODEL = "smollm2-135m-instruct"
 

@@ -216,14 +216,15 @@ def test_a_batch_in_several_passes_makes_the_same_update_as_in_one(tmp_path, mon
     """The activations kept for backward scale with the tokens of a pass; the update must not: every
     pass's summed loss is divided by the whole step's answer tokens before its backward pass."""
     from ladder.rungs import train
+    from ladder.rungs.train import device as train_device
 
     settings = TrainSpec(max_steps=3, batch_size=8, eval_every=100, checkpoint_every=100, learning_rate=1e-2,
                          max_seq_len=16)
     weights = {}
     for name, memory in (("one", 1 << 40), ("several", 2048 * 10)):  # 2048 bytes a token: 10 tokens a pass
-        monkeypatch.setattr(train, "PASS_MEMORY", memory)
+        monkeypatch.setattr(train_device, "PASS_MEMORY", memory)
         model, data = _tiny_llama()
-        assert (train.tokens_per_pass(model, train.pass_memory("cpu")) >= 40) == (name == "one")
+        assert (train_device.tokens_per_pass(model, train_device.pass_memory("cpu")) >= 40) == (name == "one")
         outcome = train.train_loop(model, data, data[:4], train.TrainConfig(settings, 0, "t", tmp_path / name, 0))
         weights[name] = (outcome.curve, [p.detach().clone() for p in model.parameters()])
         assert outcome.steps == 3 and outcome.tokens_seen == 3 * 8 * 5
@@ -243,6 +244,7 @@ def test_a_shared_prefix_goes_through_the_model_once_with_the_same_loss_and_grad
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from ladder.rungs import train
+    from ladder.rungs.train import plan as train_plan
 
     torch.manual_seed(0)
     base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -256,7 +258,7 @@ def test_a_shared_prefix_goes_through_the_model_once_with_the_same_loss_and_grad
     assert train.shared_prefix_length(ids, labels) == len(instruction)  # row 2's answer starts at 21: 20 stays shared
     results = {}
     for name, minimum in (("shared", 16), ("whole", 10**9)):
-        monkeypatch.setattr(train, "SHARED_PREFIX_MIN", minimum)
+        monkeypatch.setattr(train_plan, "SHARED_PREFIX_MIN", minimum)
         model.zero_grad()
         loss, n = train.answer_loss(model, ids, mask, labels)
         loss.backward()
@@ -268,7 +270,7 @@ def test_a_shared_prefix_goes_through_the_model_once_with_the_same_loss_and_grad
     for key in g_w:
         assert torch.allclose(g_s[key], g_w[key], rtol=1e-4, atol=1e-6), key
     # nothing in common, or too little: one pass over whole rows
-    monkeypatch.setattr(train, "SHARED_PREFIX_MIN", 16)
+    monkeypatch.setattr(train_plan, "SHARED_PREFIX_MIN", 16)
     short = train.collate([train.TrainExample([1] * 10 + [2, 3], 10), train.TrainExample([1] * 10 + [4], 10)], 0, "cpu")
     assert train.shared_prefix_length(short[0], short[2]) == 0
     alone = train.collate(rows[:1], 0, "cpu")

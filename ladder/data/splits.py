@@ -5,12 +5,12 @@ Problems are collected, never raised one at a time: each is ``file:line: message
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ladder.data.read import parse_rows
 from ladder.errors import ValidationFailed
 from ladder.spec import TaskFile, shown_path
 from ladder.text import short_hash
@@ -50,23 +50,6 @@ class Splits:
         return {"train": self.train, "dev": self.dev, "test": self.test}[split]
 
 
-def _read_rows(text: str, suffix: str) -> list[tuple[int, object]]:
-    """(line number, parsed row) pairs of a .csv or .jsonl file's text; a row that fails to parse is
-    returned as an Exception."""
-    if suffix == ".csv":
-        reader = csv.DictReader(text.splitlines(keepends=True))
-        return [(reader.line_num, row) for row in reader]
-    rows: list[tuple[int, object]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append((number, json.loads(line)))
-        except json.JSONDecodeError as exc:
-            rows.append((number, ValueError(f"invalid JSON: {exc.msg} (column {exc.colno})")))
-    return rows
-
-
 def _data_file(task: TaskFile, key: str, problems: list[str]) -> tuple[str, str, list[tuple[str, object]]] | None:
     """The file named by ``data.<key>`` (a split, data.unlabeled, data.preferences): its shown path, sha256
     and ``(file:line, parsed row)`` pairs; or None, its problem named by the task file's field (wrong suffix,
@@ -82,7 +65,7 @@ def _data_file(task: TaskFile, key: str, problems: list[str]) -> tuple[str, str,
         return None
     raw = path.read_bytes()  # read once: hashed, then parsed
     try:
-        rows = _read_rows(raw.decode("utf-8"), path.suffix.lower())
+        rows = parse_rows(raw.decode("utf-8"), path.suffix.lower())
     except UnicodeDecodeError as exc:
         problems.append(f"{shown}: not UTF-8 text ({exc.reason})")
         return None

@@ -16,6 +16,7 @@ from __future__ import annotations
 from ladder.data.corpus import doc_of
 from ladder.metrics import extractor, scorers
 from ladder.record import Diagnosis, Evidence, ExampleRecord, Recommendation, RungResult
+from ladder.scoring.format import interval_text, p_text
 
 PROMPT_SIDE = ("prompt", "fewshot", "rag")
 INVALID = 0.10  # share of outputs not of the declared form
@@ -35,7 +36,7 @@ def _comparison(rung: RungResult, baseline: str, metric: str):
 
 
 def _p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
+    return p_text(p)
 
 
 def _mean(values: list[float]) -> float:
@@ -81,7 +82,7 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
         gained = cmp.delta > 0 and cmp.p_value < alpha
         evidence.append(Evidence(
             signal=signal, points_to=points_to if gained else "neither", value=cmp.delta,
-            text=f"{rung.name} vs {baseline.name}: {cmp.delta:+.3f} [{cmp.low:+.3f}, {cmp.high:+.3f}] on dev "
+            text=f"{rung.name} vs {baseline.name}: {cmp.delta:+.3f} {interval_text(cmp.low, cmp.high, signed=True)} on dev "
                  f"({cmp.method}, {_p(cmp.p_value)}): {meaning.format('do' if gained else 'do not measurably')}"))
 
     by_type = {r.type: r for r in side}

@@ -21,17 +21,18 @@ import math
 
 from ladder.decide.cost import duration, money
 from ladder.record import Decision, Recommendation, RungResult
+from ladder.scoring.format import interval_text, p_text
 from ladder.scoring.sequential import SequentialDecision
 from ladder.scoring.stats import Estimate, PairedComparison, holm, n_to_decide
 from ladder.spec import LADDER, PolicySpec
 
 
 def fmt(m: Estimate) -> str:
-    return f"{m.mean:.3f} [{m.low:.3f}, {m.high:.3f}] (n={m.n})"
+    return f"{m.mean:.3f} {interval_text(m.low, m.high)} (n={m.n})"
 
 
 def _p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+    return p_text(p, digits=2)  # the policy's reasons, kept in records, have always said two digits
 
 
 def status_of(dev: Estimate, threshold: float, policy: PolicySpec) -> str:
@@ -96,7 +97,7 @@ def decide(dev: Estimate, sd: float, metric: str, threshold: float, policy: Poli
 def decide_sequential(seq: SequentialDecision, available: int, metric: str, threshold: float, policy: PolicySpec,
                       kind: str = "", next_rung: tuple[str, str] | None = None) -> Decision:
     """``policy.sequential``: the dev status from the confidence sequence walked over the dev examples in order."""
-    where = (f"dev {metric}: anytime-valid confidence sequence [{seq.low:.3f}, {seq.high:.3f}] after {seq.n} of "
+    where = (f"dev {metric}: anytime-valid confidence sequence {interval_text(seq.low, seq.high)} after {seq.n} of "
              f"{available} dev examples")
     if seq.verdict == "meets":
         return Decision(action="stop", status="meets", meets_target=True, dev_available=available,
@@ -191,7 +192,7 @@ class _Pairs:
         if d is None:
             return None
         verdict = "significant" if d[3] < alpha else "not significant"
-        return f"{a} vs {b}: {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}], {verdict} (Holm {_p(d[3])})"
+        return f"{a} vs {b}: {d[0]:+.3f} {interval_text(d[1], d[2], signed=True)}, {verdict} (Holm {_p(d[3])})"
 
     def beats(self, a: str, b: str, alpha: float) -> bool:
         d = self.delta(a, b)
@@ -262,7 +263,7 @@ def recommend(
                 within = d[1] > -policy.non_inferiority_margin
                 reasons.append(f"{chosen.name} is {'within' if within else 'not shown to be within'} "
                                f"{policy.non_inferiority_margin:.3f} of the best measured, {top.name} "
-                               f"(Δ {d[0]:+.3f} [{d[1]:+.3f}, {d[2]:+.3f}])" + ("" if within else
+                               f"(Δ {d[0]:+.3f} {interval_text(d[1], d[2], signed=True)})" + ("" if within else
                                ": the paired interval is too wide to tell; more dev examples would"))
         test = chosen.splits["test"].metrics.get(metric)
         reasons.insert(0, f"{chosen.name} meets {metric} ≥ {threshold:.3f} at {fmt(dev[chosen.name])} on dev"

@@ -12,7 +12,7 @@ from typing import Callable
 
 from pydantic import ValidationError
 
-from ladder.errors import LadderError
+from ladder.errors import LadderError, validation_problems
 from ladder.fileio import atomic_write_text, read_json
 from ladder.record.run import SCHEMA_VERSION, AssessmentRun
 
@@ -82,6 +82,4 @@ def load_run(path: str | Path) -> AssessmentRun:
     try:
         return AssessmentRun.model_validate(raw, context={"record": True})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise LadderError(f"{path}: {loc}: {first['msg']}") from None
+        raise LadderError(validation_problems(exc, str(path))[0]) from None

@@ -19,7 +19,7 @@ def render(runs: list[AssessmentRun], fmt: str, sources: list[str] | None = None
     if fmt not in FORMATS:
         raise LadderError(f"--format: {fmt!r} is not one of {', '.join(FORMATS)}")
     if len(runs) == 1:
-        from ladder.report.rows import build_report
+        from ladder.report.build import build_report
 
         doc = build_report(runs[0])
     else:

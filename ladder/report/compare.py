@@ -6,7 +6,7 @@ from __future__ import annotations
 from ladder.errors import LadderError
 from ladder.record import AssessmentRun
 from ladder.report.document import Document, Figure, Items, Paragraph, Section, Table
-from ladder.report.rows import ci, delta_ci, interval, p_text
+from ladder.report.sections.cells import ci, delta_ci, interval, p_text
 from ladder.scoring.compare import compare_by_id, measured_binary, split_scores
 
 

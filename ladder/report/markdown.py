@@ -36,6 +36,6 @@ def render_document(doc: Document) -> str:
 
 
 def render_markdown(run: AssessmentRun) -> str:
-    from ladder.report.rows import build_report
+    from ladder.report.build import build_report
 
     return render_document(build_report(run))

@@ -35,6 +35,7 @@ from ladder.run.certificate import certify
 from ladder.run.context import build_context
 from ladder.run.evaluate import measure_token_times, run_eval
 from ladder.run.lock import store_lock
+from ladder.run.sequential import sequential_dev
 from ladder.rungs import build_candidate
 from ladder.scoring.compare import (
     compare_with_earlier,
@@ -199,34 +200,6 @@ def _assess(
             backend.close()
 
 
-SEQUENTIAL_CHUNK = 16  # dev examples evaluated between looks (policy.sequential)
-
-
-def _sequential_dev(measure, dev, metric: str, threshold: float, alpha: float, say, name: str):
-    """policy.sequential: dev in chunks, in order, until the confidence sequence decides (or dev runs out). Returns
-    the outputs and records of the examples evaluated (whole chunks) and the sequence's decision."""
-    from ladder.run.evaluate import SplitOutputs
-    from ladder.scoring.sequential import decide_sequentially
-
-    parts, records = [], []
-    decision = decide_sequentially([], threshold, alpha)
-    for first in range(0, len(dev), SEQUENTIAL_CHUNK):
-        outputs, chunk = measure(dev[first : first + SEQUENTIAL_CHUNK])
-        parts.append(outputs)
-        records += chunk
-        decision = decide_sequentially([r.scores[metric] for r in records], threshold, alpha)
-        if decision.verdict != "undecided":
-            say(f"[{name}] dev: the confidence sequence decided ({decision.verdict}) after {decision.n} of {len(dev)} "
-                "examples")
-            break
-    merged = SplitOutputs(
-        outputs=[o for p in parts for o in p.outputs], prompt_hashes=[h for p in parts for h in p.prompt_hashes],
-        wall_s=sum(p.wall_s for p in parts), cached=all(p.cached for p in parts), key="+".join(p.key for p in parts),
-        selections=[x for p in parts for x in p.selections], selection_s=sum(p.selection_s for p in parts),
-        prefix_tokens=min((p.prefix_tokens for p in parts), default=0))
-    return merged, records, decision
-
-
 def _reference(task: TaskFile, backend: Backend):
     """What a trained rung served by vllm or an OpenAI-compatible server is checked against: the transformers
     backend (PEFT) on the same model, made for the certificate's probe and closed after it."""
@@ -323,7 +296,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                                                    for o in runs])
 
                 if split == "dev" and spec.policy.sequential:
-                    outputs, records, sequence = _sequential_dev(measure, evals[split], metric, threshold,
+                    outputs, records, sequence = sequential_dev(measure, evals[split], metric, threshold,
                                                                  spec.policy.alpha, say, name)
                     used = evals[split][: len(records)]
                 else:

@@ -16,6 +16,7 @@ from typing import Callable
 
 from ladder.errors import LadderError
 from ladder.record import AssessmentRun, Resolution, RungResult, load_run, save_run
+from ladder.scoring.format import interval_text
 from ladder.scoring.sequential import decide_sequentially
 
 
@@ -38,13 +39,13 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
     from ladder.data.splits import load_task_data
     from ladder.metrics import scorers
     from ladder.paths import result_cache_dir
-    from ladder.run.assess import (
-        SEQUENTIAL_CHUNK as CHUNK,  # one look every chunk, as policy.sequential looks
-    )
     from ladder.run.assess import select_rungs
     from ladder.run.cache import ResultCache
     from ladder.run.context import build_context
     from ladder.run.evaluate import run_eval
+    from ladder.run.sequential import (
+        SEQUENTIAL_CHUNK as CHUNK,  # one look every chunk, as policy.sequential looks
+    )
     from ladder.rungs import build_candidate
     from ladder.scoring.compare import score_examples
     from ladder.spec import load_task
@@ -122,7 +123,7 @@ def resolution_line(r: Resolution) -> str:
     what = {"meets": f"meets the target {r.threshold:.3f}", "gap": f"is below the target {r.threshold:.3f}",
             "undecided": f"is still undecided against the target {r.threshold:.3f}"}[r.verdict]
     extra = r.n - r.measured
-    return (f"{r.rung} {what}: confidence sequence [{r.low:.3f}, {r.high:.3f}] after {r.n} dev examples "
+    return (f"{r.rung} {what}: confidence sequence {interval_text(r.low, r.high)} after {r.n} dev examples "
             f"({r.measured} from the run, {extra} more" + (f": {', '.join(f'{v} {k}' for k, v in r.sources.items())}"
                                                            if r.sources else "") +
             f"); anytime-valid at alpha {r.alpha} (checked after every example)")

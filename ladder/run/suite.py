@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ladder.errors import LadderError, ValidationFailed
-from ladder.gate.verdict import GateResult, gate, load_baseline
+from ladder.errors import LadderError, ValidationFailed, validation_problems
+from ladder.gate import GateResult, gate, load_baseline
 
 
 class _Strict(BaseModel):
@@ -45,7 +45,7 @@ def load_suite(path: str | Path) -> tuple[GateSuite, Path]:
     try:
         return GateSuite.model_validate(raw), path.resolve().parent
     except ValidationError as exc:
-        raise ValidationFailed([f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]) from None
+        raise ValidationFailed(validation_problems(exc, str(path))) from None
 
 
 def run_suite(path: str | Path, out_root: Path, progress=None,

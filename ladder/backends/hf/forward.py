@@ -1,6 +1,6 @@
 """The training forward pass where it touches Hugging Face internals: rows that share a prefix see one copy of
 its keys and values (a ``DynamicCache`` whose layers are expanded views), and the output layer run only where
-an answer token is predicted. Checked against the transformers versions in ``tests/test_hf_internals.py``."""
+an answer token is predicted. Checked against the transformers versions pyproject.toml allows in ``tests/test_hf_internals.py``."""
 
 from __future__ import annotations
 

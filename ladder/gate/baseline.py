@@ -1,0 +1,93 @@
+"""Baseline files: one rung's per-example scores (and output hashes) on one split, committed beside the code a gate
+checks; made from a run record, saved, and loaded with a one-line error for anything else."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+
+import ladder
+from ladder.errors import LadderError, validation_problems
+from ladder.fileio import atomic_write_text, read_json
+from ladder.record import AssessmentRun, ExampleRecord, ModelIdentity, RungResult
+from ladder.spec import Strict
+
+BASELINE_FORMAT = "ladder-baseline"
+
+BASELINE_VERSION = 1
+
+class BaselineExample(Strict):
+    id: str
+    scores: dict[str, float]
+    output_sha256: str
+
+class Baseline(Strict):
+    format: Literal["ladder-baseline"] = BASELINE_FORMAT
+    version: int = BASELINE_VERSION
+    task_name: str
+    rung: str
+    rung_type: str
+    settings: dict
+    split: Literal["dev", "test"]
+    metric: str  # the metric gated by default (the task's target metric)
+    metrics: list[str]
+    data_hashes: dict[str, str]
+    limit: int | None
+    model: ModelIdentity
+    ladder_version: str
+    run_id: str
+    created: str
+    examples: list[BaselineExample] = Field(min_length=1)
+
+def output_hash(record: ExampleRecord) -> str:
+    answers = record.samples or [record.output]
+    return hashlib.sha256(json.dumps(answers, ensure_ascii=False).encode()).hexdigest()
+
+def find_rung(run: AssessmentRun, name: str, source: str) -> RungResult:
+    result = run.rung(name)
+    if result is None:
+        measured = ", ".join(r.name for r in run.rungs) or "none"
+        raise LadderError(f"{source}: rung {name!r} was not measured in run {run.run_id} (measured: {measured})")
+    return result
+
+def make_baseline(run: AssessmentRun, rung: str, split: str = "test", source: str = "run") -> Baseline:
+    result = find_rung(run, rung, source)
+    examples = [r for r in result.examples if r.split == split]
+    if not examples:
+        raise LadderError(f"{source}: rung {rung!r} has no {split} examples")
+    return Baseline(
+        task_name=run.task_name,
+        rung=rung,
+        rung_type=result.type,
+        settings=result.settings,
+        split=split,  # type: ignore[arg-type]
+        metric=run.target.metric,
+        metrics=run.spec.metric_names,
+        data_hashes=run.data_hashes,
+        limit=run.limit,
+        model=run.model,
+        ladder_version=ladder.__version__,
+        run_id=run.run_id,
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        examples=[BaselineExample(id=r.id, scores=r.scores, output_sha256=output_hash(r)) for r in examples],
+    )
+
+def save_baseline(baseline: Baseline, path: Path) -> None:
+    atomic_write_text(path, baseline.model_dump_json(indent=1) + "\n")
+
+def load_baseline(path: str | Path) -> Baseline:
+    path = Path(path)
+    raw = read_json(path, "baseline")
+    if not isinstance(raw, dict) or raw.get("format") != BASELINE_FORMAT:
+        raise LadderError(f"{path}: not a ladder baseline file (make one with `ladder baseline RUN --rung NAME --to FILE`)")
+    if raw.get("version") != BASELINE_VERSION:
+        raise LadderError(f"{path}: baseline version {raw.get('version')!r} is not {BASELINE_VERSION}")
+    try:
+        return Baseline.model_validate(raw)
+    except ValidationError as exc:
+        raise LadderError(validation_problems(exc, str(path))[0]) from None

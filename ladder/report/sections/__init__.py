@@ -1,0 +1,1 @@
+"""The sections of a run's report, each a function of the run record returning a ``Section``."""

@@ -1,0 +1,156 @@
+"""The task: one flat ``task.yaml`` per task folder, validated by one pydantic model.
+
+Every default lives in the model (never in ``.get(key, default)`` elsewhere); unknown keys are errors
+(``extra="forbid"``)."""
+
+from __future__ import annotations
+
+from pydantic import (
+    Field,
+    ValidationInfo,
+    model_validator,
+)
+
+from ladder.errors import LadderError
+from ladder.spec.base import DEFAULT_EMBEDDER, DEFAULT_MODEL, JSON_METRICS, Strict
+from ladder.spec.rungs import (
+    LADDER,
+    PROMPT_RUNGS,
+    DistillRungSpec,
+    FewShotRungSpec,
+    PreferenceRungSpec,
+    RagRungSpec,
+    RungSpec,
+    rung_name,
+)
+from ladder.spec.sections import (
+    CorpusSpec,
+    CostSpec,
+    DataSpec,
+    GenerationSpec,
+    MetricEntry,
+    OutputSpec,
+    PolicySpec,
+    PromptSpec,
+    TargetSpec,
+)
+from ladder.spec.serving import ServingSpec
+
+
+class TaskSpec(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = ""
+    version: int = Field(default=1, ge=1)
+    data: DataSpec
+    output: OutputSpec
+    metrics: list[MetricEntry] = Field(
+        min_length=1, description="Every metric is measured and reported; target.metric decides. A name, or a "
+        "mapping {metric, name, options, extract}.",
+    )
+    target: TargetSpec
+    model: str = Field(
+        default=DEFAULT_MODEL,
+        description="Registry alias (smollm2-135m-instruct), a local Hugging Face folder, or a .gguf file.",
+    )
+    embedder: str = Field(
+        default=DEFAULT_EMBEDDER,
+        description="Sentence embedder for retrieval and `similar` demonstrations: alias all-minilm-l6-v2 or a local "
+        "sentence-transformers folder.",
+    )
+    corpus: CorpusSpec | None = None
+    prompt: PromptSpec
+    rungs: list[RungSpec] = Field(min_length=1)
+    generation: GenerationSpec = GenerationSpec()
+    policy: PolicySpec = PolicySpec()
+    cost: CostSpec = CostSpec()
+    serving: ServingSpec = ServingSpec()
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> "TaskSpec":
+        # a run record's spec was checked when it ran: reading it needs no metric plugin installed
+        self._check_metrics(registered=not (info.context or {}).get("record"))
+        names = [rung_name(r) for r in self.rungs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"rung names must be unique; repeated: {', '.join(dupes)} (give variants a `name`)")
+        ranks = [LADDER.index(r.type) for r in self.rungs]
+        if ranks != sorted(ranks):
+            order = " -> ".join(LADDER)
+            raise ValueError(f"rungs must climb in ladder order {order}; got {' -> '.join(r.type for r in self.rungs)}")
+        for rung in self.rungs:
+            if isinstance(rung, FewShotRungSpec) and rung.selection is None:  # the default fits the output kind
+                rung.selection = "stratified" if self.output.kind == "label" else "random"
+            if isinstance(rung, (FewShotRungSpec, RagRungSpec)) and rung.selection == "stratified" and self.output.kind != "label":
+                raise ValueError(f"rung {rung_name(rung)!r}: selection 'stratified' needs output.kind 'label'; use 'random'")
+            if isinstance(rung, RagRungSpec) and self.corpus is None:
+                raise ValueError(f"rung {rung_name(rung)!r}: the rag rung needs a `corpus`")
+        for index, rung in enumerate(self.rungs):
+            if isinstance(rung, (DistillRungSpec, PreferenceRungSpec)):
+                self._resolve_sources(index, rung)
+        sampling = self.generation.temperature > 0
+        if sampling and self.output.kind == "label" and self.generation.label_scoring == "loglik":
+            raise ValueError("generation.temperature > 0 samples answers, but label_scoring 'loglik' scores every "
+                             "label without decoding: set generation.label_scoring: generate")
+        if self.data.doc_id_field and self.corpus is None:
+            raise ValueError("data.doc_id_field names corpus documents, but the task has no `corpus`")
+        return self
+
+    def _resolve_sources(self, index: int, rung: "DistillRungSpec | PreferenceRungSpec") -> None:
+        """The rungs a distill or preference rung learns from, by name, each listed before it; defaults made
+        explicit (the record then says which rung taught which)."""
+        name = rung_name(rung)
+        before = {rung_name(r): r for r in self.rungs[:index]}
+        if isinstance(rung, DistillRungSpec):
+            if rung.teacher is None:
+                teachers = [n for n, r in before.items() if r.type in PROMPT_RUNGS]
+                if not teachers:
+                    raise ValueError(f"rung {name!r}: a distill rung needs a teacher: a prompt, fewshot or rag rung "
+                                     "listed before it")
+                rung.teacher = teachers[-1]
+            teacher = before.get(rung.teacher)
+            if teacher is None or teacher.type not in PROMPT_RUNGS:
+                what = "is not a rung listed before it" if teacher is None else f"is a {teacher.type} rung"
+                raise ValueError(f"rung {name!r}: teacher {rung.teacher!r} {what}; the teacher is a prompt, fewshot or "
+                                 f"rag rung listed before it ({', '.join(n for n, r in before.items() if r.type in PROMPT_RUNGS) or 'none'})")
+            return
+        if rung.init is not None and (rung.init not in before or before[rung.init].type != "lora"):
+            raise ValueError(f"rung {name!r}: init {rung.init!r} is not a lora rung listed before it")
+        if self.data.preferences is not None:
+            return  # the pairs are given
+        if rung.negatives_from is None:
+            if not before:
+                raise ValueError(f"rung {name!r}: a preference rung needs rejected answers: a rung listed before it "
+                                 "(whose wrong answers on train are used) or data.preferences")
+            rung.negatives_from = list(before)[-1]
+        if rung.negatives_from not in before:
+            raise ValueError(f"rung {name!r}: negatives_from {rung.negatives_from!r} is not a rung listed before it "
+                             f"({', '.join(before) or 'none'})")
+
+    @property
+    def metric_names(self) -> list[str]:
+        """The metrics by the names the record and reports use, in the task's order."""
+        return [m.name for m in self.metrics]  # type: ignore[misc]
+
+    def _check_metrics(self, registered: bool = True) -> None:
+        from ladder.metrics import METRICS, metric_options
+
+        names = self.metric_names
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"metrics: the name {dupes[0]!r} is used twice (give one entry a `name`)")
+        for i, entry in enumerate(self.metrics if registered else []):
+            try:
+                metric = METRICS.get(entry.metric)
+            except LadderError as exc:
+                raise ValueError(f"metrics[{i}]: {exc}") from None
+            try:
+                metric_options(metric, entry.options)
+            except ValueError as exc:
+                raise ValueError(f"metrics[{i}].{exc}" if str(exc).startswith("options.") else f"metrics[{i}]: {exc}") from None
+            if entry.metric in JSON_METRICS and self.output.kind != "json":
+                raise ValueError(f"metric {entry.metric!r} needs output.kind 'json'")
+            if entry.extract == "first_label" and self.output.kind != "label":
+                raise ValueError(f"metrics[{i}].extract: first_label needs output.kind 'label'")
+        if self.target.metric not in names:
+            raise ValueError(f"target.metric {self.target.metric!r} is not one of metrics: {names}")
