@@ -47,19 +47,28 @@ def main() -> None:
     report = {"device": where, "torch": torch.__version__, "rows": []}
     texts = {}
     for dtype in ("bfloat16", "float32"):
-        backend = TransformersBackend.from_spec("smollm2-135m-instruct", dtype=dtype, batch_size=args.batch,
-                                                device=args.device)
+        backend = TransformersBackend.from_spec(
+            "smollm2-135m-instruct", dtype=dtype, batch_size=args.batch, device=args.device
+        )
         requests = generation_requests(backend, args.prompts)
         for decoding in decodings:
             backend.decoding = decoding
             got = generation(backend, requests)
             texts[dtype, decoding] = got.pop("texts")
             f1 = [json_field_f1(t, e.target) for t, e in zip(texts[dtype, decoding], examples)]
-            row = {"dtype": dtype, "decoding": decoding, **got, "field_f1": estimate(f1, binary=False).model_dump(),
-                   "scores": f1}
+            row = {
+                "dtype": dtype,
+                "decoding": decoding,
+                **got,
+                "field_f1": estimate(f1, binary=False).model_dump(),
+                "scores": f1,
+            }
             report["rows"].append(row)
-            print(f"{dtype:9} {decoding:9} {got['examples_per_s']:7.2f} ex/s {got['tokens_per_s']:8.1f} tok/s "
-                  f"field F1 {row['field_f1']['mean']:.3f}", flush=True)
+            print(
+                f"{dtype:9} {decoding:9} {got['examples_per_s']:7.2f} ex/s {got['tokens_per_s']:8.1f} tok/s "
+                f"field F1 {row['field_f1']['mean']:.3f}",
+                flush=True,
+            )
         if "generate" in decodings:
             same = sum(a == b for a, b in zip(texts[dtype, "ladder"], texts[dtype, "generate"]))
             report[f"{dtype}_loop_equals_generate"] = same
@@ -72,14 +81,20 @@ def main() -> None:
     report["bf16_vs_fp32_field_f1"] = quality.model_dump()
     same = sum(a == b for a, b in zip(texts["bfloat16", "ladder"], texts["float32", "ladder"]))
     report["bf16_texts_equal_fp32"] = same
-    print(f"bf16 vs fp32 (ladder loop): field F1 difference {quality.delta:+.4f} [{quality.low:+.4f}, "
-          f"{quality.high:+.4f}] p={quality.p_value:.2f} n={quality.n}; texts equal {same}/{quality.n}")
+    print(
+        f"bf16 vs fp32 (ladder loop): field F1 difference {quality.delta:+.4f} [{quality.low:+.4f}, "
+        f"{quality.high:+.4f}] p={quality.p_value:.2f} n={quality.n}; texts equal {same}/{quality.n}"
+    )
     print(f"\n{report['device']}, torch {report['torch']}, us-address few-shot, {len(examples)} dev prompts\n")
     print(f"{'weights':9} {'decoding':9} {'ex/s':>7} {'tok/s':>8} {'field F1':>9}")
     for r in report["rows"]:
-        print(f"{r['dtype']:9} {r['decoding']:9} {r['examples_per_s']:7.2f} {r['tokens_per_s']:8.1f} "
-              f"{r['field_f1']['mean']:9.3f}")
-    print(f"bf16 loop {by['bfloat16', 'ladder']['examples_per_s'] / by['float32', 'ladder']['examples_per_s']:.2f}x fp32 loop")
+        print(
+            f"{r['dtype']:9} {r['decoding']:9} {r['examples_per_s']:7.2f} {r['tokens_per_s']:8.1f} "
+            f"{r['field_f1']['mean']:9.3f}"
+        )
+    print(
+        f"bf16 loop {by['bfloat16', 'ladder']['examples_per_s'] / by['float32', 'ladder']['examples_per_s']:.2f}x fp32 loop"
+    )
     for dtype in ("bfloat16", "float32") if "generate" in decodings else ():
         speedup = by[dtype, "ladder"]["examples_per_s"] / by[dtype, "generate"]["examples_per_s"]
         print(f"{dtype}: loop {speedup:.2f}x generate")

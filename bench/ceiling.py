@@ -64,7 +64,7 @@ def ceilings() -> dict:
     out = {}
     for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
         a, b = torch.randn(512, 576, dtype=dtype), torch.randn(576, 1536, dtype=dtype)
-        seconds = best_of(lambda: a @ b, 3 if dtype == torch.bfloat16 else 10)
+        seconds = best_of(lambda a=a, b=b: a @ b, 3 if dtype == torch.bfloat16 else 10)
         out[f"matmul_{name}_gflops"] = 2 * 512 * 576 * 1536 / seconds / 1e9
     big = torch.ones(128 * 2**20)  # 512 MB
     out["read_gbps"] = big.numel() * 4 / best_of(lambda: big.sum(), 5) / 1e9
@@ -76,8 +76,9 @@ def task_prompts(path: Path, rung: str, n: int, split: str = "dev"):
     spec = task.spec
     splits = load_splits(task)
     examples = getattr(splits, split)[:n]
-    candidate = build_candidate(next(r for r in spec.rungs if rung_name(r) == rung),
-                                BuildContext(spec=spec, train=splits.train, dev=splits.dev))
+    candidate = build_candidate(
+        next(r for r in spec.rungs if rung_name(r) == rung), BuildContext(spec=spec, train=splits.train, dev=splits.dev)
+    )
     return spec, examples, candidate
 
 
@@ -96,8 +97,12 @@ def label_scoring(backend, n: int) -> dict:
     shared = backend.count_tokens(prefix)
     label_tokens = sum(len(backend._encode_continuation(c)) for c in choices)
     computed = shared + sum(backend.count_tokens(p) - shared + label_tokens for p in prompts)
-    return {"examples": len(prompts), "wall_s": wall, "examples_per_s": len(prompts) / wall,
-            "tokens_per_s": computed / wall}
+    return {
+        "examples": len(prompts),
+        "wall_s": wall,
+        "examples_per_s": len(prompts) / wall,
+        "tokens_per_s": computed / wall,
+    }
 
 
 def generation_requests(backend, n: int):
@@ -105,8 +110,10 @@ def generation_requests(backend, n: int):
     f = backend.formatter(spec.prompt.format)
     prompts = [f.prompt(candidate.messages(e.input)) for e in examples]
     prefix = _common_prefix(prompts)
-    return [GenerateRequest(p, spec.generation.max_new_tokens, [f.end_of_turn], prefix=prefix, stop_at_json_end=True)
-            for p in prompts]
+    return [
+        GenerateRequest(p, spec.generation.max_new_tokens, [f.end_of_turn], prefix=prefix, stop_at_json_end=True)
+        for p in prompts
+    ]
 
 
 def generation(backend, requests, steps_of=None) -> dict:
@@ -118,8 +125,13 @@ def generation(backend, requests, steps_of=None) -> dict:
     out = backend.generate(requests)
     wall = time.perf_counter() - start
     tokens = sum(g.completion_tokens for g in out)
-    result = {"examples": len(out), "wall_s": wall, "examples_per_s": len(out) / wall, "tokens_per_s": tokens / wall,
-              "texts": [g.text for g in out]}
+    result = {
+        "examples": len(out),
+        "wall_s": wall,
+        "examples_per_s": len(out) / wall,
+        "tokens_per_s": tokens / wall,
+        "texts": [g.text for g in out],
+    }
     if steps_of is not None:
         result["steps"] = steps_of() - steps_before
         result["steps_per_s"] = result["steps"] / wall
@@ -222,34 +234,43 @@ def main() -> None:
         row["computed_per_s"] = computed["tokens"] / row["wall_s"]
         return row
 
-    training = {"ladder train_loop": ladder_row(),
-                "the loop before (whole rows, torch dropout)": ladder_row(SHARED_PREFIX_MIN=10**9,
-                                                                         cpu_dropout=lambda model: 0)}
+    training = {
+        "ladder train_loop": ladder_row(),
+        "the loop before (whole rows, torch dropout)": ladder_row(SHARED_PREFIX_MIN=10**9, cpu_dropout=lambda model: 0),
+    }
     if not args.no_trl and importlib.util.find_spec("trl") is not None:
         training["TRL SFTTrainer (fp32, no checkpointing)"] = run_trl(backend, convs, args.steps, 4e-4, fair=True)
     for row in training.values():
         row["of_peak"] = row.get("computed_per_s", row["tokens_per_s"]) * 4 * params / peak
     report["training"] = training
 
-    print(f"\nCeilings ({report['threads']} threads; bf16 {'native' if report['native_bf16'] else 'emulated'}): "
-          f"matmul fp32 {ceil['matmul_fp32_gflops']:.0f} GFLOP/s, bf16 {ceil['matmul_bf16_gflops']:.0f} GFLOP/s; "
-          f"memory read {ceil['read_gbps']:.1f} GB/s -> one decode step reading the {weight_bytes / 1e6:.0f} MB of "
-          f"{backend.dtype_name} weights takes at least {floor_s * 1e3:.1f} ms")
+    print(
+        f"\nCeilings ({report['threads']} threads; bf16 {'native' if report['native_bf16'] else 'emulated'}): "
+        f"matmul fp32 {ceil['matmul_fp32_gflops']:.0f} GFLOP/s, bf16 {ceil['matmul_bf16_gflops']:.0f} GFLOP/s; "
+        f"memory read {ceil['read_gbps']:.1f} GB/s -> one decode step reading the {weight_bytes / 1e6:.0f} MB of "
+        f"{backend.dtype_name} weights takes at least {floor_s * 1e3:.1f} ms"
+    )
     print(f"\n{'what':44} {'rate':>22} {'vs before':>10} {'of fp32 peak':>13} {'same text':>10}")
-    print(f"{'label scoring, SNIPS 8-shot (prefill)':44} {score['tokens_per_s']:13.0f} tok/s {'':>10} {score['of_peak']:12.0%}")
+    print(
+        f"{'label scoring, SNIPS 8-shot (prefill)':44} {score['tokens_per_s']:13.0f} tok/s {'':>10} {score['of_peak']:12.0%}"
+    )
     print(f"{'':44} {score['examples_per_s']:13.2f} ex/s")
     for name, row in rows.items():
         same = f"{row['same_as_generate']}/{row['examples']}"
-        print(f"{name[:44]:44} {row['examples_per_s']:13.2f} ex/s {row['vs_generate']:9.2f}x {row['of_peak']:12.0%} {same:>10}")
+        print(
+            f"{name[:44]:44} {row['examples_per_s']:13.2f} ex/s {row['vs_generate']:9.2f}x {row['of_peak']:12.0%} {same:>10}"
+        )
         extra = f"{row['tokens_per_s']:.0f} generated tok/s"
         if "steps_per_s" in row:
             extra += f"; {row['steps_per_s']:.1f} steps/s = {row['floor_fraction']:.0%} of the memory floor's rate"
         print(f"{'':44} {extra}")
     base_train = training["the loop before (whole rows, torch dropout)"]["tokens_per_s"]
     for name, row in training.items():
-        computed_note = (f", {row['computed_per_s']:.0f} computed tok/s" if "computed_per_s" in row else "")
-        print(f"{name[:44]:44} {row['tokens_per_s']:13.0f} tok/s {row['tokens_per_s'] / base_train:9.2f}x {row['of_peak']:12.0%}"
-              f"   ({row['steps']} steps{computed_note})")
+        computed_note = f", {row['computed_per_s']:.0f} computed tok/s" if "computed_per_s" in row else ""
+        print(
+            f"{name[:44]:44} {row['tokens_per_s']:13.0f} tok/s {row['tokens_per_s'] / base_train:9.2f}x {row['of_peak']:12.0%}"
+            f"   ({row['steps']} steps{computed_note})"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=str))
     print(f"\nwritten: {args.out}")

@@ -63,9 +63,11 @@ def main() -> None:
     examples = splits.dev[: args.n]
     ours = TransformersBackend.from_spec(spec.model, batch_size=8)
     stock = TransformersBackend.from_spec(spec.model, batch_size=8)
-    stock._model = AutoModelForCausalLM.from_pretrained(stock.ref.path, dtype=torch.float32, attn_implementation="sdpa").eval()
+    stock._model = AutoModelForCausalLM.from_pretrained(
+        stock.ref.path, dtype=torch.float32, attn_implementation="sdpa"
+    ).eval()
     ours.decoding = "generate"  # this comparison is of the generate path; bench/ceiling.py measures ladder's own loop
-    ours.model  # load outside the timers
+    _ = ours.model  # load outside the timers
     formatter = ours.formatter(spec.prompt.format)
     ctx = BuildContext(spec=spec, train=splits.train, dev=splits.dev)
     wanted = [r for r in args.rungs.split(",") if r]
@@ -95,12 +97,18 @@ def main() -> None:
             rows.append((name, label, wall, base[0] / wall, same, new_tokens))
         report["rungs"][name] = entry
 
-    print(f"\nus-address dev, first {len(examples)} examples; model {spec.model} (fp32, CPU, {torch.get_num_threads()} threads)\n")
+    print(
+        f"\nus-address dev, first {len(examples)} examples; model {spec.model} (fp32, CPU, {torch.get_num_threads()} threads)\n"
+    )
     print(f"{'rung':8} {'method':32} {'wall s':>7} {'ex/s':>6} {'x first':>8} {'same text':>10} {'new tok':>8}")
     for name, label, wall, ratio, same, new_tokens in rows:
-        print(f"{name:8} {label:32} {wall:7.1f} {len(examples) / wall:6.2f} {ratio:7.2f}x {same:>5}/{len(examples):<4} {new_tokens:8.1f}")
+        print(
+            f"{name:8} {label:32} {wall:7.1f} {len(examples) / wall:6.2f} {ratio:7.2f}x {same:>5}/{len(examples):<4} {new_tokens:8.1f}"
+        )
     for name, entry in report["rungs"].items():
-        print(f"{name}: prompt {entry['prompt_tokens']} tokens, of which {entry['prefix_tokens']} shared by every example")
+        print(
+            f"{name}: prompt {entry['prompt_tokens']} tokens, of which {entry['prefix_tokens']} shared by every example"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
     print(f"\nwritten: {args.out}")

@@ -99,7 +99,7 @@ def main() -> None:
     examples = splits.test[: args.n]
     labels = spec.output.labels
     backend = TransformersBackend.from_spec(spec.model, batch_size=args.batch_size)
-    backend.model  # load outside the timers
+    _ = backend.model  # load outside the timers
     formatter = backend.formatter(spec.prompt.format)
     ctx = BuildContext(spec=spec, train=splits.train, dev=splits.dev)
     wanted = [r for r in args.rungs.split(",") if r]
@@ -144,8 +144,15 @@ def main() -> None:
                 shift = [a - b for a, b in zip(theirs, mine.logprobs)]
                 max_gap = max(max_gap, max(shift) - min(shift))
                 if labels[lm_preds[i]] != ll_preds[i]:
-                    diffs.append({"id": ex.id, "ladder": ll_preds[i], "lm_eval": labels[lm_preds[i]],
-                                  "ladder_logprobs": mine.logprobs, "lm_eval_logprobs": theirs})
+                    diffs.append(
+                        {
+                            "id": ex.id,
+                            "ladder": ll_preds[i],
+                            "lm_eval": labels[lm_preds[i]],
+                            "ladder_logprobs": mine.logprobs,
+                            "lm_eval_logprobs": theirs,
+                        }
+                    )
             entry["disagreements"] = diffs
             entry["max_relative_logprob_gap"] = max_gap
         report["rungs"][name] = entry
@@ -162,8 +169,10 @@ def main() -> None:
     for name, entry in report["rungs"].items():
         if "disagreements" in entry:
             d = entry["disagreements"]
-            print(f"\n{name}: ladder vs lm-eval predictions differ on {len(d)} of {len(examples)} examples; "
-                  f"largest spread of per-label log-prob differences within one example: {entry['max_relative_logprob_gap']:.2e}")
+            print(
+                f"\n{name}: ladder vs lm-eval predictions differ on {len(d)} of {len(examples)} examples; "
+                f"largest spread of per-label log-prob differences within one example: {entry['max_relative_logprob_gap']:.2e}"
+            )
             for item in d:
                 print(f"  {item['id']}: ladder {item['ladder']} vs lm-eval {item['lm_eval']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -37,8 +37,9 @@ def bf16_linears(model):
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             module.to(torch.bfloat16)
-            module.forward = (lambda lin: lambda x: torch.nn.functional.linear(
-                x.to(torch.bfloat16), lin.weight, lin.bias).float())(module)
+            module.forward = (
+                lambda lin: lambda x: torch.nn.functional.linear(x.to(torch.bfloat16), lin.weight, lin.bias).float()
+            )(module)
     return model
 
 
@@ -59,8 +60,9 @@ def main() -> None:
         candidate = build_candidate(next(r for r in spec.rungs if rung_name(r) == name), ctx)
         outputs = {}
         for mode in ("float32", "bf16 linears", "bfloat16"):
-            backend = TransformersBackend.from_spec(spec.model, dtype="bfloat16" if mode == "bfloat16" else "float32",
-                                                    batch_size=spec.generation.batch_size)
+            backend = TransformersBackend.from_spec(
+                spec.model, dtype="bfloat16" if mode == "bfloat16" else "float32", batch_size=spec.generation.batch_size
+            )
             if mode == "bf16 linears":
                 backend._model = bf16_linears(backend.model)
             start = time.perf_counter()
@@ -71,8 +73,10 @@ def main() -> None:
             right = sum(o == e.target for o, e in zip(outputs[mode], examples))
             rows.append((name, mode, same, right, wall))
     native = "native" if cpu_has_native_bf16() else "emulated (no avx512_bf16/amx_bf16)"
-    print(f"\nSNIPS test, first {len(examples)} examples; {spec.model}; bf16 here is {native}; "
-          f"{torch.get_num_threads()} threads\n")
+    print(
+        f"\nSNIPS test, first {len(examples)} examples; {spec.model}; bf16 here is {native}; "
+        f"{torch.get_num_threads()} threads\n"
+    )
     print(f"{'rung':8} {'weights':14} {'same as fp32':>13} {'accuracy':>9} {'wall s':>7}")
     for name, mode, same, right, wall in rows:
         print(f"{name:8} {mode:14} {same:>7}/{len(examples):<5} {right / len(examples):9.2f} {wall:7.1f}")

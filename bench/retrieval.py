@@ -78,13 +78,22 @@ def bench_indexes(sizes: list[int], n_queries: int) -> list[dict]:
             if kind == "exact":
                 truth = found
             recall = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
-            rows.append({
-                "n": n, "index": kind, "params": params.__dict__, "build_s": build,
-                "p50_ms": float(np.percentile(latencies, 50) * 1000), "p95_ms": float(np.percentile(latencies, 95) * 1000),
-                "recall@10_vs_exact": recall,
-            })
-            print(f"  {n:>7} {kind:6} build {build:7.2f} s  p50 {rows[-1]['p50_ms']:7.3f} ms  "
-                  f"p95 {rows[-1]['p95_ms']:7.3f} ms  recall@10 {recall:.3f}", flush=True)
+            rows.append(
+                {
+                    "n": n,
+                    "index": kind,
+                    "params": params.__dict__,
+                    "build_s": build,
+                    "p50_ms": float(np.percentile(latencies, 50) * 1000),
+                    "p95_ms": float(np.percentile(latencies, 95) * 1000),
+                    "recall@10_vs_exact": recall,
+                }
+            )
+            print(
+                f"  {n:>7} {kind:6} build {build:7.2f} s  p50 {rows[-1]['p50_ms']:7.3f} ms  "
+                f"p95 {rows[-1]['p95_ms']:7.3f} ms  recall@10 {recall:.3f}",
+                flush=True,
+            )
     return rows
 
 
@@ -118,14 +127,18 @@ def main() -> None:
     print("\n  n        index   build s   p50 ms   p95 ms   recall@10 vs exact   p50 speed-up vs exact")
     for row in idx:
         exact = next(r for r in idx if r["n"] == row["n"] and r["index"] == "exact")
-        print(f"  {row['n']:<8} {row['index']:6} {row['build_s']:8.2f} {row['p50_ms']:8.3f} {row['p95_ms']:8.3f} "
-              f"{row['recall@10_vs_exact']:12.3f} {exact['p50_ms'] / row['p50_ms']:18.1f}x")
+        print(
+            f"  {row['n']:<8} {row['index']:6} {row['build_s']:8.2f} {row['p50_ms']:8.3f} {row['p95_ms']:8.3f} "
+            f"{row['recall@10_vs_exact']:12.3f} {exact['p50_ms'] / row['p50_ms']:18.1f}x"
+        )
     print("3. recall@k on quiz-facts questions (gold document among the top-k chunks)")
     modes = bench_modes()
     for split in ("dev", "test"):
         print(f"  {split:5} {'mode':8} " + " ".join(f"{'R@' + str(k):>6}" for k in (1, 4, 5, 10)))
         for mode in ("dense", "lexical", "hybrid"):
-            print(f"  {'':5} {mode:8} " + " ".join(f"{modes[f'{split}/{mode}/recall@{k}']:6.3f}" for k in (1, 4, 5, 10)))
+            print(
+                f"  {'':5} {mode:8} " + " ".join(f"{modes[f'{split}/{mode}/recall@{k}']:6.3f}" for k in (1, 4, 5, 10))
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"embedding": emb, "indexes": idx, "modes": modes}, indent=1))
     print(f"written: {args.out}")

@@ -31,8 +31,18 @@ sys.path.insert(0, str(ROOT))
 from ladder.scoring.sequential import decide_sequentially, first_decisions  # noqa: E402
 from ladder.scoring.stats import Z95  # noqa: E402
 
-CASES = [(0.5, 0.5), (0.7, 0.7), (0.9, 0.9), (0.1, 0.1), (0.65, 0.7), (0.75, 0.7), (0.6, 0.7), (0.8, 0.7),
-         (0.85, 0.9), (0.95, 0.9)]
+CASES = [
+    (0.5, 0.5),
+    (0.7, 0.7),
+    (0.9, 0.9),
+    (0.1, 0.1),
+    (0.65, 0.7),
+    (0.75, 0.7),
+    (0.6, 0.7),
+    (0.8, 0.7),
+    (0.85, 0.9),
+    (0.95, 0.9),
+]
 
 
 def wilson_bounds(successes: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,10 +78,14 @@ def wrong(verdict: np.ndarray, p: float, tau: float) -> float:
 
 def simulate(streams: int, n: int, alpha: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
-    print(f"## Simulation: {streams:,} streams per case, up to {n} examples, alpha {alpha}, decision checked after "
-          "every example\n")
-    print("| true p | target | betting CS: wrong | decided | median n | Wilson peeking: wrong | median n "
-          f"| one Wilson at n={n}: wrong | decided |")
+    print(
+        f"## Simulation: {streams:,} streams per case, up to {n} examples, alpha {alpha}, decision checked after "
+        "every example\n"
+    )
+    print(
+        "| true p | target | betting CS: wrong | decided | median n | Wilson peeking: wrong | median n "
+        f"| one Wilson at n={n}: wrong | decided |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     worst = 0.0
     for p, tau in CASES:
@@ -83,9 +97,12 @@ def simulate(streams: int, n: int, alpha: float, seed: int) -> None:
         w = wrong(v, p, tau)
         worst = max(worst, w)
         decided = v != 0
-        print(f"| {p} | {tau} | {w:.4f} | {decided.mean():.3f} | {np.median(used[decided]) if decided.any() else '—'} "
-              f"| {wrong(pv, p, tau):.4f} | {np.median(pused[pv != 0]) if (pv != 0).any() else '—'} "
-              f"| {wrong(fixed, p, tau):.4f} | {(fixed != 0).mean():.3f} |", flush=True)
+        print(
+            f"| {p} | {tau} | {w:.4f} | {decided.mean():.3f} | {np.median(used[decided]) if decided.any() else '—'} "
+            f"| {wrong(pv, p, tau):.4f} | {np.median(pused[pv != 0]) if (pv != 0).any() else '—'} "
+            f"| {wrong(fixed, p, tau):.4f} | {(fixed != 0).mean():.3f} |",
+            flush=True,
+        )
     print(f"\nworst wrong-decision rate of the betting sequence: {worst:.4f} (alpha {alpha})\n")
 
 
@@ -100,9 +117,12 @@ def shipped(alpha: float) -> None:
             scores = [e["scores"][metric] for e in rung["examples"] if e["split"] == "dev"]
             d = decide_sequentially(scores, tau, alpha)
             m = rung["splits"]["dev"]["metrics"][metric]
-            print(f"| {path.stem} | {rung['name']} | {metric} | {tau} | {m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}] "
-                  f"({len(scores)}) | {rung['decision']['status']} | {d.verdict} [{d.low:.3f}, {d.high:.3f}] | "
-                  f"{d.n if d.verdict != 'undecided' else f'> {len(scores)}'} |", flush=True)
+            print(
+                f"| {path.stem} | {rung['name']} | {metric} | {tau} | {m['mean']:.3f} [{m['low']:.3f}, {m['high']:.3f}] "
+                f"({len(scores)}) | {rung['decision']['status']} | {d.verdict} [{d.low:.3f}, {d.high:.3f}] | "
+                f"{d.n if d.verdict != 'undecided' else f'> {len(scores)}'} |",
+                flush=True,
+            )
 
 
 def main() -> None:

@@ -46,8 +46,11 @@ def train_adapter(home: Path) -> Artifact:
     data = load_task_data(task)
     os.environ["LADDER_HOME"] = str(home)
     ctx = build_context(task, data.splits.train[:48], data.splits.dev[:8], work_dir=home / "run")
-    rung = LoraRungSpec(type="lora", dropout=0.0, train=TrainSpec(max_steps=12, batch_size=4, eval_every=12,
-                                                                    learning_rate=1e-3, max_seq_len=96))
+    rung = LoraRungSpec(
+        type="lora",
+        dropout=0.0,
+        train=TrainSpec(max_steps=12, batch_size=4, eval_every=12, learning_rate=1e-3, max_seq_len=96),
+    )
     return finetune(rung, ctx).artifact
 
 
@@ -74,8 +77,10 @@ def requests(backend, spec, examples, max_new: int):
     zero = Candidate("prompt", "prompt", spec.prompt.instruction, spec.prompt.input_template)
     convs = [zero.messages(ex.input) for ex in examples]
     choices = [f.completion(convs[0], label) for label in spec.output.labels]
-    return ([ScoreRequest(f.prompt(c), choices) for c in convs],
-            [GenerateRequest(f.prompt(c), max_new, stop=[f.end_of_turn]) for c in convs])
+    return (
+        [ScoreRequest(f.prompt(c), choices) for c in convs],
+        [GenerateRequest(f.prompt(c), max_new, stop=[f.end_of_turn]) for c in convs],
+    )
 
 
 def timed(function, *args) -> tuple[float, object]:
@@ -88,12 +93,33 @@ def start_server(model_path: Path, log: Path) -> tuple[subprocess.Popen, str, fl
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = dict(os.environ, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", VLLM_CPU_KVCACHE_SPACE="2",
-               VLLM_LOGGING_LEVEL="WARNING")
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_path),
-               "--served-model-name", "base", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-               "--enforce-eager", "--enable-lora", "--max-lora-rank", "16", "--max-model-len", "2048",
-               "--enable-prefix-caching", "--block-size", "32"]
+    env = dict(
+        os.environ, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", VLLM_CPU_KVCACHE_SPACE="2", VLLM_LOGGING_LEVEL="WARNING"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_path),
+        "--served-model-name",
+        "base",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--enable-lora",
+        "--max-lora-rank",
+        "16",
+        "--max-model-len",
+        "2048",
+        "--enable-prefix-caching",
+        "--block-size",
+        "32",
+    ]
     started = time.perf_counter()
     server = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"
@@ -131,8 +157,17 @@ def main() -> None:
         logprobs = [s.logprobs for s in scored]
         ref = reference.setdefault(variant, (labels, texts, logprobs))
         diff = max(abs(x - y) for ra, rb in zip(ref[2], logprobs) for x, y in zip(ra, rb))
-        rows.append((name, variant, len(examples) / t_score, len(examples) / t_gen,
-                     sum(a == b for a, b in zip(ref[0], labels)), sum(a == b for a, b in zip(ref[1], texts)), diff))
+        rows.append(
+            (
+                name,
+                variant,
+                len(examples) / t_score,
+                len(examples) / t_gen,
+                sum(a == b for a, b in zip(ref[0], labels)),
+                sum(a == b for a, b in zip(ref[1], texts)),
+                diff,
+            )
+        )
 
     hf = create_backend("transformers", MODEL, batch_size=8)
     for variant, artifact in (("base", None), ("lora", adapter)):
@@ -155,15 +190,21 @@ def main() -> None:
         server.wait(timeout=60)
 
     base = {(v): (s, g) for n, v, s, g, _, _, _ in rows if n == "transformers"}
-    print(f"\nSNIPS dev, {len(examples)} zero-shot prompts, 7 labels, greedy {args.max_new_tokens} new tokens, fp32, "
-          f"{os.cpu_count()} CPU cores; agreement with transformers (labels / texts)\n")
-    print("| backend | weights | label scoring ex/s | vs transformers | generation ex/s | vs transformers | same labels | "
-          "max label logprob diff | same texts |")
+    print(
+        f"\nSNIPS dev, {len(examples)} zero-shot prompts, 7 labels, greedy {args.max_new_tokens} new tokens, fp32, "
+        f"{os.cpu_count()} CPU cores; agreement with transformers (labels / texts)\n"
+    )
+    print(
+        "| backend | weights | label scoring ex/s | vs transformers | generation ex/s | vs transformers | same labels | "
+        "max label logprob diff | same texts |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for name, variant, s, g, same_l, same_t, diff in rows:
         bs, bg = base[variant]
-        print(f"| {name} | {variant} | {s:.2f} | {s / bs:.2f}x | {g:.2f} | {g / bg:.2f}x | {same_l}/{len(examples)} | "
-              f"{diff:.1e} | {same_t}/{len(examples)} |")
+        print(
+            f"| {name} | {variant} | {s:.2f} | {s / bs:.2f}x | {g:.2f} | {g / bg:.2f}x | {same_l}/{len(examples)} | "
+            f"{diff:.1e} | {same_t}/{len(examples)} |"
+        )
     print(f"\nvLLM server start-up (to /v1/models answering): {server_start:.0f} s")
 
     # N adapters: hot-swapped on one engine vs one engine started per adapter (generation, same prompts)

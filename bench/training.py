@@ -48,13 +48,25 @@ def lora_model(base):
 def run_ladder(backend, pairs, steps, lr) -> dict:
     examples, _ = encode_examples(pairs, backend._encode, backend._encode_continuation, 128)
     model = lora_model(backend.model)
-    settings = TrainSpec(max_steps=steps, batch_size=8, learning_rate=lr, warmup_ratio=0.0,
-                         eval_every=10**6, checkpoint_every=10**6, max_seq_len=128)
+    settings = TrainSpec(
+        max_steps=steps,
+        batch_size=8,
+        learning_rate=lr,
+        warmup_ratio=0.0,
+        eval_every=10**6,
+        checkpoint_every=10**6,
+        max_seq_len=128,
+    )
     work = Path(tempfile.mkdtemp(prefix="bench-ladder-"))
     out = train_loop(model, examples, examples[:8], TrainConfig(settings, 0, "bench", work, 0))
     # the one dev evaluation at the last step is inside wall_s: remove it from the figure
-    return {"steps": out.steps, "wall_s": out.wall_s, "tokens": out.tokens_seen,
-            "tokens_per_s": out.tokens_seen / out.wall_s, "final_loss": out.curve[-1]["loss"]}
+    return {
+        "steps": out.steps,
+        "wall_s": out.wall_s,
+        "tokens": out.tokens_seen,
+        "tokens_per_s": out.tokens_seen / out.wall_s,
+        "final_loss": out.curve[-1]["loss"],
+    }
 
 
 def run_trl(backend, convs, steps, lr, fair: bool) -> dict:
@@ -63,9 +75,19 @@ def run_trl(backend, convs, steps, lr, fair: bool) -> dict:
 
     data = Dataset.from_list(convs)
     kwargs = dict(
-        output_dir=tempfile.mkdtemp(prefix="bench-trl-"), per_device_train_batch_size=8, max_steps=steps,
-        learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0, max_length=128, logging_steps=1,
-        save_strategy="no", report_to=[], use_cpu=True, seed=0, dataloader_num_workers=0,
+        output_dir=tempfile.mkdtemp(prefix="bench-trl-"),
+        per_device_train_batch_size=8,
+        max_steps=steps,
+        learning_rate=lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        max_length=128,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
     )
     note = "defaults (bf16 autocast, gradient checkpointing)"
@@ -79,16 +101,23 @@ def run_trl(backend, convs, steps, lr, fair: bool) -> dict:
     for extra in attempts:
         try:
             config = SFTConfig(**{**kwargs, **extra})
-            trainer = SFTTrainer(model=lora_model(backend.model), args=config, train_dataset=data,
-                                 processing_class=backend.tokenizer)
+            trainer = SFTTrainer(
+                model=lora_model(backend.model), args=config, train_dataset=data, processing_class=backend.tokenizer
+            )
             start = time.perf_counter()
             trainer.train()
             wall = time.perf_counter() - start
             tokens = int(trainer.state.num_input_tokens_seen)
-            return {"steps": steps, "wall_s": wall, "tokens": tokens, "tokens_per_s": tokens / wall,
-                    "setting": note + (", padding_free" if extra else ""), "bf16": config.bf16,
-                    "gradient_checkpointing": config.gradient_checkpointing,
-                    "padding_free_error": str(last_error) if last_error else None}
+            return {
+                "steps": steps,
+                "wall_s": wall,
+                "tokens": tokens,
+                "tokens_per_s": tokens / wall,
+                "setting": note + (", padding_free" if extra else ""),
+                "bf16": config.bf16,
+                "gradient_checkpointing": config.gradient_checkpointing,
+                "padding_free_error": str(last_error) if last_error else None,
+            }
         except Exception as exc:  # padding_free is refused without flash attention on some versions
             last_error = exc
     raise last_error  # type: ignore[misc]
@@ -118,11 +147,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
     backend = TransformersBackend.from_spec("smollm2-135m-instruct")
-    backend.model
+    _ = backend.model
     pairs, convs = snips_training_data(backend)
     train = pairs
     results = {}
-    print(f"SNIPS train ({len(train)} examples), LoRA r16 all-linear, batch 8, max length 128, 2 CPU threads", flush=True)
+    print(
+        f"SNIPS train ({len(train)} examples), LoRA r16 all-linear, batch 8, max length 128, 2 CPU threads", flush=True
+    )
     results["ladder"] = run_ladder(backend, pairs, args.steps, args.lr)
     print("ladder", results["ladder"], flush=True)
     results["trl_fair"] = run_trl(backend, convs, args.steps, args.lr, fair=True)
@@ -131,11 +162,16 @@ def main() -> None:
     print("trl defaults", results["trl_defaults"], flush=True)
     base = results["ladder"]["tokens_per_s"]
     print(f"\n{'method':52} {'steps':>5} {'wall s':>8} {'real tokens':>11} {'tokens/s':>9} {'ladder is':>10}")
-    for name, label in (("ladder", "ladder train_loop"), ("trl_fair", "TRL SFTTrainer, " + results["trl_fair"]["setting"]),
-                        ("trl_defaults", "TRL SFTTrainer, " + results["trl_defaults"]["setting"])):
+    for name, label in (
+        ("ladder", "ladder train_loop"),
+        ("trl_fair", "TRL SFTTrainer, " + results["trl_fair"]["setting"]),
+        ("trl_defaults", "TRL SFTTrainer, " + results["trl_defaults"]["setting"]),
+    ):
         r = results[name]
-        print(f"{label[:52]:52} {r['steps']:>5} {r['wall_s']:8.1f} {r['tokens']:>11} {r['tokens_per_s']:9.1f} "
-              f"{base / r['tokens_per_s']:9.1f}x")
+        print(
+            f"{label[:52]:52} {r['steps']:>5} {r['wall_s']:8.1f} {r['tokens']:>11} {r['tokens_per_s']:9.1f} "
+            f"{base / r['tokens_per_s']:9.1f}x"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1, default=str))
     print(f"written: {args.out}")

@@ -45,11 +45,21 @@ RULES = {
 def run(backend, examples, steps: int, rules: str) -> dict:
     Loop.pass_memory, P.shares_prefix = RULES[rules]  # where the loop and the planner look them up
     model = lora_model(backend.model)
-    settings = TrainSpec(max_steps=steps, batch_size=8, learning_rate=4e-4, warmup_ratio=0.0, eval_every=10**6,
-                         checkpoint_every=10**6, max_seq_len=128)
+    settings = TrainSpec(
+        max_steps=steps,
+        batch_size=8,
+        learning_rate=4e-4,
+        warmup_ratio=0.0,
+        eval_every=10**6,
+        checkpoint_every=10**6,
+        max_seq_len=128,
+    )
     out = T.train_loop(model, examples, examples[:8], T.TrainConfig(settings, 0, "bench", Path(tempfile.mkdtemp()), 0))
-    return {"ms_per_step": out.wall_s / out.steps * 1000, "tokens_per_s": out.tokens_seen / out.wall_s,
-            "loss": out.curve[-1]["loss"]}
+    return {
+        "ms_per_step": out.wall_s / out.steps * 1000,
+        "tokens_per_s": out.tokens_seen / out.wall_s,
+        "loss": out.curve[-1]["loss"],
+    }
 
 
 def main() -> None:

@@ -60,7 +60,9 @@ def base_spec() -> dict:
 def make_task(tmp_path):
     """Write a small task folder; returns the task.yaml path. Overrides are merged at the top level."""
 
-    def make(spec_overrides: dict | None = None, train=None, dev=None, test=None, folder: str = "task", corpus=None) -> Path:
+    def make(
+        spec_overrides: dict | None = None, train=None, dev=None, test=None, folder: str = "task", corpus=None
+    ) -> Path:
         root = tmp_path / folder
         root.mkdir(parents=True, exist_ok=True)
         if corpus is not None:
@@ -118,8 +120,11 @@ def trained_adapter(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LADDER_HOME", str(home))
         ctx = build_context(task, data.splits.train[:48], data.splits.dev[:8], work_dir=home / "run")
-        rung = LoraRungSpec(type="lora", dropout=0.0, train=TrainSpec(max_steps=12, batch_size=4, eval_every=12,
-                                                                        learning_rate=1e-3, max_seq_len=96))
+        rung = LoraRungSpec(
+            type="lora",
+            dropout=0.0,
+            train=TrainSpec(max_steps=12, batch_size=4, eval_every=12, learning_rate=1e-3, max_seq_len=96),
+        )
         return finetune(rung, ctx).artifact
 
 
@@ -169,12 +174,33 @@ def vllm_server(tmp_path_factory):
     model = resolve_model("smollm2-135m-instruct")
     port = _free_port()
     log = tmp_path_factory.mktemp("vllm-server") / "server.log"
-    env = dict(os.environ, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", VLLM_CPU_KVCACHE_SPACE="1",
-               VLLM_LOGGING_LEVEL="WARNING")
-    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model.path),
-               "--served-model-name", "smollm2", "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32",
-               "--enforce-eager", "--enable-lora", "--max-lora-rank", "16", "--max-model-len", "2048",
-               "--enable-prefix-caching", "--block-size", "32"]
+    env = dict(
+        os.environ, VLLM_ALLOW_RUNTIME_LORA_UPDATING="True", VLLM_CPU_KVCACHE_SPACE="1", VLLM_LOGGING_LEVEL="WARNING"
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model.path),
+        "--served-model-name",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--enable-lora",
+        "--max-lora-rank",
+        "16",
+        "--max-model-len",
+        "2048",
+        "--enable-prefix-caching",
+        "--block-size",
+        "32",
+    ]
     with open(log, "wb") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}/v1"

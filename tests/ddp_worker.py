@@ -30,8 +30,15 @@ def main() -> None:
     rank = dist.get_rank() if dist.is_initialized() else 0
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    config = LlamaConfig(
+        vocab_size=96,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     model = LlamaForCausalLM(config)
     g = torch.Generator().manual_seed(1)
     data = []
@@ -39,8 +46,16 @@ def main() -> None:
         n = int(torch.randint(4, 12, (1,), generator=g))
         prompt = torch.randint(1, 96, (n,), generator=g).tolist()
         data.append(TrainExample(prompt + prompt, n_prompt=n))  # learnable: the answer repeats the prompt
-    settings = TrainSpec(max_steps=5, batch_size=8, grad_accum=1, learning_rate=1e-3, warmup_ratio=0.0,
-                         eval_every=100, checkpoint_every=100, max_seq_len=64)
+    settings = TrainSpec(
+        max_steps=5,
+        batch_size=8,
+        grad_accum=1,
+        learning_rate=1e-3,
+        warmup_ratio=0.0,
+        eval_every=100,
+        checkpoint_every=100,
+        max_seq_len=64,
+    )
     outcome = train_loop(model, data, data[:8], TrainConfig(settings, 0, "ddp", out / "work", 0))
     if rank == 0:
         torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / "weights.pt")

@@ -66,7 +66,10 @@ def test_a_perfect_score_on_six_examples_is_inconclusive(make_task, tmp_path):
     run, _ = assess(load_task(make_task()), backend=_perfect(), out_dir=tmp_path / "run")
     prompt = run.rungs[0]
     assert (prompt.decision.status, prompt.decision.action) == ("inconclusive", "stop")
-    assert prompt.decision.n_needed is not None and "the dev split (6 examples) cannot confirm it" in prompt.decision.reason
+    assert (
+        prompt.decision.n_needed is not None
+        and "the dev split (6 examples) cannot confirm it" in prompt.decision.reason
+    )
     assert run.skipped[0].name == "fewshot" and "prompt is inconclusive" in run.skipped[0].reason
     assert not run.recommendation.met and "cannot confirm it: about 35 would" in run.recommendation.summary
 
@@ -81,7 +84,10 @@ def test_exhaustive_runs_every_rung_and_recommends_over_all(make_task, tmp_path)
     few = run.rungs[1].splits["dev"].comparison("prompt", "accuracy")
     assert few.delta == 0 and few.p_value == 1.0
     assert run.recommendation.rung == "prompt"  # equal quality: the cheaper one (shorter prompts)
-    assert run.rungs[1].cost.cost_per_1k_calls > run.rungs[0].cost.cost_per_1k_calls and run.rungs[0].cost.basis == "tokens"
+    assert (
+        run.rungs[1].cost.cost_per_1k_calls > run.rungs[0].cost.cost_per_1k_calls
+        and run.rungs[0].cost.basis == "tokens"
+    )
     assert "fewshot vs prompt: +0.000" in " ".join(run.recommendation.reasons)
 
 
@@ -104,7 +110,9 @@ def test_changed_prompt_misses_the_cache(make_task, tmp_path):
     assess(load_task(make_task()), backend=backend, out_dir=tmp_path / "a", rungs=["prompt"])
     before = backend.calls["score"]
     spec = {"prompt": {"instruction": "Another instruction.", "input_template": "Text: {input}"}}
-    run, _ = assess(load_task(make_task(spec, folder="other")), backend=backend, out_dir=tmp_path / "b", rungs=["prompt"])
+    run, _ = assess(
+        load_task(make_task(spec, folder="other")), backend=backend, out_dir=tmp_path / "b", rungs=["prompt"]
+    )
     assert backend.calls["score"] > before and not run.rungs[0].splits["test"].cached
 
 
@@ -150,7 +158,13 @@ def test_report_renders_from_the_record_only(make_task, tmp_path):
 
 
 def _sampling_task(make_task, seed=0, samples=3, folder="task"):
-    generation = {"label_scoring": "generate", "max_new_tokens": 4, "temperature": 0.7, "seed": seed, "samples": samples}
+    generation = {
+        "label_scoring": "generate",
+        "max_new_tokens": 4,
+        "temperature": 0.7,
+        "seed": seed,
+        "samples": samples,
+    }
     return make_task({"generation": generation}, folder=folder)
 
 
@@ -172,8 +186,12 @@ def test_sampling_scores_each_example_by_the_mean_over_its_samples(make_task, tm
     assert run.rungs[0].splits["test"].metrics["accuracy"].method == "bootstrap"  # means are not yes/no
     again, _ = assess(load_task(path), backend=backend, rungs=["prompt"], out_dir=tmp_path / "b", use_cache=False)
     assert [e.samples for e in again.rungs[0].examples] == [e.samples for e in examples]  # same seed, same samples
-    other, _ = assess(load_task(_sampling_task(make_task, seed=1, folder="s1")), backend=backend, rungs=["prompt"],
-                      out_dir=tmp_path / "c")
+    other, _ = assess(
+        load_task(_sampling_task(make_task, seed=1, folder="s1")),
+        backend=backend,
+        rungs=["prompt"],
+        out_dir=tmp_path / "c",
+    )
     assert [e.samples for e in other.rungs[0].examples] != [e.samples for e in examples]
     assert other.rungs[0].splits["test"].cache_key != run.rungs[0].splits["test"].cache_key
 
@@ -219,11 +237,17 @@ def test_an_interrupted_split_resumes_from_its_finished_batches(make_task, tmp_p
 
     assert resumed_backend.calls["score"] == 6 + 6 + PROBE_REPEATS * (3 + 6)
     assert resumed.rungs[0].splits["dev"].cached and not resumed.rungs[0].splits["test"].cached
-    fresh, _ = assess(load_task(path), backend=ScriptedBackend(responder=respond), rungs=["prompt"],
-                      out_dir=tmp_path / "c", use_cache=False)
+    fresh, _ = assess(
+        load_task(path),
+        backend=ScriptedBackend(responder=respond),
+        rungs=["prompt"],
+        out_dir=tmp_path / "c",
+        use_cache=False,
+    )
     strip = {"latency_s"}
-    assert [e.model_dump(exclude=strip) for e in resumed.rungs[0].examples] == \
-        [e.model_dump(exclude=strip) for e in fresh.rungs[0].examples]
+    assert [e.model_dump(exclude=strip) for e in resumed.rungs[0].examples] == [
+        e.model_dump(exclude=strip) for e in fresh.rungs[0].examples
+    ]
     assert resumed.rungs[0].splits["test"].metrics == fresh.rungs[0].splits["test"].metrics
 
 
@@ -235,9 +259,15 @@ def test_a_second_assessment_on_the_same_store_waits_and_says_who_holds_it(make_
 
     home = os.environ["LADDER_HOME"]
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time\nfrom pathlib import Path\nfrom ladder.run.lock import store_lock\n"
-         f"with store_lock(Path({home!r})):\n    print('held', flush=True)\n    time.sleep(3)\n"],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom pathlib import Path\nfrom ladder.run.lock import store_lock\n"
+            f"with store_lock(Path({home!r})):\n    print('held', flush=True)\n    time.sleep(3)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "held"
     said = []
     started = time.perf_counter()
@@ -288,15 +318,23 @@ def test_a_json_array_task_scores_arrays_and_counts_invalid_outputs(make_task, t
     """Targets that are arrays of objects: exact_match compares canonical JSON, json_valid wants an array,
     field F1 pairs items; an answer that is not JSON of the target's kind is counted as invalid."""
     target = [{"value": 1, "unit": "metre"}, {"value": 2, "unit": "second"}]
-    rows = lambda prefix, n: [{"id": f"{prefix}-{i}", "text": f"measure {prefix} {i}", "label": target} for i in range(n)]
-    spec = {"output": {"kind": "json"}, "metrics": ["json_valid", "exact_match", "json_field_f1"],
-            "target": {"metric": "json_field_f1", "threshold": 0.9}, "rungs": [{"type": "prompt"}],
-            "generation": {"max_new_tokens": 64}}
+    rows = lambda prefix, n: [
+        {"id": f"{prefix}-{i}", "text": f"measure {prefix} {i}", "label": target} for i in range(n)
+    ]
+    spec = {
+        "output": {"kind": "json"},
+        "metrics": ["json_valid", "exact_match", "json_field_f1"],
+        "target": {"metric": "json_field_f1", "threshold": 0.9},
+        "rungs": [{"type": "prompt"}],
+        "generation": {"max_new_tokens": 64},
+    }
     path = make_task(spec, train=rows("train", 4), dev=rows("dev", 4), test=rows("test", 4))
-    answers = {"0": '[{"unit": "metre", "value": 1}, {"value": 2, "unit": "second"}]',  # same, other key order
-               "1": '[{"value": 1, "unit": "metre"}]',  # half the items
-               "2": '{"value": 1, "unit": "metre"}',  # an object, not an array
-               "3": "I cannot do that"}
+    answers = {
+        "0": '[{"unit": "metre", "value": 1}, {"value": 2, "unit": "second"}]',  # same, other key order
+        "1": '[{"value": 1, "unit": "metre"}]',  # half the items
+        "2": '{"value": 1, "unit": "metre"}',  # an object, not an array
+        "3": "I cannot do that",
+    }
     backend = ScriptedBackend(responder=lambda p: answers[p.rsplit("measure ", 1)[1].split(" ")[1][0]])
     run, _ = assess(load_task(path), backend=backend, out_dir=tmp_path / "run")
     by_id = {e.id: e for e in run.rungs[0].examples if e.split == "test"}

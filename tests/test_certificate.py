@@ -33,9 +33,22 @@ def _uncached() -> ResultCache:
 
 
 def _training(formatter) -> TrainingRecord:
-    return TrainingRecord(steps=12, epochs=1.0, wall_s=1.0, tokens_seen=1, answer_tokens=1, tokens_per_s=1.0,
-                          rss_start_mb=1.0, rss_peak_mb=1.0, train_examples=48, artifact="adapter", artifact_bytes=1,
-                          artifact_sha256="x", checkpoint_dir="x", template_sha256=template_fingerprint(formatter))
+    return TrainingRecord(
+        steps=12,
+        epochs=1.0,
+        wall_s=1.0,
+        tokens_seen=1,
+        answer_tokens=1,
+        tokens_per_s=1.0,
+        rss_start_mb=1.0,
+        rss_peak_mb=1.0,
+        train_examples=48,
+        artifact="adapter",
+        artifact_bytes=1,
+        artifact_sha256="x",
+        checkpoint_dir="x",
+        template_sha256=template_fingerprint(formatter),
+    )
 
 
 def _candidate(spec, artifact) -> Candidate:
@@ -65,8 +78,9 @@ def test_an_adapter_that_does_nothing_fails_closed(setting, noop_adapter):
 def test_a_prompt_format_other_than_the_trained_one_fails(setting, trained_adapter):
     spec, dev, backend = setting
     trained_with = backend.formatter("chat")
-    cert = certify(_candidate(spec, trained_adapter), _training(trained_with), backend, PlainFormatter(), spec, dev,
-                   _uncached())
+    cert = certify(
+        _candidate(spec, trained_adapter), _training(trained_with), backend, PlainFormatter(), spec, dev, _uncached()
+    )
     failed = cert.failure()
     assert failed is not None and failed.name == "same_template" and "is not the one trained with" in failed.detail
     # a training that recorded no format (an older ladder) fails closed too

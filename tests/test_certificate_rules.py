@@ -35,11 +35,26 @@ def _certify(make_task, served_shift: float, reference_shift: float | None):
     dev = load_task_data(task).splits.dev
     backend = _Shifted(served_shift)
     formatter = backend.formatter("chat")
-    training = TrainingRecord(steps=1, epochs=1.0, wall_s=1.0, tokens_seen=1, answer_tokens=1, tokens_per_s=1.0,
-                              rss_start_mb=1.0, rss_peak_mb=1.0, train_examples=1, artifact="a", artifact_bytes=1,
-                              artifact_sha256="x", checkpoint_dir="x", template_sha256=template_fingerprint(formatter))
+    training = TrainingRecord(
+        steps=1,
+        epochs=1.0,
+        wall_s=1.0,
+        tokens_seen=1,
+        answer_tokens=1,
+        tokens_per_s=1.0,
+        rss_start_mb=1.0,
+        rss_peak_mb=1.0,
+        train_examples=1,
+        artifact="a",
+        artifact_bytes=1,
+        artifact_sha256="x",
+        checkpoint_dir="x",
+        template_sha256=template_fingerprint(formatter),
+    )
     artifact = Artifact("adapter", ROOT, "b" * 64, 1, 8)
-    candidate = Candidate("lora", "lora", task.spec.prompt.instruction, task.spec.prompt.input_template, artifact=artifact)
+    candidate = Candidate(
+        "lora", "lora", task.spec.prompt.instruction, task.spec.prompt.input_template, artifact=artifact
+    )
     reference = None if reference_shift is None else (lambda: _Shifted(reference_shift, name="transformers"))
     return certify(candidate, training, backend, formatter, task.spec, dev, ResultCache(ROOT, enabled=False), reference)
 

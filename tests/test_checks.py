@@ -11,14 +11,13 @@ from conftest import ROOT, _rows
 
 from ladder.backends.scripted import ScriptedBackend, last_user_message
 from ladder.cli.main import main
-from ladder.data.checks import label_issue_check, truncation_check
+from ladder.data.measured import label_issue_check, truncation_check
 from ladder.data.splits import load_splits, load_task_data
 from ladder.errors import ValidationFailed
 from ladder.run.datacheck import check_data
 from ladder.spec import load_task
 
-LONG = ("the quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat near the old door "
-        "of the house")
+LONG = "the quick brown fox jumps over the lazy dog while the cat sleeps on the warm mat near the old door of the house"
 
 
 def _crafted():
@@ -31,14 +30,22 @@ def _crafted():
         {"id": "conf-a", "text": "is it sunny", "label": "weather"},
         {"id": "conf-b", "text": "Is it sunny", "label": "music"},  # the same input, another target
         {"id": "near-train", "text": LONG + " tonight", "label": "weather"},
-        {"id": "quote-train", "text": "my favourite line is that all happy families are alike in their own way", "label": "music"},
+        {
+            "id": "quote-train",
+            "text": "my favourite line is that all happy families are alike in their own way",
+            "label": "music",
+        },
     ]
     dev = _rows("dev", 6, 1)
     test = _rows("test", 9, 2) + [
         {"id": "leak", "text": "PLAY some jazz!", "label": "music"},  # normalized copy? no: punctuation differs
         {"id": "exact-leak", "text": "play some jazz", "label": "music"},
         {"id": "near-test", "text": LONG + " today", "label": "weather"},  # the last word changed
-        {"id": "quote-test", "text": "she said all happy families are alike in their own way so sing", "label": "music"},
+        {
+            "id": "quote-test",
+            "text": "she said all happy families are alike in their own way so sing",
+            "label": "music",
+        },
         {"id": "long", "text": "weather " * 300, "label": "weather"},
     ]
     return train, dev, test
@@ -74,14 +81,25 @@ def test_conflicts_and_leakage_are_errors_unless_allowed(make_task):
     with pytest.raises(ValidationFailed) as info:
         load_task_data(load_task(make_task(train=train, dev=dev, test=test)))
     problems = info.value.problems
-    assert any("train.jsonl:" in p and "the same input, different targets" in p
-               and "data.allow_conflicting_targets" in p for p in problems)
+    assert any(
+        "train.jsonl:" in p and "the same input, different targets" in p and "data.allow_conflicting_targets" in p
+        for p in problems
+    )
     assert any("test.jsonl:11: leakage: test input also appears at" in p for p in problems)
     assert any("test.jsonl:12: near-duplicate of" in p and "Jaccard 0.89" in p for p in problems)
     assert not any("below the threshold" in p for p in problems)
-    allowed = {"data": {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl", "input_field": "text",
-                        "target_field": "label", "id_field": "id", "allow_duplicate_inputs": True,
-                        "allow_conflicting_targets": True}}
+    allowed = {
+        "data": {
+            "train": "train.jsonl",
+            "dev": "dev.jsonl",
+            "test": "test.jsonl",
+            "input_field": "text",
+            "target_field": "label",
+            "id_field": "id",
+            "allow_duplicate_inputs": True,
+            "allow_conflicting_targets": True,
+        }
+    }
     data = load_task_data(load_task(make_task(allowed, train=train, dev=dev, test=test, folder="allowed")))
     warnings = data.splits.warnings
     assert any("allowed by data.allow_duplicate_inputs" in w for w in warnings)
@@ -92,7 +110,10 @@ def test_a_label_missing_from_train_is_a_warning(make_task):
     train = [r for r in _rows("train", 12) if r["label"] != "booking"]
     splits = load_splits(load_task(make_task(train=train)))
     check = splits.checks.check("label_balance")
-    assert check.severity == "warning" and "'booking' has no train example but appears in dev and test" in check.findings[0].detail
+    assert (
+        check.severity == "warning"
+        and "'booking' has no train example but appears in dev and test" in check.findings[0].detail
+    )
 
 
 def test_truncation_and_label_issues_by_hand():
@@ -100,7 +121,9 @@ def test_truncation_and_label_issues_by_hand():
 
     examples = [Example(f"e{i}", f"text {i}", "a" if i % 2 else "b", "train", f"t.jsonl:{i + 1}") for i in range(20)]
     check = truncation_check([("lora", 10)], examples, lambda ex: 5 + int(ex.id[1:]))
-    assert check.count == 14 and check.findings[0].score == 24  # lengths 5..24: 11 and up and "24 tokens > lora's max_seq_len 10" in check.findings[0].detail
+    assert (
+        check.count == 14 and check.findings[0].score == 24
+    )  # lengths 5..24: 11 and up and "24 tokens > lora's max_seq_len 10" in check.findings[0].detail
     # a confident model that disagrees with two given labels: exactly those two, the most confident first
     probs = [[0.95, 0.05] if ex.target == "a" else [0.05, 0.95] for ex in examples]
     probs[3], probs[6] = [0.02, 0.98], [0.97, 0.03]  # e3 is labelled a, e6 labelled b
@@ -151,8 +174,10 @@ def test_assess_records_the_checks_and_the_report_shows_them(make_task, tmp_path
     from ladder.report import write_report
     from ladder.run.assess import assess
 
-    train = _rows("train", 12) + [{"id": "d1", "text": "play some jazz", "label": "music"},
-                                  {"id": "d2", "text": "play some jazz", "label": "music"}]
+    train = _rows("train", 12) + [
+        {"id": "d1", "text": "play some jazz", "label": "music"},
+        {"id": "d2", "text": "play some jazz", "label": "music"},
+    ]
     task = load_task(make_task(train=train))
     run, out = assess(task, backend=_keyword_model(["weather", "music", "booking"]), out_dir=tmp_path / "run")
     names = [c.name for c in run.data_checks.checks]
@@ -185,8 +210,12 @@ def test_shipped_tasks_pass_their_data_checks():
 def test_label_errors_by_k_fold_lora_score_every_train_example_out_of_fold(make_task, capsys):
     """The real model: two LoRA adapters, each trained on one half of train (2 steps) and scoring the other
     half; dev and test under the adapter trained on all of train."""
-    spec = {"rungs": [{"type": "prompt"}, {"type": "lora", "train": {"max_steps": 2, "batch_size": 4, "eval_every": 2,
-                                                                      "max_seq_len": 64}}]}
+    spec = {
+        "rungs": [
+            {"type": "prompt"},
+            {"type": "lora", "train": {"max_steps": 2, "batch_size": 4, "eval_every": 2, "max_seq_len": 64}},
+        ]
+    }
     path = make_task(spec)
     out = path.parent / "checks.json"
     code = main(["check-data", str(path), "--label-errors", "lora", "--folds", "2", "--json", str(out)])
@@ -210,15 +239,22 @@ def test_near_duplicates_with_other_targets_are_contrastive_pairs_not_leakage(ma
     0.80 over word pairs) test that word; they are a warning with the count. The same template with the same
     answer stays a refused leak."""
     template = "what is the capital of the state whose flower is the {} blossom in the spring season"
-    train = _rows("train", 12) + [{"id": "t-a", "text": template.format("apple"), "label": "weather"},
-                                  {"id": "t-b", "text": template.format("orange"), "label": "music"}]
-    test = _rows("test", 9, 2) + [{"id": "c-a", "text": template.format("apple") + " please", "label": "booking"},
-                                  {"id": "c-b", "text": template.format("orange") + " please", "label": "music"}]
+    train = _rows("train", 12) + [
+        {"id": "t-a", "text": template.format("apple"), "label": "weather"},
+        {"id": "t-b", "text": template.format("orange"), "label": "music"},
+    ]
+    test = _rows("test", 9, 2) + [
+        {"id": "c-a", "text": template.format("apple") + " please", "label": "booking"},
+        {"id": "c-b", "text": template.format("orange") + " please", "label": "music"},
+    ]
     splits = load_splits(load_task(make_task(train=train, test=test)), strict=False)
     by = {c.name: c for c in splits.checks.checks}
     contrastive = by["near_contrastive"]
     assert contrastive.severity == "warning" and contrastive.count == 1
-    assert contrastive.findings[0].examples == ["test/c-a", "train/t-a"] and "targets differ" in contrastive.findings[0].detail
+    assert (
+        contrastive.findings[0].examples == ["test/c-a", "train/t-a"]
+        and "targets differ" in contrastive.findings[0].detail
+    )
     assert "contrastive pairs, not leaked answers" in contrastive.summary
     # c-b has the same answer as its near twin t-b: a leak, refused
     assert by["near_leakage"].severity == "error" and by["near_leakage"].count == 1

@@ -17,15 +17,25 @@ from ladder.spec import CostSpec, load_task
 
 
 def _dev(wall_s: float, prompt_tokens: float = 67.0, completion_tokens: float = 3.0, n: int = 100) -> SplitResult:
-    return SplitResult(n=n, metrics={"accuracy": Estimate(mean=0.9, low=0.8, high=0.95, n=n, method="wilson")},
-                       wall_s=wall_s, latency_s_per_example=wall_s / n, examples_per_s=n / wall_s,
-                       prompt_tokens_per_call=prompt_tokens, completion_tokens_per_call=completion_tokens, cached=False,
-                       cache_key="k")
+    return SplitResult(
+        n=n,
+        metrics={"accuracy": Estimate(mean=0.9, low=0.8, high=0.95, n=n, method="wilson")},
+        wall_s=wall_s,
+        latency_s_per_example=wall_s / n,
+        examples_per_s=n / wall_s,
+        prompt_tokens_per_call=prompt_tokens,
+        completion_tokens_per_call=completion_tokens,
+        cached=False,
+        cache_key="k",
+    )
 
 
 def test_same_tokens_same_cost_per_call_whatever_the_wall_time():
     times = TokenTimes(prompt_s_per_token=0.001, completion_s_per_token=0.02, probe_prompts=8, repeats=3, noise=0.04)
-    quiet, busy = rung_cost(_dev(12.6), None, 1.0, CostSpec(), times), rung_cost(_dev(20.7), None, 1.0, CostSpec(), times)
+    quiet, busy = (
+        rung_cost(_dev(12.6), None, 1.0, CostSpec(), times),
+        rung_cost(_dev(20.7), None, 1.0, CostSpec(), times),
+    )
     assert quiet.seconds_per_call == busy.seconds_per_call == pytest.approx(67 * 0.001 + 3 * 0.02)
     assert (quiet.wall_seconds_per_call, busy.wall_seconds_per_call) == (pytest.approx(0.126), pytest.approx(0.207))
     assert quiet.noise == 0.04
@@ -43,14 +53,16 @@ class _Timed(ScriptedBackend):
 
     def generate(self, requests):
         out = super().generate(requests)
-        time.sleep(0.02 + 0.001 * sum(g.prompt_tokens for g in out)
-                   + 0.005 * sum(max(0, g.completion_tokens - 1) for g in out))
+        time.sleep(
+            0.02 + 0.001 * sum(g.prompt_tokens for g in out) + 0.005 * sum(max(0, g.completion_tokens - 1) for g in out)
+        )
         return out
 
 
 def test_the_probe_recovers_known_per_token_times(make_task):
-    task = load_task(make_task({"generation": {"label_scoring": "generate", "max_new_tokens": 16}},
-                               dev=_rows("dev", 16, 1)))
+    task = load_task(
+        make_task({"generation": {"label_scoring": "generate", "max_new_tokens": 16}}, dev=_rows("dev", 16, 1))
+    )
     from ladder.data.splits import load_task_data
 
     dev = load_task_data(task).splits.dev

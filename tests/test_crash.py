@@ -54,12 +54,17 @@ def test_swapping_the_model_an_adapter_or_the_tokenizer_under_one_cache_gives_no
     first = _Model("weather")
     assert not run_eval(candidate, dev, first, first.formatter("chat"), spec, cache).cached
     assert run_eval(candidate, dev, _Model("weather"), first.formatter("chat"), spec, cache).cached  # the same: a hit
-    swaps = {"weights": _Model("music", weights="w2"), "tokenizer": _Model("music", tokenizer="t2"),
-             "adapter": _Model("music")}
+    swaps = {
+        "weights": _Model("music", weights="w2"),
+        "tokenizer": _Model("music", tokenizer="t2"),
+        "adapter": _Model("music"),
+    }
     for what, backend in swaps.items():
         tuned = Candidate("lora", "lora", spec.prompt.instruction, spec.prompt.input_template, artifact=adapter)
         out = run_eval(tuned if what == "adapter" else candidate, dev, backend, backend.formatter("chat"), spec, cache)
-        assert not out.cached and {o.output for o in out.outputs} == {"music"}, what  # computed, never the stale answers
+        assert not out.cached and {o.output for o in out.outputs} == {"music"}, (
+            what
+        )  # computed, never the stale answers
     # and the real identity names the weights and the tokenizer files by content
     from ladder.backends.models import ModelRef, model_identity
 
@@ -72,7 +77,9 @@ def test_swapping_the_model_an_adapter_or_the_tokenizer_under_one_cache_gives_no
     before = model_identity(ref)
     (folder / "tokenizer.json").write_text('{"v": 2}')
     after = model_identity(ref)
-    assert after["tokenizer_sha256"] != before["tokenizer_sha256"] and after["weights_sha256"] == before["weights_sha256"]
+    assert (
+        after["tokenizer_sha256"] != before["tokenizer_sha256"] and after["weights_sha256"] == before["weights_sha256"]
+    )
     (folder / "model.safetensors").write_bytes(b"weights-2")
     assert model_identity(ref)["weights_sha256"] != after["weights_sha256"]
 
@@ -93,14 +100,22 @@ def _task(root: Path) -> Path:
 
 def _worker(task: Path, home: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "LADDER_HOME": str(home), "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, str(WORKER), str(task), str(out), *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(WORKER), str(task), str(out), *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _view(run):
-    return ([(r.name, r.decision.status, r.splits["test"].metrics) for r in run.rungs],
-            [(e.id, e.split, e.output, e.scores, e.invalid) for r in run.rungs for e in r.examples],
-            run.recommendation.rung if run.recommendation else None, run.status)
+    return (
+        [(r.name, r.decision.status, r.splits["test"].metrics) for r in run.rungs],
+        [(e.id, e.split, e.output, e.scores, e.invalid) for r in run.rungs for e in r.examples],
+        run.recommendation.rung if run.recommendation else None,
+        run.status,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,17 @@ def test_loads_splits_and_hashes(make_task):
 
 
 def test_csv_and_hash_ids(make_task, tmp_path):
-    path = make_task({"data": {"train": "train.csv", "dev": "dev.jsonl", "test": "test.jsonl",
-                               "input_field": "text", "target_field": "label"}})
+    path = make_task(
+        {
+            "data": {
+                "train": "train.csv",
+                "dev": "dev.jsonl",
+                "test": "test.jsonl",
+                "input_field": "text",
+                "target_field": "label",
+            }
+        }
+    )
     (path.parent / "train.csv").write_text('text,label\n"hello, {braces}",weather\nplay it,music\n', encoding="utf-8")
     splits = load_splits(load_task(path))
     assert [e.input for e in splits.train] == ["hello, {braces}", "play it"]
@@ -32,16 +41,32 @@ def test_leakage_is_an_error_or_a_warning(make_task):
     assert "test.jsonl:1: leakage: test input also appears at" in info.value.problems[0]
     assert "train.jsonl:1" in info.value.problems[0]
 
-    path = make_task({"data": {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl", "input_field": "text",
-                               "target_field": "label", "id_field": "id", "allow_duplicate_inputs": True}},
-                     test=leaked, folder="allowed")
+    path = make_task(
+        {
+            "data": {
+                "train": "train.jsonl",
+                "dev": "dev.jsonl",
+                "test": "test.jsonl",
+                "input_field": "text",
+                "target_field": "label",
+                "id_field": "id",
+                "allow_duplicate_inputs": True,
+            }
+        },
+        test=leaked,
+        folder="allowed",
+    )
     splits = load_splits(load_task(path))
     assert len(splits.warnings) == 1 and "allowed by data.allow_duplicate_inputs" in splits.warnings[0]
 
 
 def test_every_row_problem_reported(make_task):
-    test = [{"id": "a", "text": "one", "label": "weather"}, {"id": "a", "text": "two", "label": "nope"},
-            {"id": "b", "label": "music"}, {"id": "c", "text": ["not", "text"], "label": "music"}]
+    test = [
+        {"id": "a", "text": "one", "label": "weather"},
+        {"id": "a", "text": "two", "label": "nope"},
+        {"id": "b", "label": "music"},
+        {"id": "c", "text": ["not", "text"], "label": "music"},
+    ]
     with pytest.raises(ValidationFailed) as info:
         load_splits(load_task(make_task(test=test, dev=[])))
     problems = "\n".join(info.value.problems)
@@ -53,15 +78,28 @@ def test_every_row_problem_reported(make_task):
 
 
 def test_json_targets_must_parse_as_an_object_or_array(make_task):
-    spec = {"output": {"kind": "json"}, "metrics": ["json_valid"], "target": {"metric": "json_valid", "threshold": 0.9},
-            "rungs": [{"type": "prompt"}]}
+    spec = {
+        "output": {"kind": "json"},
+        "metrics": ["json_valid"],
+        "target": {"metric": "json_valid", "threshold": 0.9},
+        "rungs": [{"type": "prompt"}],
+    }
     good = lambda prefix: [{"id": f"{prefix}-{i}", "text": f"{prefix} {i}", "label": {"a": i}} for i in range(3)]
-    rows = [{"id": "t1", "text": "a", "label": '{"a": 1}'}, {"id": "t2", "text": "b", "label": '[{"value": 1}]'},
-            {"id": "t3", "text": "c", "label": "not json"}, {"id": "t4", "text": "d", "label": "42"},
-            {"id": "t5", "text": "e", "label": [{"value": 2, "unit": "m"}]}]
+    rows = [
+        {"id": "t1", "text": "a", "label": '{"a": 1}'},
+        {"id": "t2", "text": "b", "label": '[{"value": 1}]'},
+        {"id": "t3", "text": "c", "label": "not json"},
+        {"id": "t4", "text": "d", "label": "42"},
+        {"id": "t5", "text": "e", "label": [{"value": 2, "unit": "m"}]},
+    ]
     with pytest.raises(ValidationFailed) as info:
         load_splits(load_task(make_task(spec, train=good("train"), dev=good("dev"), test=rows)))
     problems = info.value.problems
     assert len(problems) == 2  # an object, an array, and a list given as JSON itself are all fine
-    assert any(p.endswith("test.jsonl:3: field 'label' is not JSON (Expecting value) (output.kind json)") for p in problems)
-    assert any(p.endswith("test.jsonl:4: field 'label' is JSON int, not an object or array (output.kind json)") for p in problems)
+    assert any(
+        p.endswith("test.jsonl:3: field 'label' is not JSON (Expecting value) (output.kind json)") for p in problems
+    )
+    assert any(
+        p.endswith("test.jsonl:4: field 'label' is JSON int, not an object or array (output.kind json)")
+        for p in problems
+    )

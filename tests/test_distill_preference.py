@@ -21,8 +21,9 @@ from ladder.spec import load_task
 
 pytestmark = pytest.mark.model
 SNIPS = ROOT / "tasks" / "snips-intent" / "task.yaml"
-TRAIN = dict(max_steps=8, batch_size=8, eval_every=4, checkpoint_every=2, max_seq_len=128, learning_rate=1e-3,
-             warmup_ratio=0.0)
+TRAIN = dict(
+    max_steps=8, batch_size=8, eval_every=4, checkpoint_every=2, max_seq_len=128, learning_rate=1e-3, warmup_ratio=0.0
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,22 +52,37 @@ def _context(backend, tmp_path, rungs: list[dict], n_train: int = 32, **files: l
     data = load_task_data(task)
     formatter = backend.formatter("chat")
     cache = ResultCache(tmp_path / "cache")
-    ctx = build_context(task, data.splits.train[:n_train], data.splits.dev[:16], backend, cache,
-                        work_dir=tmp_path / "run", unlabeled=data.unlabeled, preferences=data.preferences)
+    ctx = build_context(
+        task,
+        data.splits.train[:n_train],
+        data.splits.dev[:16],
+        backend,
+        cache,
+        work_dir=tmp_path / "run",
+        unlabeled=data.unlabeled,
+        preferences=data.preferences,
+    )
     return task.spec, ctx, formatter
 
 
 def _predictions(backend, candidate, examples, formatter, spec, tmp_path) -> list[str]:
     served = backend.serving(candidate.artifact)
-    return [o.output for o in run_eval(candidate, examples, served, formatter, spec, ResultCache(tmp_path, enabled=False)).outputs]
+    return [
+        o.output
+        for o in run_eval(candidate, examples, served, formatter, spec, ResultCache(tmp_path, enabled=False)).outputs
+    ]
 
 
 def test_distilled_student_agrees_with_its_teacher_more_than_the_base_model(backend, tmp_path):
-    spec, ctx, formatter = _context(backend, tmp_path, [
-        {"type": "prompt"},
-        {"type": "fewshot", "k": 10, "selection": "random"},
-        {"type": "distill", "r": 16, "alpha": 32, "dropout": 0.0, "filter": "none", "train": TRAIN},
-    ])
+    spec, ctx, formatter = _context(
+        backend,
+        tmp_path,
+        [
+            {"type": "prompt"},
+            {"type": "fewshot", "k": 10, "selection": "random"},
+            {"type": "distill", "r": 16, "alpha": 32, "dropout": 0.0, "filter": "none", "train": TRAIN},
+        ],
+    )
     rung = spec.rungs[2]
     assert rung.teacher == "fewshot"  # the default: the last prompt rung before it
     candidate = build_candidate(rung, ctx)
@@ -83,18 +99,41 @@ def test_distilled_student_agrees_with_its_teacher_more_than_the_base_model(back
     agree_student = sum(a == b for a, b in zip(student, teacher_answers))
     assert agree_student > agree_base, (agree_student, agree_base)
     # the student's prompt is the zero-shot one: fewer tokens per call than the teacher's
-    student_tokens = run_eval(candidate, ctx.dev[:4], backend.serving(candidate.artifact), formatter, spec,
-                              ResultCache(tmp_path / "d", enabled=False)).outputs[0].prompt_tokens
+    student_tokens = (
+        run_eval(
+            candidate,
+            ctx.dev[:4],
+            backend.serving(candidate.artifact),
+            formatter,
+            spec,
+            ResultCache(tmp_path / "d", enabled=False),
+        )
+        .outputs[0]
+        .prompt_tokens
+    )
     assert student_tokens * 3 < teacher.prompt_tokens_per_call
 
 
 def test_distill_filter_keeps_only_correct_teacher_answers_and_every_unlabeled_one(backend, tmp_path):
-    unlabeled = [{"text": text} for text in ("play some jazz by miles davis", "will it snow in oslo tomorrow",
-                                             "book a table for two at noon", "rate this novel four stars")]
-    spec, ctx, _ = _context(backend, tmp_path, [
-        {"type": "fewshot", "k": 10, "selection": "random"},
-        {"type": "distill", "dropout": 0.0, "filter": "correct", "train": {**TRAIN, "max_steps": 1}},
-    ], n_train=16, unlabeled=unlabeled)
+    unlabeled = [
+        {"text": text}
+        for text in (
+            "play some jazz by miles davis",
+            "will it snow in oslo tomorrow",
+            "book a table for two at noon",
+            "rate this novel four stars",
+        )
+    ]
+    spec, ctx, _ = _context(
+        backend,
+        tmp_path,
+        [
+            {"type": "fewshot", "k": 10, "selection": "random"},
+            {"type": "distill", "dropout": 0.0, "filter": "correct", "train": {**TRAIN, "max_steps": 1}},
+        ],
+        n_train=16,
+        unlabeled=unlabeled,
+    )
     t = TrainingRecord.model_validate(build_candidate(spec.rungs[1], ctx).training)
     assert t.teacher.inputs == 20 and t.teacher.unlabeled == 4
     assert t.teacher.kept == round(t.teacher.train_correct * 16) + 4 < 20 and t.train_examples == t.teacher.kept
@@ -102,11 +141,19 @@ def test_distill_filter_keeps_only_correct_teacher_answers_and_every_unlabeled_o
 
 def test_preference_pairs_from_data_preferences(backend, tmp_path):
     """User-given pairs replace the model's own mistakes; a seeded tenth of them is the dev set."""
-    pairs = [{"text": f"play track {i} from my road trip mix", "chosen": "play_music", "rejected": "add_to_playlist"}
-             for i in range(10)]
-    spec, ctx, _ = _context(backend, tmp_path, [
-        {"type": "preference", "dropout": 0.0, "train": {**TRAIN, "max_steps": 1}},
-    ], n_train=8, preferences=pairs)
+    pairs = [
+        {"text": f"play track {i} from my road trip mix", "chosen": "play_music", "rejected": "add_to_playlist"}
+        for i in range(10)
+    ]
+    spec, ctx, _ = _context(
+        backend,
+        tmp_path,
+        [
+            {"type": "preference", "dropout": 0.0, "train": {**TRAIN, "max_steps": 1}},
+        ],
+        n_train=8,
+        preferences=pairs,
+    )
     assert spec.rungs[0].negatives_from is None  # nothing to answer: the pairs are given
     t = TrainingRecord.model_validate(build_candidate(spec.rungs[0], ctx).training)
     assert t.pairs.source == "data.preferences" and (t.pairs.train_pairs, t.pairs.dev_pairs) == (9, 1)
@@ -122,10 +169,22 @@ def _interrupt_after(steps: int):
 
 
 def test_dpo_raises_the_chosen_log_ratio_on_held_out_pairs_and_resumes(backend, tmp_path, monkeypatch):
-    spec, ctx, _ = _context(backend, tmp_path, [
-        {"type": "prompt"},
-        {"type": "preference", "r": 16, "alpha": 32, "dropout": 0.0, "beta": 0.1, "train": {**TRAIN, "batch_size": 4}},
-    ], n_train=16)
+    spec, ctx, _ = _context(
+        backend,
+        tmp_path,
+        [
+            {"type": "prompt"},
+            {
+                "type": "preference",
+                "r": 16,
+                "alpha": 32,
+                "dropout": 0.0,
+                "beta": 0.1,
+                "train": {**TRAIN, "batch_size": 4},
+            },
+        ],
+        n_train=16,
+    )
     rung = spec.rungs[1]
     assert rung.negatives_from == "prompt"
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home"))
@@ -140,7 +199,10 @@ def test_dpo_raises_the_chosen_log_ratio_on_held_out_pairs_and_resumes(backend, 
     losses = [p.loss for p in t.curve]
     assert sum(losses[-2:]) < sum(losses[:2])
     last = t.dev_evals[-1]
-    assert last.chosen_logratio > pairs.dev_reference_logratio + 1.0, (last.chosen_logratio, pairs.dev_reference_logratio)
+    assert last.chosen_logratio > pairs.dev_reference_logratio + 1.0, (
+        last.chosen_logratio,
+        pairs.dev_reference_logratio,
+    )
     assert last.reward_accuracy > 0.5 and last.reward_margin > 0
     # the same training without the interruption: the same curve (the reference is recomputed on resume)
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home-b"))
@@ -154,10 +216,15 @@ def test_a_teacher_model_answers_with_the_teacher_rungs_prompt(backend, tmp_path
     from ladder.backends.hf.model import resolve_model
 
     folder = str(resolve_model("smollm2-135m-instruct").path)
-    spec, ctx, _ = _context(backend, tmp_path, [
-        {"type": "fewshot", "k": 4, "selection": "random"},
-        {"type": "distill", "dropout": 0.0, "teacher_model": folder, "train": {**TRAIN, "max_steps": 1}},
-    ], n_train=8)
+    spec, ctx, _ = _context(
+        backend,
+        tmp_path,
+        [
+            {"type": "fewshot", "k": 4, "selection": "random"},
+            {"type": "distill", "dropout": 0.0, "teacher_model": folder, "train": {**TRAIN, "max_steps": 1}},
+        ],
+        n_train=8,
+    )
     t = TrainingRecord.model_validate(build_candidate(spec.rungs[1], ctx).training)
     assert t.teacher.model == folder and t.teacher.rung == "fewshot" and t.teacher.inputs == t.teacher.kept == 8
     assert t.teacher.prompt_tokens_per_call > 100  # the 4-shot prompt, rendered by the teacher's own tokenizer

@@ -21,9 +21,20 @@ def test_two_processes_match_one(tmp_path):
         folder.mkdir()
     subprocess.run([sys.executable, str(WORKER), str(one)], check=True, cwd=ROOT, timeout=300)
     subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
-         str(WORKER), str(two)],
-        check=True, cwd=ROOT, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            str(WORKER),
+            str(two),
+        ],
+        check=True,
+        cwd=ROOT,
+        timeout=300,
     )
     a, b = torch.load(one / "weights.pt"), torch.load(two / "weights.pt")
     assert a.keys() == b.keys()
@@ -49,13 +60,38 @@ def test_ladder_train_under_torchrun_then_assess_reuses_it(make_task, tmp_path):
     from ladder.spec import load_task
 
     pytest.importorskip("peft")
-    path = make_task({"rungs": [{"type": "lora", "dropout": 0.0,
-                                 "train": {"max_steps": 2, "batch_size": 4, "eval_every": 2, "max_seq_len": 64}}]})
+    path = make_task(
+        {
+            "rungs": [
+                {
+                    "type": "lora",
+                    "dropout": 0.0,
+                    "train": {"max_steps": 2, "batch_size": 4, "eval_every": 2, "max_seq_len": 64},
+                }
+            ]
+        }
+    )
     env = dict(os.environ)
     subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534",
-         "-m", "ladder", "train", str(path), "--rung", "lora"],
-        check=True, cwd=ROOT, timeout=400, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29534",
+            "-m",
+            "ladder",
+            "train",
+            str(path),
+            "--rung",
+            "lora",
+        ],
+        check=True,
+        cwd=ROOT,
+        timeout=400,
+        env=env,
     )
     run, _ = assess(load_task(path), out_dir=tmp_path / "run", limit=2)
     training = run.rungs[0].training

@@ -39,8 +39,11 @@ def test_mask_dropout_follows_torchs_generator_and_keeps_the_shape_and_dtype():
 
 
 def test_cpu_dropout_swaps_every_dropout_of_a_model_and_nothing_else():
-    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.1),
-                                torch.nn.ModuleDict({"a": torch.nn.Dropout(0.05), "b": torch.nn.Dropout(0.0)}))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(4, 4),
+        torch.nn.Dropout(0.1),
+        torch.nn.ModuleDict({"a": torch.nn.Dropout(0.05), "b": torch.nn.Dropout(0.0)}),
+    )
     assert cpu_dropout(model) == 2
     assert isinstance(model[1], MaskDropout) and isinstance(model[2]["a"], MaskDropout)
     assert type(model[2]["b"]) is torch.nn.Dropout and isinstance(model[0], torch.nn.Linear)

@@ -24,7 +24,18 @@ def test_the_suite_file_names_existing_tasks_and_baselines():
 @pytest.mark.model
 def test_the_gate_suite_passes_against_its_committed_baselines(tmp_path, capsys):
     junit = tmp_path / "gates.xml"
-    code = main(["gate-suite", str(SUITE), "--out", str(tmp_path / "runs"), "--junit", str(junit), "--md", str(tmp_path / "gates.md")])
+    code = main(
+        [
+            "gate-suite",
+            str(SUITE),
+            "--out",
+            str(tmp_path / "runs"),
+            "--junit",
+            str(junit),
+            "--md",
+            str(tmp_path / "gates.md"),
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert printed.count("[snips-fewshot] pass: fewshot accuracy") == 1 and "0 outputs changed" in printed

@@ -25,8 +25,14 @@ def _perfect(prompt):
 
 def _run(task_path, out, responder=_perfect, limit=None):
     # uncached: the scripted backend's identity does not name its responder
-    run, folder = assess(load_task(task_path), backend=ScriptedBackend(responder=responder), out_dir=out,
-                         limit=limit, exhaustive=True, use_cache=False)
+    run, folder = assess(
+        load_task(task_path),
+        backend=ScriptedBackend(responder=responder),
+        out_dir=out,
+        limit=limit,
+        exhaustive=True,
+        use_cache=False,
+    )
     return folder
 
 
@@ -56,7 +62,10 @@ def test_unchanged_candidate_passes_with_junit_and_markdown(task, baseline, tmp_
     junit, md = tmp_path / "gate.xml", tmp_path / "gate.md"
     assert main(["gate", str(folder), "--baseline", str(baseline), "--junit", str(junit), "--md", str(md)]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("pass: fewshot accuracy 1.000 vs baseline 1.000, Δ +0.000") and "0 outputs changed" in printed
+    assert (
+        printed.startswith("pass: fewshot accuracy 1.000 vs baseline 1.000, Δ +0.000")
+        and "0 outputs changed" in printed
+    )
     # a perfect baseline still has an honest, non-zero detectable drop: ~0.13 at n=60
     mde = float(printed.split("sees drops of ")[1].split(" ")[0])
     assert 0.08 < mde < 0.2
@@ -116,7 +125,7 @@ def test_a_drop_the_gate_cannot_judge_is_inconclusive_with_exit_3(task, baseline
 
 
 def test_a_regression_anywhere_outranks_an_inconclusive_gate_in_a_suite():
-    from ladder.cli.main import _gate_exit
+    from ladder.cli.ci import _gate_exit
     from ladder.gate import GateResult
 
     def result(code_verdict):
@@ -182,15 +191,39 @@ def test_a_trained_rung_without_a_passing_certificate_is_refused(task, baseline,
 
     folder = _run(task, tmp_path / "again")
     run = load_run(folder)
-    training = TrainingRecord(steps=1, epochs=1.0, wall_s=1.0, tokens_seen=1, answer_tokens=1, tokens_per_s=1.0,
-                              rss_start_mb=1.0, rss_peak_mb=1.0, train_examples=1, artifact="a", artifact_bytes=1,
-                              artifact_sha256="x", checkpoint_dir="x", template_sha256="t")
-    noop = AdapterCertificate(backend="vllm", probe=8, checks=[CertificateCheck(
-        name="changes_outputs", passed=False, value=0.0, tolerance=1e-4, detail="it does nothing as served")])
-    for certificate, expected in [(noop, "its adapter certificate failed changes_outputs: it does nothing as served"),
-                                  (None, "it has no adapter certificate")]:
+    training = TrainingRecord(
+        steps=1,
+        epochs=1.0,
+        wall_s=1.0,
+        tokens_seen=1,
+        answer_tokens=1,
+        tokens_per_s=1.0,
+        rss_start_mb=1.0,
+        rss_peak_mb=1.0,
+        train_examples=1,
+        artifact="a",
+        artifact_bytes=1,
+        artifact_sha256="x",
+        checkpoint_dir="x",
+        template_sha256="t",
+    )
+    noop = AdapterCertificate(
+        backend="vllm",
+        probe=8,
+        checks=[
+            CertificateCheck(
+                name="changes_outputs", passed=False, value=0.0, tolerance=1e-4, detail="it does nothing as served"
+            )
+        ],
+    )
+    for certificate, expected in [
+        (noop, "its adapter certificate failed changes_outputs: it does nothing as served"),
+        (None, "it has no adapter certificate"),
+    ]:
         run.rungs[-1] = run.rungs[-1].model_copy(update={"training": training, "certificate": certificate})
         save_run(run, folder / "run.json")
         assert main(["gate", str(folder), "--baseline", str(baseline)]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "rung 'fewshot' is a trained rung the gate cannot trust" in err and expected in err
+        assert (
+            err.count("\n") == 1 and "rung 'fewshot' is a trained rung the gate cannot trust" in err and expected in err
+        )

@@ -15,16 +15,30 @@ def test_bf16_training_on_cuda(tmp_path):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    config = LlamaConfig(
+        vocab_size=96,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     model = LlamaForCausalLM(config).cuda()
     g = torch.Generator().manual_seed(1)
     data = []
     for _ in range(32):
         prompt = torch.randint(1, 96, (8,), generator=g).tolist()
         data.append(TrainExample(prompt + prompt, n_prompt=8))
-    settings = TrainSpec(max_steps=20, batch_size=8, learning_rate=3e-3, warmup_ratio=0.0, eval_every=10,
-                         checkpoint_every=100, max_seq_len=64)
+    settings = TrainSpec(
+        max_steps=20,
+        batch_size=8,
+        learning_rate=3e-3,
+        warmup_ratio=0.0,
+        eval_every=10,
+        checkpoint_every=100,
+        max_seq_len=64,
+    )
     out = train_loop(model, data, data[:8], TrainConfig(settings, 0, "gpu", tmp_path, 0))
     assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 masters, bf16 compute
     assert out.curve[-1]["loss"] < out.curve[0]["loss"]

@@ -26,12 +26,22 @@ def test_auto_is_fp32_on_any_cpu_and_the_checkpoints_own_precision_on_cuda(monke
             assert hardware.auto_dtype("cpu", saved) == "float32"
     hardware.cpu_has_native_bf16.cache_clear()
     assert hardware.auto_dtype("cuda:0", "float32") == "float32"  # the bundled model: answers as on a CPU
-    assert hardware.auto_dtype("cuda:0", "bfloat16") == "bfloat16" and hardware.auto_dtype("cuda", "float16") == "float16"
+    assert (
+        hardware.auto_dtype("cuda:0", "bfloat16") == "bfloat16" and hardware.auto_dtype("cuda", "float16") == "float16"
+    )
     assert hardware.auto_dtype("cuda:0", None) == "bfloat16"
 
 
-@pytest.mark.parametrize("config, saved", [('{"dtype": "bfloat16"}', "bfloat16"), ('{"torch_dtype": "float32"}', "float32"),
-                                           ('{"dtype": "int8"}', None), ("{}", None), ("not json", None)])
+@pytest.mark.parametrize(
+    "config, saved",
+    [
+        ('{"dtype": "bfloat16"}', "bfloat16"),
+        ('{"torch_dtype": "float32"}', "float32"),
+        ('{"dtype": "int8"}', None),
+        ("{}", None),
+        ("not json", None),
+    ],
+)
 def test_the_checkpoints_precision_is_read_from_its_config(tmp_path, config, saved):
     (tmp_path / "config.json").write_text(config)
     assert hardware.checkpoint_dtype(tmp_path) == saved

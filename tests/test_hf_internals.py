@@ -40,8 +40,15 @@ def test_the_internals_ladder_uses_are_where_it_looks_for_them():
 @pytest.fixture(scope="module")
 def tiny_model():
     """A two-layer Llama with grouped-query attention and random weights (nothing is downloaded)."""
-    config = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    config = transformers.LlamaConfig(
+        vocab_size=64,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
     torch.manual_seed(0)
     return transformers.LlamaForCausalLM(config).eval()
 

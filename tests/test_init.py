@@ -20,7 +20,11 @@ SHIPPED = ["snips-intent", "quiz-facts", "us-address"]
 
 def _one_file(task: str, tmp_path: Path) -> Path:
     """The raw data behind a shipped task as a team would bring it: one file, the three splits together."""
-    rows = [line for split in ("train", "dev", "test") for line in (ROOT / "tasks" / task / "data" / f"{split}.jsonl").read_text().splitlines()]
+    rows = [
+        line
+        for split in ("train", "dev", "test")
+        for line in (ROOT / "tasks" / task / "data" / f"{split}.jsonl").read_text().splitlines()
+    ]
     path = tmp_path / f"{task}.jsonl"
     path.write_text("\n".join(rows) + "\n")
     return path
@@ -64,7 +68,10 @@ def test_already_split_files_are_kept_as_given(task, tmp_path, capsys):
     assert code == 0, err
     data = load_task_data(load_task(tmp_path / "t")).splits
     for split in ("train", "dev", "test"):
-        given = [json.loads(line)["id"] for line in (ROOT / "tasks" / task / "data" / f"{split}.jsonl").read_text().splitlines()]
+        given = [
+            json.loads(line)["id"]
+            for line in (ROOT / "tasks" / task / "data" / f"{split}.jsonl").read_text().splitlines()
+        ]
         assert [ex.id for ex in data.get(split)] == given
     assert "kept the given splits" in printed
 
@@ -74,8 +81,13 @@ def test_a_label_split_is_stratified_deterministic_and_keeps_duplicates_together
     for i in range(300):
         label = ["pos", "neg", "neutral"][i % 3] if i % 10 else "neg"
         rows.append({"text": f"review number {i} about product {i * 7 % 101} said {label} things", "label": label})
-    rows += [{"text": "Review NUMBER 5 about product 35 said neutral things!", "label": "neutral"},  # equal after normalization
-             {"text": "review number 5 about product 35 said neutral things today", "label": "neutral"}]  # near-duplicate
+    rows += [
+        {
+            "text": "Review NUMBER 5 about product 35 said neutral things!",
+            "label": "neutral",
+        },  # equal after normalization
+        {"text": "review number 5 about product 35 said neutral things today", "label": "neutral"},
+    ]  # near-duplicate
     rows.append({"text": "a rare one", "label": "sarcastic"})
     path = tmp_path / "reviews.csv"
     with path.open("w", newline="") as handle:
@@ -92,15 +104,23 @@ def test_a_label_split_is_stratified_deterministic_and_keeps_duplicates_together
     assert len({where[t] for t in group}) == 1
     assert where["a rare one"] == "train"
     for split in ("dev", "test"):
-        shares = {lab: sum(ex.target == lab for ex in splits.get(split)) / len(splits.get(split)) for lab in ("pos", "neg", "neutral")}
+        shares = {
+            lab: sum(ex.target == lab for ex in splits.get(split)) / len(splits.get(split))
+            for lab in ("pos", "neg", "neutral")
+        }
         assert abs(shares["neg"] - 0.4) < 0.06 and abs(shares["pos"] - 0.3) < 0.06
     code, _, _ = _init([str(path), "--out", str(tmp_path / "b")], capsys)
     for split in ("train", "dev", "test"):
-        assert (tmp_path / "a" / "data" / f"{split}.jsonl").read_bytes() == (tmp_path / "b" / "data" / f"{split}.jsonl").read_bytes()
+        assert (tmp_path / "a" / "data" / f"{split}.jsonl").read_bytes() == (
+            tmp_path / "b" / "data" / f"{split}.jsonl"
+        ).read_bytes()
 
 
 def test_json_and_text_targets_get_their_kind_metrics_and_a_generation_budget(tmp_path, capsys):
-    json_rows = [{"id": f"r{i}", "input": f"name {i}, age {20 + i}", "output": {"name": str(i), "age": 20 + i}} for i in range(120)]
+    json_rows = [
+        {"id": f"r{i}", "input": f"name {i}, age {20 + i}", "output": {"name": str(i), "age": 20 + i}}
+        for i in range(120)
+    ]
     (tmp_path / "people.jsonl").write_text("".join(json.dumps(r) + "\n" for r in json_rows))
     code, printed, err = _init([str(tmp_path / "people.jsonl"), "--out", str(tmp_path / "j")], capsys)
     assert code == 0, err
@@ -108,7 +128,9 @@ def test_json_and_text_targets_get_their_kind_metrics_and_a_generation_budget(tm
     assert spec.output.kind == "json" and spec.target.metric == "json_field_f1" and "json_valid" in spec.metric_names
     assert spec.rungs[1].selection == "random" and "Use the keys: name, age" in spec.prompt.instruction
     assert 16 <= spec.generation.max_new_tokens <= 64
-    text_rows = [{"question": f"What is {i} plus {i}?", "answer": f"The sum is {2 * i}", "id": f"q{i}"} for i in range(90)]
+    text_rows = [
+        {"question": f"What is {i} plus {i}?", "answer": f"The sum is {2 * i}", "id": f"q{i}"} for i in range(90)
+    ]
     (tmp_path / "qa.jsonl").write_text("".join(json.dumps(r) + "\n" for r in text_rows))
     code, printed, err = _init([str(tmp_path / "qa.jsonl"), "--out", str(tmp_path / "t")], capsys)
     assert code == 0, err
@@ -118,13 +140,21 @@ def test_json_and_text_targets_get_their_kind_metrics_and_a_generation_budget(tm
     assert "epochs for ~" in (tmp_path / "t" / "task.yaml").read_text()
 
 
-@pytest.mark.parametrize("content,message", [
-    ("play a song by muse,music\nwhat is the weather,weather\nbook a table,booking\n",
-     "reviews.csv:1: the first row must be a header naming the fields"),
-    ("text,label\nplay a song,music\nwhat, then,weather\n", "reviews.csv:3: 3 fields, the header has 2 (a ragged CSV"),
-    ("song,music\nweather,weather\nmusic,music\n", "reviews.csv:1: the first row looks like data, not a header"),
-    ("a,b\nx y,1\nz w,2\n", "cannot tell which field is the input: pass --input and --target (fields: a, b)"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (
+            "play a song by muse,music\nwhat is the weather,weather\nbook a table,booking\n",
+            "reviews.csv:1: the first row must be a header naming the fields",
+        ),
+        (
+            "text,label\nplay a song,music\nwhat, then,weather\n",
+            "reviews.csv:3: 3 fields, the header has 2 (a ragged CSV",
+        ),
+        ("song,music\nweather,weather\nmusic,music\n", "reviews.csv:1: the first row looks like data, not a header"),
+        ("a,b\nx y,1\nz w,2\n", "cannot tell which field is the input: pass --input and --target (fields: a, b)"),
+    ],
+)
 def test_bad_files_are_one_line_errors(content, message, tmp_path, capsys):
     path = tmp_path / "reviews.csv"
     path.write_text(content)
@@ -154,13 +184,26 @@ def test_an_initialised_task_assesses_on_the_real_model(tmp_path, capsys):
 def test_two_files_take_dev_from_train_with_the_seed(tmp_path, capsys):
     """Train and test given: dev is drawn from train, by --seed like a single file's split."""
     for name, n in (("train", 300), ("test", 60)):
-        (tmp_path / f"{name}.jsonl").write_text("".join(
-            json.dumps({"id": f"{name}-{i}", "text": f"{name} sentence number {i}", "label": ["a", "b"][i % 2]}) + "\n"
-            for i in range(n)))
+        (tmp_path / f"{name}.jsonl").write_text(
+            "".join(
+                json.dumps({"id": f"{name}-{i}", "text": f"{name} sentence number {i}", "label": ["a", "b"][i % 2]})
+                + "\n"
+                for i in range(n)
+            )
+        )
     dev = {}
     for seed in (0, 1):
-        code, _, err = _init([str(tmp_path / "train.jsonl"), str(tmp_path / "test.jsonl"), "--seed", str(seed),
-                              "--out", str(tmp_path / f"s{seed}")], capsys)
+        code, _, err = _init(
+            [
+                str(tmp_path / "train.jsonl"),
+                str(tmp_path / "test.jsonl"),
+                "--seed",
+                str(seed),
+                "--out",
+                str(tmp_path / f"s{seed}"),
+            ],
+            capsys,
+        )
         assert code == 0, err
         splits = load_task_data(load_task(tmp_path / f"s{seed}")).splits
         assert [ex.id for ex in splits.test] == [f"test-{i}" for i in range(60)]

@@ -123,10 +123,15 @@ def test_prompts_longer_than_the_context_are_refused(backend, monkeypatch):
 
 def test_json_generation_stops_when_the_object_closes(backend):
     f = backend.formatter("chat")
-    prompt = f.prompt([
-        {"role": "system", "content": "You answer with JSON."},
-        {"role": "user", "content": 'Repeat this JSON object exactly, then explain it in detail: {"city": "Paris", "zip": "75001"}'},
-    ])
+    prompt = f.prompt(
+        [
+            {"role": "system", "content": "You answer with JSON."},
+            {
+                "role": "user",
+                "content": 'Repeat this JSON object exactly, then explain it in detail: {"city": "Paris", "zip": "75001"}',
+            },
+        ]
+    )
     free = backend.generate([GenerateRequest(prompt, 48, stop=[f.end_of_turn])])[0]
     stopped = backend.generate([GenerateRequest(prompt, 48, stop=[f.end_of_turn], stop_at_json_end=True)])[0]
     assert stopped.text.endswith("}") and "{" in stopped.text
@@ -138,12 +143,14 @@ def test_json_generation_of_an_array_stops_at_its_closing_bracket(backend):
     """A top-level array of objects is one answer: the JSON early stop must let it run to its ``]`` (it
     used to cut every array after its first object), so here it decodes exactly what free decoding does."""
     f = backend.formatter("chat")
-    prompt = f.prompt([
-        {"role": "system", "content": "List every measurement in the text as a JSON array of objects."},
-        {"role": "user", "content": "It weighed 3 grams and held 4 litres."},
-        {"role": "assistant", "content": '[{"value": 3, "unit": "gram"}, {"value": 4, "unit": "litre"}]'},
-        {"role": "user", "content": "It ran 5 metres in 2 seconds."},
-    ])
+    prompt = f.prompt(
+        [
+            {"role": "system", "content": "List every measurement in the text as a JSON array of objects."},
+            {"role": "user", "content": "It weighed 3 grams and held 4 litres."},
+            {"role": "assistant", "content": '[{"value": 3, "unit": "gram"}, {"value": 4, "unit": "litre"}]'},
+            {"role": "user", "content": "It ran 5 metres in 2 seconds."},
+        ]
+    )
     free = backend.generate([GenerateRequest(prompt, 48, stop=[f.end_of_turn])])[0]
     stopped = backend.generate([GenerateRequest(prompt, 48, stop=[f.end_of_turn], stop_at_json_end=True)])[0]
     assert free.text.startswith("[{") and free.text.count("{") >= 2  # the model does answer with an array
@@ -156,7 +163,11 @@ def test_generation_with_a_shared_prefix_equals_generation_without_it(backend):
     f = backend.formatter("chat")
     system = {"role": "system", "content": "Answer with the city name only."}
     demo = [{"role": "user", "content": "Where is the Eiffel Tower?"}, {"role": "assistant", "content": "Paris"}]
-    questions = ["Where is Big Ben?", "Where is the Colosseum, the ancient amphitheatre?", "Where is the Brandenburg Gate?"]
+    questions = [
+        "Where is Big Ben?",
+        "Where is the Colosseum, the ancient amphitheatre?",
+        "Where is the Brandenburg Gate?",
+    ]
     prompts = [f.prompt([system, *demo, {"role": "user", "content": q}]) for q in questions]
     prefix = f.prompt([system, *demo]).rsplit("<|im_start|>assistant", 1)[0]
     shared = backend.generate([GenerateRequest(p, 12, stop=[f.end_of_turn], prefix=prefix) for p in prompts])
@@ -176,14 +187,25 @@ def test_ladder_decoding_loop_equals_transformers_generate(backend, monkeypatch,
 
     f = backend.formatter("chat")
     system = {"role": "system", "content": "Answer briefly. When asked for JSON, answer with one JSON object."}
-    demo = [{"role": "user", "content": "JSON with the city of the Eiffel Tower"}, {"role": "assistant", "content": '{"city": "Paris"}'}]
-    questions = ["JSON with the city of Big Ben", "Where is the Colosseum?", "Name three colours.",
-                 "JSON with the country and city of the Brandenburg Gate", "What is 2 + 2?",
-                 "Write a haiku about rain.", "JSON with the year the Berlin Wall fell"]
+    demo = [
+        {"role": "user", "content": "JSON with the city of the Eiffel Tower"},
+        {"role": "assistant", "content": '{"city": "Paris"}'},
+    ]
+    questions = [
+        "JSON with the city of Big Ben",
+        "Where is the Colosseum?",
+        "Name three colours.",
+        "JSON with the country and city of the Brandenburg Gate",
+        "What is 2 + 2?",
+        "Write a haiku about rain.",
+        "JSON with the year the Berlin Wall fell",
+    ]
     prompts = [f.prompt([system, *demo, {"role": "user", "content": q}]) for q in questions]
     prefix = f.prompt([system, *demo]).rsplit("<|im_start|>assistant", 1)[0] if with_prefix else ""
-    requests = [GenerateRequest(p, 8 + 5 * (i % 4), stop=[f.end_of_turn], prefix=prefix, stop_at_json_end=i % 2 == 0)
-                for i, p in enumerate(prompts)]
+    requests = [
+        GenerateRequest(p, 8 + 5 * (i % 4), stop=[f.end_of_turn], prefix=prefix, stop_at_json_end=i % 2 == 0)
+        for i, p in enumerate(prompts)
+    ]
     monkeypatch.setattr(decode, "MAX_SLOTS", 2)
     monkeypatch.setattr(backend, "batch_size", 2)
     backend.decoding = "ladder"
@@ -205,14 +227,26 @@ def test_grouped_decode_attention_equals_transformers_sdpa(backend):
     padded batch: same logits at prompt and decode steps, same greedy tokens."""
     from transformers import AutoModelForCausalLM
 
-    stock = AutoModelForCausalLM.from_pretrained(backend.ref.path, dtype=torch.float32, attn_implementation="sdpa").eval()
+    stock = AutoModelForCausalLM.from_pretrained(
+        backend.ref.path, dtype=torch.float32, attn_implementation="sdpa"
+    ).eval()
     ours = backend.model
-    assert ours.config._attn_implementation == "ladder_sdpa" and ours.config.num_key_value_heads < ours.config.num_attention_heads
+    assert (
+        ours.config._attn_implementation == "ladder_sdpa"
+        and ours.config.num_key_value_heads < ours.config.num_attention_heads
+    )
     ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8], [0, 0, 0, 9, 10, 11, 12, 13]]) + 100
     mask = torch.tensor([[1] * 8, [0, 0, 0, 1, 1, 1, 1, 1]])
     with torch.inference_mode():
-        kwargs = dict(input_ids=ids, attention_mask=mask, max_new_tokens=10, do_sample=False, output_logits=True,
-                      return_dict_in_generate=True, pad_token_id=0)
+        kwargs = dict(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=10,
+            do_sample=False,
+            output_logits=True,
+            return_dict_in_generate=True,
+            pad_token_id=0,
+        )
         a, b = stock.generate(**kwargs), ours.generate(**kwargs)
     assert torch.equal(a.sequences, b.sequences)
     for la, lb in zip(a.logits, b.logits):

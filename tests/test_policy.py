@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ladder.decide.cost import rung_cost, with_break_even
-from ladder.decide.policy import decide, next_rung_after, recommend, status_of
+from ladder.decide.policy import decide, next_rung_after, status_of
+from ladder.decide.recommend import recommend
 from ladder.metrics import METRICS, Scorer
 from ladder.record import (
     AdapterCertificate,
@@ -28,40 +29,97 @@ def _est(mean, low, high, n=100):
     return Estimate(mean=mean, low=low, high=high, n=n, method="wilson")
 
 
-def _rung(name, kind, dev_scores, earlier, policy=POLICY, threshold=0.9, wall_s=10.0, train_s=None, prompt_tokens=100.0,
-          cost=CostSpec()):
+NO_PRICES = CostSpec()
+
+
+def _rung(
+    name,
+    kind,
+    dev_scores,
+    earlier,
+    policy=POLICY,
+    threshold=0.9,
+    wall_s=10.0,
+    train_s=None,
+    prompt_tokens=100.0,
+    cost=NO_PRICES,
+):
     """A measured rung from its per-example dev scores (test = the same scores), through the real code."""
     examples = [
-        ExampleRecord(id=f"e{i}", split=split, prompt_hash="h", prompt_tokens=int(prompt_tokens), completion_tokens=2,
-                      output="x", target="x", scores={"accuracy": float(s)})
+        ExampleRecord(
+            id=f"e{i}",
+            split=split,
+            prompt_hash="h",
+            prompt_tokens=int(prompt_tokens),
+            completion_tokens=2,
+            output="x",
+            target="x",
+            scores={"accuracy": float(s)},
+        )
         for split in ("dev", "test")
         for i, s in enumerate(dev_scores)
     ]
     n = len(dev_scores)
     splits = {
-        split: SplitResult(n=n, metrics={"accuracy": estimate(list(map(float, dev_scores)), True)}, wall_s=wall_s,
-                           latency_s_per_example=wall_s / n, examples_per_s=n / wall_s, prompt_tokens_per_call=prompt_tokens,
-                           completion_tokens_per_call=2.0, cached=False, cache_key="k")
+        split: SplitResult(
+            n=n,
+            metrics={"accuracy": estimate(list(map(float, dev_scores)), True)},
+            wall_s=wall_s,
+            latency_s_per_example=wall_s / n,
+            examples_per_s=n / wall_s,
+            prompt_tokens_per_call=prompt_tokens,
+            completion_tokens_per_call=2.0,
+            cached=False,
+            cache_key="k",
+        )
         for split in ("dev", "test")
     }
-    splits = compare_with_earlier(examples, splits, earlier, {"accuracy": Scorer("accuracy", METRICS.get("accuracy"))},
-                                  seed=0)
+    splits = compare_with_earlier(
+        examples, splits, earlier, {"accuracy": Scorer("accuracy", METRICS.get("accuracy"))}, seed=0
+    )
     training = None
     if train_s is not None:
-        training = TrainingRecord(steps=10, epochs=1.0, wall_s=train_s, tokens_seen=1000, answer_tokens=100,
-                                  tokens_per_s=1000 / train_s, rss_start_mb=500.0, rss_peak_mb=900.0, train_examples=40,
-                                  artifact="run/lora/adapter", artifact_bytes=2**20, artifact_sha256="ab" * 32,
-                                  checkpoint_dir="store/x")
+        training = TrainingRecord(
+            steps=10,
+            epochs=1.0,
+            wall_s=train_s,
+            tokens_seen=1000,
+            answer_tokens=100,
+            tokens_per_s=1000 / train_s,
+            rss_start_mb=500.0,
+            rss_peak_mb=900.0,
+            train_examples=40,
+            artifact="run/lora/adapter",
+            artifact_bytes=2**20,
+            artifact_sha256="ab" * 32,
+            checkpoint_dir="store/x",
+        )
     rung_costs = with_break_even(rung_cost(splits["dev"], training, 0.5, cost), earlier)
     sd = score_sd(list(split_scores(examples, "dev", "accuracy").values()))
     decision = decide(splits["dev"].metrics["accuracy"], sd, "accuracy", threshold, policy)
     certificate = None
     if training is not None:  # what a served artifact shows (tests/test_certificate.py measures real ones)
-        certificate = AdapterCertificate(backend="transformers", probe=8, checks=[
-            CertificateCheck(name="changes_outputs", passed=True, value=0.2, tolerance=1e-4, detail="moves them"),
-            CertificateCheck(name="same_template", passed=True, detail="same")])
-    return RungResult(name=name, type=kind, settings={}, demo_ids=[], build_s=0.5, splits=splits, decision=decision,
-                      examples=examples, training=training, cost=rung_costs, certificate=certificate)
+        certificate = AdapterCertificate(
+            backend="transformers",
+            probe=8,
+            checks=[
+                CertificateCheck(name="changes_outputs", passed=True, value=0.2, tolerance=1e-4, detail="moves them"),
+                CertificateCheck(name="same_template", passed=True, detail="same"),
+            ],
+        )
+    return RungResult(
+        name=name,
+        type=kind,
+        settings={},
+        demo_ids=[],
+        build_s=0.5,
+        splits=splits,
+        decision=decision,
+        examples=examples,
+        training=training,
+        cost=rung_costs,
+        certificate=certificate,
+    )
 
 
 def _scores(n_right, n):
@@ -113,7 +171,9 @@ def test_a_dev_split_that_cannot_confirm_a_rung_says_so_and_does_not_send_it_up_
     lora = estimate(_scores(30, 40), True)
     d = decide(lora, 0.43, "accuracy", 0.6, POLICY, available=40, kind="lora", next_rung=("preference", "preference"))
     assert (d.status, d.action) == ("inconclusive", "stop") and d.n_needed > 40
-    assert "the dev split (40 examples) cannot confirm it" in d.reason and f"move {d.n_needed - 40} from train" in d.reason
+    assert (
+        "the dev split (40 examples) cannot confirm it" in d.reason and f"move {d.n_needed - 40} from train" in d.reason
+    )
     result = _rung("lora", "lora", _scores(30, 40), [], threshold=0.6)
     result = result.model_copy(update={"decision": d})
     rec = recommend([result], "accuracy", 0.6, POLICY, ["preference"])
@@ -128,12 +188,28 @@ def test_an_inconclusive_rung_climbs_when_the_task_cannot_resolve_it_or_the_next
     assert d.status == "inconclusive" and d.action == "climb" and d.n_needed > 300
     assert "lora serves the zero-shot prompt, cheaper per call" in d.reason
     # below the target and more than the task has: the gap is likely, climb
-    below = decide(estimate(_scores(8, 20), True), 0.49, "accuracy", 0.5, POLICY, available=20, kind="prompt",
-                   next_rung=("fewshot", "fewshot"))
+    below = decide(
+        estimate(_scores(8, 20), True),
+        0.49,
+        "accuracy",
+        0.5,
+        POLICY,
+        available=20,
+        kind="prompt",
+        next_rung=("fewshot", "fewshot"),
+    )
     assert below.action == "climb" and "more than the task's 20" in below.reason
     # resolvable within the task's dev split: stop and say how many (a --limit run is told to drop it)
-    resolvable = decide(estimate(_scores(17, 20), True), 0.36, "accuracy", 0.9, POLICY, available=1000, kind="prompt",
-                        next_rung=("fewshot", "fewshot"))
+    resolvable = decide(
+        estimate(_scores(17, 20), True),
+        0.36,
+        "accuracy",
+        0.9,
+        POLICY,
+        available=1000,
+        kind="prompt",
+        next_rung=("fewshot", "fewshot"),
+    )
     assert resolvable.action == "stop" and "`ladder resolve RUN` walks the rest" in resolvable.reason
 
 
@@ -142,7 +218,9 @@ def test_a_dev_split_too_small_is_said_plainly():
     d = decide(tiny, 0.3, "accuracy", 0.9, POLICY)
     assert d.status == "inconclusive" and "dev n=10 is too small to decide: its 95% interval spans 0.39" in d.reason
     # a measured gap decided something, however small the split
-    assert "too small" not in decide(estimate([1, 0, 1, 0, 0, 1, 0, 0, 0, 1], True), 0.5, "accuracy", 0.9, POLICY).reason
+    assert (
+        "too small" not in decide(estimate([1, 0, 1, 0, 0, 1, 0, 0, 0, 1], True), 0.5, "accuracy", 0.9, POLICY).reason
+    )
     needed = int(d.reason.split("about ")[-1].split(" dev examples would narrow")[0])
     assert needed == pytest.approx(10 * (tiny.half_width / 0.1) ** 2, abs=1)
 
@@ -178,8 +256,10 @@ def test_cheaper_rung_within_the_margin_is_recommended():
     assert fewshot.decision.status == "meets" and lora.decision.status == "meets"
     rec = recommend([fewshot, lora], "accuracy", 0.9, policy, [])
     assert rec.met and rec.rung == "fewshot" and rec.best_rung == "lora"
-    assert any("lora vs fewshot: +0.005" in r and "not significant" in r and "40.0 min more adaptation" in r
-               for r in rec.reasons)
+    assert any(
+        "lora vs fewshot: +0.005" in r and "not significant" in r and "40.0 min more adaptation" in r
+        for r in rec.reasons
+    )
 
 
 def test_among_rungs_that_meet_the_target_cost_decides_unless_quality_is_asked_for_and_shown():
@@ -209,8 +289,13 @@ def test_a_cheaper_rung_is_not_passed_over_for_lack_of_power():
 
 def test_cost_decides_between_rungs_that_both_qualify():
     """Priced by tokens, a costlier-to-build rung with short prompts wins at a large volume."""
-    cost = CostSpec(price_per_hour=2.0, price_per_1k_prompt_tokens=0.01, price_per_1k_completion_tokens=0.03,
-                    calls_per_month=1_000_000, months=12)
+    cost = CostSpec(
+        price_per_hour=2.0,
+        price_per_1k_prompt_tokens=0.01,
+        price_per_1k_completion_tokens=0.03,
+        calls_per_month=1_000_000,
+        months=12,
+    )
     policy = PolicySpec(non_inferiority_margin=0.05)
     base = _scores(195, 200)
     fewshot = _rung("fewshot", "fewshot", base, [], policy=policy, prompt_tokens=434, cost=cost)
@@ -242,15 +327,20 @@ def test_the_next_rung_suggested_is_one_the_task_can_run(make_task, tmp_path):
     from ladder.spec import load_task
 
     assert next_rung_after(["prompt", "fewshot"], [], {"rag": "a corpus"}) == ("lora", ["rag would need a corpus"])
-    run, _ = assess(load_task(make_task()), backend=ScriptedBackend(responder=lambda p: "weather"), out_dir=tmp_path / "r")
+    run, _ = assess(
+        load_task(make_task()), backend=ScriptedBackend(responder=lambda p: "weather"), out_dir=tmp_path / "r"
+    )
     rec = run.recommendation
     assert rec.next_rung == "lora" and rec.summary.endswith(
         "next rung to try: lora (rag would need a corpus of documents to retrieve from "
-        "(`corpus:` in task.yaml, or `ladder init --corpus`))")
+        "(`corpus:` in task.yaml, or `ladder init --corpus`))"
+    )
     from conftest import TINY_CORPUS
 
     with_corpus = make_task({"corpus": {"path": "corpus.jsonl"}}, corpus=TINY_CORPUS, folder="with-corpus")
-    run, _ = assess(load_task(with_corpus), backend=ScriptedBackend(responder=lambda p: "weather"), out_dir=tmp_path / "c")
+    run, _ = assess(
+        load_task(with_corpus), backend=ScriptedBackend(responder=lambda p: "weather"), out_dir=tmp_path / "c"
+    )
     assert run.recommendation.next_rung == "rag" and "would need" not in run.recommendation.summary
 
 
@@ -270,22 +360,37 @@ def test_a_distill_rung_is_measured_after_its_teacher_meets_the_target(make_task
         return Candidate(rung.name or "distill", "distill", teacher.instruction, teacher.input_template)
 
     monkeypatch.setitem(RUNGS._items, "distill", stand_in)
+
     def knows(prompt: str) -> str:
         text = prompt.rsplit("Text: ", 1)[-1]
         return "weather" if "raining" in text else "music" if "song" in text else "booking"
 
     backend = ScriptedBackend(responder=knows)
-    path = make_task({"target": {"metric": "accuracy", "threshold": 0.5}, "policy": {"confidence": "point"},
-                      "rungs": [{"type": "prompt"}, {"type": "distill"}, {"type": "lora"}]})
+    path = make_task(
+        {
+            "target": {"metric": "accuracy", "threshold": 0.5},
+            "policy": {"confidence": "point"},
+            "rungs": [{"type": "prompt"}, {"type": "distill"}, {"type": "lora"}],
+        }
+    )
     run, _ = assess(load_task(path), backend=backend, out_dir=tmp_path / "run")
     assert [r.name for r in run.rungs] == ["prompt", "distill"] and run.rungs[0].decision.status == "meets"
     assert [s.name for s in run.skipped] == ["lora"] and "prompt meets the target" in run.skipped[0].reason
     # a teacher that does not meet the target: the distill rung is climbed to like any other
-    path = make_task({"target": {"metric": "accuracy", "threshold": 0.5},
-                      "policy": {"confidence": "point", "inconclusive": "climb"},
-                      "rungs": [{"type": "prompt"}, {"type": "distill"}]}, folder="gap")
-    run, _ = assess(load_task(path), backend=ScriptedBackend(responder=lambda p: "none"), out_dir=tmp_path / "run-gap",
-                    use_cache=False)  # the same prompts: not the first backend's cached answers
+    path = make_task(
+        {
+            "target": {"metric": "accuracy", "threshold": 0.5},
+            "policy": {"confidence": "point", "inconclusive": "climb"},
+            "rungs": [{"type": "prompt"}, {"type": "distill"}],
+        },
+        folder="gap",
+    )
+    run, _ = assess(
+        load_task(path),
+        backend=ScriptedBackend(responder=lambda p: "none"),
+        out_dir=tmp_path / "run-gap",
+        use_cache=False,
+    )  # the same prompts: not the first backend's cached answers
     assert run.rungs[0].decision.status != "meets" and run.rungs[0].decision.action == "climb"
     assert [r.name for r in run.rungs] == ["prompt", "distill"]
 
@@ -293,13 +398,26 @@ def test_a_distill_rung_is_measured_after_its_teacher_meets_the_target(make_task
 def test_a_trained_rung_without_a_passing_certificate_is_never_recommended():
     fewshot = _rung("fewshot", "fewshot", _scores(186, 200), [], threshold=0.85)
     lora = _rung("lora", "lora", _scores(200, 200), [fewshot], threshold=0.85, train_s=600, prompt_tokens=20)
-    noop = lora.model_copy(update={"certificate": AdapterCertificate(backend="vllm", probe=8, checks=[
-        CertificateCheck(name="changes_outputs", passed=False, value=0.0, tolerance=1e-4, detail="it does nothing")])})
+    noop = lora.model_copy(
+        update={
+            "certificate": AdapterCertificate(
+                backend="vllm",
+                probe=8,
+                checks=[
+                    CertificateCheck(
+                        name="changes_outputs", passed=False, value=0.0, tolerance=1e-4, detail="it does nothing"
+                    )
+                ],
+            )
+        }
+    )
     quality = PolicySpec(prefer="quality")
     assert recommend([fewshot, lora], "accuracy", 0.85, quality, []).rung == "lora"
     rec = recommend([fewshot, noop], "accuracy", 0.85, quality, [])
     assert rec.rung == "fewshot"
-    assert any("lora meets the target but is not recommended: its adapter certificate failed (changes_outputs" in r
-               for r in rec.reasons)
+    assert any(
+        "lora meets the target but is not recommended: its adapter certificate failed (changes_outputs" in r
+        for r in rec.reasons
+    )
     missing = lora.model_copy(update={"certificate": None})  # a record from before certificates: fails closed
     assert not missing.certified() and recommend([missing], "accuracy", 0.85, quality, []).rung is None

@@ -25,7 +25,11 @@ def test_plain_lines_show_rate_time_left_and_the_work_s_numbers(capsys):
             bar.advance(1, loss=0.5, tokens_per_s=110.0)
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "[lora] training: 0/4 step"
-    assert lines[2].startswith("[lora] training: 2/4 step, ") and "step/s, ~" in lines[2] and "left, loss 0.5, tokens per s 110" in lines[2]
+    assert (
+        lines[2].startswith("[lora] training: 2/4 step, ")
+        and "step/s, ~" in lines[2]
+        and "left, loss 0.5, tokens per s 110" in lines[2]
+    )
     assert lines[-1].endswith("(done)")
 
 

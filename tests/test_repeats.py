@@ -18,14 +18,23 @@ from ladder.spec import load_task
 def _sampler(prompt: str, rng: random.Random) -> str:
     """Right on 'place dev 0' and 'place test 0..2' always; elsewhere a coin flip per sample."""
     tail = prompt.rsplit("Text: ", 1)[-1]
-    right = next(label for word, label in {"raining": "weather", "song": "music", "table": "booking"}.items() if word in tail)
+    right = next(
+        label for word, label in {"raining": "weather", "song": "music", "table": "booking"}.items() if word in tail
+    )
     steady = any(f"place {s} {i}<" in tail for s, i in (("dev", 0), ("test", 0), ("test", 1), ("test", 2)))
     return right if steady or rng.random() < 0.5 else next(x for x in LABELS if x != right)
 
 
 def _task(make_task):
-    return load_task(make_task({"generation": {"label_scoring": "generate", "temperature": 0.7, "max_new_tokens": 4},
-                                "policy": {"confidence": "point"}, "rungs": [{"type": "prompt"}]}))
+    return load_task(
+        make_task(
+            {
+                "generation": {"label_scoring": "generate", "temperature": 0.7, "max_new_tokens": 4},
+                "policy": {"confidence": "point"},
+                "rungs": [{"type": "prompt"}],
+            }
+        )
+    )
 
 
 def test_repeats_bypass_the_cache_keep_every_answer_and_report_flakiness(make_task, tmp_path):

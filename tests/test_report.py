@@ -108,11 +108,14 @@ def test_examples_won_and_lost_show_input_both_outputs_and_target(make_task, tmp
         with_demos = prompt.count("Text: ") > 1
         return "music" if with_demos and "song" in prompt.rsplit("Text: ", 1)[-1] else "weather"
 
-    run, out = assess(load_task(make_task()), backend=ScriptedBackend(responder=answer), out_dir=tmp_path / "run",
-                      exhaustive=True)
+    run, out = assess(
+        load_task(make_task()), backend=ScriptedBackend(responder=answer), out_dir=tmp_path / "run", exhaustive=True
+    )
     text = render([run], "html")
     page = html.unescape("".join(_page(text).text))
-    assert "fewshot vs prompt: 3 won, 0 lost, 6 unchanged of 9 (accuracy; the 3 biggest changes each way shown" in page, page[page.find("won"):][:200]
+    assert (
+        "fewshot vs prompt: 3 won, 0 lost, 6 unchanged of 9 (accuracy; the 3 biggest changes each way shown" in page
+    ), page[page.find("won") :][:200]
     row = next(line for line in text.splitlines() if "<td>won</td>" in line)
     cells = [html.unescape(c.split("</td>")[0]) for c in row.split("<td>")[2:]]
     assert cells == ["test-2", "play a song by place test 2", "weather", "music", "music"]
@@ -165,7 +168,10 @@ def test_runs_of_one_task_compare_over_time_paired_where_examples_match(tmp_path
     # golden -> later: 3 test answers turned wrong on each rung, paired on the same 9 examples
     assert "| prompt | 2026-01-01 golden → 2026-02-01 -later | test | -0.333 [" in text
     assert "| 0 / 3 |" in text and "mcnemar, n=9" in text
-    assert "| prompt | 2026-02-01 -later → 2026-03-01 -fewer | test | — | — | — | not paired: different examples (9 vs 8) |" in text
+    assert (
+        "| prompt | 2026-02-01 -later → 2026-03-01 -fewer | test | — | — | — | not paired: different examples (9 vs 8) |"
+        in text
+    )
     html_text = render([run, later], "html")
     assert 'data-plot="over_time"' in html_text and "<script" not in html_text
 

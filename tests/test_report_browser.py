@@ -53,10 +53,17 @@ def test_report_opens_in_chromium_without_errors_or_requests(tmp_path):
             for path, shot in ((page_file, "report.png"), (comparison, "comparison.png")):
                 page = browser.new_page(viewport={"width": 1200, "height": 900})
                 problems, requests = [], []
-                page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
-                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-                page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-                page.on("request", lambda r: requests.append(r.url))
+                page.on(
+                    "console",
+                    lambda m: (
+                        problems.append(f"console {m.type}: {m.text}")  # noqa: B023 (called while this page loads)
+                        if m.type in ("error", "warning")
+                        else None
+                    ),
+                )
+                page.on("pageerror", lambda e: problems.append(f"page error: {e}"))  # noqa: B023 (called while this page loads)
+                page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))  # noqa: B023 (called while this page loads)
+                page.on("request", lambda r: requests.append(r.url))  # noqa: B023 (called while this page loads)
                 page.goto(path.as_uri())
                 page.wait_for_load_state("networkidle")
                 assert problems == [] and requests == [path.as_uri()], (problems, requests)

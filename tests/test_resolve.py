@@ -34,7 +34,9 @@ def test_decide_sequentially_stops_at_the_first_exclusion():
 
 def _right(prompt: str) -> str:
     tail = prompt.rsplit("Text: ", 1)[-1]
-    return next(label for word, label in {"raining": "weather", "song": "music", "table": "booking"}.items() if word in tail)
+    return next(
+        label for word, label in {"raining": "weather", "song": "music", "table": "booking"}.items() if word in tail
+    )
 
 
 def test_resolve_walks_further_dev_then_reserve_examples_until_it_decides(make_task, tmp_path, capsys, monkeypatch):
@@ -44,10 +46,19 @@ def test_resolve_walks_further_dev_then_reserve_examples_until_it_decides(make_t
     folder = tmp_path / "task"
     folder.mkdir()
     write_jsonl(folder / "reserve.jsonl", reserve)
-    data = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl", "input_field": "text",
-            "target_field": "label", "id_field": "id", "reserve": "reserve.jsonl"}
-    path = make_task({"data": data, "target": {"metric": "accuracy", "threshold": 0.7},
-                      "rungs": [{"type": "prompt"}]}, dev=_rows("dev", 12, 1))
+    data = {
+        "train": "train.jsonl",
+        "dev": "dev.jsonl",
+        "test": "test.jsonl",
+        "input_field": "text",
+        "target_field": "label",
+        "id_field": "id",
+        "reserve": "reserve.jsonl",
+    }
+    path = make_task(
+        {"data": data, "target": {"metric": "accuracy", "threshold": 0.7}, "rungs": [{"type": "prompt"}]},
+        dev=_rows("dev", 12, 1),
+    )
     from ladder.backends.scripted import ScriptedBackend
     from ladder.run.assess import assess
     from ladder.spec import load_task
@@ -92,8 +103,15 @@ def test_a_reserve_row_that_repeats_a_split_input_is_refused(make_task, tmp_path
     folder = tmp_path / "task"
     folder.mkdir()
     write_jsonl(folder / "reserve.jsonl", [_rows("test", 9, 2)[0] | {"id": "r-0"}])
-    data = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl", "input_field": "text",
-            "target_field": "label", "id_field": "id", "reserve": "reserve.jsonl"}
+    data = {
+        "train": "train.jsonl",
+        "dev": "dev.jsonl",
+        "test": "test.jsonl",
+        "input_field": "text",
+        "target_field": "label",
+        "id_field": "id",
+        "reserve": "reserve.jsonl",
+    }
     with pytest.raises(ValidationFailed) as info:
         load_task_data(load_task(make_task({"data": data})))
     assert any("reserve.jsonl:1: input is also at" in p for p in info.value.problems)
@@ -106,13 +124,25 @@ def test_policy_sequential_stops_dev_as_soon_as_the_sequence_decides(make_task, 
     from ladder.run.assess import assess
     from ladder.spec import load_task
 
-    path = make_task({"policy": {"sequential": True}, "target": {"metric": "accuracy", "threshold": 0.6}},
-                     dev=_rows("dev", 80, 1), test=_rows("test", 30, 2))
-    run, _ = assess(load_task(path), backend=ScriptedBackend(responder=_right), out_dir=tmp_path / "run", exhaustive=True)
+    path = make_task(
+        {"policy": {"sequential": True}, "target": {"metric": "accuracy", "threshold": 0.6}},
+        dev=_rows("dev", 80, 1),
+        test=_rows("test", 30, 2),
+    )
+    run, _ = assess(
+        load_task(path), backend=ScriptedBackend(responder=_right), out_dir=tmp_path / "run", exhaustive=True
+    )
     prompt, fewshot = run.rungs
     assert prompt.decision.status == "meets" and "anytime-valid confidence sequence" in prompt.decision.reason
     assert prompt.splits["dev"].n in (16, 32) and prompt.splits["test"].n == 30
-    assert fewshot.splits["dev"].comparison("prompt", "accuracy").n == min(prompt.splits["dev"].n, fewshot.splits["dev"].n)
-    wrong = assess(load_task(path), backend=ScriptedBackend(responder=lambda p: "none"), out_dir=tmp_path / "gap",
-                   use_cache=False, rungs=["prompt"])[0].rungs[0]
+    assert fewshot.splits["dev"].comparison("prompt", "accuracy").n == min(
+        prompt.splits["dev"].n, fewshot.splits["dev"].n
+    )
+    wrong = assess(
+        load_task(path),
+        backend=ScriptedBackend(responder=lambda p: "none"),
+        out_dir=tmp_path / "gap",
+        use_cache=False,
+        rungs=["prompt"],
+    )[0].rungs[0]
     assert wrong.decision.status == "gap" and wrong.splits["dev"].n < 80  # a third right: a gap to 0.6 within two looks

@@ -28,8 +28,19 @@ def _task(tmp_path: Path) -> Path:
     spec = yaml.safe_load((SNIPS / "task.yaml").read_text())
     spec["rungs"] = [
         {"type": "fewshot", "k": 4, "selection": "random"},
-        {"type": "lora", "r": 4, "alpha": 8, "train": {"max_steps": 8, "batch_size": 4, "max_seq_len": 96,
-                                                       "eval_every": 4, "checkpoint_every": 2, "learning_rate": 4e-4}},
+        {
+            "type": "lora",
+            "r": 4,
+            "alpha": 8,
+            "train": {
+                "max_steps": 8,
+                "batch_size": 4,
+                "max_seq_len": 96,
+                "eval_every": 4,
+                "checkpoint_every": 2,
+                "learning_rate": 4e-4,
+            },
+        },
     ]
     spec["generation"] = {"label_scoring": "generate", "max_new_tokens": 8, "batch_size": 4}
     (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -38,8 +49,13 @@ def _task(tmp_path: Path) -> Path:
 
 def _assess(task: Path, home: Path, out: Path, rung: str) -> subprocess.Popen:
     env = {**os.environ, "LADDER_HOME": str(home)}
-    return subprocess.Popen([sys.executable, "-m", "ladder", "assess", str(task), "--rungs", rung, "--limit", "12",
-                             "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ladder", "assess", str(task), "--rungs", rung, "--limit", "12", "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _kill_when(process: subprocess.Popen, ready, timeout: float = 300) -> None:

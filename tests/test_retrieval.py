@@ -35,7 +35,9 @@ def quiz_retriever(tmp_path_factory):
 
 def test_index_is_built_once_and_rebuilt_when_the_corpus_changes(quiz_retriever, tmp_path):
     task, data, first, root = quiz_retriever
-    assert not first.info.cached and first.info.chunks == len(data.corpus.documents) and first.info.index_kind == "exact"
+    assert (
+        not first.info.cached and first.info.chunks == len(data.corpus.documents) and first.info.index_kind == "exact"
+    )
     again = load_or_build(data.corpus, task.spec.corpus, embedder=first.embedder, root=root)
     assert again.info.cached and again.info.key == first.info.key
     copy = tmp_path / "quiz"
@@ -46,7 +48,9 @@ def test_index_is_built_once_and_rebuilt_when_the_corpus_changes(quiz_retriever,
     lines[0] = json.dumps(doc)
     (copy / "data" / "corpus.jsonl").write_text("\n".join(lines) + "\n")
     edited_task = load_task(copy / "task.yaml")
-    edited = load_or_build(load_task_data(edited_task).corpus, edited_task.spec.corpus, embedder=first.embedder, root=root)
+    edited = load_or_build(
+        load_task_data(edited_task).corpus, edited_task.spec.corpus, embedder=first.embedder, root=root
+    )
     assert not edited.info.cached and edited.info.key != first.info.key
 
 
@@ -99,19 +103,31 @@ def test_validate_rejects_chunks_longer_than_the_embedder_reads(make_task):
     spec["corpus"]["chunk_size"] = 300
     with pytest.raises(ValidationFailed) as info:
         load_task_data(load_task(make_task(spec, corpus=TINY_CORPUS)))
-    assert "corpus.chunk_size: 300 tokens exceeds what the embedder 'all-minilm-l6-v2' reads (254 word pieces" in info.value.problems[0]
+    assert (
+        "corpus.chunk_size: 300 tokens exceeds what the embedder 'all-minilm-l6-v2' reads (254 word pieces"
+        in info.value.problems[0]
+    )
 
 
 def test_validate_checks_doc_ids_against_the_corpus(make_task):
     spec = rag_spec()
-    spec["data"] = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl", "input_field": "text",
-                    "target_field": "label", "id_field": "id", "doc_id_field": "doc"}
+    spec["data"] = {
+        "train": "train.jsonl",
+        "dev": "dev.jsonl",
+        "test": "test.jsonl",
+        "input_field": "text",
+        "target_field": "label",
+        "id_field": "id",
+        "doc_id_field": "doc",
+    }
     test = [{"id": "t1", "text": "is it raining in town", "label": "weather", "doc": "nope"}]
     train = [{"id": f"r{i}", "text": f"play song {i}", "label": "music", "doc": "music"} for i in range(4)]
     dev = [{"id": "d1", "text": "book a table now", "label": "booking", "doc": "booking"}]
     with pytest.raises(ValidationFailed) as info:
         load_task_data(load_task(make_task(spec, train=train, dev=dev, test=test, corpus=TINY_CORPUS)))
-    assert info.value.problems == [f"{info.value.problems[0].split(':')[0]}:1: doc_id 'nope' is not a document of the corpus"]
+    assert info.value.problems == [
+        f"{info.value.problems[0].split(':')[0]}:1: doc_id 'nope' is not a document of the corpus"
+    ]
 
 
 def test_fit_budget_truncates_and_never_overflows():
@@ -136,13 +152,34 @@ def test_similar_demonstrations_are_the_nearest_training_examples(make_task):
 
 def test_rag_rung_records_retrieval_and_alternatives_count(make_task, tmp_path):
     spec = rag_spec(mode="lexical")
-    spec.update({"output": {"kind": "text"}, "metrics": ["exact_match", "token_f1"],
-                 "target": {"metric": "exact_match", "threshold": 0.99}})
+    spec.update(
+        {
+            "output": {"kind": "text"},
+            "metrics": ["exact_match", "token_f1"],
+            "target": {"metric": "exact_match", "threshold": 0.99},
+        }
+    )
     spec["rungs"][1]["selection"] = "random"
-    spec["data"] = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl", "input_field": "text",
-                    "target_field": "label", "id_field": "id", "doc_id_field": "doc", "alternatives_field": "alts"}
-    rows = lambda p, n: [{"id": f"{p}{i}", "text": f"is it raining in {p} {i}", "label": "rainy",  # noqa: E731
-                          "alts": ["weather"], "doc": "weather"} for i in range(n)]
+    spec["data"] = {
+        "train": "train.jsonl",
+        "dev": "dev.jsonl",
+        "test": "test.jsonl",
+        "input_field": "text",
+        "target_field": "label",
+        "id_field": "id",
+        "doc_id_field": "doc",
+        "alternatives_field": "alts",
+    }
+    rows = lambda p, n: [
+        {
+            "id": f"{p}{i}",
+            "text": f"is it raining in {p} {i}",
+            "label": "rainy",  # noqa: E731
+            "alts": ["weather"],
+            "doc": "weather",
+        }
+        for i in range(n)
+    ]
     path = make_task(spec, train=rows("a", 4), dev=rows("b", 2), test=rows("c", 3), corpus=TINY_CORPUS)
     backend = ScriptedBackend(responder=lambda p: "weather" if "Context:" in p else "sunny")
     run, _ = assess(load_task(path), backend=backend, out_dir=tmp_path / "run")

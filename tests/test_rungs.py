@@ -76,8 +76,14 @@ def test_fewshot_stratified_is_balanced_and_turns_alternate(make_task):
 
 
 def test_each_rung_has_its_own_random_stream(make_task):
-    two = make_task({"rungs": [{"type": "fewshot", "name": "fs-a", "k": 4, "selection": "random"},
-                               {"type": "fewshot", "name": "fs-b", "k": 4, "selection": "random"}]})
+    two = make_task(
+        {
+            "rungs": [
+                {"type": "fewshot", "name": "fs-a", "k": 4, "selection": "random"},
+                {"type": "fewshot", "name": "fs-b", "k": 4, "selection": "random"},
+            ]
+        }
+    )
     one = make_task({"rungs": [{"type": "fewshot", "name": "fs-b", "k": 4, "selection": "random"}]}, folder="one")
     spec2, ctx2 = _ctx(two)
     spec1, ctx1 = _ctx(one)

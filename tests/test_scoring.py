@@ -16,7 +16,9 @@ def test_every_metric_scores_in_unit_interval(name):
         value = metric.score(pred, (gold,))
         assert 0.0 <= value <= 1.0
     # an output identical to its target scores 1, for every metric, on a target of the metric's own kind
-    same = {"json_valid": '{"a": [1, "x"]}', "json_field_f1": '{"a": [1, "x"]}', "numeric_match": "$1,234.5"}.get(name, "same")
+    same = {"json_valid": '{"a": [1, "x"]}', "json_field_f1": '{"a": [1, "x"]}', "numeric_match": "$1,234.5"}.get(
+        name, "same"
+    )
     assert metric.score(same, (same,)) == 1.0
 
 
@@ -44,7 +46,7 @@ def test_exact_match_of_canonical_json():
 
 def test_json_metrics():
     valid, field_f1 = METRICS.get("json_valid").fn, METRICS.get("json_field_f1").fn
-    assert valid(" {\"a\": 1} ", "{}") == 1.0 and valid("[1]", "{}") == 0.0 and valid("{a: 1}", "{}") == 0.0
+    assert valid(' {"a": 1} ', "{}") == 1.0 and valid("[1]", "{}") == 0.0 and valid("{a: 1}", "{}") == 0.0
     assert field_f1('{"city": "Boston", "zip": "02110"}', '{"zip": "02110", "city": "boston"}') == 1.0
     assert math.isclose(field_f1('{"city": "Boston"}', '{"city": "Boston", "zip": "1"}'), 2 / 3)
     assert field_f1("not json", '{"a": 1}') == 0.0
@@ -103,7 +105,9 @@ def test_mcnemar_on_a_hand_computed_table():
     a = [1] * 40 + [0] * 12 + [1] * 3 + [0] * 45
     b = [1] * 40 + [1] * 12 + [0] * 3 + [0] * 45
     cmp = paired(a, b, binary=True)
-    assert (cmp.wins, cmp.losses, cmp.delta) == (12, 3, pytest.approx(0.09)) and cmp.p_value == pytest.approx(0.03515625)
+    assert (cmp.wins, cmp.losses, cmp.delta) == (12, 3, pytest.approx(0.09)) and cmp.p_value == pytest.approx(
+        0.03515625
+    )
 
 
 def test_holm_on_known_p_values():
@@ -166,8 +170,10 @@ def test_bootstrap_interval_holds_its_estimate(scores, seed):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from([0.0, 1.0, 0.25]), st.sampled_from([0.0, 1.0, 0.5])), min_size=1, max_size=40),
-       st.integers(0, 10))
+@given(
+    st.lists(st.tuples(st.sampled_from([0.0, 1.0, 0.25]), st.sampled_from([0.0, 1.0, 0.5])), min_size=1, max_size=40),
+    st.integers(0, 10),
+)
 def test_paired_interval_holds_its_difference(pairs, seed):
     a, b = [x for x, _ in pairs], [y for _, y in pairs]
     cmp = paired(a, b, binary=False, seed=seed)

@@ -123,7 +123,9 @@ def test_openai_backend_says_what_is_wrong_with_a_server(vllm_server, trained_ad
     with pytest.raises(LadderError, match="HTTP 404"):
         wrong.identity()
     with pytest.raises(LadderError, match="cannot load a full fine-tune"):
-        create_backend("openai", MODEL, base_url=vllm_server).serving(Artifact("model", trained_adapter.path, "0" * 64, 1))
+        create_backend("openai", MODEL, base_url=vllm_server).serving(
+            Artifact("model", trained_adapter.path, "0" * 64, 1)
+        )
     unreachable = create_backend("openai", MODEL, base_url="http://127.0.0.1:9/v1")
     unreachable.client.retries = 1
     with pytest.raises(LadderError, match="no answer after 2 tries"):
@@ -142,8 +144,24 @@ def test_assess_snips_end_to_end_matches_transformers(name, request, tmp_path, c
     for backend in ("transformers", name):
         out = tmp_path / backend
         extra = ["--base-url", request.getfixturevalue("vllm_server")] if backend == "openai" else []
-        assert main(["assess", str(SNIPS), "--backend", backend, "--rungs", "prompt,fewshot", "--limit", "20",
-                     "--out", str(out), *extra]) == 0
+        assert (
+            main(
+                [
+                    "assess",
+                    str(SNIPS),
+                    "--backend",
+                    backend,
+                    "--rungs",
+                    "prompt,fewshot",
+                    "--limit",
+                    "20",
+                    "--out",
+                    str(out),
+                    *extra,
+                ]
+            )
+            == 0
+        )
         assert (out / "report.md").is_file()
         runs[backend] = load_run(out)
     capsys.readouterr()
@@ -165,7 +183,11 @@ def test_assess_climbs_to_a_lora_rung_on_the_vllm_backend(make_task, tmp_path, c
     from ladder.record import load_run
 
     need_vllm()
-    lora = {"type": "lora", "dropout": 0.0, "train": {"max_steps": 2, "batch_size": 4, "eval_every": 2, "max_seq_len": 64}}
+    lora = {
+        "type": "lora",
+        "dropout": 0.0,
+        "train": {"max_steps": 2, "batch_size": 4, "eval_every": 2, "max_seq_len": 64},
+    }
     path = make_task({"rungs": [{"type": "prompt"}, lora]})
     assert main(["assess", str(path), "--backend", "vllm", "--exhaustive", "--out", str(tmp_path / "a")]) == 0
     run = load_run(tmp_path / "a")
@@ -198,10 +220,17 @@ def test_vllm_serves_a_full_fine_tune_on_its_own_engine(hf, vb, snips, tmp_path,
 
     spec, splits = snips
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home"))
-    ctx = BuildContext(spec=spec, train=splits.train[:16], dev=splits.dev[:4], work_dir=tmp_path / "run",
-                       task_dir=SNIPS.parent, load_base=base_loader(spec, SNIPS.parent))
-    rung = FullRungSpec(type="full", train=TrainSpec(max_steps=2, batch_size=4, eval_every=2, learning_rate=5e-5,
-                                                     max_seq_len=96))
+    ctx = BuildContext(
+        spec=spec,
+        train=splits.train[:16],
+        dev=splits.dev[:4],
+        work_dir=tmp_path / "run",
+        task_dir=SNIPS.parent,
+        load_base=base_loader(spec, SNIPS.parent),
+    )
+    rung = FullRungSpec(
+        type="full", train=TrainSpec(max_steps=2, batch_size=4, eval_every=2, learning_rate=5e-5, max_seq_len=96)
+    )
     artifact = finetune(rung, ctx).artifact
     assert artifact.kind == "model"
     before = len(vb.engines.starts)
@@ -222,7 +251,9 @@ def test_openai_chat_api_lets_the_server_format_the_conversation(vllm_server, sn
     zero = Candidate("prompt", "prompt", spec.prompt.instruction, spec.prompt.input_template)
     convs = [zero.messages(ex.input) for ex in splits.dev[:8]]
     f, g = completions.formatter("chat"), chat.formatter("chat")
-    texts = [x.text for x in completions.generate([GenerateRequest(f.prompt(c), 24, stop=[f.end_of_turn]) for c in convs])]
+    texts = [
+        x.text for x in completions.generate([GenerateRequest(f.prompt(c), 24, stop=[f.end_of_turn]) for c in convs])
+    ]
     chatted = chat.generate([GenerateRequest(g.prompt(c), 24) for c in convs])
     assert [x.text for x in chatted] == texts and all(x.prompt_tokens > 0 for x in chatted)
     assert chat.identity()["api"] == "chat"
@@ -237,16 +268,38 @@ def _certify(backend, artifact, spec, splits, reference):
     from ladder.run.certificate import certify
 
     formatter = backend.formatter("chat")
-    training = TrainingRecord(steps=12, epochs=1.0, wall_s=1.0, tokens_seen=1, answer_tokens=1, tokens_per_s=1.0,
-                              rss_start_mb=1.0, rss_peak_mb=1.0, train_examples=48, artifact="adapter", artifact_bytes=1,
-                              artifact_sha256="x", checkpoint_dir="x", template_sha256=template_fingerprint(formatter))
+    training = TrainingRecord(
+        steps=12,
+        epochs=1.0,
+        wall_s=1.0,
+        tokens_seen=1,
+        answer_tokens=1,
+        tokens_per_s=1.0,
+        rss_start_mb=1.0,
+        rss_peak_mb=1.0,
+        train_examples=48,
+        artifact="adapter",
+        artifact_bytes=1,
+        artifact_sha256="x",
+        checkpoint_dir="x",
+        template_sha256=template_fingerprint(formatter),
+    )
     candidate = Candidate("lora", "lora", spec.prompt.instruction, spec.prompt.input_template, artifact=artifact)
-    return certify(candidate, training, backend, formatter, spec, splits.dev, ResultCache(ROOT, enabled=False),
-                   reference=lambda: reference)
+    return certify(
+        candidate,
+        training,
+        backend,
+        formatter,
+        spec,
+        splits.dev,
+        ResultCache(ROOT, enabled=False),
+        reference=lambda: reference,
+    )
 
 
-def test_vllm_serving_is_certified_against_the_peft_reference_and_a_noop_adapter_fails(hf, vb, snips, trained_adapter,
-                                                                                     noop_adapter):
+def test_vllm_serving_is_certified_against_the_peft_reference_and_a_noop_adapter_fails(
+    hf, vb, snips, trained_adapter, noop_adapter
+):
     """The certificate through the in-process vllm backend: the trained adapter moves the served log-probabilities
     and matches transformers/PEFT within 0.05 nats; the same adapter with zeroed B matrices fails closed."""
     spec, splits = snips

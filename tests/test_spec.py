@@ -64,7 +64,9 @@ def test_placeholders_are_checked():
 def test_rungs_must_climb_in_order():
     raw = base_spec()
     raw["rungs"] = [{"type": "fewshot"}, {"type": "prompt"}]
-    assert _errors(raw) == ["task.yaml: (top level): rungs must climb in ladder order prompt -> fewshot -> rag -> distill -> lora -> preference -> full; got fewshot -> prompt"]
+    assert _errors(raw) == [
+        "task.yaml: (top level): rungs must climb in ladder order prompt -> fewshot -> rag -> distill -> lora -> preference -> full; got fewshot -> prompt"
+    ]
 
 
 @pytest.mark.parametrize("case", sorted(p.stem for p in GOLDEN.glob("*.yaml")))
@@ -90,7 +92,15 @@ def test_fewshot_selection_defaults_to_what_fits_the_output_kind(make_task):
 
     label = load_task(make_task({"rungs": [{"type": "prompt"}, {"type": "fewshot"}]}))
     assert label.spec.rungs[1].selection == "stratified"
-    text = load_task(make_task({"output": {"kind": "text"}, "metrics": ["exact_match"],
-                                "target": {"metric": "exact_match", "threshold": 0.5},
-                                "rungs": [{"type": "fewshot", "k": 3}]}, folder="text"))
+    text = load_task(
+        make_task(
+            {
+                "output": {"kind": "text"},
+                "metrics": ["exact_match"],
+                "target": {"metric": "exact_match", "threshold": 0.5},
+                "rungs": [{"type": "fewshot", "k": 3}],
+            },
+            folder="text",
+        )
+    )
     assert text.spec.rungs[0].selection == "random"

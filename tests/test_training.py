@@ -110,8 +110,9 @@ def test_interrupted_training_resumes_with_the_same_data_order(backend, ctx, tmp
 
 
 def test_full_finetune_few_steps(backend, ctx):
-    rung = FullRungSpec(type="full", train=TrainSpec(max_steps=3, batch_size=4, eval_every=3, learning_rate=5e-5,
-                                                     max_seq_len=96))
+    rung = FullRungSpec(
+        type="full", train=TrainSpec(max_steps=3, batch_size=4, eval_every=3, learning_rate=5e-5, max_seq_len=96)
+    )
     candidate = finetune(rung, ctx)
     losses = [p["loss"] for p in candidate.training["curve"]]
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -120,7 +121,11 @@ def test_full_finetune_few_steps(backend, ctx):
     served = backend.serving(candidate.artifact)
     assert served.model is not backend.model  # the base model is untouched
     assert (ctx.work_dir / "full" / "model" / "tokenizer.json").is_file()  # a folder any backend can load
-    assert served.identity()["weights_sha256"] == candidate.training["artifact_sha256"] != backend.identity()["weights_sha256"]
+    assert (
+        served.identity()["weights_sha256"]
+        == candidate.training["artifact_sha256"]
+        != backend.identity()["weights_sha256"]
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on CUDA a 4-bit base can train (found on a lent GPU)")
@@ -138,8 +143,17 @@ def _tiny_llama():
     from ladder.rungs.train import TrainExample
 
     torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32))
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            max_position_embeddings=32,
+        )
+    )
     return model, [TrainExample([1 + i % 50, 2 + i % 40, 3, 4, 5], n_prompt=2) for i in range(32)]
 
 
@@ -155,8 +169,16 @@ def test_early_stopping_on_a_dev_metric_keeps_the_best_weights(tmp_path):
         snapshots.append(m.model.embed_tokens.weight.detach().clone())
         return next(scores)
 
-    settings = TrainSpec(max_steps=10, batch_size=4, eval_every=2, patience=2, early_stopping="dev_metric",
-                         learning_rate=1e-2, checkpoint_every=100, max_seq_len=16)
+    settings = TrainSpec(
+        max_steps=10,
+        batch_size=4,
+        eval_every=2,
+        patience=2,
+        early_stopping="dev_metric",
+        learning_rate=1e-2,
+        checkpoint_every=100,
+        max_seq_len=16,
+    )
     outcome = train_loop(model, data, data[:4], TrainConfig(settings, 0, "t", tmp_path, 0, dev_metric=metric))
     assert [e["dev_metric"] for e in outcome.dev_evals] == [0.2, 0.6, 0.5, 0.4]
     assert all("dev_loss" in e for e in outcome.dev_evals)
@@ -178,8 +200,14 @@ def test_lora_with_dev_metric_early_stopping_on_the_real_model(backend, ctx):
 
     kept = next(e["dev_metric"] for e in t["dev_evals"] if e["step"] == t["best_step"])
     zero_shot = Candidate("x", "prompt", ctx.spec.prompt.instruction, ctx.spec.prompt.input_template)
-    outputs = run_eval(zero_shot, ctx.dev[:4], backend.serving(candidate.artifact), backend.formatter("chat"), ctx.spec,
-                       ResultCache(ctx.work_dir, enabled=False)).outputs
+    outputs = run_eval(
+        zero_shot,
+        ctx.dev[:4],
+        backend.serving(candidate.artifact),
+        backend.formatter("chat"),
+        ctx.spec,
+        ResultCache(ctx.work_dir, enabled=False),
+    ).outputs
     assert sum(o.output == ex.target for o, ex in zip(outputs, ctx.dev[:4])) / 4 == pytest.approx(kept)
 
 
@@ -209,7 +237,13 @@ def test_token_passes_split_a_batch_by_its_padded_size():
     passes = token_passes(batch, budget=10, length=SUPERVISED.length)
     assert [[len(e.ids) for e in p] for p in passes] == [[3, 4], [4], [9], [2]]
     assert all(len(p) * max(len(e.ids) for e in p) <= 10 or len(p) == 1 for p in passes)
-    assert [len(e.ids) for p in token_passes(batch, budget=10**6, length=SUPERVISED.length) for e in p] == [3, 4, 4, 9, 2]
+    assert [len(e.ids) for p in token_passes(batch, budget=10**6, length=SUPERVISED.length) for e in p] == [
+        3,
+        4,
+        4,
+        9,
+        2,
+    ]
 
 
 def test_a_batch_in_several_passes_makes_the_same_update_as_in_one(tmp_path, monkeypatch):
@@ -218,8 +252,9 @@ def test_a_batch_in_several_passes_makes_the_same_update_as_in_one(tmp_path, mon
     from ladder.rungs import train
     from ladder.rungs.train import device as train_device
 
-    settings = TrainSpec(max_steps=3, batch_size=8, eval_every=100, checkpoint_every=100, learning_rate=1e-2,
-                         max_seq_len=16)
+    settings = TrainSpec(
+        max_steps=3, batch_size=8, eval_every=100, checkpoint_every=100, learning_rate=1e-2, max_seq_len=16
+    )
     weights = {}
     for name, memory in (("one", 1 << 40), ("several", 2048 * 10)):  # 2048 bytes a token: 10 tokens a pass
         monkeypatch.setattr(train_device, "PASS_MEMORY", memory)
@@ -247,13 +282,25 @@ def test_a_shared_prefix_goes_through_the_model_once_with_the_same_loss_and_grad
     from ladder.rungs.train import plan as train_plan
 
     torch.manual_seed(0)
-    base = LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64))
-    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear",
-                                            init_lora_weights=False))
+    base = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=64,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=64,
+        )
+    )
+    model = get_peft_model(
+        base, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules="all-linear", init_lora_weights=False)
+    )
     instruction = [(7 * i) % 60 + 1 for i in range(20)]
-    rows = [train.TrainExample(instruction + own + answer, len(instruction) + len(own))
-            for own, answer in (([5, 6], [9, 10, 11]), ([8], [12]), ([3, 4, 5, 6], [13, 14]))]
+    rows = [
+        train.TrainExample(instruction + own + answer, len(instruction) + len(own))
+        for own, answer in (([5, 6], [9, 10, 11]), ([8], [12]), ([3, 4, 5, 6], [13, 14]))
+    ]
     ids, mask, labels = train.collate(rows, 0, "cpu")
     assert train.shared_prefix_length(ids, labels) == len(instruction)  # row 2's answer starts at 21: 20 stays shared
     results = {}

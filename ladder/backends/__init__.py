@@ -3,8 +3,8 @@ lazily, so that `import ladder` (and the scripted backend) stays free of torch a
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 from ladder.backends.base import Backend
 from ladder.registry import Registry
@@ -21,7 +21,9 @@ def _dtype(serving) -> str | None:
 def _transformers(model: str, base_dir=None, serving=None, labels=None, lora_ranks=(), **options) -> Backend:
     from ladder.backends.hf.transformers import TransformersBackend
 
-    return TransformersBackend.from_spec(model, base_dir=base_dir, dtype=options.pop("dtype", _dtype(serving)), **options)
+    return TransformersBackend.from_spec(
+        model, base_dir=base_dir, dtype=options.pop("dtype", _dtype(serving)), **options
+    )
 
 
 @BACKENDS.register("vllm")
@@ -31,20 +33,27 @@ def _vllm(model: str, base_dir=None, serving=None, labels=None, lora_ranks=(), *
 
     engine = {}
     if serving is not None:
-        engine = dict(gpu_memory_utilization=serving.gpu_memory_utilization, max_model_len=serving.max_model_len,
-                      tensor_parallel_size=serving.tensor_parallel_size, enforce_eager=serving.enforce_eager,
-                      kv_cache_gb=serving.kv_cache_gb)
+        engine = dict(
+            gpu_memory_utilization=serving.gpu_memory_utilization,
+            max_model_len=serving.max_model_len,
+            tensor_parallel_size=serving.tensor_parallel_size,
+            enforce_eager=serving.enforce_eager,
+            kv_cache_gb=serving.kv_cache_gb,
+        )
     if lora_ranks:
         engine.update(max_lora_rank=lora_rank_slot(max(lora_ranks)), max_loras=len(lora_ranks))
-    return VLLMBackend.from_spec(model, base_dir=base_dir, dtype=options.pop("dtype", _dtype(serving)), **engine, **options)
+    return VLLMBackend.from_spec(
+        model, base_dir=base_dir, dtype=options.pop("dtype", _dtype(serving)), **engine, **options
+    )
 
 
 @BACKENDS.register("openai")
 def _openai(model: str, base_dir=None, serving=None, labels=None, lora_ranks=(), base_url=None, **options) -> Backend:
     from ladder.backends.openai import OpenAIBackend
 
-    return OpenAIBackend.from_spec(model, base_dir=base_dir, serving=serving, base_url=base_url,
-                                   batch_size=options.get("batch_size", 8))
+    return OpenAIBackend.from_spec(
+        model, base_dir=base_dir, serving=serving, base_url=base_url, batch_size=options.get("batch_size", 8)
+    )
 
 
 @BACKENDS.register("scripted")

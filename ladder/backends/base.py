@@ -8,9 +8,10 @@ the rendered text is what the result cache is keyed on.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Protocol, Sequence, TypedDict, Union
+from typing import Literal, Protocol, TypedDict, Union
 
 
 class Message(TypedDict):
@@ -101,8 +102,13 @@ def artifact_identity(base: dict, artifact: Artifact | None) -> dict:
     key must change with), the base's hash stays beside them."""
     if artifact is None:
         return base
-    return {**base, "weights_sha256": artifact.sha256, "base_weights_sha256": base["weights_sha256"],
-            "artifact": artifact.kind, **({"quantized": True} if artifact.quantized else {})}
+    return {
+        **base,
+        "weights_sha256": artifact.sha256,
+        "base_weights_sha256": base["weights_sha256"],
+        "artifact": artifact.kind,
+        **({"quantized": True} if artifact.quantized else {}),
+    }
 
 
 class Formatter(Protocol):
@@ -132,7 +138,7 @@ class Backend(Protocol):
 
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]: ...
 
-    def serving(self, artifact: Artifact | None) -> "Backend":
+    def serving(self, artifact: Artifact | None) -> Backend:
         """This backend over trained weights (``None``: the base model). Cheap to call: weights load
         when the first request needs them, so a result-cache hit loads none."""
 
@@ -145,7 +151,10 @@ def template_fingerprint(formatter: Formatter) -> str:
     trained rung records the one it trained with; serving must render the same (the adapter certificate)."""
     import hashlib
 
-    messages: list[Message] = [{"role": "system", "content": "<<instruction>>"}, {"role": "user", "content": "<<input>>"}]
+    messages: list[Message] = [
+        {"role": "system", "content": "<<instruction>>"},
+        {"role": "user", "content": "<<input>>"},
+    ]
     text = formatter.prompt(messages) + "\x00" + formatter.completion(messages, "<<answer>>")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -217,12 +226,15 @@ def label_prefix_queries(encoded: Encoded) -> list[tuple[int, tuple[int, ...], l
 
 def label_path_sums(encoded: Encoded, found: dict[tuple[int, tuple[int, ...]], dict[int, float]]) -> list[list[float]]:
     """Each label's log-probability: the sum of its tokens' next-token log-probabilities along its path."""
-    return [[float(sum(found[(r, tuple(choice[:t]))][choice[t]] for t in range(len(choice)))) for choice in choices]
-            for r, (_, choices) in enumerate(encoded)]
+    return [
+        [float(sum(found[(r, tuple(choice[:t]))][choice[t]] for t in range(len(choice)))) for choice in choices]
+        for r, (_, choices) in enumerate(encoded)
+    ]
 
 
-def finish_generation(request: GenerateRequest, text: str, prompt_tokens: int, used: int,
-                      count: Callable[[str], int]) -> Generation:
+def finish_generation(
+    request: GenerateRequest, text: str, prompt_tokens: int, used: int, count: Callable[[str], int]
+) -> Generation:
     """The same end for every backend's decoded text: cut at the close of the first JSON value (counting
     only the tokens up to it, ``count`` being the model's tokenizer) and at the first stop string."""
     if request.stop_at_json_end:

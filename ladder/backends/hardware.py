@@ -86,8 +86,10 @@ def emulation_warning(dtype: str, device: str) -> str | None:
     """A one-line warning when a half-precision dtype was asked for on a CPU that would only emulate it."""
     if str(device).startswith("cuda") or dtype not in ("bfloat16", "float16") or cpu_has_native_bf16():
         return None
-    return (f"dtype {dtype} on a CPU without native bf16 instructions (no avx512_bf16/amx_bf16 in /proc/cpuinfo): "
-            "torch emulates it, 3-7x slower than float32 on the matmuls")
+    return (
+        f"dtype {dtype} on a CPU without native bf16 instructions (no avx512_bf16/amx_bf16 in /proc/cpuinfo): "
+        "torch emulates it, 3-7x slower than float32 on the matmuls"
+    )
 
 
 def pick_device(device: str | None) -> str:

@@ -29,11 +29,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-import time
-import urllib.error
-import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 
 from ladder.backends.base import (
     Artifact,
@@ -48,70 +43,9 @@ from ladder.backends.base import (
     label_prefix_queries,
 )
 from ladder.backends.hf.model import HFModel, resolve_model
+from ladder.backends.http import Client, ServerError
 from ladder.backends.models import ModelRef, model_identity
 from ladder.errors import LadderError
-
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
-
-class ServerError(LadderError):
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
-
-
-class Client:
-    """JSON over HTTP with a timeout, retries and backoff; shared by a backend and its views."""
-
-    def __init__(self, base_url: str, api_key: str | None, timeout_s: float, retries: int, concurrency: int):
-        self.base_url = base_url.rstrip("/")
-        self.api_key = api_key
-        self.timeout_s = timeout_s
-        self.retries = retries
-        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="ladder-openai")
-        self.lock = threading.Lock()
-        self.root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
-
-    def call(self, method: str, path: str, body: dict | None = None, root: bool = False) -> dict:
-        url = (self.root if root else self.base_url) + path
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        delay = 0.5
-        for attempt in range(self.retries + 1):
-            request = urllib.request.Request(url, data=data, headers=headers, method=method)
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                    raw = response.read()
-                try:
-                    return json.loads(raw or b"{}")
-                except ValueError:  # e.g. vLLM's /v1/load_lora_adapter answers in plain text
-                    return {"text": raw.decode("utf-8", "replace")}
-            except urllib.error.HTTPError as exc:
-                detail = _error_detail(exc)
-                if exc.code not in RETRY_STATUS or attempt == self.retries:
-                    raise ServerError(f"{method} {url}: HTTP {exc.code}: {detail}", exc.code) from None
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-                if attempt == self.retries:
-                    reason = getattr(exc, "reason", exc)
-                    raise ServerError(f"{method} {url}: no answer after {self.retries + 1} tries ({reason})") from None
-            time.sleep(min(delay, 30.0))
-            delay *= 2
-        raise AssertionError("unreachable")
-
-    def map(self, function, items: list) -> list:
-        return list(self.pool.map(function, items))
-
-
-def _error_detail(exc: urllib.error.HTTPError) -> str:
-    try:
-        body = json.loads(exc.read() or b"{}")
-    except (ValueError, OSError):
-        return exc.reason or "error"
-    error = body.get("error", body) if isinstance(body, dict) else body
-    message = error.get("message") if isinstance(error, dict) else None
-    return " ".join(str(message or error or exc.reason).split())[:300]
 
 
 class MessagesFormatter:
@@ -125,16 +59,28 @@ class MessagesFormatter:
         return json.dumps(list(messages), ensure_ascii=False)
 
     def completion(self, messages, answer: str) -> str:
-        raise LadderError("serving.api: chat gives no log-probabilities to score labels with: set "
-                          "generation.label_scoring: generate (or serving.api: completions)")
+        raise LadderError(
+            "serving.api: chat gives no log-probabilities to score labels with: set "
+            "generation.label_scoring: generate (or serving.api: completions)"
+        )
 
 
 class OpenAIBackend:
     name = "openai"
 
-    def __init__(self, ref: ModelRef, base_url: str, model: str | None = None, api_key_env: str | None = None,
-                 timeout_s: float = 120, retries: int = 4, concurrency: int = 8, batch_size: int = 8,
-                 hf: HFModel | None = None, api: str = "completions"):
+    def __init__(
+        self,
+        ref: ModelRef,
+        base_url: str,
+        model: str | None = None,
+        api_key_env: str | None = None,
+        timeout_s: float = 120,
+        retries: int = 4,
+        concurrency: int = 8,
+        batch_size: int = 8,
+        hf: HFModel | None = None,
+        api: str = "completions",
+    ):
         api_key = None
         if api_key_env:
             api_key = os.environ.get(api_key_env)
@@ -154,12 +100,20 @@ class OpenAIBackend:
     def from_spec(cls, model: str, base_dir=None, serving=None, base_url: str | None = None, batch_size: int = 8):
         url = base_url or (serving.base_url if serving is not None else None)
         if not url:
-            raise LadderError("serving.base_url: the openai backend needs the server's URL (serving.base_url in "
-                              "the task file, or --base-url)")
+            raise LadderError(
+                "serving.base_url: the openai backend needs the server's URL (serving.base_url in "
+                "the task file, or --base-url)"
+            )
         options = {}
         if serving is not None:
-            options = dict(model=serving.model, api_key_env=serving.api_key_env, timeout_s=serving.timeout_s,
-                           retries=serving.retries, concurrency=serving.concurrency, api=serving.api)
+            options = dict(
+                model=serving.model,
+                api_key_env=serving.api_key_env,
+                timeout_s=serving.timeout_s,
+                retries=serving.retries,
+                concurrency=serving.concurrency,
+                api=serving.api,
+            )
         return cls(resolve_model(model, base_dir), url, batch_size=batch_size, **options)
 
     # -- the server ----------------------------------------------------------------------------
@@ -176,8 +130,10 @@ class OpenAIBackend:
         if self._served is None:
             bases = [m["id"] for m in self._models() if not m.get("parent")]
             if len(bases) != 1:
-                raise LadderError(f"serving.model: the server at {self.client.base_url} serves {len(bases)} base "
-                                  f"models ({', '.join(bases) or 'none'}): name one")
+                raise LadderError(
+                    f"serving.model: the server at {self.client.base_url} serves {len(bases)} base "
+                    f"models ({', '.join(bases) or 'none'}): name one"
+                )
             self._served = bases[0]
         return self._served
 
@@ -185,8 +141,10 @@ class OpenAIBackend:
         if self._base_identity is None:
             listed = {m["id"]: m for m in self._models()}
             if self.served not in listed:
-                raise LadderError(f"serving.model: {self.served!r} is not served at {self.client.base_url} "
-                                  f"(it serves: {', '.join(listed) or 'nothing'})")
+                raise LadderError(
+                    f"serving.model: {self.served!r} is not served at {self.client.base_url} "
+                    f"(it serves: {', '.join(listed) or 'nothing'})"
+                )
             entry = listed[self.served]
             try:
                 version = self.client.call("GET", "/version", root=True).get("version")
@@ -203,7 +161,7 @@ class OpenAIBackend:
             }
         return artifact_identity(self._base_identity, self.artifact)
 
-    def serving(self, artifact: Artifact | None) -> "OpenAIBackend":
+    def serving(self, artifact: Artifact | None) -> OpenAIBackend:
         if artifact is None:
             return self
         if artifact.kind == "model":
@@ -237,8 +195,10 @@ class OpenAIBackend:
                 how = "the server has no /v1/load_lora_adapter (a vLLM server needs VLLM_ALLOW_RUNTIME_LORA_UPDATING=True)"
             else:
                 how = f"loading it failed ({exc})"
-            raise LadderError(f"the LoRA adapter {path} is not on the server at {self.client.base_url} and {how}: "
-                              f"start the server with --enable-lora --lora-modules {name}={path}") from None
+            raise LadderError(
+                f"the LoRA adapter {path} is not on the server at {self.client.base_url} and {how}: "
+                f"start the server with --enable-lora --lora-modules {name}={path}"
+            ) from None
 
     # -- text ----------------------------------------------------------------------------------
     def formatter(self, format: str) -> Formatter:
@@ -278,14 +238,25 @@ class OpenAIBackend:
 
         def ask(query) -> dict[int, float]:
             r, prefix, wanted = query
-            body = {"model": model, "prompt": encoded[r][0] + list(prefix), "max_tokens": 1, "temperature": 0,
-                    "logprobs": 1, "logprob_token_ids": wanted, "return_tokens_as_token_ids": True}
-            top = ((self.client.call("POST", "/completions", body)["choices"][0].get("logprobs") or {})
-                   .get("top_logprobs") or [None])[0] or {}
+            body = {
+                "model": model,
+                "prompt": encoded[r][0] + list(prefix),
+                "max_tokens": 1,
+                "temperature": 0,
+                "logprobs": 1,
+                "logprob_token_ids": wanted,
+                "return_tokens_as_token_ids": True,
+            }
+            top = (
+                (self.client.call("POST", "/completions", body)["choices"][0].get("logprobs") or {}).get("top_logprobs")
+                or [None]
+            )[0] or {}
             got = {int(k.split(":", 1)[1]): v for k, v in top.items() if k.startswith("token_id:")}
             if not set(wanted) <= set(got):
-                raise LadderError(f"the server at {self.client.base_url} did not return the requested token "
-                                  "log-probabilities (logprob_token_ids): set generation.label_scoring: generate")
+                raise LadderError(
+                    f"the server at {self.client.base_url} did not return the requested token "
+                    "log-probabilities (logprob_token_ids): set generation.label_scoring: generate"
+                )
             return got
 
         first = [q for q in queries if not q[1]]
@@ -305,8 +276,10 @@ class OpenAIBackend:
             logprobs = (choice.get("logprobs") or {}).get("token_logprobs") or []
             tail = logprobs[len(ids) - length : len(ids)]
             if len(logprobs) < len(ids) or any(v is None for v in tail):
-                raise LadderError(f"the server at {self.client.base_url} returned no prompt log-probabilities "
-                                  "(echo + logprobs): set generation.label_scoring: generate for this task")
+                raise LadderError(
+                    f"the server at {self.client.base_url} returned no prompt log-probabilities "
+                    "(echo + logprobs): set generation.label_scoring: generate for this task"
+                )
             return float(sum(tail))
 
         flat, sums, k = self.client.map(score, rows), [], 0
@@ -325,8 +298,13 @@ class OpenAIBackend:
                 return self._chat(model, request)
             ids = self.hf.encode(request.prompt)
             sampling = request.temperature > 0
-            body = {"model": model, "prompt": ids, "max_tokens": request.max_new_tokens,
-                    "temperature": request.temperature if sampling else 0.0, "top_p": request.top_p if sampling else 1.0}
+            body = {
+                "model": model,
+                "prompt": ids,
+                "max_tokens": request.max_new_tokens,
+                "temperature": request.temperature if sampling else 0.0,
+                "top_p": request.top_p if sampling else 1.0,
+            }
             if sampling:
                 body["seed"] = request.seed
             stops = [s for s in request.stop if s != eos][:4]  # the end-of-turn token stops as eos; the API takes 4
@@ -344,16 +322,20 @@ class OpenAIBackend:
     def _chat(self, model: str, request: GenerateRequest) -> Generation:
         """/v1/chat/completions: the server's chat template renders the conversation."""
         sampling = request.temperature > 0
-        body = {"model": model, "messages": json.loads(request.prompt), "max_tokens": request.max_new_tokens,
-                "temperature": request.temperature if sampling else 0.0, "top_p": request.top_p if sampling else 1.0}
+        body = {
+            "model": model,
+            "messages": json.loads(request.prompt),
+            "max_tokens": request.max_new_tokens,
+            "temperature": request.temperature if sampling else 0.0,
+            "top_p": request.top_p if sampling else 1.0,
+        }
         if sampling:
             body["seed"] = request.seed
         answer = self.client.call("POST", "/chat/completions", body)
         text = answer["choices"][0]["message"].get("content") or ""
         usage = answer.get("usage") or {}
         used = usage.get("completion_tokens", self.hf.count_continuation(text))
-        return finish_generation(request, text, usage.get("prompt_tokens", 0), used,
-                                 self.hf.count_continuation)
+        return finish_generation(request, text, usage.get("prompt_tokens", 0), used, self.hf.count_continuation)
 
     def close(self) -> None:
         self.client.pool.shutdown(wait=False)

@@ -11,7 +11,7 @@ import copy
 import hashlib
 import random
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from ladder.backends.base import (
     Artifact,
@@ -67,19 +67,22 @@ class ScriptedBackend:
     artifact: Artifact | None = None
 
     def identity(self) -> dict:
-        return artifact_identity({
-            "backend": self.name,
-            "name": "scripted",
-            "weights_sha256": "scripted",
-            "tokenizer_sha256": "scripted",
-            "dtype": "none",
-            "device": "none",
-        }, self.artifact)
+        return artifact_identity(
+            {
+                "backend": self.name,
+                "name": "scripted",
+                "weights_sha256": "scripted",
+                "tokenizer_sha256": "scripted",
+                "dtype": "none",
+                "device": "none",
+            },
+            self.artifact,
+        )
 
     def close(self) -> None:
         """Nothing to give back: the weights go with the object."""
 
-    def serving(self, artifact: Artifact | None) -> "ScriptedBackend":
+    def serving(self, artifact: Artifact | None) -> ScriptedBackend:
         """Trained weights change nothing the script says; only the identity (cache keys) follows them."""
         if artifact is None:
             return self

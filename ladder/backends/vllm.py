@@ -143,8 +143,7 @@ class _Engines:
             llm = vllm.LLM(**options)
         except Exception as exc:  # engine start-up fails in many ways; one line says which and where
             raise LadderError(f"vllm could not start an engine for {path}: {type(exc).__name__}: {exc}") from exc
-        self.starts.append({"model": str(path), "lora": lora,
-                            "seconds": round(time.perf_counter() - started, 1)})
+        self.starts.append({"model": str(path), "lora": lora, "seconds": round(time.perf_counter() - started, 1)})
         return llm
 
     def close(self) -> None:
@@ -168,8 +167,15 @@ class _Engines:
 class VLLMBackend:
     name = "vllm"
 
-    def __init__(self, ref: ModelRef, dtype: str | None = None, batch_size: int = 8, device: str | None = None,
-                 hf: HFModel | None = None, **engine):
+    def __init__(
+        self,
+        ref: ModelRef,
+        dtype: str | None = None,
+        batch_size: int = 8,
+        device: str | None = None,
+        hf: HFModel | None = None,
+        **engine,
+    ):
         _import_vllm()
         import torch
 
@@ -177,8 +183,9 @@ class VLLMBackend:
         self.hf = hf or HFModel(ref)
         on_cuda = torch.cuda.is_available() if device in (None, "auto") else str(device).startswith("cuda")
         self.device = "cuda" if on_cuda else "cpu"
-        settings = EngineSettings(dtype=weights_dtype(dtype, self.device, ref.path),
-                                  **{k: v for k, v in engine.items() if v is not None})
+        settings = EngineSettings(
+            dtype=weights_dtype(dtype, self.device, ref.path), **{k: v for k, v in engine.items() if v is not None}
+        )
         if settings.max_model_len is None and self.hf.max_context:
             settings.max_model_len = self.hf.max_context
         self.batch_size = batch_size
@@ -187,16 +194,18 @@ class VLLMBackend:
         self._base_identity: dict | None = None
 
     @classmethod
-    def from_spec(cls, model: str, base_dir=None, labels=None, **options) -> "VLLMBackend":
+    def from_spec(cls, model: str, base_dir=None, labels=None, **options) -> VLLMBackend:
         return cls(resolve_model(model, base_dir), **options)
 
     # -- what is served ------------------------------------------------------------------------
-    def serving(self, artifact: Artifact | None) -> "VLLMBackend":
+    def serving(self, artifact: Artifact | None) -> VLLMBackend:
         if artifact is None:
             return self
         if artifact.quantized:
-            raise LadderError("the vllm backend serves a QLoRA adapter over the full-precision base: "
-                              "evaluate 4-bit rungs with --backend transformers")
+            raise LadderError(
+                "the vllm backend serves a QLoRA adapter over the full-precision base: "
+                "evaluate 4-bit rungs with --backend transformers"
+            )
         import copy
 
         view = copy.copy(self)
@@ -232,7 +241,9 @@ class VLLMBackend:
                 "dtype": settings.dtype,
                 "vllm": vllm.__version__,
                 "torch": torch.__version__,
-                **({"tensor_parallel_size": settings.tensor_parallel_size} if settings.tensor_parallel_size > 1 else {}),
+                **(
+                    {"tensor_parallel_size": settings.tensor_parallel_size} if settings.tensor_parallel_size > 1 else {}
+                ),
             }
         return artifact_identity(self._base_identity, self.artifact)
 
@@ -246,8 +257,10 @@ class VLLMBackend:
     def _fits(self, n: int, extra: int) -> None:
         limit = self.engines.settings.max_model_len
         if limit and n + extra > limit:
-            raise LadderError(f"a prompt of {n} tokens plus {extra} for the answer exceeds max_model_len {limit} "
-                              f"of {self.ref.name!r}: use fewer demonstrations or a smaller context_tokens")
+            raise LadderError(
+                f"a prompt of {n} tokens plus {extra} for the answer exceeds max_model_len {limit} "
+                f"of {self.ref.name!r}: use fewer demonstrations or a smaller context_tokens"
+            )
 
     # -- label scoring -------------------------------------------------------------------------
     def score_choices(self, requests: list[ScoreRequest]) -> list[ChoiceScores]:
@@ -284,7 +297,7 @@ class VLLMBackend:
         sums, k = [], 0
         for ids, choices in encoded:
             row_sums = []
-            for choice in choices:
+            for _choice in choices:
                 row, logprobs = rows[k], outputs[k].prompt_logprobs
                 row_sums.append(float(sum(logprobs[i][row[i]].logprob for i in range(len(ids), len(row)))))
                 k += 1
@@ -303,11 +316,15 @@ class VLLMBackend:
 
         queries = label_prefix_queries(encoded)
         prompts = [TokensPrompt(prompt_token_ids=encoded[r][0] + list(prefix)) for r, prefix, _ in queries]
-        params = [SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=wanted, detokenize=False)
-                  for _, _, wanted in queries]
+        params = [
+            SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=wanted, detokenize=False)
+            for _, _, wanted in queries
+        ]
         outputs = llm.generate(prompts, params, use_tqdm=False, lora_request=lora)
-        found = {(r, prefix): {t: lp.logprob for t, lp in out.outputs[0].logprobs[0].items()}
-                 for (r, prefix, _), out in zip(queries, outputs)}
+        found = {
+            (r, prefix): {t: lp.logprob for t, lp in out.outputs[0].logprobs[0].items()}
+            for (r, prefix, _), out in zip(queries, outputs)
+        }
         return label_path_sums(encoded, found)
 
     @staticmethod
@@ -315,8 +332,9 @@ class VLLMBackend:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False,
-                                skip_reading_prefix_cache=not cached)
+        params = SamplingParams(
+            max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False, skip_reading_prefix_cache=not cached
+        )
         return llm.generate([TokensPrompt(prompt_token_ids=r) for r in rows], params, use_tqdm=False)
 
     # -- generation ----------------------------------------------------------------------------
@@ -331,20 +349,23 @@ class VLLMBackend:
             self._fits(len(ids), request.max_new_tokens)
             prompts.append(TokensPrompt(prompt_token_ids=ids))
             sampling = request.temperature > 0
-            params.append(SamplingParams(
-                max_tokens=request.max_new_tokens,
-                temperature=request.temperature if sampling else 0.0,
-                top_p=request.top_p if sampling else 1.0,
-                seed=request.seed if sampling else None,
-                stop=[s for s in request.stop if s != eos] or None,  # the end-of-turn token stops as eos
-                skip_special_tokens=True,
-            ))
+            params.append(
+                SamplingParams(
+                    max_tokens=request.max_new_tokens,
+                    temperature=request.temperature if sampling else 0.0,
+                    top_p=request.top_p if sampling else 1.0,
+                    seed=request.seed if sampling else None,
+                    stop=[s for s in request.stop if s != eos] or None,  # the end-of-turn token stops as eos
+                    skip_special_tokens=True,
+                )
+            )
         llm, lora = self._engine()
         outputs = llm.generate(prompts, params, use_tqdm=False, lora_request=lora)
         generations = []
         for request, prompt, out in zip(requests, prompts, outputs):
             completion = out.outputs[0]
             text, used = completion.text, len(completion.token_ids)
-            generations.append(finish_generation(request, text, len(prompt["prompt_token_ids"]), used,
-                                                 self.hf.count_continuation))
+            generations.append(
+                finish_generation(request, text, len(prompt["prompt_token_ids"]), used, self.hf.count_continuation)
+            )
         return generations

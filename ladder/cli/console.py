@@ -25,8 +25,10 @@ def data_report(report, task: str, show: int = 10) -> None:
     marks = {"ok": "ok", "info": "info", "warning": "WARN", "error": "FAIL"}
     out(f"data checks of {task}")
     for check in report.checks:
-        out(f"  {marks[check.severity]:<5}{check.title}: {check.summary}"
-            + (f" (allowed by {check.allowed_by})" if check.allowed_by else ""))
+        out(
+            f"  {marks[check.severity]:<5}{check.title}: {check.summary}"
+            + (f" (allowed by {check.allowed_by})" if check.allowed_by else "")
+        )
     if report.label_balance:
         splits = list(report.label_balance)
         labels = list(report.label_balance[splits[0]])
@@ -55,8 +57,18 @@ def rung_table(run: AssessmentRun) -> str:
     from ladder.decide.cost import money
 
     metric = run.target.metric
-    header = ("rung", f"dev {metric}", f"test {metric}", "n dev/test", "invalid", "ms/ex", "tok in/out", "cost/1k calls",
-              "dev status", "decision")
+    header = (
+        "rung",
+        f"dev {metric}",
+        f"test {metric}",
+        "n dev/test",
+        "invalid",
+        "ms/ex",
+        "tok in/out",
+        "cost/1k calls",
+        "dev status",
+        "decision",
+    )
     rows = [header]
     for r in run.rungs:
         d, t = r.splits["dev"], r.splits["test"]
@@ -99,8 +111,10 @@ def summary(run: AssessmentRun, out_dir) -> None:
 
 # -- progress (ladder.progress reports here) ------------------------------------------------------------
 def _fields(fields: dict) -> str:
-    return ", ".join(f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
-                     for k, v in fields.items())
+    return ", ".join(
+        f"{k.replace('_', ' ')} {v:.4g}" if isinstance(v, float) else f"{k.replace('_', ' ')} {v}"
+        for k, v in fields.items()
+    )
 
 
 def _left(seconds: float) -> str:
@@ -180,10 +194,14 @@ class RichReporter:
                 return Text(f"{speed:.2f} {task.fields['unit']}/s" if speed else "", style="progress.data.speed")
 
         self.progress = Progress(
-            TextColumn("{task.description}", markup=False), BarColumn(),
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
             TextColumn("{task.completed}/{task.total} {task.fields[unit]}", markup=False),
-            Rate(), TimeRemainingColumn(), TextColumn("{task.fields[extra]}", markup=False),
-            console=console or Console(stderr=True), transient=False,
+            Rate(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[extra]}", markup=False),
+            console=console or Console(stderr=True),
+            transient=False,
         )
         self.live = 0
 

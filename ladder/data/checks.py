@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING
 
+from ladder.data.near import jaccard, near_pairs
 from ladder.data.report import DataCheck, DataFinding, DataReport
 from ladder.text import normalize, squad_tokens
 
@@ -24,94 +25,50 @@ if TYPE_CHECKING:
     from ladder.spec import TaskSpec
 
 SPLITS = ("train", "dev", "test")
+
 KEEP = 50  # findings kept per check (the count says how many there were)
+
 NGRAM = 8  # words: a test input sharing this long a run of words with a train/dev input is reported
+
 NEAR_TARGET_JACCARD = 0.8  # targets this close (over words) count as the same answer
+
 REVIEW_JACCARD = 0.5  # near pairs at or above this are shown for review; the spec's threshold makes them errors
 
 
-def _ref(ex: "Example") -> str:
+def ref(ex: Example) -> str:
     return f"{ex.split}/{ex.id}"
 
 
-def _check(name: str, title: str, findings: list[DataFinding], summary: str, severity: str | None = None,
-           count: int | None = None, allowed_by: str | None = None) -> DataCheck:
+def check(
+    name: str,
+    title: str,
+    findings: list[DataFinding],
+    summary: str,
+    severity: str | None = None,
+    count: int | None = None,
+    allowed_by: str | None = None,
+) -> DataCheck:
     count = len(findings) if count is None else count
     severity = severity or ("warning" if count else "ok")
-    return DataCheck(name=name, title=title, severity=severity if count else "ok", count=count, summary=summary,
-                     findings=findings[:KEEP], allowed_by=allowed_by)
+    return DataCheck(
+        name=name,
+        title=title,
+        severity=severity if count else "ok",
+        count=count,
+        summary=summary,
+        findings=findings[:KEEP],
+        allowed_by=allowed_by,
+    )
 
 
-def shingles(text: str) -> set[str]:
-    """Word pairs: templated inputs that differ in their one key word ("atomic number of Osmium" vs "of
-    Iridium") stay apart; a copy with a word or two changed in a longer text does not."""
-    words = squad_tokens(text) or [normalize(text)]
-    return {" ".join(words[i : i + 2]) for i in range(max(1, len(words) - 1))}
-
-
-def jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
-
-
-def near_pairs(texts: list[str], threshold: float, seed: int = 0,
-               pairs_of: Callable[[int, int], bool] = lambda i, j: True) -> list[tuple[int, int, float]]:
-    """(i, j, Jaccard) for pairs of texts whose word-pair sets are at least ``threshold`` similar: MinHash LSH
-    (datasketch) proposes candidates, the exact Jaccard confirms them; ``pairs_of`` says which pairs count.
-    LSH banding misses some pairs just above its threshold, so it is asked for pairs 0.2 below it."""
-    from datasketch import MinHash, MinHashLSH
-
-    lsh = MinHashLSH(threshold=max(0.1, threshold - 0.2), num_perm=128)
-    sets = [shingles(t) for t in texts]
-    found = []
-    for i, words in enumerate(sets):
-        signature = MinHash(num_perm=128, seed=seed)
-        signature.update_batch([w.encode() for w in words])
-        for j in lsh.query(signature):
-            if pairs_of(j, i):
-                similarity = jaccard(words, sets[j])
-                if similarity >= threshold:
-                    found.append((j, i, similarity))
-        lsh.insert(i, signature)
-    return found
-
-
-def duplicate_groups(inputs: list[str], threshold: float, seed: int) -> list[list[int]]:
-    """Rows whose inputs are equal after normalization, or near-duplicates, in one group (union-find)."""
-    parent = list(range(len(inputs)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first: dict[str, int] = {}
-    for i, text in enumerate(inputs):
-        key = " ".join(squad_tokens(text)) or normalize(text)
-        if key in first:
-            parent[find(i)] = find(first[key])
-        else:
-            first[key] = i
-    kept = list(first.values())
-    for a, b, _ in near_pairs([inputs[i] for i in kept], threshold, seed):
-        parent[find(kept[a])] = find(kept[b])
-    groups: dict[int, list[int]] = defaultdict(list)
-    for i in range(len(inputs)):
-        groups[find(i)].append(i)
-    return list(groups.values())
-
-
-# --- the cheap checks ---------------------------------------------------------------------------------
-
-
-def _same_input(examples: list["Example"]) -> dict[str, list["Example"]]:
-    groups: dict[str, list["Example"]] = defaultdict(list)
+def _same_input(examples: list[Example]) -> dict[str, list[Example]]:
+    groups: dict[str, list[Example]] = defaultdict(list)
     for ex in examples:
         groups[normalize(ex.input)].append(ex)
     return groups
 
 
-def _duplicates(groups: dict[str, list["Example"]]) -> DataCheck:
+def _duplicates(groups: dict[str, list[Example]]) -> DataCheck:
     """The same input twice within train and dev, or twice within test (a test copy of a train or dev input
     is leakage, reported there)."""
     findings = []
@@ -121,50 +78,89 @@ def _duplicates(groups: dict[str, list["Example"]]) -> DataCheck:
                 continue  # one copy, or copies that disagree (conflicts, reported there)
             exact = len({ex.input for ex in side}) == 1
             where = sorted({ex.split for ex in side}, key=SPLITS.index)
-            findings.append(DataFinding(
-                examples=[_ref(ex) for ex in side], where=side[0].source,
-                detail=f"{len(side)} copies ({'identical' if exact else 'equal after normalization'}) in "
-                       f"{' and '.join(where)}: {side[0].input[:80]!r}"))
+            findings.append(
+                DataFinding(
+                    examples=[ref(ex) for ex in side],
+                    where=side[0].source,
+                    detail=f"{len(side)} copies ({'identical' if exact else 'equal after normalization'}) in "
+                    f"{' and '.join(where)}: {side[0].input[:80]!r}",
+                )
+            )
     copies = sum(len(f.examples) - 1 for f in findings)
-    return _check("duplicates", "Duplicate inputs", findings,
-                  f"{len(findings)} inputs appear more than once within train and dev or within test ({copies} extra "
-                  "copies): they weigh twice in training and in the estimates" if findings else "no input appears twice")
+    return check(
+        "duplicates",
+        "Duplicate inputs",
+        findings,
+        f"{len(findings)} inputs appear more than once within train and dev or within test ({copies} extra "
+        "copies): they weigh twice in training and in the estimates"
+        if findings
+        else "no input appears twice",
+    )
 
 
-def _targets_agree(members: list["Example"]) -> bool:
+def _targets_agree(members: list[Example]) -> bool:
     """One answer fits all: some reference of each example is a reference of every other."""
     common = set.intersection(*({normalize(r) for r in ex.references} for ex in members))
     return bool(common)
 
 
-def _conflicts(groups: dict[str, list["Example"]], allowed: bool) -> DataCheck:
+def _conflicts(groups: dict[str, list[Example]], allowed: bool) -> DataCheck:
     findings = []
     for members in groups.values():
         if len(members) > 1 and not _targets_agree(members):
-            targets = ", ".join(f"{_ref(ex)} says {ex.target[:40]!r}" for ex in members[:4])
-            findings.append(DataFinding(examples=[_ref(ex) for ex in members], where=members[0].source,
-                                        detail=f"the same input, different targets: {targets}"))
-    summary = (f"{len(findings)} inputs have conflicting targets: the task cannot be scored consistently on them"
-               if findings else "no input has two different targets")
-    return _check("conflicts", "Conflicting targets", findings, summary, severity="warning" if allowed else "error",
-                  allowed_by="data.allow_conflicting_targets" if allowed else None)
+            targets = ", ".join(f"{ref(ex)} says {ex.target[:40]!r}" for ex in members[:4])
+            findings.append(
+                DataFinding(
+                    examples=[ref(ex) for ex in members],
+                    where=members[0].source,
+                    detail=f"the same input, different targets: {targets}",
+                )
+            )
+    summary = (
+        f"{len(findings)} inputs have conflicting targets: the task cannot be scored consistently on them"
+        if findings
+        else "no input has two different targets"
+    )
+    return check(
+        "conflicts",
+        "Conflicting targets",
+        findings,
+        summary,
+        severity="warning" if allowed else "error",
+        allowed_by="data.allow_conflicting_targets" if allowed else None,
+    )
 
 
-def _leakage(groups: dict[str, list["Example"]], allowed: bool) -> DataCheck:
+def _leakage(groups: dict[str, list[Example]], allowed: bool) -> DataCheck:
     findings = []
     for members in groups.values():
         seen = [ex for ex in members if ex.split != "test"]
         for ex in members:
             if ex.split == "test" and seen:
-                findings.append(DataFinding(examples=[_ref(ex), _ref(seen[0])], where=ex.source,
-                                            detail=f"leakage: test input also appears at {seen[0].source}", score=1.0))
-    summary = (f"{len(findings)} test inputs also appear in train or dev (after normalization)" if findings
-               else "no test input appears in train or dev")
-    return _check("leakage", "Test inputs seen in train or dev", findings, summary,
-                  severity="warning" if allowed else "error", allowed_by="data.allow_duplicate_inputs" if allowed else None)
+                findings.append(
+                    DataFinding(
+                        examples=[ref(ex), ref(seen[0])],
+                        where=ex.source,
+                        detail=f"leakage: test input also appears at {seen[0].source}",
+                        score=1.0,
+                    )
+                )
+    summary = (
+        f"{len(findings)} test inputs also appear in train or dev (after normalization)"
+        if findings
+        else "no test input appears in train or dev"
+    )
+    return check(
+        "leakage",
+        "Test inputs seen in train or dev",
+        findings,
+        summary,
+        severity="warning" if allowed else "error",
+        allowed_by="data.allow_duplicate_inputs" if allowed else None,
+    )
 
 
-def _targets_near(a: "Example", b: "Example") -> bool:
+def _targets_near(a: Example, b: Example) -> bool:
     """Equal targets after normalization (some reference shared), or near-equal ones: Jaccard >= 0.8 over words."""
     if _targets_agree([a, b]):
         return True
@@ -172,8 +168,9 @@ def _targets_near(a: "Example", b: "Example") -> bool:
     return bool(words_a | words_b) and jaccard(words_a, words_b) >= NEAR_TARGET_JACCARD
 
 
-def _near_leakage(splits: dict[str, list["Example"]], threshold: float, allowed: bool,
-                  seed: int) -> tuple[DataCheck, DataCheck]:
+def _near_leakage(
+    splits: dict[str, list[Example]], threshold: float, allowed: bool, seed: int
+) -> tuple[DataCheck, DataCheck]:
     """Test inputs near a train or dev input: with the same (or nearly the same) target a leaked answer, an error;
     with another target a contrastive pair (templated inputs that differ in the word that matters), a warning."""
     pool = splits["train"] + splits["dev"]
@@ -194,22 +191,39 @@ def _near_leakage(splits: dict[str, list["Example"]], threshold: float, allowed:
         test_ex, seen = splits["test"][b - n_pool], pool[a]
         flag = "" if similarity >= threshold else " (below the threshold: shown for review)"
         answers = "" if same else f"; targets differ ({test_ex.target[:30]!r} vs {seen.target[:30]!r})"
-        (leaked_findings if same else contrastive).append(DataFinding(
-            examples=[_ref(test_ex), _ref(seen)], where=test_ex.source, score=round(similarity, 3),
-            detail=f"near-duplicate of {seen.source} (Jaccard {similarity:.2f} over word pairs){flag}{answers}: "
-                   f"{test_ex.input[:60]!r} ~ {seen.input[:60]!r}"))
+        (leaked_findings if same else contrastive).append(
+            DataFinding(
+                examples=[ref(test_ex), ref(seen)],
+                where=test_ex.source,
+                score=round(similarity, 3),
+                detail=f"near-duplicate of {seen.source} (Jaccard {similarity:.2f} over word pairs){flag}{answers}: "
+                f"{test_ex.input[:60]!r} ~ {seen.input[:60]!r}",
+            )
+        )
     count = sum(1 for f in leaked_findings if (f.score or 0) >= threshold)
-    summary = (f"{count} test inputs are near-duplicates (Jaccard >= {threshold}) of a train or dev input with the "
-               "same target" if count else
-               f"no test input is a near-duplicate (Jaccard >= {threshold}) of a train or dev input with the same target")
+    summary = (
+        f"{count} test inputs are near-duplicates (Jaccard >= {threshold}) of a train or dev input with the same target"
+        if count
+        else f"no test input is a near-duplicate (Jaccard >= {threshold}) of a train or dev input with the same target"
+    )
     if len(leaked_findings) > count:
         summary += f"; the {len(leaked_findings) - count} closest pairs below it are listed for review"
-    leak = _check("near_leakage", "Near-duplicate leakage into test", leaked_findings, summary, count=count,
-                  severity="warning" if allowed else "error", allowed_by="data.allow_duplicate_inputs" if allowed else None)
-    summary = (f"{len(contrastive)} test inputs are near-duplicates (Jaccard >= {threshold}) of a train or dev input "
-               "whose target differs: contrastive pairs, not leaked answers (they test the words that differ)"
-               if contrastive else "no near-duplicate test input has a different target")
-    return leak, _check("near_contrastive", "Near-duplicates with other targets", contrastive, summary)
+    leak = check(
+        "near_leakage",
+        "Near-duplicate leakage into test",
+        leaked_findings,
+        summary,
+        count=count,
+        severity="warning" if allowed else "error",
+        allowed_by="data.allow_duplicate_inputs" if allowed else None,
+    )
+    summary = (
+        f"{len(contrastive)} test inputs are near-duplicates (Jaccard >= {threshold}) of a train or dev input "
+        "whose target differs: contrastive pairs, not leaked answers (they test the words that differ)"
+        if contrastive
+        else "no near-duplicate test input has a different target"
+    )
+    return leak, check("near_contrastive", "Near-duplicates with other targets", contrastive, summary)
 
 
 def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
@@ -217,30 +231,39 @@ def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
-def _ngram_overlap(splits: dict[str, list["Example"]], flagged: set[str]) -> DataCheck:
-    index: dict[tuple[str, ...], "Example"] = {}
+def _ngram_overlap(splits: dict[str, list[Example]], flagged: set[str]) -> DataCheck:
+    index: dict[tuple[str, ...], Example] = {}
     for ex in splits["train"] + splits["dev"]:
         for gram in _ngrams(ex.input, NGRAM):
             index.setdefault(gram, ex)
     findings = []
     for ex in splits["test"]:
-        if _ref(ex) in flagged:
+        if ref(ex) in flagged:
             continue
         grams = _ngrams(ex.input, NGRAM)
         hits = [g for g in grams if g in index]
         if hits:
             other = index[hits[0]]
-            findings.append(DataFinding(
-                examples=[_ref(ex), _ref(other)], where=ex.source, score=round(len(hits) / len(grams), 3),
-                detail=f"shares {len(hits)} of its {len(grams)} {NGRAM}-word runs with train/dev (e.g. {other.source}): "
-                       f"{' '.join(hits[0])!r}"))
+            findings.append(
+                DataFinding(
+                    examples=[ref(ex), ref(other)],
+                    where=ex.source,
+                    score=round(len(hits) / len(grams), 3),
+                    detail=f"shares {len(hits)} of its {len(grams)} {NGRAM}-word runs with train/dev (e.g. {other.source}): "
+                    f"{' '.join(hits[0])!r}",
+                )
+            )
     findings.sort(key=lambda f: -(f.score or 0))
-    summary = (f"{len(findings)} more test inputs share a run of {NGRAM} words with a train or dev input "
-               "(quoted passages, templates): worth a look" if findings else f"no test input shares {NGRAM} words in a row with train or dev")
-    return _check("ngram_overlap", f"Shared {NGRAM}-word runs with test", findings, summary, severity="info")
+    summary = (
+        f"{len(findings)} more test inputs share a run of {NGRAM} words with a train or dev input "
+        "(quoted passages, templates): worth a look"
+        if findings
+        else f"no test input shares {NGRAM} words in a row with train or dev"
+    )
+    return check("ngram_overlap", f"Shared {NGRAM}-word runs with test", findings, summary, severity="info")
 
 
-def _label_balance(splits: dict[str, list["Example"]], labels: list[str]) -> tuple[DataCheck, dict[str, dict[str, int]]]:
+def _label_balance(splits: dict[str, list[Example]], labels: list[str]) -> tuple[DataCheck, dict[str, dict[str, int]]]:
     counts = {s: {label: 0 for label in labels} for s in SPLITS}
     for split in SPLITS:
         for ex in splits[split]:
@@ -250,45 +273,71 @@ def _label_balance(splits: dict[str, list["Example"]], labels: list[str]) -> tup
     for label in labels:
         if counts["train"][label] == 0:
             where = [s for s in ("dev", "test") if counts[s][label]]
-            findings.append(DataFinding(examples=[], detail=f"label {label!r} has no train example"
-                                        + (f" but appears in {' and '.join(where)}" if where else "")))
+            findings.append(
+                DataFinding(
+                    examples=[],
+                    detail=f"label {label!r} has no train example"
+                    + (f" but appears in {' and '.join(where)}" if where else ""),
+                )
+            )
     train = counts["train"]
     n = sum(train.values()) or 1
     top, low = max(train, key=train.get), min(train, key=train.get)
-    summary = (f"train: {len(labels)} labels, the largest {top!r} {train[top] / n:.0%}, the smallest {low!r} "
-               f"{train[low] / n:.0%}")
+    summary = (
+        f"train: {len(labels)} labels, the largest {top!r} {train[top] / n:.0%}, the smallest {low!r} "
+        f"{train[low] / n:.0%}"
+    )
     if findings:
         summary = f"{len(findings)} labels have no train example (no demonstration, nothing to learn); " + summary
-    check = DataCheck(name="label_balance", title="Label balance", severity="warning" if findings else "info",
-                      count=len(findings), summary=summary, findings=findings[:KEEP])
+    check = DataCheck(
+        name="label_balance",
+        title="Label balance",
+        severity="warning" if findings else "info",
+        count=len(findings),
+        summary=summary,
+        findings=findings[:KEEP],
+    )
     return check, counts
 
 
-def _length_outliers(examples: list["Example"]) -> DataCheck:
+def _length_outliers(examples: list[Example]) -> DataCheck:
     """Inputs far longer than the rest (over Q3 + 3 IQR words): pasted documents, concatenated rows."""
     lengths = [len(ex.input.split()) for ex in examples]
     if len(lengths) < 8:
-        return _check("length_outliers", "Length outliers", [], "too few examples to say")
+        return check("length_outliers", "Length outliers", [], "too few examples to say")
     q1, _, q3 = statistics.quantiles(lengths, n=4)
     limit = q3 + 3 * max(q3 - q1, 1)
-    findings = [DataFinding(examples=[_ref(ex)], where=ex.source, score=float(n),
-                            detail=f"{n} words (median {statistics.median(lengths):g}, limit {limit:g})")
-                for ex, n in zip(examples, lengths) if n > limit]
+    findings = [
+        DataFinding(
+            examples=[ref(ex)],
+            where=ex.source,
+            score=float(n),
+            detail=f"{n} words (median {statistics.median(lengths):g}, limit {limit:g})",
+        )
+        for ex, n in zip(examples, lengths)
+        if n > limit
+    ]
     findings.sort(key=lambda f: -(f.score or 0))
-    summary = (f"{len(findings)} inputs are over {limit:g} words (Q3 + 3 IQR; median {statistics.median(lengths):g})"
-               if findings else f"no input is over {limit:g} words (Q3 + 3 IQR)")
-    return _check("length_outliers", "Length outliers", findings, summary, severity="info")
+    summary = (
+        f"{len(findings)} inputs are over {limit:g} words (Q3 + 3 IQR; median {statistics.median(lengths):g})"
+        if findings
+        else f"no input is over {limit:g} words (Q3 + 3 IQR)"
+    )
+    return check("length_outliers", "Length outliers", findings, summary, severity="info")
 
 
-def cheap_checks(spec: "TaskSpec", splits: dict[str, list["Example"]]) -> DataReport:
+def cheap_checks(spec: TaskSpec, splits: dict[str, list[Example]]) -> DataReport:
     """Every check that needs no model, over all three splits."""
     data = spec.data
     everything = [ex for s in SPLITS for ex in splits[s]]
     groups = _same_input(everything)
     leakage = _leakage(groups, data.allow_duplicate_inputs)
     near, contrastive = _near_leakage(splits, data.near_duplicate_jaccard, data.allow_duplicate_inputs, spec.seed)
-    flagged = {f.examples[0] for f in leakage.findings + near.findings + contrastive.findings
-               if (f.score or 0) >= data.near_duplicate_jaccard}
+    flagged = {
+        f.examples[0]
+        for f in leakage.findings + near.findings + contrastive.findings
+        if (f.score or 0) >= data.near_duplicate_jaccard
+    }
     checks = [
         _duplicates(groups),
         _conflicts(groups, data.allow_conflicting_targets),
@@ -310,88 +359,27 @@ def problems_and_warnings(report: DataReport) -> tuple[list[str], list[str]]:
     problems, warnings = [], []
     for check in report.checks:
         if check.severity == "error":
-            hint = {"conflicts": "set data.allow_conflicting_targets: true if legitimate",
-                    "leakage": "set data.allow_duplicate_inputs: true if legitimate",
-                    "near_leakage": "set data.allow_duplicate_inputs: true if legitimate, or raise data.near_duplicate_jaccard"}
+            hint = {
+                "conflicts": "set data.allow_conflicting_targets: true if legitimate",
+                "leakage": "set data.allow_duplicate_inputs: true if legitimate",
+                "near_leakage": "set data.allow_duplicate_inputs: true if legitimate, or raise data.near_duplicate_jaccard",
+            }
             for f in check.findings[: check.count]:  # near pairs below the threshold come last, for review only
                 problems.append(f"{f.where}: {f.detail} ({hint[check.name]})")
             if check.count > len(check.findings):
-                problems.append(f"... and {check.count - len(check.findings)} more {check.name} findings (ladder check-data)")
+                problems.append(
+                    f"... and {check.count - len(check.findings)} more {check.name} findings (ladder check-data)"
+                )
         elif check.severity == "warning":
             if check.allowed_by and check.name == "leakage":
                 warnings += [f"{f.where}: {f.detail} (allowed by {check.allowed_by})" for f in check.findings]
             else:
-                warnings.append(f"data check {check.name}: {check.summary}"
-                                + (f" (allowed by {check.allowed_by})" if check.allowed_by else "")
-                                + " (details: ladder check-data)")
+                warnings.append(
+                    f"data check {check.name}: {check.summary}"
+                    + (f" (allowed by {check.allowed_by})" if check.allowed_by else "")
+                    + " (details: ladder check-data)"
+                )
     return problems, warnings
 
 
 # --- checks that need the model's tokenizer or probabilities (computed by the caller) ----------------
-
-
-def truncation_check(rungs: Iterable[tuple[str, int]], examples: list["Example"],
-                     length: Callable[["Example"], int]) -> DataCheck:
-    """Train and dev examples (prompt + answer, in model tokens) longer than a trained rung's max_seq_len:
-    training drops their prompt's first tokens."""
-    rungs = list(rungs)
-    lengths = {_ref(ex): length(ex) for ex in examples} if rungs else {}
-    findings = []
-    parts = []
-    for name, max_len in rungs:
-        over = [ex for ex in examples if lengths[_ref(ex)] > max_len]
-        parts.append(f"{name} (max_seq_len {max_len}): {len(over)} of {len(examples)}")
-        findings += [DataFinding(examples=[_ref(ex)], where=ex.source, score=float(lengths[_ref(ex)]),
-                                 detail=f"{lengths[_ref(ex)]} tokens > {name}'s max_seq_len {max_len}") for ex in over]
-    findings.sort(key=lambda f: -(f.score or 0))
-    if not rungs:
-        return _check("truncation", "Truncated in training", [], "no trained rung")
-    longest = max(lengths.values()) if lengths else 0
-    summary = "examples truncated by " + "; ".join(parts) + f" (the longest is {longest} tokens)"
-    return _check("truncation", "Truncated in training", findings, summary)
-
-
-def recalibrate(probs, given):
-    """Class probabilities rescaled so that their mean over the examples equals the given labels' shares (one
-    step of prior correction, Saerens et al. 2002): a small model's label log-likelihoods carry a strong prior
-    for some labels (short or frequent words) that would otherwise flag every example of the others."""
-    import numpy as np
-
-    shares = np.bincount(given, minlength=probs.shape[1]) / len(given)
-    scaled = probs * (shares / np.maximum(probs.mean(axis=0), 1e-12))
-    return scaled / np.maximum(scaled.sum(axis=1, keepdims=True), 1e-12)
-
-
-def label_issue_check(examples: list["Example"], probabilities, labels: list[str], source: str,
-                      calibrate: bool = True) -> DataCheck:
-    """Suspected label errors by confident learning (cleanlab's find_label_issues) over out-of-sample class
-    probabilities, ranked by self-confidence (the least confident given labels first)."""
-    import numpy as np
-    from cleanlab.filter import find_label_issues
-
-    index = {label: i for i, label in enumerate(labels)}
-    given = np.asarray([index[ex.target] for ex in examples], dtype=int)
-    if len(set(given.tolist())) < 2 or len(given) < 2 * len(labels):
-        return _check("label_issues", "Suspected label errors", [],
-                      f"not computed: {len(given)} examples over {len(set(given.tolist()))} labels are too few for "
-                      "confident learning (it estimates a per-label threshold)")
-    raw = np.asarray(probabilities, dtype=float)
-    probs = recalibrate(raw, given) if calibrate else raw
-    try:
-        ranked = find_label_issues(labels=given, pred_probs=probs, return_indices_ranked_by="self_confidence")
-    except (ValueError, IndexError) as exc:  # cleanlab refuses degenerate inputs: say so, lose nothing else
-        return _check("label_issues", "Suspected label errors", [], f"not computed: cleanlab: {exc}")
-    findings = []
-    for i in ranked:
-        ex, p = examples[i], probs[i]
-        suggested = labels[int(p.argmax())]
-        findings.append(DataFinding(
-            examples=[_ref(ex)], where=ex.source, score=round(float(1 - p[given[i]]), 4),
-            detail=f"labelled {ex.target!r}; the model puts {p[given[i]]:.2f} on it and {p.max():.2f} on {suggested!r}: "
-                   f"{ex.input[:70]!r}"))
-    agree = float((probs.argmax(axis=1) == given).mean()) if len(given) else 0.0
-    how = (f"recalibrated to the label shares: the model agrees with {float((raw.argmax(axis=1) == given).mean()):.0%} "
-           f"of the given labels before, {agree:.0%} after" if calibrate else f"the model agrees with {agree:.0%} of them")
-    summary = (f"{len(findings)} of {len(examples)} labels look wrong by confident learning on {source} ({how}; "
-               "review the top of the list: where the model agrees with few labels, it is often the one that is wrong)")
-    return _check("label_issues", "Suspected label errors", findings, summary)

@@ -81,7 +81,9 @@ def resolve_embedder(name: str, base_dir: Path | None = None) -> EmbedderRef:
     if not path.is_absolute() and base_dir is not None:
         path = (base_dir / path).resolve()
     if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
-        raise LadderError(f"embedder: {name!r} is neither a known alias ({', '.join(EMBEDDER_ALIASES)}) nor a sentence-transformers folder")
+        raise LadderError(
+            f"embedder: {name!r} is neither a known alias ({', '.join(EMBEDDER_ALIASES)}) nor a sentence-transformers folder"
+        )
     return EmbedderRef(name, path)
 
 

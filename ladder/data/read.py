@@ -26,6 +26,7 @@ class Source:
 def fail(where: str, message: str) -> LadderError:
     return LadderError(f"{where}: {message}")
 
+
 def read_table(path: Path) -> Source:
     """Rows of a JSONL or CSV file, each an object; a problem is a one-line error naming the file and line."""
     if not path.is_file():
@@ -90,9 +91,15 @@ def _csv_rows(path: Path, text: str) -> list[dict]:
     names = [h.strip() for h in header]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if any(_looks_like_data(n) for n in names) or dupes:
-        why = f"repeated name {dupes[0]!r}" if dupes else f"{[n for n in names if _looks_like_data(n)][0]!r} is not a field name"
-        raise fail(f"{path}:1", f"the first row must be a header naming the fields ({why}); add a line such as "
-                                 f"`text,label` above the data")
+        why = (
+            f"repeated name {dupes[0]!r}"
+            if dupes
+            else f"{[n for n in names if _looks_like_data(n)][0]!r} is not a field name"
+        )
+        raise fail(
+            f"{path}:1",
+            f"the first row must be a header naming the fields ({why}); add a line such as `text,label` above the data",
+        )
     rows = []
     try:
         for values in reader:
@@ -100,14 +107,20 @@ def _csv_rows(path: Path, text: str) -> list[dict]:
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) != len(names):
-                raise fail(f"{path}:{line}", f"{len(values)} fields, the header has {len(names)} (a ragged CSV: "
-                                              "quote fields that contain commas)")
+                raise fail(
+                    f"{path}:{line}",
+                    f"{len(values)} fields, the header has {len(names)} (a ragged CSV: "
+                    "quote fields that contain commas)",
+                )
             rows.append(dict(zip(names, values)))
     except csv.Error as exc:
         raise fail(f"{path}:{reader.line_num}", f"not CSV ({exc})") from None
     columns = {n: {row[n] for row in rows} for n in names}
     for n in names:  # a header-less file's first row repeats as data in its own column (a label, say)
         if n in columns[n]:
-            raise fail(f"{path}:1", f"the first row looks like data, not a header ({n!r} is also a value of its "
-                                     "column); add a header line naming the fields")
+            raise fail(
+                f"{path}:1",
+                f"the first row looks like data, not a header ({n!r} is also a value of its "
+                "column); add a header line naming the fields",
+            )
     return rows

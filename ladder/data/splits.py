@@ -44,7 +44,7 @@ class Splits:
     test: list[Example]
     hashes: dict[str, str]  # split -> sha256 of the file's bytes
     warnings: list[str] = field(default_factory=list)
-    checks: "DataReport | None" = None  # what the cheap data checks found
+    checks: DataReport | None = None  # what the cheap data checks found
 
     def get(self, split: str) -> list[Example]:
         return {"train": self.train, "dev": self.dev, "test": self.test}[split]
@@ -130,8 +130,11 @@ def load_splits(task: TaskFile, strict: bool = True) -> Splits:
     loaded: dict[str, list[Example]] = {}
     hashes: dict[str, str] = {}
     labels = set(spec.output.labels or [])
-    fields = {role: name for role, name in (("input", data.input_field), ("target", data.target_field),
-                                            ("id", data.id_field)) if name is not None}
+    fields = {
+        role: name
+        for role, name in (("input", data.input_field), ("target", data.target_field), ("id", data.id_field))
+        if name is not None
+    }
     for split in SPLITS:
         examples: list[Example] = []
         loaded[split] = examples
@@ -202,14 +205,15 @@ class PreferenceRow:
 @dataclass(frozen=True)
 class TaskData:
     splits: Splits
-    corpus: "Corpus | None"
+    corpus: Corpus | None
     unlabeled: list[Example] = field(default_factory=list)  # data.unlabeled: inputs only (target "")
     preferences: list[PreferenceRow] = field(default_factory=list)  # data.preferences
     reserve: list[Example] = field(default_factory=list)  # data.reserve: labelled, for decisions only (ladder resolve)
 
 
-def _extra_rows(task: TaskFile, key: str, fields: dict[str, str], problems: list[str],
-                optional: dict[str, str | None] | None = None) -> list[tuple[str, dict[str, str]]]:
+def _extra_rows(
+    task: TaskFile, key: str, fields: dict[str, str], problems: list[str], optional: dict[str, str | None] | None = None
+) -> list[tuple[str, dict[str, str]]]:
     """The rows of an optional data file (data.unlabeled, data.preferences): (file:line, {role: text}), every
     problem named by file and line (or by the task file's field when the file itself is wrong)."""
     if getattr(task.spec.data, key) is None:
@@ -245,8 +249,10 @@ def load_reserve(task: TaskFile, splits: Splits, problems: list[str]) -> list[Ex
     for where, values in _extra_rows(task, "reserve", fields, problems, {"id": data.id_field}):
         example_id = values.get("id") or short_hash(values["input"])
         if normalize(values["input"]) in seen:
-            problems.append(f"{where}: input is also at {seen[normalize(values['input'])]}; data.reserve must hold "
-                            "inputs no split has")
+            problems.append(
+                f"{where}: input is also at {seen[normalize(values['input'])]}; data.reserve must hold "
+                "inputs no split has"
+            )
         elif example_id in ids:
             problems.append(f"{where}: duplicate id {example_id!r} (a split has it)")
         elif labels and values["target"] not in labels:
@@ -270,23 +276,34 @@ def load_extra(task: TaskFile, splits: Splits, problems: list[str]) -> tuple[lis
     def leaks(where: str, text: str, key: str) -> bool:
         found = held_out.get(normalize(text))
         if found and not data.allow_duplicate_inputs:
-            problems.append(f"{where}: input is also a held-out input ({found}); data.{key} must not hold dev or "
-                            "test inputs (data.allow_duplicate_inputs: true allows it)")
+            problems.append(
+                f"{where}: input is also a held-out input ({found}); data.{key} must not hold dev or "
+                "test inputs (data.allow_duplicate_inputs: true allows it)"
+            )
             return True
         return False
 
     unlabeled = []  # an id is optional here: without one, the input's hash
     for where, values in _extra_rows(task, "unlabeled", {"input": data.input_field}, problems, {"id": data.id_field}):
         if not leaks(where, values["input"], "unlabeled"):
-            unlabeled.append(Example(values.get("id") or short_hash(values["input"]), values["input"], "", "unlabeled", where))
+            unlabeled.append(
+                Example(values.get("id") or short_hash(values["input"]), values["input"], "", "unlabeled", where)
+            )
     preferences = []
     fields = {"input": data.input_field, "chosen": "chosen", "rejected": "rejected"}
     for where, values in _extra_rows(task, "preferences", fields, problems):
         if values["chosen"] == values["rejected"]:
             problems.append(f"{where}: chosen and rejected are the same answer")
         elif not leaks(where, values["input"], "preferences"):
-            preferences.append(PreferenceRow(short_hash(values["input"] + "\n" + values["chosen"] + "\n" + values["rejected"]),
-                                             values["input"], values["chosen"], values["rejected"], where))
+            preferences.append(
+                PreferenceRow(
+                    short_hash(values["input"] + "\n" + values["chosen"] + "\n" + values["rejected"]),
+                    values["input"],
+                    values["chosen"],
+                    values["rejected"],
+                    where,
+                )
+            )
     return unlabeled, preferences
 
 
@@ -333,5 +350,7 @@ def _demonstrations_fit(task: TaskFile, n_train: int) -> list[str]:
         k = getattr(rung, "k", None) if rung.type == "fewshot" else getattr(rung, "fewshot_k", None)
         if k and k > n_train:
             field = "k" if rung.type == "fewshot" else "fewshot_k"
-            problems.append(f"{shown_path(task.path)}: rungs[{i}].{field}: {k} demonstrations asked, the train split has {n_train}")
+            problems.append(
+                f"{shown_path(task.path)}: rungs[{i}].{field}: {k} demonstrations asked, the train split has {n_train}"
+            )
     return problems

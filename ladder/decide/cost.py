@@ -12,14 +12,20 @@ higher one-time cost. Measured on dev, like every decision.
 
 from __future__ import annotations
 
-from ladder.record import RungCost, RungResult, SplitResult, TokenTimes, TrainingRecord
+from ladder.record import AssessmentRun, RungCost, RungResult, SplitResult, TokenTimes, TrainingRecord
 from ladder.spec import CostSpec
 
 MACHINE_HOURS = "machine-hours"
 
 
-def rung_cost(dev: SplitResult, training: TrainingRecord | None, build_s: float, spec: CostSpec,
-              token_times: TokenTimes | None = None, batch_size: int = 1) -> RungCost:
+def rung_cost(
+    dev: SplitResult,
+    training: TrainingRecord | None,
+    build_s: float,
+    spec: CostSpec,
+    token_times: TokenTimes | None = None,
+    batch_size: int = 1,
+) -> RungCost:
     """``training``: the training record of a trained rung (its wall time and the time making its data are the
     adaptation time; a reused training still counts what it took); ``build_s``: building the candidate otherwise;
     ``token_times``: the run's probed per-token times (None: the rung's own wall time per call); ``batch_size``:
@@ -31,18 +37,22 @@ def rung_cost(dev: SplitResult, training: TrainingRecord | None, build_s: float,
     if token_times is not None and dev.n:
         shared = min(dev.shared_prefix_tokens, dev.prompt_tokens_per_call)
         computed_prompt = dev.prompt_tokens_per_call - shared + shared / max(1, batch_size)
-        seconds_per_call = (computed_prompt * token_times.prompt_s_per_token
-                            + (dev.scored_tokens_per_call or dev.completion_tokens_per_call) * token_times.completion_s_per_token
-                            + token_times.call_s / max(1, batch_size)
-                            + dev.selection_s / dev.n)
+        seconds_per_call = (
+            computed_prompt * token_times.prompt_s_per_token
+            + (dev.scored_tokens_per_call or dev.completion_tokens_per_call) * token_times.completion_s_per_token
+            + token_times.call_s / max(1, batch_size)
+            + dev.selection_s / dev.n
+        )
     else:
         seconds_per_call = wall_per_call
     hourly = spec.price_per_hour if spec.price_per_hour is not None else 1.0
     unit = spec.currency if spec.price_per_hour is not None else MACHINE_HOURS
     if spec.price_per_1k_prompt_tokens is not None and spec.price_per_1k_completion_tokens is not None:
         basis = "tokens"
-        per_call = (dev.prompt_tokens_per_call * spec.price_per_1k_prompt_tokens
-                    + dev.completion_tokens_per_call * spec.price_per_1k_completion_tokens) / 1000
+        per_call = (
+            dev.prompt_tokens_per_call * spec.price_per_1k_prompt_tokens
+            + dev.completion_tokens_per_call * spec.price_per_1k_completion_tokens
+        ) / 1000
     else:
         basis = "time"
         per_call = seconds_per_call / 3600 * hourly
@@ -96,3 +106,22 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds / 60:.1f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def cost_by_token_times(run: AssessmentRun, spec) -> None:
+    """Rungs measured before the probe ran (their outputs cached) get their cost per call from the same per-token
+    times as the rest; a run whose every output was cached keeps the wall times measured when they were computed."""
+    if run.token_times is None:
+        return
+    costed: list[RungResult] = []
+    for i, result in enumerate(run.rungs):
+        cost = rung_cost(
+            result.splits["dev"],
+            result.training,
+            result.build_s,
+            spec.cost,
+            run.token_times,
+            spec.generation.batch_size,
+        )
+        run.rungs[i] = result.model_copy(update={"cost": with_break_even(cost, costed)})
+        costed.append(run.rungs[i])

@@ -52,15 +52,23 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
     mean = best.splits["dev"].metrics[metric].mean
     gap = spec.target.threshold - mean
     if best.decision.status == "meets":
-        return Diagnosis(kind="none", best_rung=best.name, gap=gap, advice=f"{best.name} meets the target: no gap to diagnose")
+        return Diagnosis(
+            kind="none", best_rung=best.name, gap=gap, advice=f"{best.name} meets the target: no gap to diagnose"
+        )
     evidence: list[Evidence] = []
 
     invalid = best.splits["dev"].invalid_share
     loglik = spec.output.kind == "label" and spec.generation.label_scoring == "loglik"
     if not loglik and spec.output.kind != "text":
         what = "outside the label set" if spec.output.kind == "label" else "not JSON of the target's kind"
-        evidence.append(Evidence(signal="invalid_outputs", points_to="behaviour" if invalid >= INVALID else "neither",
-                                 value=invalid, text=f"{invalid:.0%} of {best.name}'s dev outputs are {what}"))
+        evidence.append(
+            Evidence(
+                signal="invalid_outputs",
+                points_to="behaviour" if invalid >= INVALID else "neither",
+                value=invalid,
+                text=f"{invalid:.0%} of {best.name}'s dev outputs are {what}",
+            )
+        )
 
     step = {"label": "first_label", "json": "first_json"}.get(spec.output.kind)
     if step is not None and not loglik:
@@ -69,26 +77,40 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
         records = _dev(best)
         strict = _mean([r.scores[metric] for r in records])
         lenient = _mean([scorer.score(extract(r.output), (r.target,)) for r in records])
-        evidence.append(Evidence(
-            signal="lenient_gap", points_to="behaviour" if lenient - strict >= LENIENT else "neither",
-            value=lenient - strict,
-            text=f"{best.name}'s dev {metric} is {strict:.3f} as written and {lenient:.3f} with the answer extracted "
-                 f"({'the first label mentioned' if spec.output.kind == 'label' else 'the first JSON in the output'})"))
+        evidence.append(
+            Evidence(
+                signal="lenient_gap",
+                points_to="behaviour" if lenient - strict >= LENIENT else "neither",
+                value=lenient - strict,
+                text=f"{best.name}'s dev {metric} is {strict:.3f} as written and {lenient:.3f} with the answer extracted "
+                f"({'the first label mentioned' if spec.output.kind == 'label' else 'the first JSON in the output'})",
+            )
+        )
 
     def gain(signal: str, rung: RungResult, baseline: RungResult, points_to: str, meaning: str) -> None:
         cmp = _comparison(rung, baseline.name, metric)
         if cmp is None:
             return
         gained = cmp.delta > 0 and cmp.p_value < alpha
-        evidence.append(Evidence(
-            signal=signal, points_to=points_to if gained else "neither", value=cmp.delta,
-            text=f"{rung.name} vs {baseline.name}: {cmp.delta:+.3f} {interval_text(cmp.low, cmp.high, signed=True)} on dev "
-                 f"({cmp.method}, {_p(cmp.p_value)}): {meaning.format('do' if gained else 'do not measurably')}"))
+        evidence.append(
+            Evidence(
+                signal=signal,
+                points_to=points_to if gained else "neither",
+                value=cmp.delta,
+                text=f"{rung.name} vs {baseline.name}: {cmp.delta:+.3f} {interval_text(cmp.low, cmp.high, signed=True)} on dev "
+                f"({cmp.method}, {_p(cmp.p_value)}): {meaning.format('do' if gained else 'do not measurably')}",
+            )
+        )
 
     by_type = {r.type: r for r in side}
     if "fewshot" in by_type and "prompt" in by_type:
-        gain("fewshot_gain", by_type["fewshot"], by_type["prompt"], "behaviour",
-             "demonstrations {} change what the model answers")
+        gain(
+            "fewshot_gain",
+            by_type["fewshot"],
+            by_type["prompt"],
+            "behaviour",
+            "demonstrations {} change what the model answers",
+        )
     rag = by_type.get("rag")
     plain = [r for r in side if r.type != "rag"]
     if rag is not None and plain:
@@ -101,13 +123,20 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
                 (found if gold in {doc_of(c) for c in r.retrieved} else missed).append(r.scores[metric] >= RIGHT)
         if len(found) >= 5 and len(missed) >= 5:
             diff = _mean(found) - _mean(missed)
-            evidence.append(Evidence(
-                signal="recall_follows", points_to="knowledge" if diff >= RECALL else "neither", value=diff,
-                text=f"with retrieval, {_mean(found):.0%} of dev answers are right when the gold document was retrieved "
-                     f"({len(found)}) and {_mean(missed):.0%} when it was not ({len(missed)})"))
+            evidence.append(
+                Evidence(
+                    signal="recall_follows",
+                    points_to="knowledge" if diff >= RECALL else "neither",
+                    value=diff,
+                    text=f"with retrieval, {_mean(found):.0%} of dev answers are right when the gold document was retrieved "
+                    f"({len(found)}) and {_mean(missed):.0%} when it was not ({len(missed)})",
+                )
+            )
 
     if plain:
-        records = {name: {r.id: r.scores[metric] >= RIGHT for r in _dev(rung)} for name, rung in ((p.name, p) for p in plain)}
+        records = {
+            name: {r.id: r.scores[metric] >= RIGHT for r in _dev(rung)} for name, rung in ((p.name, p) for p in plain)
+        }
         ids = set.intersection(*(set(v) for v in records.values()))
         unknown = sorted(i for i in ids if not any(v[i] for v in records.values()))
         share = len(unknown) / len(ids) if ids else 0.0
@@ -128,15 +157,30 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
     behaviour = [e for e in evidence if e.points_to == "behaviour"]
     knowledge = [e for e in evidence if e.points_to == "knowledge"]
     if behaviour and knowledge:
-        kind, advice = "mixed", ("retrieval supplies missing facts and fine-tuning (lora) the form of the answers; "
-                                 "keep retrieval in the prompt of a trained rung")
+        kind, advice = (
+            "mixed",
+            (
+                "retrieval supplies missing facts and fine-tuning (lora) the form of the answers; "
+                "keep retrieval in the prompt of a trained rung"
+            ),
+        )
     elif behaviour:
-        kind, advice = "behaviour", ("demonstrations or extraction already move the score, so training on the train "
-                                     "split (lora) is likely to close more of it")
+        kind, advice = (
+            "behaviour",
+            (
+                "demonstrations or extraction already move the score, so training on the train "
+                "split (lora) is likely to close more of it"
+            ),
+        )
     elif knowledge:
-        kind, advice = "knowledge", ("retrieval, not fine-tuning, is the lever (a better corpus, "
-                                     "recall@k, more passages); fine-tuning on facts the model does not know teaches it "
-                                     "to make them up (Gekhman et al. 2024)")
+        kind, advice = (
+            "knowledge",
+            (
+                "retrieval, not fine-tuning, is the lever (a better corpus, "
+                "recall@k, more passages); fine-tuning on facts the model does not know teaches it "
+                "to make them up (Gekhman et al. 2024)"
+            ),
+        )
     else:
         kind, advice = "unclear", "no signal says which kind of gap this is: the next rung is an experiment"
     return Diagnosis(kind=kind, best_rung=best.name, gap=gap, evidence=evidence, advice=advice)
@@ -160,9 +204,19 @@ def advise(recommendation: Recommendation, diagnosis: Diagnosis | None, trained:
     summary = recommendation.summary
     if trained:
         pass  # a trained rung was measured: the prompt-side evidence no longer predicts the next one
-    elif not recommendation.met and diagnosis.kind == "knowledge" and recommendation.next_rung in ("lora", "preference", "full"):
-        summary += (f"; but the gap looks like missing knowledge, which {recommendation.next_rung} is unlikely to "
-                    "close: improve retrieval first")
-    elif not recommendation.met and diagnosis.kind in ("behaviour", "mixed") and recommendation.next_rung in ("lora", "preference", "full"):
+    elif (
+        not recommendation.met
+        and diagnosis.kind == "knowledge"
+        and recommendation.next_rung in ("lora", "preference", "full")
+    ):
+        summary += (
+            f"; but the gap looks like missing knowledge, which {recommendation.next_rung} is unlikely to "
+            "close: improve retrieval first"
+        )
+    elif (
+        not recommendation.met
+        and diagnosis.kind in ("behaviour", "mixed")
+        and recommendation.next_rung in ("lora", "preference", "full")
+    ):
         summary += f"; the gap {gap_kind(diagnosis.kind)}, which {recommendation.next_rung} is likely to help with"
     return recommendation.model_copy(update={"summary": summary, "reasons": reasons})

@@ -21,10 +21,12 @@ BASELINE_FORMAT = "ladder-baseline"
 
 BASELINE_VERSION = 1
 
+
 class BaselineExample(Strict):
     id: str
     scores: dict[str, float]
     output_sha256: str
+
 
 class Baseline(Strict):
     format: Literal["ladder-baseline"] = BASELINE_FORMAT
@@ -44,9 +46,11 @@ class Baseline(Strict):
     created: str
     examples: list[BaselineExample] = Field(min_length=1)
 
+
 def output_hash(record: ExampleRecord) -> str:
     answers = record.samples or [record.output]
     return hashlib.sha256(json.dumps(answers, ensure_ascii=False).encode()).hexdigest()
+
 
 def find_rung(run: AssessmentRun, name: str, source: str) -> RungResult:
     result = run.rung(name)
@@ -54,6 +58,7 @@ def find_rung(run: AssessmentRun, name: str, source: str) -> RungResult:
         measured = ", ".join(r.name for r in run.rungs) or "none"
         raise LadderError(f"{source}: rung {name!r} was not measured in run {run.run_id} (measured: {measured})")
     return result
+
 
 def make_baseline(run: AssessmentRun, rung: str, split: str = "test", source: str = "run") -> Baseline:
     result = find_rung(run, rung, source)
@@ -77,14 +82,18 @@ def make_baseline(run: AssessmentRun, rung: str, split: str = "test", source: st
         examples=[BaselineExample(id=r.id, scores=r.scores, output_sha256=output_hash(r)) for r in examples],
     )
 
+
 def save_baseline(baseline: Baseline, path: Path) -> None:
     atomic_write_text(path, baseline.model_dump_json(indent=1) + "\n")
+
 
 def load_baseline(path: str | Path) -> Baseline:
     path = Path(path)
     raw = read_json(path, "baseline")
     if not isinstance(raw, dict) or raw.get("format") != BASELINE_FORMAT:
-        raise LadderError(f"{path}: not a ladder baseline file (make one with `ladder baseline RUN --rung NAME --to FILE`)")
+        raise LadderError(
+            f"{path}: not a ladder baseline file (make one with `ladder baseline RUN --rung NAME --to FILE`)"
+        )
     if raw.get("version") != BASELINE_VERSION:
         raise LadderError(f"{path}: baseline version {raw.get('version')!r} is not {BASELINE_VERSION}")
     try:

@@ -16,7 +16,6 @@ against it on the same example ids. Imports no model code.
   into 1 or 0, a team's choice); bad input is a LadderError (exit 2).
 """
 
-
 from __future__ import annotations
 
 import math
@@ -42,6 +41,7 @@ INCONCLUSIVE_EXIT = 3
 
 Verdict = Literal["pass", "regression", "inconclusive"]
 
+
 class GateCheck(Strict):
     metric: str
     comparison: PairedComparison  # candidate vs baseline, same ids
@@ -58,6 +58,7 @@ class GateCheck(Strict):
     @property
     def regressed(self) -> bool:
         return self.verdict == "regression"
+
 
 class GateResult(Strict):
     task_name: str
@@ -85,6 +86,7 @@ class GateResult(Strict):
             return {"fail": 1, "pass": 0, None: INCONCLUSIVE_EXIT}[self.on_inconclusive]
         return 0 if self.verdict == "pass" else 1
 
+
 def verdict_of(cmp: PairedComparison, margin: float, p_regression: float, alpha: float) -> Verdict:
     """Non-inferiority: pass when the interval's lower bound is at or above -margin; regression when the
     difference is beyond the margin and the test says so; inconclusive otherwise."""
@@ -94,12 +96,14 @@ def verdict_of(cmp: PairedComparison, margin: float, p_regression: float, alpha:
         return "regression"
     return "inconclusive"
 
+
 def _n_to_decide(diffs: list[float], margin: float) -> int | None:
     """Paired examples at which the interval of the difference would lie wholly above -margin (or below it,
     for a drop beyond it) with 80% power, if the mean difference and its spread hold."""
     n = len(diffs)
     mean = sum(diffs) / n
     return n_to_decide(mean, -margin, False, score_sd(diffs), n, 0.8)
+
 
 def gate(
     run: AssessmentRun,
@@ -126,8 +130,11 @@ def gate(
     result = find_rung(run, rung or baseline.rung, source)
     if not result.certified():
         failed = result.certificate.failure() if result.certificate is not None else None
-        why = (f"its adapter certificate failed {failed.name}: {failed.detail}" if failed else
-               "it has no adapter certificate (a record from before certificates: re-run the assessment)")
+        why = (
+            f"its adapter certificate failed {failed.name}: {failed.detail}"
+            if failed
+            else "it has no adapter certificate (a record from before certificates: re-run the assessment)"
+        )
         raise LadderError(f"{source}: rung {result.name!r} is a trained rung the gate cannot trust: {why}")
     candidate = {r.id: r for r in result.examples if r.split == split}
     wanted = metrics or [baseline.metric]
@@ -137,7 +144,9 @@ def gate(
     checks = []
     for metric in wanted:
         if metric not in baseline.metrics:
-            raise LadderError(f"--metric: {metric!r} is not in {baseline_source} (metrics: {', '.join(baseline.metrics)})")
+            raise LadderError(
+                f"--metric: {metric!r} is not in {baseline_source} (metrics: {', '.join(baseline.metrics)})"
+            )
         if candidate and metric not in next(iter(candidate.values())).scores:
             raise LadderError(f"{source}: rung {result.name!r} has no {metric!r} scores")
         base_scores = {e.id: e.scores[metric] for e in baseline.examples}
@@ -156,23 +165,35 @@ def gate(
         mde, power = _sensitivity(a, is_binary(binary, a), alpha)
         changed = sum(1 for e in baseline.examples if output_hash(candidate[e.id]) != e.output_sha256)
         verdict = verdict_of(cmp, margin, p, alpha)
-        checks.append(GateCheck(
-            metric=metric,
-            comparison=cmp,
-            baseline_mean=sum(a) / len(a),
-            candidate_mean=sum(b) / len(b),
-            p_regression=p,
-            verdict=verdict,
-            n_to_decide=_n_to_decide([y - x for x, y in zip(a, b)], margin) if verdict == "inconclusive" else None,
-            passing_margin=max(0.0, -cmp.low),
-            mde=mde,
-            power_at_visible_drop=power,
-            changed_outputs=changed,
-        ))
+        checks.append(
+            GateCheck(
+                metric=metric,
+                comparison=cmp,
+                baseline_mean=sum(a) / len(a),
+                candidate_mean=sum(b) / len(b),
+                p_regression=p,
+                verdict=verdict,
+                n_to_decide=_n_to_decide([y - x for x, y in zip(a, b)], margin) if verdict == "inconclusive" else None,
+                passing_margin=max(0.0, -cmp.low),
+                mde=mde,
+                power_at_visible_drop=power,
+                changed_outputs=changed,
+            )
+        )
         if is_binary(binary, a) and margin > 0:
             notes.append(f"{metric}: with a margin the test is a paired bootstrap of delta = -{margin}, not McNemar")
-    return GateResult(task_name=run.task_name, rung=result.name, split=split, n=len(baseline.examples), margin=margin,
-                      alpha=alpha, checks=checks, notes=notes, on_inconclusive=on_inconclusive)
+    return GateResult(
+        task_name=run.task_name,
+        rung=result.name,
+        split=split,
+        n=len(baseline.examples),
+        margin=margin,
+        alpha=alpha,
+        checks=checks,
+        notes=notes,
+        on_inconclusive=on_inconclusive,
+    )
+
 
 def _sensitivity(baseline: list[float], binary: bool, alpha: float) -> tuple[float, float]:
     """(minimum detectable drop at 80% power, power against a VISIBLE_DROP drop) at the baseline's n,

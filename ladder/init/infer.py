@@ -10,15 +10,40 @@ from dataclasses import dataclass, field
 from ladder.data.read import fail
 from ladder.data.splits import as_text
 
-INPUT_NAMES = ("input", "text", "question", "prompt", "query", "utterance", "sentence", "address", "source",
-               "document", "content", "instruction")
+INPUT_NAMES = (
+    "input",
+    "text",
+    "question",
+    "prompt",
+    "query",
+    "utterance",
+    "sentence",
+    "address",
+    "source",
+    "document",
+    "content",
+    "instruction",
+)
 
-TARGET_NAMES = ("target", "label", "answer", "output", "intent", "category", "class", "parsed", "response",
-                "completion", "expected", "y")
+TARGET_NAMES = (
+    "target",
+    "label",
+    "answer",
+    "output",
+    "intent",
+    "category",
+    "class",
+    "parsed",
+    "response",
+    "completion",
+    "expected",
+    "y",
+)
 
 ID_NAMES = ("id", "_id", "uid", "guid", "example_id", "key", "qid")
 
 MAX_LABELS = 50
+
 
 @dataclass
 class Inferred:
@@ -31,13 +56,16 @@ class Inferred:
     labels: list[str] | None
     notes: list[str] = field(default_factory=list)
 
+
 # -- fields and kind -----------------------------------------------------------------------------------
 def _by_name(fields: list[str], names: tuple[str, ...], taken: set[str]) -> str | None:
     lowered = {f.lower(): f for f in fields if f not in taken}
     return next((lowered[n] for n in names if n in lowered), None)
 
-def guess_fields(rows: list[dict], where: str, input_field: str | None, target_field: str | None,
-                 id_field: str | None) -> tuple[str, str, str | None, list[str]]:
+
+def guess_fields(
+    rows: list[dict], where: str, input_field: str | None, target_field: str | None, id_field: str | None
+) -> tuple[str, str, str | None, list[str]]:
     fields = [f for f in rows[0] if all(f in r and r[f] not in (None, "") for r in rows)]
     listed = ", ".join(fields) or "none"
     for flag, name in (("--input", input_field), ("--target", target_field), ("--id", id_field)):
@@ -65,11 +93,18 @@ def guess_fields(rows: list[dict], where: str, input_field: str | None, target_f
             input_field = next(f for f in rest if f != target_field)
     if not input_field or not target_field:
         missing = " and ".join(f for f, v in (("--input", input_field), ("--target", target_field)) if not v)
-        raise fail(where, f"cannot tell which field is the {'input' if not input_field else 'target'}: pass "
-                           f"{missing} (fields: {listed})")
-    notes.insert(0, f"input field {input_field!r}, target field {target_field!r}, "
-                    + (f"id field {id_field!r}" if id_field else "no id field (ids are made from the row order)"))
+        raise fail(
+            where,
+            f"cannot tell which field is the {'input' if not input_field else 'target'}: pass "
+            f"{missing} (fields: {listed})",
+        )
+    notes.insert(
+        0,
+        f"input field {input_field!r}, target field {target_field!r}, "
+        + (f"id field {id_field!r}" if id_field else "no id field (ids are made from the row order)"),
+    )
     return input_field, target_field, id_field, notes
+
 
 def as_json(value: object) -> object | None:
     if isinstance(value, (dict, list)):
@@ -82,20 +117,34 @@ def as_json(value: object) -> object | None:
         return parsed if isinstance(parsed, (dict, list)) else None
     return None
 
+
 def infer_kind(targets: list[object]) -> tuple[str, list[str] | None, str]:
     n = len(targets)
     parsed = [as_json(t) for t in targets]
     if all(p is not None for p in parsed):
-        shape = "objects" if all(isinstance(p, dict) for p in parsed) else "arrays" if all(isinstance(p, list) for p in parsed) else "objects and arrays"
+        shape = (
+            "objects"
+            if all(isinstance(p, dict) for p in parsed)
+            else "arrays"
+            if all(isinstance(p, list) for p in parsed)
+            else "objects and arrays"
+        )
         return "json", None, f"json: all {n} targets parse as JSON {shape}"
     texts = [as_text(t) or "" for t in targets]
     counts = Counter(texts)
     repeating = sum(c for c in counts.values() if c >= 2)
     if 2 <= len(counts) <= MAX_LABELS and len(counts) <= n / 3 and max(map(len, counts)) <= 60 and repeating >= 0.9 * n:
         labels = sorted(counts, key=lambda k: (-counts[k], k))
-        return "label", labels, (f"label: {len(counts)} distinct targets over {n} rows, each {min(counts.values())} "
-                                 f"to {max(counts.values())} times")
+        return (
+            "label",
+            labels,
+            (
+                f"label: {len(counts)} distinct targets over {n} rows, each {min(counts.values())} "
+                f"to {max(counts.values())} times"
+            ),
+        )
     return "text", None, f"text: {len(counts)} distinct targets over {n} rows (free text, not a small repeating set)"
+
 
 def extra_fields(rows: list[dict], has_corpus: bool) -> dict[str, str]:
     """Optional data fields recognised by name: other acceptable answers, and (with a corpus) the answering

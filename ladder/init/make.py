@@ -9,7 +9,6 @@ in one split. task.yaml is written with a comment on every choice, SOURCE.md as 
 what was written is validated as `ladder validate` would.
 """
 
-
 from __future__ import annotations
 
 import json
@@ -30,9 +29,18 @@ class InitResult:
     task_path: Path
     lines: list[str]  # what was inferred and why, for the terminal
 
-def init_task(data: list[Path], out: Path, input_field: str | None = None, target_field: str | None = None,
-              id_field: str | None = None, corpus: Path | None = None, model: str = DEFAULT_MODEL,
-              seed: int = 0, force: bool = False) -> InitResult:
+
+def init_task(
+    data: list[Path],
+    out: Path,
+    input_field: str | None = None,
+    target_field: str | None = None,
+    id_field: str | None = None,
+    corpus: Path | None = None,
+    model: str = DEFAULT_MODEL,
+    seed: int = 0,
+    force: bool = False,
+) -> InitResult:
     from ladder.scoring.stats import wilson
 
     if not data or len(data) > 3:
@@ -61,36 +69,60 @@ def init_task(data: list[Path], out: Path, input_field: str | None = None, targe
         stem = slug(sources[0].path.stem, "row")
         for split, members in indexes.items():
             rows_by_split[split] = [({"id": f"{stem}-{i:05d}"} if made_ids else {}) | rows[i] for i in members]
-        notes.append(f"split {len(rows)} rows (seed {seed}) into train {len(indexes['train'])}, dev {len(indexes['dev'])}, "
-                     f"test {len(indexes['test'])}" + (", stratified by label" if labels else ""))
+        notes.append(
+            f"split {len(rows)} rows (seed {seed}) into train {len(indexes['train'])}, dev {len(indexes['dev'])}, "
+            f"test {len(indexes['test'])}" + (", stratified by label" if labels else "")
+        )
     else:
         for split, source in split_of.items():
             stem = slug(source.path.stem, split)
-            rows_by_split[split] = [({"id": f"{stem}-{i:05d}"} if made_ids else {}) | r for i, r in enumerate(source.rows)]
-        notes.append("kept the given splits: " + ", ".join(f"{s} {split_of[s].path.name} ({len(split_of[s].rows)})"
-                                                            for s in ("train", "dev", "test")))
+            rows_by_split[split] = [
+                ({"id": f"{stem}-{i:05d}"} if made_ids else {}) | r for i, r in enumerate(source.rows)
+            ]
+        notes.append(
+            "kept the given splits: "
+            + ", ".join(f"{s} {split_of[s].path.name} ({len(split_of[s].rows)})" for s in ("train", "dev", "test"))
+        )
     if made_ids:
         id_field = "id"
     n_dev = len(rows_by_split["dev"])
     if n_dev == 0 or not rows_by_split["train"] or not rows_by_split["test"]:
-        raise LadderError(f"{where}: {sum(len(v) for v in rows_by_split.values())} rows are too few for train, dev and "
-                          "test splits")
+        raise LadderError(
+            f"{where}: {sum(len(v) for v in rows_by_split.values())} rows are too few for train, dev and test splits"
+        )
     low, high = wilson(round(0.5 * n_dev), n_dev)
     low9, high9 = wilson(round(0.9 * n_dev), n_dev)
-    dev_note = (f"dev has {n_dev} examples: a 95% interval of about ±{(high - low) / 2:.3f} at a score of 0.5 and "
-                f"±{(high9 - low9) / 2:.3f} at 0.9 (yes/no metrics): a gap to the target smaller than that stays inconclusive")
+    dev_note = (
+        f"dev has {n_dev} examples: a 95% interval of about ±{(high - low) / 2:.3f} at a score of 0.5 and "
+        f"±{(high9 - low9) / 2:.3f} at 0.9 (yes/no metrics): a gap to the target smaller than that stays inconclusive"
+    )
     notes.append(dev_note)
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
     for split, rows in rows_by_split.items():
-        (out / "data" / f"{split}.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
-                                                     encoding="utf-8")
+        (out / "data" / f"{split}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+        )
     extra = extra_fields(all_rows, corpus is not None)
     notes += [f"field {name!r} read as data.{role}" for role, name in extra.items()]
     count = token_counter(model, out)
-    text = task_yaml(out, rows_by_split, input_field, target_field, id_field, kind, labels, notes, corpus, model,
-                      seed, count, dev_note, extra)
+    text = task_yaml(
+        out,
+        rows_by_split,
+        input_field,
+        target_field,
+        id_field,
+        kind,
+        labels,
+        notes,
+        corpus,
+        model,
+        seed,
+        count,
+        dev_note,
+        extra,
+    )
     task_path.write_text(text, encoding="utf-8")
     source_md = out / "SOURCE.md"
     if not source_md.exists() or force:

@@ -7,28 +7,35 @@ import random
 import re
 from collections import defaultdict
 
-from ladder.data.checks import duplicate_groups
+from ladder.data.near import duplicate_groups
 from ladder.data.read import Source
 
-NEAR_DUPLICATE = 0.8  # Jaccard similarity of word pairs at or above which two inputs are one (data.near_duplicate_jaccard)
+NEAR_DUPLICATE = (
+    0.8  # Jaccard similarity of word pairs at or above which two inputs are one (data.near_duplicate_jaccard)
+)
 
 SPLIT_NAMES = {"train": ("train",), "dev": ("dev", "valid", "validation", "val"), "test": ("test", "eval")}
+
 
 # -- splitting -----------------------------------------------------------------------------------------
 def eval_size(n: int) -> int:
     """Examples for dev and for test each: 15%, at least min(100, n/5), at most 500."""
     return min(500, max(round(0.15 * n), min(100, n // 5)))
 
-def split_rows(targets: list[str], inputs: list[str], labels: list[str] | None, seed: int
-               ) -> tuple[dict[str, list[int]], list[str]]:
+
+def split_rows(
+    targets: list[str], inputs: list[str], labels: list[str] | None, seed: int
+) -> tuple[dict[str, list[int]], list[str]]:
     """Row indexes per split: test and dev of `eval_size` rows each, stratified by label, duplicate groups whole."""
     rng = random.Random(seed)
     groups = duplicate_groups(inputs, NEAR_DUPLICATE, seed)
     notes = []
     merged = sum(len(g) - 1 for g in groups)
     if merged:
-        notes.append(f"{merged} rows repeat an earlier input (equal after normalization, or near-duplicates): each "
-                     "group stays in one split")
+        notes.append(
+            f"{merged} rows repeat an earlier input (equal after normalization, or near-duplicates): each "
+            "group stays in one split"
+        )
     size = eval_size(len(targets))
     strata: dict[str, list[list[int]]] = defaultdict(list)
     for group in groups:
@@ -37,8 +44,10 @@ def split_rows(targets: list[str], inputs: list[str], labels: list[str] | None, 
     for key, members in strata.items():
         count = sum(len(g) for g in members)
         if labels and count < 3:
-            notes.append(f"label {key!r} has {count} example(s), too few to stratify: all go to train, so dev and test "
-                         "cannot measure it")
+            notes.append(
+                f"label {key!r} has {count} example(s), too few to stratify: all go to train, so dev and test "
+                "cannot measure it"
+            )
             quotas[key] = 0.0
         else:
             quotas[key] = size * count / len(targets)
@@ -55,6 +64,7 @@ def split_rows(targets: list[str], inputs: list[str], labels: list[str] | None, 
     for split in out:
         out[split].sort()
     return out, notes
+
 
 def assign_files(sources: list[Source], seed: int) -> dict[str, Source]:
     """train/dev/test by file name (train, dev|valid|validation|val, test|eval), else in the order given;
@@ -78,8 +88,13 @@ def assign_files(sources: list[Source], seed: int) -> dict[str, Source]:
         n_dev = min(eval_size(len(train.rows) + len(ordered["test"].rows)), len(train.rows) // 3)
         dev = sorted(indexes[:n_dev])
         keep = sorted(indexes[n_dev:])
-        ordered = {"train": Source(train.path, [train.rows[i] for i in keep], train.sha256),
-                   "dev": Source(train.path.with_name(train.path.stem + "-dev" + train.path.suffix),
-                                 [train.rows[i] for i in dev], train.sha256),
-                   "test": ordered["test"]}
+        ordered = {
+            "train": Source(train.path, [train.rows[i] for i in keep], train.sha256),
+            "dev": Source(
+                train.path.with_name(train.path.stem + "-dev" + train.path.suffix),
+                [train.rows[i] for i in dev],
+                train.sha256,
+            ),
+            "test": ordered["test"],
+        }
     return ordered

@@ -18,13 +18,16 @@ from ladder.init.infer import as_json
 def _yaml(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)  # JSON scalars and flow lists are valid YAML
 
+
 def slug(text: str, fallback: str) -> str:
     """``text`` with every run of characters other than letters and digits made one hyphen."""
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-") or fallback
 
+
 def _task_name(out: Path) -> str:
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", out.resolve().name).strip("-._") or "task"
     return name if name[0].isalnum() else f"t{name}"
+
 
 def token_counter(model: str, base: Path):
     """Tokens of a text under the task model's tokenizer (the one every backend and training use)."""
@@ -32,12 +35,27 @@ def token_counter(model: str, base: Path):
 
     return HFModel(resolve_model(model, base)).count_continuation
 
+
 def _round_up(value: float, step: int) -> int:
     return int(math.ceil(value / step) * step)
 
-def task_yaml(out: Path, rows: dict[str, list[dict]], input_field: str, target_field: str, id_field: str,
-               kind: str, labels: list[str] | None, notes: list[str], corpus: Path | None, model: str, seed: int,
-               count, dev_note: str, extra: dict[str, str]) -> str:
+
+def task_yaml(
+    out: Path,
+    rows: dict[str, list[dict]],
+    input_field: str,
+    target_field: str,
+    id_field: str,
+    kind: str,
+    labels: list[str] | None,
+    notes: list[str],
+    corpus: Path | None,
+    model: str,
+    seed: int,
+    count,
+    dev_note: str,
+    extra: dict[str, str],
+) -> str:
     train = rows["train"]
     train_inputs = [as_text(r[input_field]) or "" for r in train]
     train_targets = [as_text(r[target_field]) or "" for r in train]
@@ -48,7 +66,8 @@ def task_yaml(out: Path, rows: dict[str, list[dict]], input_field: str, target_f
         keys = Counter(k for p in parsed if isinstance(p, dict) for k in p)
         shape = "JSON object" if all(isinstance(p, dict) for p in parsed) else "JSON array"
         instruction = f"Answer with a {shape} only." + (
-            f" Use the keys: {', '.join(k for k, _ in keys.most_common(12))}." if keys else "")
+            f" Use the keys: {', '.join(k for k, _ in keys.most_common(12))}." if keys else ""
+        )
     else:
         instruction = "Answer the input. Answer briefly, with the answer only."
     input_tokens = [count(t) for t in train_inputs]
@@ -62,15 +81,18 @@ def task_yaml(out: Path, rows: dict[str, list[dict]], input_field: str, target_f
     eval_every = max(5, total_steps // 6)
     n_labels = len(labels or [])
     k = min(max(8, n_labels) if kind == "label" else 8, 16, len(train))
-    metrics = {"label": ["accuracy"], "json": ["json_valid", "exact_match", "json_field_f1"],
-               "text": ["exact_match", "token_f1"]}[kind]
+    metrics = {
+        "label": ["accuracy"],
+        "json": ["json_valid", "exact_match", "json_field_f1"],
+        "text": ["exact_match", "token_f1"],
+    }[kind]
     target_metric = {"label": "accuracy", "json": "json_field_f1", "text": "token_f1"}[kind]
     threshold = {"label": 0.9, "json": 0.9, "text": 0.5}[kind]
     lines = [
         f"# yaml-language-server: $schema={_schema_ref(out)}",
         "# Written by `ladder init`; every choice below says why. Edit freely, then `ladder validate`.",
         f"name: {_task_name(out)}",
-        "description: \"\"  # one sentence: what the model must do, and for whom",
+        'description: ""  # one sentence: what the model must do, and for whom',
         "version: 1",
         "data:",
         "  train: data/train.jsonl",
@@ -79,11 +101,17 @@ def task_yaml(out: Path, rows: dict[str, list[dict]], input_field: str, target_f
         f"  input_field: {_yaml(input_field)}",
         f"  target_field: {_yaml(target_field)}",
         f"  id_field: {_yaml(id_field)}",
-        *(f"  {role}: {_yaml(name)}  # " + ("other acceptable answers (lists of text)" if role == "alternatives_field"
-                                         else "the corpus document answering each example: retrieval is scored on it")
-          for role, name in extra.items()),
+        *(
+            f"  {role}: {_yaml(name)}  # "
+            + (
+                "other acceptable answers (lists of text)"
+                if role == "alternatives_field"
+                else "the corpus document answering each example: retrieval is scored on it"
+            )
+            for role, name in extra.items()
+        ),
         "output:",
-        f"  kind: {kind}  # {next(n for n in notes if n.startswith('output kind'))[len('output kind '):]}",
+        f"  kind: {kind}  # {next(n for n in notes if n.startswith('output kind'))[len('output kind ') :]}",
     ]
     if labels:
         lines.append(f"  labels: {_yaml(labels)}")
@@ -96,16 +124,19 @@ def task_yaml(out: Path, rows: dict[str, list[dict]], input_field: str, target_f
         f"model: {model}",
     ]
     if corpus is not None:
-        lines += ["corpus:",
-                  f"  path: {_yaml(os.path.relpath(corpus.resolve(), out.resolve()))}  # documents the rag rung retrieves from"]
+        lines += [
+            "corpus:",
+            f"  path: {_yaml(os.path.relpath(corpus.resolve(), out.resolve()))}  # documents the rag rung retrieves from",
+        ]
     lines += [
         "prompt:",
         f"  instruction: {_yaml(instruction)}  # generated from the data: write what a person would need to know",
-        "  input_template: \"{input}\"",
+        '  input_template: "{input}"',
         "rungs:",
         "  - type: prompt          # zero-shot: the instruction alone",
         "  - type: fewshot",
-        f"    k: {k}                 # demonstrations from train" + (f" (at least one per label: {n_labels} labels)" if kind == "label" and n_labels > 8 else ""),
+        f"    k: {k}                 # demonstrations from train"
+        + (f" (at least one per label: {n_labels} labels)" if kind == "label" and n_labels > 8 else ""),
         f"    selection: {'stratified' if kind == 'label' else 'random'}  # {'balanced over the labels' if kind == 'label' else 'the default for non-label outputs'}",
     ]
     if corpus is not None:
@@ -114,7 +145,11 @@ def task_yaml(out: Path, rows: dict[str, list[dict]], input_field: str, target_f
         "  - type: lora",
         "    train:",
         f"      epochs: {epochs}            # {steps_per_epoch} steps of 8 per epoch over {len(train)} train examples"
-        + ("" if epochs == 1 else f": {epochs} epochs for ~{total_steps} steps (one epoch would barely move the weights)"),
+        + (
+            ""
+            if epochs == 1
+            else f": {epochs} epochs for ~{total_steps} steps (one epoch would barely move the weights)"
+        ),
         f"      max_seq_len: {max_seq_len}     # the longest train example is {max(lengths)} tokens (instruction, input, answer)",
         f"      eval_every: {eval_every}        # ~6 dev evaluations over the training (early stopping on dev loss)",
         f"      checkpoint_every: {eval_every}",
@@ -123,10 +158,13 @@ def task_yaml(out: Path, rows: dict[str, list[dict]], input_field: str, target_f
     if kind != "label":
         longest = max(target_tokens) if target_tokens else 16
         max_new = max(16, min(1024, _round_up(longest * 1.25 + 8, 8)))
-        lines += ["generation:",
-                  f"  max_new_tokens: {max_new}  # the longest train answer is {longest} tokens, plus a margin"]
+        lines += [
+            "generation:",
+            f"  max_new_tokens: {max_new}  # the longest train answer is {longest} tokens, plus a margin",
+        ]
     lines += [f"seed: {seed}", ""]
     return "\n".join(lines)
+
 
 def _schema_ref(out: Path) -> str:
     schema = Path(__file__).resolve().parent / "task.schema.json"
@@ -135,12 +173,21 @@ def _schema_ref(out: Path) -> str:
     except ValueError:
         return str(schema)
 
+
 def source_stub(sources: list[Source], notes: list[str]) -> str:
-    lines = ["# Source", "", "Fill in: where the data comes from, its license, how it was collected or labelled, and",
-             "anything a reader must know before trusting a score on it.", "", "## Files `ladder init` read", ""]
+    lines = [
+        "# Source",
+        "",
+        "Fill in: where the data comes from, its license, how it was collected or labelled, and",
+        "anything a reader must know before trusting a score on it.",
+        "",
+        "## Files `ladder init` read",
+        "",
+    ]
     lines += [f"- `{s.path}`: {len(s.rows)} rows, sha256 `{s.sha256}`" for s in sources]
     lines += ["", "## What `ladder init` inferred", ""] + [f"- {n}" for n in notes] + [""]
     return "\n".join(lines)
+
 
 def validate(task_path: Path) -> None:
     from ladder.data.splits import load_task_data

@@ -22,11 +22,11 @@ step (``first_label``, ``first_json``, ``first_number`` or ``{regex: ...}``) app
 scoring: the lenient score, reported beside the strict one, so a format problem shows as the gap.
 """
 
-
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -55,11 +55,32 @@ from ladder.metrics.registry import (
 from ladder.text import normalize
 
 __all__ = [
-    "ENTRY_POINT_GROUP", "METRICS", "ChrfOptions", "ItemsOptions", "Metric", "NumericOptions", "RougeOptions", "Scorer",
-    "compiles", "exact_match", "extractor", "first_json", "first_label", "first_number", "json_field_f1", "json_valid",
-    "metric_options", "parse_json", "read_number", "register_metric", "same_json_kind", "scorers", "token_f1",
+    "ENTRY_POINT_GROUP",
+    "METRICS",
+    "ChrfOptions",
+    "ItemsOptions",
+    "Metric",
+    "NumericOptions",
+    "RougeOptions",
+    "Scorer",
+    "compiles",
+    "exact_match",
+    "extractor",
+    "first_json",
+    "first_label",
+    "first_number",
+    "json_field_f1",
+    "json_valid",
+    "metric_options",
+    "parse_json",
+    "read_number",
+    "register_metric",
+    "same_json_kind",
+    "scorers",
+    "token_f1",
     "valid_output",
 ]
+
 
 @dataclass(frozen=True)
 class Scorer:
@@ -80,6 +101,7 @@ class Scorer:
             prediction = self.extract(prediction)
         return self.metric.score(prediction, references, self.options)
 
+
 def metric_options(metric: Metric, given: dict[str, Any]) -> BaseModel | None:
     """The metric's options, validated (raises ValueError naming the option)."""
     if metric.options is None:
@@ -92,6 +114,7 @@ def metric_options(metric: Metric, given: dict[str, Any]) -> BaseModel | None:
         where, msg = problem(exc.errors()[0], unknown="unknown option")
         raise ValueError(f"options.{where}: {msg}") from None
 
+
 def scorers(spec) -> dict[str, Scorer]:
     """The task's metrics by the names the record uses, in the task's order."""
     labels = spec.output.labels
@@ -101,6 +124,7 @@ def scorers(spec) -> dict[str, Scorer]:
         extract = extractor(entry.extract, labels) if entry.extract is not None else None
         out[entry.name] = Scorer(entry.name, metric, metric_options(metric, entry.options), extract)
     return out
+
 
 def valid_output(answer: str, kind: str, labels: list[str] | None, target: str) -> bool:
     """Whether an answer has the form the task declares: one of the labels (after normalization), JSON of

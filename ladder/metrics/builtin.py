@@ -23,6 +23,7 @@ def _f1(pred: Counter, gold: Counter) -> float:
     precision, recall = common / sum(pred.values()), common / sum(gold.values())
     return 2 * precision * recall / (precision + recall)
 
+
 @register_metric("exact_match", binary=True, multi_reference=True)
 def exact_match(prediction: str, target: str) -> float:
     """The output equals the target after normalization (JSON targets as canonical JSON)."""
@@ -32,12 +33,21 @@ def exact_match(prediction: str, target: str) -> float:
         return float(pred is not None and _canonical(pred) == _canonical(gold))
     return float(normalize(prediction) == normalize(target))
 
+
 def _canonical(obj: dict | list) -> str:
     return normalize(json.dumps(obj, sort_keys=True, ensure_ascii=False))
 
 
-METRICS.register("accuracy")(Metric("accuracy", exact_match, binary=True, multi_reference=True,
-                                    description="exact_match, by its name for label tasks."))
+METRICS.register("accuracy")(
+    Metric(
+        "accuracy",
+        exact_match,
+        binary=True,
+        multi_reference=True,
+        description="exact_match, by its name for label tasks.",
+    )
+)
+
 
 @register_metric("token_f1", binary=False, multi_reference=True)
 def token_f1(prediction: str, target: str) -> float:
@@ -47,6 +57,7 @@ def token_f1(prediction: str, target: str) -> float:
         return float(pred == gold)
     return _f1(Counter(pred), Counter(gold))
 
+
 def parse_json(text: str) -> dict | list | None:
     """A JSON object or array, or None (anything else, or not JSON)."""
     try:
@@ -55,15 +66,18 @@ def parse_json(text: str) -> dict | list | None:
         return None
     return value if isinstance(value, (dict, list)) else None
 
+
 def same_json_kind(prediction: str, target: str) -> bool:
     """The output parses as JSON of the target's kind (object for an object target, array for an array)."""
     pred, gold = parse_json(prediction), parse_json(target)
     return pred is not None and (gold is None or isinstance(pred, type(gold)))
 
+
 @register_metric("json_valid", binary=True)
 def json_valid(prediction: str, target: str) -> float:
     """The output parses as JSON of the target's kind."""
     return float(same_json_kind(prediction, target))
+
 
 def _pairs(obj: object, prefix: str = "") -> Counter:
     pairs: Counter = Counter()
@@ -78,6 +92,7 @@ def _pairs(obj: object, prefix: str = "") -> Counter:
         pairs[(prefix, normalize(text))] += 1
     return pairs
 
+
 @register_metric("json_field_f1", binary=False)
 def json_field_f1(prediction: str, target: str) -> float:
     """F1 of (key path, normalized value) pairs."""
@@ -86,8 +101,11 @@ def json_field_f1(prediction: str, target: str) -> float:
         return 0.0
     return _f1(_pairs(pred), _pairs(gold))
 
+
 class ItemsOptions(Options):
-    separator: str = Field(default=",", min_length=1, description="What separates the items (ignored with item_pattern).")
+    separator: str = Field(
+        default=",", min_length=1, description="What separates the items (ignored with item_pattern)."
+    )
     item_pattern: str | None = Field(
         default=None, description="A regular expression: the items are its matches (group 1 when it has a group)."
     )
@@ -97,6 +115,7 @@ class ItemsOptions(Options):
     @classmethod
     def _pattern_compiles(cls, value: str | None) -> str | None:
         return compiles(value)
+
 
 def list_items(text: str, options: ItemsOptions) -> list[str]:
     """The normalized, non-empty items of a delimited list (trailing punctuation and 'and' dropped)."""
@@ -113,6 +132,7 @@ def list_items(text: str, options: ItemsOptions) -> list[str]:
             items.append(item)
     return items
 
+
 @register_metric("items_f1", binary=False, multi_reference=True, options=ItemsOptions)
 def items_f1(prediction: str, target: str, options: ItemsOptions) -> float:
     """F1 over the items of a delimited list (set, or multiset)."""
@@ -121,8 +141,10 @@ def items_f1(prediction: str, target: str, options: ItemsOptions) -> float:
         pred, gold = list(dict.fromkeys(pred)), list(dict.fromkeys(gold))
     return _f1(Counter(pred), Counter(gold))
 
+
 class RougeOptions(Options):
     use_stemmer: bool = Field(default=False, description="Porter-stem words before matching (English).")
+
 
 @functools.lru_cache(maxsize=4)
 def _rouge_scorer(use_stemmer: bool):
@@ -130,15 +152,18 @@ def _rouge_scorer(use_stemmer: bool):
 
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
 
+
 @register_metric("rouge_l", binary=False, multi_reference=True, options=RougeOptions)
 def rouge_l(prediction: str, target: str, options: RougeOptions) -> float:
     """ROUGE-L F-measure (rouge-score)."""
     return float(_rouge_scorer(options.use_stemmer).score(target, prediction)["rougeL"].fmeasure)
 
+
 class ChrfOptions(Options):
     char_order: int = Field(default=6, ge=1, le=12)
     word_order: int = Field(default=0, ge=0, le=4, description="0: chrF; 2: chrF++.")
     beta: float = Field(default=2.0, gt=0)
+
 
 @functools.lru_cache(maxsize=4)
 def _chrf(char_order: int, word_order: int, beta: float):
@@ -146,14 +171,17 @@ def _chrf(char_order: int, word_order: int, beta: float):
 
     return CHRF(char_order=char_order, word_order=word_order, beta=beta)
 
+
 @register_metric("chrf", binary=False, multi_reference=True, options=ChrfOptions)
 def chrf(prediction: str, target: str, options: ChrfOptions) -> float:
     """chrF (sacrebleu), in [0, 1]."""
     return _chrf(options.char_order, options.word_order, options.beta).sentence_score(prediction, [target]).score / 100
 
+
 NUMBER = re.compile(r"[-+−]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")
 
 _CURRENCY = "$€£¥₹"
+
 
 def read_number(text: str) -> float | None:
     """The text as one number ("1,234.5", "$12", "40%", "-3e2"), or None."""
@@ -167,9 +195,11 @@ def read_number(text: str) -> float | None:
         return None
     return value if math.isfinite(value) else None
 
+
 class NumericOptions(Options):
     abs_tol: float = Field(default=0.0, ge=0, description="Accepted absolute difference.")
     rel_tol: float = Field(default=0.0, ge=0, description="Accepted difference relative to the target.")
+
 
 @register_metric("numeric_match", binary=True, multi_reference=True, options=NumericOptions)
 def numeric_match(prediction: str, target: str, options: NumericOptions) -> float:

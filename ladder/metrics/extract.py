@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Callable
+from collections.abc import Callable
 
 from ladder.metrics.builtin import NUMBER
 from ladder.text import normalize
@@ -20,6 +20,7 @@ def first_label(text: str, labels: list[str]) -> str | None:
             best = (found.start(), -len(label), label)
     return best[2] if best else None
 
+
 def first_json(text: str) -> str | None:
     """The first JSON object or array inside the text (e.g. after 'Here is the JSON:' or in a code fence)."""
     decoder = json.JSONDecoder()
@@ -32,9 +33,11 @@ def first_json(text: str) -> str | None:
             return json.dumps(value, ensure_ascii=False)
     return None
 
+
 def first_number(text: str) -> str | None:
     found = NUMBER.search(text.replace("−", "-"))
     return found.group(0) if found else None
+
 
 def extractor(extract: object, labels: list[str] | None) -> Callable[[str], str]:
     """The extraction step a metric entry names: what it finds, or the output unchanged when it finds
@@ -46,7 +49,7 @@ def extractor(extract: object, labels: list[str] | None) -> Callable[[str], str]
     elif extract == "first_number":
         find = first_number
     else:
-        pattern = re.compile(getattr(extract, "regex"))
+        pattern = re.compile(extract.regex)
 
         def find(text: str) -> str | None:
             found = pattern.search(text)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -14,6 +14,7 @@ from ladder.errors import LadderError
 from ladder.registry import Registry
 
 ENTRY_POINT_GROUP = "ladder.metrics"
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -36,6 +37,7 @@ class Metric:
         if self.multi_reference:
             return max(fn(prediction, ref) for ref in references)
         return fn(prediction, references[0])
+
 
 class _MetricRegistry(Registry[Metric]):
     """The built-in metrics, plus those of installed plugins (loaded once, on first use)."""
@@ -77,7 +79,9 @@ class _MetricRegistry(Registry[Metric]):
             self._load_plugins()
         return name in self._items
 
+
 METRICS = _MetricRegistry()
+
 
 def register_metric(name: str, binary: bool, multi_reference: bool = False, options: type[BaseModel] | None = None):
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
@@ -86,8 +90,10 @@ def register_metric(name: str, binary: bool, multi_reference: bool = False, opti
 
     return decorator
 
+
 class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
 
 def compiles(pattern: str | None) -> str | None:
     """The pattern, if it is a regular expression (a ValueError saying why not otherwise)."""

@@ -7,8 +7,8 @@ committed baseline or example report survives the next schema change; a newer on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from pydantic import ValidationError
 

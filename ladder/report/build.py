@@ -1,7 +1,6 @@
 """A run record's report, built once as a ``Document``: every number a report shows is formatted here,
 and both renderers (``markdown``, ``html``) only lay it out."""
 
-
 from __future__ import annotations
 
 from ladder.record import AssessmentRun
@@ -43,6 +42,8 @@ def build_report(run: AssessmentRun) -> Document:
         setup(run),
         manifest(run),
     ]
-    footer = (f"Rendered by ladder from the run record {run.run_id} ({run.created}, ladder {run.ladder_version}); "
-              f"target {metric} ≥ {run.target.threshold:.3f}.")
+    footer = (
+        f"Rendered by ladder from the run record {run.run_id} ({run.created}, ladder {run.ladder_version}); "
+        f"target {metric} ≥ {run.target.threshold:.3f}."
+    )
     return Document(f"ladder report: {run.task_name}", [s for s in sections if s.blocks], footer)

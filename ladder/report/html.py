@@ -49,14 +49,20 @@ def _table(table: Table) -> str:
     for i, row in enumerate(table.rows):
         marked = ' class="chosen"' if i in table.highlight else ""
         body.append(f"<tr{marked}>" + "".join(f"<td>{inline(c)}</td>" for c in row) + "</tr>")
-    return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(body) + "\n</tbody></table></div>"
+    return (
+        f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>\n'
+        + "\n".join(body)
+        + "\n</tbody></table></div>"
+    )
 
 
 def _figure(figure: Figure, salt: str) -> str:
     from ladder.report.plots import render
 
-    return (f'<figure class="plot" data-plot="{figure.kind}">\n{render(figure.kind, figure.data, salt)}'
-            f"<figcaption>{inline(figure.caption)}</figcaption></figure>")
+    return (
+        f'<figure class="plot" data-plot="{figure.kind}">\n{render(figure.kind, figure.data, salt)}'
+        f"<figcaption>{inline(figure.caption)}</figcaption></figure>"
+    )
 
 
 def render_html(doc: Document) -> str:
@@ -82,9 +88,11 @@ def render_html(doc: Document) -> str:
         parts.append(f'<section id="{section.id}">\n{heading}' + "\n".join(body) + "\n</section>")
     footer = f"<footer>{inline(doc.footer)}</footer>\n" if doc.footer else ""
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{inline(doc.title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<main>\n"
-        f"<h1>{inline(doc.title)}</h1>\n<nav>{''.join(nav)}</nav>\n" + "\n".join(parts) + f"\n{footer}</main>\n</body>\n</html>\n"
+        f"<h1>{inline(doc.title)}</h1>\n<nav>{''.join(nav)}</nav>\n"
+        + "\n".join(parts)
+        + f"\n{footer}</main>\n</body>\n</html>\n"
     )

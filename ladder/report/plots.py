@@ -8,14 +8,14 @@ example report regenerates exactly.
 from __future__ import annotations
 
 import io
-from typing import Callable
+from collections.abc import Callable
 
 DEV, TEST, TARGET, CHOSEN, MUTED = "#1f5fa8", "#d9822b", "#b3261e", "#2e7d32", "#8a8a8a"
 
 
 def _inline(svg: str) -> str:
     """Drop the XML prolog and DOCTYPE (an inline <svg> in HTML has none); keep the drawing."""
-    return svg[svg.index("<svg"):].strip() + "\n"
+    return svg[svg.index("<svg") :].strip() + "\n"
 
 
 def _errorbars(ax, xs, intervals, color, label, marker="o"):
@@ -44,8 +44,14 @@ def quality_cost(ax, data: dict) -> None:
         chosen = name == data["chosen"]
         color = CHOSEN if chosen else DEV
         _errorbars(ax, [cost], [interval], color, None, marker="D" if chosen else "o")
-        ax.annotate(name + (" (chosen)" if chosen else ""), (cost, interval[0]), textcoords="offset points",
-                    xytext=(6, 4), color=color, fontweight="bold" if chosen else "normal")
+        ax.annotate(
+            name + (" (chosen)" if chosen else ""),
+            (cost, interval[0]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            color=color,
+            fontweight="bold" if chosen else "normal",
+        )
     ax.axhline(data["threshold"], color=TARGET, linestyle="--", linewidth=1)
     ax.set_xlabel(f"cost per 1k calls ({data['unit']})")
     ax.set_ylabel(f"dev {data['metric']}")
@@ -58,8 +64,14 @@ def confusion(ax, data: dict) -> None:
 
     labels, columns, counts = data["labels"], data["columns"], data["counts"]
     matrix = np.array(counts, dtype=float)
-    ax.pcolormesh(np.arange(len(columns) + 1) - 0.5, np.arange(len(labels) + 1) - 0.5, matrix, cmap="Blues",
-                  edgecolors="white", linewidth=1)  # vector cells (imshow would embed a PNG)
+    ax.pcolormesh(
+        np.arange(len(columns) + 1) - 0.5,
+        np.arange(len(labels) + 1) - 0.5,
+        matrix,
+        cmap="Blues",
+        edgecolors="white",
+        linewidth=1,
+    )  # vector cells (imshow would embed a PNG)
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.set_aspect("equal")
     top = matrix.max() if matrix.size else 0
@@ -139,8 +151,15 @@ def render(kind: str, data: dict, salt: str) -> str:
     import matplotlib.pyplot as plt
 
     draw, size = PLOTS[kind]
-    style = {"svg.fonttype": "none", "svg.hashsalt": f"ladder-{salt}", "font.size": 9, "axes.spines.top": False,
-             "axes.spines.right": False, "font.family": "sans-serif", "path.simplify": False}
+    style = {
+        "svg.fonttype": "none",
+        "svg.hashsalt": f"ladder-{salt}",
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "font.family": "sans-serif",
+        "path.simplify": False,
+    }
     with plt.rc_context(style):
         fig, ax = plt.subplots(figsize=size(data), layout="constrained")
         draw(ax, data)

@@ -21,7 +21,7 @@ class BM25Index:
         self.retriever = retriever
 
     @classmethod
-    def build(cls, texts: list[str]) -> "BM25Index":
+    def build(cls, texts: list[str]) -> BM25Index:
         import bm25s
 
         retriever = bm25s.BM25()
@@ -32,7 +32,7 @@ class BM25Index:
         self.retriever.save(str(folder))
 
     @classmethod
-    def load(cls, folder: Path) -> "BM25Index":
+    def load(cls, folder: Path) -> BM25Index:
         import bm25s
 
         return cls(bm25s.BM25.load(str(folder)))

@@ -100,7 +100,9 @@ def _embed_chunks(embedder: Embedder, texts: list[str], per_step: int = 256) -> 
     return np.concatenate(parts)
 
 
-def load_or_build(corpus: Corpus, spec: CorpusSpec, embedder: Embedder | None = None, root: Path | None = None) -> Retriever:
+def load_or_build(
+    corpus: Corpus, spec: CorpusSpec, embedder: Embedder | None = None, root: Path | None = None
+) -> Retriever:
     started = time.perf_counter()
     embedder = embedder or Embedder(corpus.embedder)
     chunks = corpus.chunks()

@@ -8,22 +8,21 @@ import importlib.metadata
 import platform
 import secrets
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import ladder
 from ladder.backends.base import Backend
 from ladder.data.splits import Splits, load_task_data
-from ladder.decide.cost import rung_cost, with_break_even
+from ladder.decide.cost import cost_by_token_times, rung_cost, with_break_even
 from ladder.decide.diagnosis import advise, diagnose
-from ladder.decide.policy import decide, decide_sequential, recommend
+from ladder.decide.policy import decide, decide_sequential
+from ladder.decide.recommend import recommend
 from ladder.errors import LadderError
 from ladder.metrics import scorers
 from ladder.paths import ladder_home, result_cache_dir
 from ladder.record import (
     AssessmentRun,
-    DataCheck,
-    DataReport,
     ModelIdentity,
     RungResult,
     SkippedRung,
@@ -31,8 +30,9 @@ from ladder.record import (
     save_run,
 )
 from ladder.run.cache import ResultCache
-from ladder.run.certificate import certify
+from ladder.run.certificate import certify, reference_backend
 from ladder.run.context import build_context
+from ladder.run.datacheck import assessment_checks, label_issues_of_run
 from ladder.run.evaluate import measure_token_times, run_eval
 from ladder.run.lock import store_lock
 from ladder.run.sequential import sequential_dev
@@ -83,29 +83,6 @@ def unavailable_rungs(spec) -> dict[str, str]:
     return {}
 
 
-def _data_checks(spec, splits: Splits, formatter, count_tokens) -> DataReport | None:
-    """The cheap data checks (already run when the data loaded), plus truncation by the trained rungs."""
-    if splits.checks is None:
-        return None
-    from ladder.run.datacheck import with_truncation
-
-    return with_truncation(spec, splits, formatter, count_tokens)
-
-
-def _label_issues(spec, run: AssessmentRun, evals) -> DataCheck | None:
-    """Suspected label errors in dev and test, from the label probabilities the best-scoring zero- or few-shot
-    rung already measured (out of sample: its demonstrations come from train)."""
-    from ladder.run.datacheck import LABEL_RUNGS, label_issues_from_records
-
-    scored = [r for r in run.rungs if r.type in LABEL_RUNGS and r.examples and r.examples[0].label_logprobs]
-    if spec.output.kind != "label" or not scored:
-        return None
-    best = max(scored, key=lambda r: r.splits["dev"].metrics[spec.target.metric].mean)
-    examples = {ex.id: ex for split in EVAL_SPLITS for ex in evals[split]}
-    return label_issues_from_records(spec, best.examples, examples, f"the {best.name} rung's label probabilities "
-                                     "(dev and test; ladder check-data --label-errors covers train too)")
-
-
 def _distills_a_meeting_rung(rung_spec, run: AssessmentRun) -> bool:
     """A distill rung whose teacher met the target is measured even after the climb stopped: it cannot raise
     the quality, it is there to serve the same answers on a shorter prompt, and only its measured cost and
@@ -148,8 +125,9 @@ def assess(
     policy over all of them. ``repeats``: evaluate every rung that many times (the first through the result
     cache, the rest never), for the noise floor. One assessment at a time per store: a second one waits."""
     with store_lock(ladder_home(), progress):
-        return _assess(task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive, base_url, command,
-                       repeats)
+        return _assess(
+            task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive, base_url, command, repeats
+        )
 
 
 def _assess(
@@ -186,51 +164,41 @@ def _assess(
         lora_ranks = [r.r for r in selected if r.type in ADAPTER_RUNGS]
         try:
             backend = create_backend(
-                name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
-                labels=spec.output.labels, serving=spec.serving, lora_ranks=lora_ranks,
+                name,
+                spec.model,
+                base_dir=task.path.parent,
+                batch_size=spec.generation.batch_size,
+                labels=spec.output.labels,
+                serving=spec.serving,
+                lora_ranks=lora_ranks,
                 **({"base_url": base_url} if base_url else {}),
             )
         except LadderError as exc:
             raise _in_task(exc, task) from None
     try:
-        return _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive,
-                      command, repeats)
+        return _climb(
+            task,
+            backend,
+            selected,
+            evals,
+            splits,
+            task_data,
+            limit,
+            out_dir,
+            use_cache,
+            say,
+            exhaustive,
+            command,
+            repeats,
+        )
     finally:
         if owned:
             backend.close()
 
 
-def _reference(task: TaskFile, backend: Backend):
-    """What a trained rung served by vllm or an OpenAI-compatible server is checked against: the transformers
-    backend (PEFT) on the same model, made for the certificate's probe and closed after it."""
-    if backend.name not in ("vllm", "openai"):
-        return None
-    spec = task.spec
-
-    def make() -> Backend:
-        from ladder.backends import create_backend
-
-        return create_backend("transformers", spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
-                              labels=spec.output.labels)
-
-    return make
-
-
-def _cost_by_token_times(run: AssessmentRun, spec) -> None:
-    """Rungs measured before the probe ran (their outputs cached) get their cost per call from the same per-token
-    times as the rest; a run whose every output was cached keeps the wall times measured when they were computed."""
-    if run.token_times is None:
-        return
-    costed: list[RungResult] = []
-    for i, result in enumerate(run.rungs):
-        cost = rung_cost(result.splits["dev"], result.training, result.build_s, spec.cost, run.token_times,
-                         spec.generation.batch_size)
-        run.rungs[i] = result.model_copy(update={"cost": with_break_even(cost, costed)})
-        costed.append(run.rungs[i])
-
-
-def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive, command,
-           repeats=1):
+def _climb(
+    task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive, command, repeats=1
+):
     spec = task.spec
     formatter = backend.formatter(spec.prompt.format)
     cache = ResultCache(result_cache_dir(), enabled=use_cache)
@@ -257,7 +225,7 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         command=command,
         inputs={s: {ex.id: ex.input for ex in evals[s]} for s in EVAL_SPLITS},
         warnings=splits.warnings,
-        data_checks=_data_checks(spec, splits, formatter, backend.count_tokens),
+        data_checks=assessment_checks(spec, splits, formatter, backend.count_tokens),
     )
     from ladder.run.datacheck import untrainable
 
@@ -266,8 +234,18 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         raise LadderError(f"{shown_path(task.path)}: {cannot_train}")
     save_run(run, record_path)
     metric, threshold = spec.target.metric, spec.target.threshold
-    ctx = build_context(task, splits.train, splits.dev, backend, cache, say, work_dir=out_dir, corpus=task_data.corpus,
-                        unlabeled=task_data.unlabeled, preferences=task_data.preferences)
+    ctx = build_context(
+        task,
+        splits.train,
+        splits.dev,
+        backend,
+        cache,
+        say,
+        work_dir=out_dir,
+        corpus=task_data.corpus,
+        unlabeled=task_data.unlabeled,
+        preferences=task_data.preferences,
+    )
     metrics = scorers(spec)
     stopped_by: str | None = None  # why the climb ended early, for the rungs left out
     try:
@@ -291,13 +269,17 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                 say(f"[{name}] {split}: {len(evals[split])} examples" + (f", {repeats} times" if repeats > 1 else ""))
 
                 def measure(part, split=split, candidate=candidate):
-                    runs = [run_eval(candidate, part, backend, formatter, spec, cache, repeat=r) for r in range(repeats)]
-                    return runs[0], merge_repeats([score_examples(o, part, metrics, split, candidate.demos, spec.output)
-                                                   for o in runs])
+                    runs = [
+                        run_eval(candidate, part, backend, formatter, spec, cache, repeat=r) for r in range(repeats)
+                    ]
+                    return runs[0], merge_repeats(
+                        [score_examples(o, part, metrics, split, candidate.demos, spec.output) for o in runs]
+                    )
 
                 if split == "dev" and spec.policy.sequential:
-                    outputs, records, sequence = sequential_dev(measure, evals[split], metric, threshold,
-                                                                 spec.policy.alpha, say, name)
+                    outputs, records, sequence = sequential_dev(
+                        measure, evals[split], metric, threshold, spec.policy.alpha, say, name
+                    )
                     used = evals[split][: len(records)]
                 else:
                     (outputs, records), used = measure(evals[split]), evals[split]
@@ -306,33 +288,50 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
                 split_results[split] = summary.model_copy(update={"repeats": repeats, "flaky": flakiness(records)})
                 examples += records
             # the evidence first (paired comparisons with every earlier rung, the cost), then the decision
-            split_results = compare_with_earlier(examples, split_results, run.rungs, metrics, spec.seed,
-                                                 common=spec.policy.sequential)
+            split_results = compare_with_earlier(
+                examples, split_results, run.rungs, metrics, spec.seed, common=spec.policy.sequential
+            )
             training = TrainingRecord.model_validate(candidate.training) if candidate.training else None
             computed = not all(r.cached for r in split_results.values())
             if run.token_times is None and computed:  # once per run, when the model has work to do anyway
                 say("measuring per-token times on a fixed probe (every rung's cost per call is computed from them)")
                 run.token_times = measure_token_times(backend, formatter, spec, splits.dev)
-            cost = with_break_even(rung_cost(split_results["dev"], training, build_s, spec.cost, run.token_times,
-                                             spec.generation.batch_size), run.rungs)
+            cost = with_break_even(
+                rung_cost(
+                    split_results["dev"], training, build_s, spec.cost, run.token_times, spec.generation.batch_size
+                ),
+                run.rungs,
+            )
             certificate = None
             if candidate.artifact is not None and training is not None:
                 say(f"[{name}] certifying the served {candidate.artifact.kind} on {min(len(splits.dev), 8)} dev inputs")
-                certificate = certify(candidate, training, backend, formatter, spec, splits.dev, cache,
-                                      _reference(task, backend))
+                certificate = certify(
+                    candidate, training, backend, formatter, spec, splits.dev, cache, reference_backend(task, backend)
+                )
                 if not certificate.passed:
                     failed = certificate.failure()
                     assert failed is not None
-                    say(f"[{name}] adapter certificate FAILED ({failed.name}): {failed.detail}; it will not be "
-                        "recommended")
+                    say(
+                        f"[{name}] adapter certificate FAILED ({failed.name}): {failed.detail}; it will not be "
+                        "recommended"
+                    )
             dev_sd = score_sd(list(split_scores(examples, "dev", metric).values()))
             following = (rung_name(after), after.type) if after is not None else None
             if sequence is not None:
-                decision = decide_sequential(sequence, len(evals["dev"]), metric, threshold, spec.policy,
-                                             rung_spec.type, following)
+                decision = decide_sequential(
+                    sequence, len(evals["dev"]), metric, threshold, spec.policy, rung_spec.type, following
+                )
             else:
-                decision = decide(split_results["dev"].metrics[metric], dev_sd, metric, threshold, spec.policy,
-                                  available=len(splits.dev), kind=rung_spec.type, next_rung=following)
+                decision = decide(
+                    split_results["dev"].metrics[metric],
+                    dev_sd,
+                    metric,
+                    threshold,
+                    spec.policy,
+                    available=len(splits.dev),
+                    kind=rung_spec.type,
+                    next_rung=following,
+                )
             result = RungResult(
                 name=name,
                 type=rung_spec.type,
@@ -361,16 +360,19 @@ def _climb(task, backend, selected, evals, splits, task_data, limit, out_dir, us
         except LadderError:
             pass  # the folder cannot be written (the error being raised may say so): the last save stands
         raise
-    _cost_by_token_times(run, spec)
+    cost_by_token_times(run, spec)
     last_selected = max(spec.rungs.index(r) for r in selected)
     later = [rung_name(r) for r in spec.rungs[last_selected + 1 :]]  # configured, but left out by --rungs
-    label_check = _label_issues(spec, run, evals)
+    label_check = label_issues_of_run(spec, run, evals)
     if label_check is not None and run.data_checks is not None:
         run.data_checks.checks.append(label_check)
     gold_docs = {ex.id: ex.doc_id for split in EVAL_SPLITS for ex in evals[split] if ex.doc_id is not None}
     run.diagnosis = diagnose(spec, run.rungs, gold_docs, spec.policy.alpha)
-    run.recommendation = advise(recommend(run.rungs, metric, threshold, spec.policy, later, unavailable_rungs(spec)),
-                                run.diagnosis, trained=any(r.type in TRAINED_RUNGS for r in run.rungs))
+    run.recommendation = advise(
+        recommend(run.rungs, metric, threshold, spec.policy, later, unavailable_rungs(spec)),
+        run.diagnosis,
+        trained=any(r.type in TRAINED_RUNGS for r in run.rungs),
+    )
     run.status = "complete"
     save_run(run, record_path)
     return run, out_dir

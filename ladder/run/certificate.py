@@ -15,7 +15,7 @@ fixed probe of dev inputs, recorded in the run and required by the recommendatio
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 import ladder
 from ladder.backends.base import Backend, Formatter, ScoreRequest, template_fingerprint
@@ -26,7 +26,7 @@ from ladder.fileio import cache_key
 from ladder.record import AdapterCertificate, CertificateCheck, TrainingRecord
 from ladder.run.cache import ResultCache
 from ladder.rungs.base import Candidate
-from ladder.spec import TaskSpec
+from ladder.spec import TaskFile, TaskSpec
 from ladder.text import short_hash
 
 PROBE = 8  # dev inputs
@@ -47,8 +47,14 @@ def _requests(candidate: Candidate, formatter: Formatter, spec: TaskSpec, probe:
 def _scores(backend: Backend, requests: list[ScoreRequest], cache: ResultCache) -> list[list[float]]:
     """Per request, each answer's summed log-probability, through the result cache (outputs, keyed by what served
     them): an unchanged re-run certifies from the cache and loads no weights."""
-    key = cache_key({"ladder": ladder.__version__, "certificate": 1, "backend": content_identity(backend.identity()),
-                     "requests": [short_hash(json.dumps([str(r.prompt), list(r.choices)]), 16) for r in requests]})
+    key = cache_key(
+        {
+            "ladder": ladder.__version__,
+            "certificate": 1,
+            "backend": content_identity(backend.identity()),
+            "requests": [short_hash(json.dumps([str(r.prompt), list(r.choices)]), 16) for r in requests],
+        }
+    )
     hit = cache.get(key)
     if hit is not None:
         return hit["logprobs"]
@@ -57,8 +63,16 @@ def _scores(backend: Backend, requests: list[ScoreRequest], cache: ResultCache) 
     return found
 
 
-def certify(candidate: Candidate, training: TrainingRecord, backend: Backend, formatter: Formatter, spec: TaskSpec,
-            dev: list[Example], cache: ResultCache, reference: Callable[[], Backend] | None = None) -> AdapterCertificate:
+def certify(
+    candidate: Candidate,
+    training: TrainingRecord,
+    backend: Backend,
+    formatter: Formatter,
+    spec: TaskSpec,
+    dev: list[Example],
+    cache: ResultCache,
+    reference: Callable[[], Backend] | None = None,
+) -> AdapterCertificate:
     """``reference``: makes the transformers backend to compare a vllm/openai backend with (None: this backend is
     the transformers one, the reference itself); it is made only when its answers are not in the cache."""
     assert candidate.artifact is not None
@@ -72,14 +86,25 @@ def certify(candidate: Candidate, training: TrainingRecord, backend: Backend, fo
     served, base = _scores(served_backend, requests, cache), _scores(base_backend, requests, cache)
     per_token = [abs(s - b) / n for rs, rb, rn in zip(served, base, tokens) for s, b, n in zip(rs, rb, rn)]
     change = sum(per_token) / len(per_token) if per_token else 0.0
-    checks = [CertificateCheck(
-        name="changes_outputs", passed=change > CHANGE_TOLERANCE, value=change, tolerance=CHANGE_TOLERANCE,
-        detail=(f"the {candidate.artifact.kind} moves the served log-probabilities of the probe's answers by "
+    checks = [
+        CertificateCheck(
+            name="changes_outputs",
+            passed=change > CHANGE_TOLERANCE,
+            value=change,
+            tolerance=CHANGE_TOLERANCE,
+            detail=(
+                f"the {candidate.artifact.kind} moves the served log-probabilities of the probe's answers by "
                 f"{change:.3g} nats per token on average against the base model ({len(probe)} dev inputs)"
-                + ("" if change > CHANGE_TOLERANCE else ": it does nothing as served")))]
+                + ("" if change > CHANGE_TOLERANCE else ": it does nothing as served")
+            ),
+        )
+    ]
     if reference is None:
-        checks.append(CertificateCheck(name="matches_reference", passed=None,
-                                       detail=f"served by {backend.name}: the reference itself"))
+        checks.append(
+            CertificateCheck(
+                name="matches_reference", passed=None, detail=f"served by {backend.name}: the reference itself"
+            )
+        )
     else:
         expected = _reference_scores(reference, candidate, requests, cache)
         gap = max((abs(s - e) for rs, re in zip(served, expected) for s, e in zip(rs, re)), default=0.0)
@@ -87,17 +112,24 @@ def certify(candidate: Candidate, training: TrainingRecord, backend: Backend, fo
         # a sizeable part of it; numerical noise (another kernel, bf16) is not
         effect = max((abs(e - b) for re, rb in zip(expected, base) for e, b in zip(re, rb)), default=0.0)
         tolerance = max(REFERENCE_TOLERANCE, EFFECT_SHARE * effect)
-        checks.append(CertificateCheck(
-            name="matches_reference", passed=gap <= tolerance, value=gap, tolerance=tolerance,
-            detail=f"served log-probabilities within {gap:.3g} nats of the transformers (PEFT) reference (tolerance "
-            f"{tolerance:.3g}: {REFERENCE_TOLERANCE} or a tenth of the adapter's own largest effect, {effect:.3g})"
-            + ("" if gap <= tolerance else ": it is not served as trained")))
+        checks.append(
+            CertificateCheck(
+                name="matches_reference",
+                passed=gap <= tolerance,
+                value=gap,
+                tolerance=tolerance,
+                detail=f"served log-probabilities within {gap:.3g} nats of the transformers (PEFT) reference (tolerance "
+                f"{tolerance:.3g}: {REFERENCE_TOLERANCE} or a tenth of the adapter's own largest effect, {effect:.3g})"
+                + ("" if gap <= tolerance else ": it is not served as trained"),
+            )
+        )
     checks.append(_template(training, formatter))
     return AdapterCertificate(backend=backend.name, probe=len(probe), checks=checks)
 
 
-def _reference_scores(reference: Callable[[], Backend], candidate: Candidate, requests: list[ScoreRequest],
-                      cache: ResultCache) -> list[list[float]]:
+def _reference_scores(
+    reference: Callable[[], Backend], candidate: Candidate, requests: list[ScoreRequest], cache: ResultCache
+) -> list[list[float]]:
     other = reference()
     try:
         return _scores(other.serving(candidate.artifact), requests, cache)
@@ -108,13 +140,21 @@ def _reference_scores(reference: Callable[[], Backend], candidate: Candidate, re
 def _template(training: TrainingRecord, formatter: Formatter) -> CertificateCheck:
     trained_with, serving = training.template_sha256, template_fingerprint(formatter)
     if trained_with is None:
-        return CertificateCheck(name="same_template", passed=False,
-                                detail="the training recorded no prompt format (an older ladder): retrain it")
+        return CertificateCheck(
+            name="same_template",
+            passed=False,
+            detail="the training recorded no prompt format (an older ladder): retrain it",
+        )
     same = trained_with == serving
     return CertificateCheck(
-        name="same_template", passed=same,
-        detail=(f"the prompt format served is the one trained with (sha256 {serving[:12]})" if same else
-                f"the prompt format served (sha256 {serving[:12]}) is not the one trained with ({trained_with[:12]})"))
+        name="same_template",
+        passed=same,
+        detail=(
+            f"the prompt format served is the one trained with (sha256 {serving[:12]})"
+            if same
+            else f"the prompt format served (sha256 {serving[:12]}) is not the one trained with ({trained_with[:12]})"
+        ),
+    )
 
 
 def _by_answers(candidate, training, served_backend, base_backend, formatter, spec, probe, cache) -> AdapterCertificate:
@@ -126,11 +166,43 @@ def _by_answers(candidate, training, served_backend, base_backend, formatter, sp
     plain = Candidate(candidate.rung, candidate.type, candidate.instruction, candidate.input_template)
     base = run_eval(plain, probe, base_backend, formatter, spec, cache).outputs
     changed = sum(a.output != b.output for a, b in zip(served, base))
-    checks = [CertificateCheck(
-        name="changes_outputs", passed=changed > 0, value=changed / max(1, len(probe)), tolerance=0.0,
-        detail=f"{changed} of {len(probe)} probe answers differ from the base model's (answers only: a chat API "
-               "gives no log-probabilities)" + ("" if changed else ": it may do nothing as served"))]
-    checks.append(CertificateCheck(name="matches_reference", passed=None,
-                                   detail="a chat API gives no log-probabilities to compare with the reference"))
+    checks = [
+        CertificateCheck(
+            name="changes_outputs",
+            passed=changed > 0,
+            value=changed / max(1, len(probe)),
+            tolerance=0.0,
+            detail=f"{changed} of {len(probe)} probe answers differ from the base model's (answers only: a chat API "
+            "gives no log-probabilities)" + ("" if changed else ": it may do nothing as served"),
+        )
+    ]
+    checks.append(
+        CertificateCheck(
+            name="matches_reference",
+            passed=None,
+            detail="a chat API gives no log-probabilities to compare with the reference",
+        )
+    )
     checks.append(_template(training, formatter))
     return AdapterCertificate(backend=served_backend.name, probe=len(probe), checks=checks)
+
+
+def reference_backend(task: TaskFile, backend: Backend):
+    """What a trained rung served by vllm or an OpenAI-compatible server is checked against: the transformers
+    backend (PEFT) on the same model, made for the certificate's probe and closed after it."""
+    if backend.name not in ("vllm", "openai"):
+        return None
+    spec = task.spec
+
+    def make() -> Backend:
+        from ladder.backends import create_backend
+
+        return create_backend(
+            "transformers",
+            spec.model,
+            base_dir=task.path.parent,
+            batch_size=spec.generation.batch_size,
+            labels=spec.output.labels,
+        )
+
+    return make

@@ -4,8 +4,8 @@ own eval step and backend, and the task's base model for training. A rung never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ladder.backends.base import Backend, Formatter
 from ladder.data.splits import Example
@@ -26,8 +26,9 @@ def answerer(task: TaskFile, backend: Backend, formatter: Formatter, cache: Resu
     for the call and closed after it."""
     spec = task.spec
 
-    def answer(candidate: Candidate, examples: list[Example], model: str | None = None,
-               url: str | None = None) -> SplitOutputs:
+    def answer(
+        candidate: Candidate, examples: list[Example], model: str | None = None, url: str | None = None
+    ) -> SplitOutputs:
         splits = "+".join(dict.fromkeys(ex.split for ex in examples))
         if model is None and url is None:
             say(f"[{candidate.rung}] answering {len(examples)} {splits} inputs for a rung that learns from them")
@@ -36,8 +37,14 @@ def answerer(task: TaskFile, backend: Backend, formatter: Formatter, cache: Resu
 
         name = "openai" if url else "transformers"
         say(f"[{candidate.rung}] answering {len(examples)} {splits} inputs with {model or spec.model} ({name})")
-        with open_backend(name, model or spec.model, base_dir=task.path.parent, serving=spec.serving,
-                          batch_size=spec.generation.batch_size, **({"base_url": url} if url else {})) as other:
+        with open_backend(
+            name,
+            model or spec.model,
+            base_dir=task.path.parent,
+            serving=spec.serving,
+            batch_size=spec.generation.batch_size,
+            **({"base_url": url} if url else {}),
+        ) as other:
             return run_eval(candidate, examples, other, other.formatter(spec.prompt.format), spec, cache)
 
     return answer
@@ -70,18 +77,33 @@ def base_loader(spec: TaskSpec, task_dir: Path | None):
     return load
 
 
-def build_context(task: TaskFile, train: list[Example], dev: list[Example], backend: Backend | None = None,
-                  cache: ResultCache | None = None, say: Say | None = None, **fields) -> BuildContext:
+def build_context(
+    task: TaskFile,
+    train: list[Example],
+    dev: list[Example],
+    backend: Backend | None = None,
+    cache: ResultCache | None = None,
+    say: Say | None = None,
+    **fields,
+) -> BuildContext:
     """The rungs' context for ``task``: with a ``backend``, rungs may ask for answers and dev measurements
     through it (and its result ``cache``); the base model loads from the task's ``model`` either way.
     ``fields``: the rest of ``BuildContext`` (work_dir, corpus, device, unlabeled, preferences...)."""
     spec = task.spec
-    ctx = BuildContext(spec=spec, train=train, dev=dev, task_dir=task.path.parent,
-                       load_base=base_loader(spec, task.path.parent), build=build_candidate, **fields)
+    ctx = BuildContext(
+        spec=spec,
+        train=train,
+        dev=dev,
+        task_dir=task.path.parent,
+        load_base=base_loader(spec, task.path.parent),
+        build=build_candidate,
+        **fields,
+    )
     if backend is not None:
         formatter = backend.formatter(spec.prompt.format)
         ctx.count_tokens = backend.count_tokens
-        ctx.answer = answerer(task, backend, formatter, cache or ResultCache(result_cache_dir()),
-                              say or (lambda _msg: None))
+        ctx.answer = answerer(
+            task, backend, formatter, cache or ResultCache(result_cache_dir()), say or (lambda _msg: None)
+        )
         ctx.measure = dev_measurer(backend, formatter, spec)
     return ctx

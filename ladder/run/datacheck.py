@@ -5,14 +5,14 @@ learning on the label log-likelihoods of a zero- or few-shot rung, out of sample
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 from ladder.backends.base import Backend, Formatter
-from ladder.data.checks import label_issue_check, truncation_check
-from ladder.data.splits import Example, load_task_data
+from ladder.data.measured import label_issue_check, truncation_check
+from ladder.data.splits import Example, Splits, load_task_data
 from ladder.errors import LadderError
 from ladder.paths import result_cache_dir
-from ladder.record import DataCheck, DataReport, ExampleRecord
+from ladder.record import AssessmentRun, DataCheck, DataReport, ExampleRecord
 from ladder.run.cache import ResultCache
 from ladder.rungs import BuildContext, build_candidate
 from ladder.rungs.base import Candidate
@@ -29,8 +29,9 @@ def probabilities(logprobs: dict[str, float], labels: list[str]) -> list[float]:
     return [w / total for w in weights]
 
 
-def truncation(spec: TaskSpec, examples: list[Example], formatter: Formatter,
-               count_tokens: Callable[[str], int]) -> DataCheck:
+def truncation(
+    spec: TaskSpec, examples: list[Example], formatter: Formatter, count_tokens: Callable[[str], int]
+) -> DataCheck:
     """Train and dev examples, as the trained rungs see them (zero-shot prompt + answer), over max_seq_len."""
     trained = [(rung_name(r), r.train.max_seq_len) for r in spec.rungs if r.type in TRAINED_RUNGS]
     zero_shot = Candidate("check", "prompt", spec.prompt.instruction, spec.prompt.input_template)
@@ -42,8 +43,9 @@ def truncation(spec: TaskSpec, examples: list[Example], formatter: Formatter,
     return truncation_check(trained, examples, length)
 
 
-def untrainable(spec: TaskSpec, rungs, train: list[Example], formatter: Formatter,
-                count_tokens: Callable[[str], int]) -> str | None:
+def untrainable(
+    spec: TaskSpec, rungs, train: list[Example], formatter: Formatter, count_tokens: Callable[[str], int]
+) -> str | None:
     """The first trained rung whose ``max_seq_len`` is shorter than every training example, said as the
     training would say it, but before any rung runs (minutes of evaluation and a teacher's answers were once
     spent before training found it). A distill or preference rung learns answers not yet made: its prompt and
@@ -62,8 +64,10 @@ def untrainable(spec: TaskSpec, rungs, train: list[Example], formatter: Formatte
         lengths = [p + a for p, a in zip(prompts, answers)] if learns_targets else [p + 1 for p in prompts]
         if min(lengths) > rung.train.max_seq_len:
             what = "instruction + input + answer" if learns_targets else "instruction + input + one answer token"
-            return (f"rungs[{rung_name(rung)}].train.max_seq_len: {rung.train.max_seq_len} is shorter than every "
-                    f"training example (the shortest, {what}, is {min(lengths)} tokens)")
+            return (
+                f"rungs[{rung_name(rung)}].train.max_seq_len: {rung.train.max_seq_len} is shorter than every "
+                f"training example (the shortest, {what}, is {min(lengths)} tokens)"
+            )
     return None
 
 
@@ -76,31 +80,44 @@ def with_truncation(spec: TaskSpec, splits, formatter: Formatter, count_tokens: 
     return DataReport(checks=checks, label_balance=splits.checks.label_balance)
 
 
-def label_issues_from_records(spec: TaskSpec, records: list[ExampleRecord], examples: dict[str, Example],
-                              source: str) -> DataCheck:
+def label_issues_from_records(
+    spec: TaskSpec, records: list[ExampleRecord], examples: dict[str, Example], source: str
+) -> DataCheck:
     """Suspected label errors among measured examples, from a rung's recorded label log-likelihoods."""
     labels = spec.output.labels or []
     kept = [(examples[r.id], probabilities(r.label_logprobs, labels)) for r in records if r.label_logprobs]
     return label_issue_check([ex for ex, _ in kept], [p for _, p in kept], labels, source)
 
 
-def label_issues(task: TaskFile, splits, corpus, backend: Backend, formatter: Formatter, rung: str | None,
-                 say: Callable[[str], None], folds: int = 5) -> DataCheck:
+def label_issues(
+    task: TaskFile,
+    splits,
+    corpus,
+    backend: Backend,
+    formatter: Formatter,
+    rung: str | None,
+    say: Callable[[str], None],
+    folds: int = 5,
+) -> DataCheck:
     """Label log-likelihoods of every train, dev and test example, out of sample, then confident learning.
     Under a zero- or few-shot rung (through the result cache, so an assessment's dev and test outputs are
     reused) a few-shot rung's own demonstrations are left out; under a lora rung, train is scored by k-fold
     (each fold by an adapter trained on the other folds) and dev and test by the rung's adapter."""
     spec = task.spec
     if spec.output.kind != "label" or spec.generation.label_scoring != "loglik":
-        raise LadderError("--label-errors: needs output.kind label with generation.label_scoring loglik "
-                          "(class probabilities come from the labels' log-likelihoods)")
+        raise LadderError(
+            "--label-errors: needs output.kind label with generation.label_scoring loglik "
+            "(class probabilities come from the labels' log-likelihoods)"
+        )
     choices = [r for r in spec.rungs if r.type in LABEL_RUNGS + ("lora",)]
     default = next((r for r in choices if r.type in LABEL_RUNGS), None)
     chosen = next((r for r in choices if rung_name(r) == rung), None) if rung else default
     if chosen is None:
         names = ", ".join(rung_name(r) for r in choices) or "none"
-        raise LadderError(f"--label-errors: {rung or 'a prompt or fewshot rung'} is not a prompt, fewshot or lora rung "
-                          f"of {task.path.name} (those: {names})")
+        raise LadderError(
+            f"--label-errors: {rung or 'a prompt or fewshot rung'} is not a prompt, fewshot or lora rung "
+            f"of {task.path.name} (those: {names})"
+        )
     if chosen.type == "lora" and not 2 <= folds <= len(splits.train):
         raise LadderError(f"--folds: must be between 2 and the train split's {len(splits.train)} examples, got {folds}")
     from ladder.run.evaluate import run_eval
@@ -138,8 +155,10 @@ def label_issues(task: TaskFile, splits, corpus, backend: Backend, formatter: Fo
     else:
         candidate = build_candidate(chosen, context(splits.train))
         if candidate.selector is not None:
-            raise LadderError(f"--label-errors: rung {name!r} picks demonstrations per input; name a rung with fixed "
-                              "demonstrations (prompt, or fewshot with random or stratified selection)")
+            raise LadderError(
+                f"--label-errors: rung {name!r} picks demonstrations per input; name a rung with fixed "
+                "demonstrations (prompt, or fewshot with random or stratified selection)"
+            )
         demos = {d.id for d in candidate.demos}
         for split in ("train", "dev", "test"):
             score(candidate, [ex for ex in splits.get(split) if ex.id not in demos], f"{split} under {name}")
@@ -148,8 +167,13 @@ def label_issues(task: TaskFile, splits, corpus, backend: Backend, formatter: Fo
     return label_issue_check([ex for ex, _ in scored], [p for _, p in scored], labels, source)
 
 
-def check_data(task: TaskFile, backend: Backend | str | None = None, label_errors: str | None = None,
-               say: Callable[[str], None] = lambda _m: None, folds: int = 5) -> DataReport:
+def check_data(
+    task: TaskFile,
+    backend: Backend | str | None = None,
+    label_errors: str | None = None,
+    say: Callable[[str], None] = lambda _m: None,
+    folds: int = 5,
+) -> DataReport:
     """Every data check; the ones that need the model only where they apply (trained rungs, --label-errors)."""
     from ladder.backends import create_backend, resolve_backend_name
 
@@ -162,15 +186,45 @@ def check_data(task: TaskFile, backend: Backend | str | None = None, label_error
         owned = backend is None or isinstance(backend, str)
         if owned:
             name = resolve_backend_name(backend or spec.serving.backend)
-            backend = create_backend(name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
-                                     labels=spec.output.labels, serving=spec.serving)
+            backend = create_backend(
+                name,
+                spec.model,
+                base_dir=task.path.parent,
+                batch_size=spec.generation.batch_size,
+                labels=spec.output.labels,
+                serving=spec.serving,
+            )
         try:
             formatter = backend.formatter(spec.prompt.format)
             report = with_truncation(spec, splits, formatter, backend.count_tokens)
             if label_errors is not None:
-                report.checks.append(label_issues(task, splits, data.corpus, backend, formatter, label_errors or None,
-                                                  say, folds))
+                report.checks.append(
+                    label_issues(task, splits, data.corpus, backend, formatter, label_errors or None, say, folds)
+                )
         finally:
             if owned:
                 backend.close()
     return report
+
+
+def assessment_checks(spec, splits: Splits, formatter, count_tokens) -> DataReport | None:
+    """The cheap data checks (already run when the data loaded), plus truncation by the trained rungs."""
+    if splits.checks is None:
+        return None
+    return with_truncation(spec, splits, formatter, count_tokens)
+
+
+def label_issues_of_run(spec, run: AssessmentRun, evals) -> DataCheck | None:
+    """Suspected label errors in dev and test, from the label probabilities the best-scoring zero- or few-shot
+    rung already measured (out of sample: its demonstrations come from train)."""
+    scored = [r for r in run.rungs if r.type in LABEL_RUNGS and r.examples and r.examples[0].label_logprobs]
+    if spec.output.kind != "label" or not scored:
+        return None
+    best = max(scored, key=lambda r: r.splits["dev"].metrics[spec.target.metric].mean)
+    examples = {ex.id: ex for split in ("dev", "test") for ex in evals[split]}
+    return label_issues_from_records(
+        spec,
+        best.examples,
+        examples,
+        f"the {best.name} rung's label probabilities (dev and test; ladder check-data --label-errors covers train too)",
+    )

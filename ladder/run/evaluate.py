@@ -93,9 +93,16 @@ def run_eval(
             "stop": None if loglik else stop,
             "stop_at_json_end": json_stop,
             # sampling settings change outputs; greedy keys stay as they were
-            **({"temperature": spec.generation.temperature, "top_p": spec.generation.top_p,
-                "sampling_seed": spec.generation.seed, "samples": spec.generation.samples}
-               if not loglik and spec.generation.temperature > 0 else {}),
+            **(
+                {
+                    "temperature": spec.generation.temperature,
+                    "top_p": spec.generation.top_p,
+                    "sampling_seed": spec.generation.seed,
+                    "samples": spec.generation.samples,
+                }
+                if not loglik and spec.generation.temperature > 0
+                else {}
+            ),
             "record": 2,  # outputs carry per-batch latency
             "ids": [ex.id for ex in examples],
         }
@@ -132,44 +139,74 @@ def run_eval(
                 assert labels is not None
                 outputs = _score_labels(backend, [prompts[i] for i in batch], completions, labels, prefix)
             else:
-                outputs = _generate(backend, [prompts[i] for i in batch], [examples[i].id for i in batch], spec, stop,
-                                    prefix, json_stop, repeat)
+                outputs = _generate(
+                    backend,
+                    [prompts[i] for i in batch],
+                    [examples[i].id for i in batch],
+                    spec,
+                    stop,
+                    prefix,
+                    json_stop,
+                    repeat,
+                )
             latency = time.perf_counter() - batch_start
             outputs = [replace(o, latency_s=latency) for o in outputs]
             answered.update(zip(batch, outputs))
             if not repeat:
-                cache.put_batch(key, batch[0], {"indices": batch, "outputs": [o.__dict__ for o in outputs],
-                                                "wall_s": latency})
+                cache.put_batch(
+                    key, batch[0], {"indices": batch, "outputs": [o.__dict__ for o in outputs], "wall_s": latency}
+                )
             bar.advance(len(batch))
     outputs = [answered[i] for i in range(len(prompts))]
     wall = earlier_wall + time.perf_counter() - started
     if repeat:
-        return SplitOutputs(outputs, prompt_hashes, wall, False, f"{key}/repeat-{repeat}", selections, selection_s,
-                            prefix_tokens)
+        return SplitOutputs(
+            outputs, prompt_hashes, wall, False, f"{key}/repeat-{repeat}", selections, selection_s, prefix_tokens
+        )
     cache.put(key, {"outputs": [o.__dict__ for o in outputs], "wall_s": wall, "n": len(outputs)})
     return SplitOutputs(outputs, prompt_hashes, wall, False, key, selections, selection_s, prefix_tokens)
 
 
-def _score_labels(backend: Backend, prompts: list[str], completions: list[str], labels: list[str], prefix: str) -> list[ExampleOutput]:
+def _score_labels(
+    backend: Backend, prompts: list[str], completions: list[str], labels: list[str], prefix: str
+) -> list[ExampleOutput]:
     outputs = []
     for result in backend.score_choices([ScoreRequest(p, completions, prefix=prefix) for p in prompts]):
         best = max(range(len(labels)), key=lambda j: (result.logprobs[j], -j))  # ties: label order
-        outputs.append(ExampleOutput(
-            output=labels[best],
-            prompt_tokens=result.prompt_tokens,
-            completion_tokens=result.token_counts[best],
-            label_logprobs=dict(zip(labels, result.logprobs)),
-            label_token_counts=dict(zip(labels, result.token_counts)),
-        ))
+        outputs.append(
+            ExampleOutput(
+                output=labels[best],
+                prompt_tokens=result.prompt_tokens,
+                completion_tokens=result.token_counts[best],
+                label_logprobs=dict(zip(labels, result.logprobs)),
+                label_token_counts=dict(zip(labels, result.token_counts)),
+            )
+        )
     return outputs
 
 
-def _generate(backend: Backend, prompts: list[str], ids: list[str], spec: TaskSpec, stop: list[str], prefix: str,
-              json_stop: bool, repeat: int = 0) -> list[ExampleOutput]:
+def _generate(
+    backend: Backend,
+    prompts: list[str],
+    ids: list[str],
+    spec: TaskSpec,
+    stop: list[str],
+    prefix: str,
+    json_stop: bool,
+    repeat: int = 0,
+) -> list[ExampleOutput]:
     gen = spec.generation
     requests = [
-        GenerateRequest(p, gen.max_new_tokens, stop, prefix=prefix, stop_at_json_end=json_stop,
-                        temperature=gen.temperature, top_p=gen.top_p, seed=sample_seed(gen.seed, example_id, s, repeat))
+        GenerateRequest(
+            p,
+            gen.max_new_tokens,
+            stop,
+            prefix=prefix,
+            stop_at_json_end=json_stop,
+            temperature=gen.temperature,
+            top_p=gen.top_p,
+            seed=sample_seed(gen.seed, example_id, s, repeat),
+        )
         for p, example_id in zip(prompts, ids)
         for s in range(gen.samples)
     ]
@@ -177,12 +214,14 @@ def _generate(backend: Backend, prompts: list[str], ids: list[str], spec: TaskSp
     outputs = []
     for j in range(len(prompts)):
         mine = generated[j * gen.samples : (j + 1) * gen.samples]
-        outputs.append(ExampleOutput(
-            output=mine[0].text,
-            prompt_tokens=mine[0].prompt_tokens,
-            completion_tokens=round(sum(g.completion_tokens for g in mine) / len(mine)),
-            samples=[g.text for g in mine] if gen.samples > 1 else None,
-        ))
+        outputs.append(
+            ExampleOutput(
+                output=mine[0].text,
+                prompt_tokens=mine[0].prompt_tokens,
+                completion_tokens=round(sum(g.completion_tokens for g in mine) / len(mine)),
+                samples=[g.text for g in mine] if gen.samples > 1 else None,
+            )
+        )
     return outputs
 
 
@@ -229,8 +268,11 @@ def measure_token_times(backend: Backend, formatter: Formatter, spec: TaskSpec, 
     per_prompt, per_completion, per_call = [], [], []
     for _ in range(PROBE_REPEATS):
         (small_s, small_tokens), (large_s, large_tokens) = prefill(prompts[:half]), prefill(prompts)
-        rate = max(0.0, large_s - small_s) / max(1, large_tokens - small_tokens) if large_tokens > small_tokens \
+        rate = (
+            max(0.0, large_s - small_s) / max(1, large_tokens - small_tokens)
+            if large_tokens > small_tokens
             else large_s / max(1, large_tokens)
+        )
         per_prompt.append(rate)
         per_call.append(max(0.0, large_s - rate * large_tokens))  # what a backend call costs whatever its size
         if not loglik:
@@ -247,6 +289,12 @@ def measure_token_times(backend: Backend, formatter: Formatter, spec: TaskSpec, 
     typical = sum(len(p) for p in prompts) / max(1, len(prompts)) / 4  # ~4 characters a token, for weighting only
     calls = [p * typical + c * 10 for p, c in zip(per_prompt, per_completion)]
     middle = med_p * typical + med_c * 10
-    return TokenTimes(prompt_s_per_token=med_p, completion_s_per_token=med_c, call_s=median(per_call),
-                      probe_prompts=len(prompts), repeats=PROBE_REPEATS,
-                      noise=(max(calls) - min(calls)) / middle if middle > 0 else 0.0, mode="loglik" if loglik else "generate")
+    return TokenTimes(
+        prompt_s_per_token=med_p,
+        completion_s_per_token=med_c,
+        call_s=median(per_call),
+        probe_prompts=len(prompts),
+        repeats=PROBE_REPEATS,
+        noise=(max(calls) - min(calls)) / middle if middle > 0 else 0.0,
+        mode="loglik" if loglik else "generate",
+    )

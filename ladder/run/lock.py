@@ -14,9 +14,9 @@ import fcntl
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ladder.errors import LadderError
 
@@ -42,11 +42,16 @@ def store_lock(home: Path, say: Callable[[str], None] | None = None) -> Iterator
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             if say:
-                say(f"waiting: {_holder(fd)} is using {home} (one assessment at a time per store; "
-                    "set LADDER_HOME to use another)")
+                say(
+                    f"waiting: {_holder(fd)} is using {home} (one assessment at a time per store; "
+                    "set LADDER_HOME to use another)"
+                )
             fcntl.flock(fd, fcntl.LOCK_EX)
-        me = {"pid": os.getpid(), "command": " ".join(["ladder", *sys.argv[1:3]]),
-              "since": _dt.datetime.now().isoformat(timespec="seconds")}
+        me = {
+            "pid": os.getpid(),
+            "command": " ".join(["ladder", *sys.argv[1:3]]),
+            "since": _dt.datetime.now().isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
         yield

@@ -11,8 +11,8 @@ The resolution is appended to the run record (nothing earlier is changed) and pr
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ladder.errors import LadderError
 from ladder.record import AssessmentRun, Resolution, RungResult, load_run, save_run
@@ -33,8 +33,14 @@ def _inconclusive(run: AssessmentRun, name: str | None, source: str) -> RungResu
     return pending[-1]
 
 
-def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, alpha: float | None = None,
-            backend_name: str | None = None, progress: Callable[[str], None] | None = None) -> Resolution:
+def resolve(
+    run_dir: Path,
+    rung: str | None = None,
+    budget: int | None = None,
+    alpha: float | None = None,
+    backend_name: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Resolution:
     from ladder.backends import create_backend
     from ladder.data.splits import load_task_data
     from ladder.metrics import scorers
@@ -62,8 +68,10 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
     task = load_task(run.task_path)
     data = load_task_data(task)
     if data.splits.hashes.get("dev") != run.data_hashes.get("dev"):
-        raise LadderError(f"{task.path}: the dev data changed since run {run.run_id}: resolve pairs the same examples; "
-                          "run the assessment again")
+        raise LadderError(
+            f"{task.path}: the dev data changed since run {run.run_id}: resolve pairs the same examples; "
+            "run the assessment again"
+        )
     metric, threshold = run.target.metric, run.target.threshold
     measured = [e for e in result.examples if e.split == "dev"]
     done = {e.id for e in measured}
@@ -74,8 +82,10 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
     scores = [e.scores[metric] for e in measured]
     decision = decide_sequentially(scores, threshold, alpha)
     if decision.verdict == "undecided" and not further:
-        raise LadderError(f"{run_dir}: no further dev examples: the run measured all {len(measured)} of the task's dev "
-                          "split and the task has no data.reserve (add one: labelled examples no split has)")
+        raise LadderError(
+            f"{run_dir}: no further dev examples: the run measured all {len(measured)} of the task's dev "
+            "split and the task has no data.reserve (add one: labelled examples no split has)"
+        )
     added: dict[str, float] = {}
     reserve_ids = {ex.id for ex in data.reserve}
     if decision.verdict == "undecided":
@@ -83,13 +93,30 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
         spec = task.spec
         name = backend_name or run.model.backend
         where = {"base_url": run.model.base_url} if name == "openai" and run.model.base_url else {}  # the run's server
-        backend = create_backend(name, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
-                                 labels=spec.output.labels, serving=spec.serving, **where)
+        backend = create_backend(
+            name,
+            spec.model,
+            base_dir=task.path.parent,
+            batch_size=spec.generation.batch_size,
+            labels=spec.output.labels,
+            serving=spec.serving,
+            **where,
+        )
         try:
             formatter = backend.formatter(spec.prompt.format)
             cache = ResultCache(result_cache_dir())
-            ctx = build_context(task, data.splits.train, data.splits.dev, backend, cache, say, work_dir=run_dir,
-                                corpus=data.corpus, unlabeled=data.unlabeled, preferences=data.preferences)
+            ctx = build_context(
+                task,
+                data.splits.train,
+                data.splits.dev,
+                backend,
+                cache,
+                say,
+                work_dir=run_dir,
+                corpus=data.corpus,
+                unlabeled=data.unlabeled,
+                preferences=data.preferences,
+            )
             candidate = build_candidate(rung_spec, ctx)
             metrics = {metric: scorers(spec)[metric]}
             for first in range(0, len(further), CHUNK):
@@ -109,10 +136,20 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
         added = dict(list(added.items())[: max(0, decision.n - len(measured))])
     from_reserve = sum(1 for i in added if i in reserve_ids)
     sources = {"dev beyond --limit": len(added) - from_reserve, "data.reserve": from_reserve}
-    resolution = Resolution(rung=result.name, metric=metric, threshold=threshold, verdict=decision.verdict,
-                            n=decision.n, measured=len(measured), low=decision.low, high=decision.high, alpha=alpha,
-                            scores=added, sources={k: v for k, v in sources.items() if v},
-                            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    resolution = Resolution(
+        rung=result.name,
+        metric=metric,
+        threshold=threshold,
+        verdict=decision.verdict,
+        n=decision.n,
+        measured=len(measured),
+        low=decision.low,
+        high=decision.high,
+        alpha=alpha,
+        scores=added,
+        sources={k: v for k, v in sources.items() if v},
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    )
     run = load_run(record_path)  # as it is now: append, change nothing else
     run.resolutions.append(resolution)
     save_run(run, record_path)
@@ -120,10 +157,15 @@ def resolve(run_dir: Path, rung: str | None = None, budget: int | None = None, a
 
 
 def resolution_line(r: Resolution) -> str:
-    what = {"meets": f"meets the target {r.threshold:.3f}", "gap": f"is below the target {r.threshold:.3f}",
-            "undecided": f"is still undecided against the target {r.threshold:.3f}"}[r.verdict]
+    what = {
+        "meets": f"meets the target {r.threshold:.3f}",
+        "gap": f"is below the target {r.threshold:.3f}",
+        "undecided": f"is still undecided against the target {r.threshold:.3f}",
+    }[r.verdict]
     extra = r.n - r.measured
-    return (f"{r.rung} {what}: confidence sequence {interval_text(r.low, r.high)} after {r.n} dev examples "
-            f"({r.measured} from the run, {extra} more" + (f": {', '.join(f'{v} {k}' for k, v in r.sources.items())}"
-                                                           if r.sources else "") +
-            f"); anytime-valid at alpha {r.alpha} (checked after every example)")
+    return (
+        f"{r.rung} {what}: confidence sequence {interval_text(r.low, r.high)} after {r.n} dev examples "
+        f"({r.measured} from the run, {extra} more"
+        + (f": {', '.join(f'{v} {k}' for k, v in r.sources.items())}" if r.sources else "")
+        + f"); anytime-valid at alpha {r.alpha} (checked after every example)"
+    )

@@ -20,12 +20,19 @@ def sequential_dev(measure, dev, metric: str, threshold: float, alpha: float, sa
         records += chunk
         decision = decide_sequentially([r.scores[metric] for r in records], threshold, alpha)
         if decision.verdict != "undecided":
-            say(f"[{name}] dev: the confidence sequence decided ({decision.verdict}) after {decision.n} of {len(dev)} "
-                "examples")
+            say(
+                f"[{name}] dev: the confidence sequence decided ({decision.verdict}) after {decision.n} of {len(dev)} "
+                "examples"
+            )
             break
     merged = SplitOutputs(
-        outputs=[o for p in parts for o in p.outputs], prompt_hashes=[h for p in parts for h in p.prompt_hashes],
-        wall_s=sum(p.wall_s for p in parts), cached=all(p.cached for p in parts), key="+".join(p.key for p in parts),
-        selections=[x for p in parts for x in p.selections], selection_s=sum(p.selection_s for p in parts),
-        prefix_tokens=min((p.prefix_tokens for p in parts), default=0))
+        outputs=[o for p in parts for o in p.outputs],
+        prompt_hashes=[h for p in parts for h in p.prompt_hashes],
+        wall_s=sum(p.wall_s for p in parts),
+        cached=all(p.cached for p in parts),
+        key="+".join(p.key for p in parts),
+        selections=[x for p in parts for x in p.selections],
+        selection_s=sum(p.selection_s for p in parts),
+        prefix_tokens=min((p.prefix_tokens for p in parts), default=0),
+    )
     return merged, records, decision

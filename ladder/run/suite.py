@@ -27,7 +27,9 @@ class GateSpec(_Strict):
     margin: float = Field(default=0.0, ge=0, lt=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     backend: str = "transformers"
-    repeats: int = Field(default=1, ge=1, description="evaluations of every example (the noise floor; see assess --repeats)")
+    repeats: int = Field(
+        default=1, ge=1, description="evaluations of every example (the noise floor; see assess --repeats)"
+    )
 
 
 class GateSuite(_Strict):
@@ -48,8 +50,9 @@ def load_suite(path: str | Path) -> tuple[GateSuite, Path]:
         raise ValidationFailed(validation_problems(exc, str(path))) from None
 
 
-def run_suite(path: str | Path, out_root: Path, progress=None,
-              on_inconclusive=None) -> list[tuple[GateSpec, GateResult]]:
+def run_suite(
+    path: str | Path, out_root: Path, progress=None, on_inconclusive=None
+) -> list[tuple[GateSpec, GateResult]]:
     from ladder.run.assess import assess
     from ladder.spec import load_task
 
@@ -60,9 +63,30 @@ def run_suite(path: str | Path, out_root: Path, progress=None,
         baseline = load_baseline(baseline_path)
         if progress:
             progress(f"[gate {spec.name}] assess {spec.task} --rungs {spec.rung} --limit {spec.limit}")
-        run, _ = assess(load_task(base / spec.task), backend=spec.backend, rungs=[spec.rung], limit=spec.limit,
-                        out_dir=out_root / spec.name, progress=progress, exhaustive=True, repeats=spec.repeats)
-        results.append((spec, gate(run, baseline, spec.rung, spec.metrics, spec.margin, spec.alpha,
-                                   source=str(out_root / spec.name), baseline_source=str(baseline_path),
-                                   on_inconclusive=on_inconclusive)))
+        run, _ = assess(
+            load_task(base / spec.task),
+            backend=spec.backend,
+            rungs=[spec.rung],
+            limit=spec.limit,
+            out_dir=out_root / spec.name,
+            progress=progress,
+            exhaustive=True,
+            repeats=spec.repeats,
+        )
+        results.append(
+            (
+                spec,
+                gate(
+                    run,
+                    baseline,
+                    spec.rung,
+                    spec.metrics,
+                    spec.margin,
+                    spec.alpha,
+                    source=str(out_root / spec.name),
+                    baseline_source=str(baseline_path),
+                    on_inconclusive=on_inconclusive,
+                ),
+            )
+        )
     return results

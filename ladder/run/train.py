@@ -4,10 +4,10 @@ artifact stays in the training store, where a later ``ladder assess`` finds and 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ladder.data.splits import load_task_data
 from ladder.errors import LadderError
@@ -34,8 +34,10 @@ def train(task_path: str | Path, rung_name: str, say: Callable[[str], None] = la
     world = int(os.environ.get("WORLD_SIZE", "1"))
     learns_from_answers = rung.type in ("distill", "preference")
     if world > 1 and learns_from_answers:
-        raise LadderError(f"--rung: {rung_name!r} is a {rung.type} rung: it first needs another rung's answers, which "
-                          "one process makes; train it without torchrun")
+        raise LadderError(
+            f"--rung: {rung_name!r} is a {rung.type} rung: it first needs another rung's answers, which "
+            "one process makes; train it without torchrun"
+        )
     device = _join_process_group() if world > 1 else None
     with ExitStack() as stack:
         backend = None
@@ -46,17 +48,33 @@ def train(task_path: str | Path, rung_name: str, say: Callable[[str], None] = la
             from ladder.run.datacheck import untrainable
 
             spec = task.spec
-            backend = stack.enter_context(open_backend(
-                spec.serving.backend, spec.model, base_dir=task.path.parent, batch_size=spec.generation.batch_size,
-                labels=spec.output.labels, serving=spec.serving))
+            backend = stack.enter_context(
+                open_backend(
+                    spec.serving.backend,
+                    spec.model,
+                    base_dir=task.path.parent,
+                    batch_size=spec.generation.batch_size,
+                    labels=spec.output.labels,
+                    serving=spec.serving,
+                )
+            )
             formatter = backend.formatter(spec.prompt.format)
             cannot_train = untrainable(spec, [rung], data.splits.train, formatter, backend.count_tokens)
             if cannot_train:  # before the teacher's answers or the model's mistakes are made
                 raise LadderError(f"{shown_path(task.path)}: {cannot_train}")
         from ladder.run.context import build_context
 
-        ctx = build_context(task, data.splits.train, data.splits.dev, backend, say=say, corpus=data.corpus,
-                            device=device, unlabeled=data.unlabeled, preferences=data.preferences)
+        ctx = build_context(
+            task,
+            data.splits.train,
+            data.splits.dev,
+            backend,
+            say=say,
+            corpus=data.corpus,
+            device=device,
+            unlabeled=data.unlabeled,
+            preferences=data.preferences,
+        )
         candidate = build_candidate(rung, ctx)  # no run folder: the artifact stays in the training store
     if world > 1:  # every rank is done before any leaves (rank 0 wrote the artifact)
         import torch.distributed as dist

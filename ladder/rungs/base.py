@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from ladder.backends.base import Artifact, Message
 from ladder.data.splits import Example
@@ -64,7 +65,7 @@ class BuildContext:
     train: list[Example]
     dev: list[Example]
     work_dir: Path | None = None
-    corpus: "Corpus | None" = None
+    corpus: Corpus | None = None
     count_tokens: Callable[[str], int] = lambda text: len(text.split())
     task_dir: Path | None = None
     device: str | None = None
@@ -72,18 +73,18 @@ class BuildContext:
     # deliberate interruption (raise KeyboardInterrupt) at a chosen step
     on_train_step: Callable[[str, object], None] | None = None
     unlabeled: list[Example] = field(default_factory=list)
-    preferences: "list[PreferenceRow]" = field(default_factory=list)
+    preferences: list[PreferenceRow] = field(default_factory=list)
     # (candidate, examples, teacher_model, teacher_url) -> the candidate's outputs on those inputs (never test)
-    answer: "Callable[[Candidate, list[Example], str | None, str | None], SplitOutputs] | None" = None
+    answer: Callable[[Candidate, list[Example], str | None, str | None], SplitOutputs] | None = None
     # (candidate, dev examples) -> the target metric's mean, through the assessment's eval step and backend
-    measure: "Callable[[Candidate, list[Example]], float] | None" = None
+    measure: Callable[[Candidate, list[Example]], float] | None = None
     # () -> the task's base model for training (backends/hf/model.HFModel), called once
-    load_base: "Callable[[], BaseModel] | None" = None
+    load_base: Callable[[], BaseModel] | None = None
     # (rung spec, context) -> its candidate: how a rung gets another rung's candidate (``rungs.build_candidate``)
-    build: "Callable[[object, BuildContext], Candidate] | None" = None
+    build: Callable[[object, BuildContext], Candidate] | None = None
     _shared: dict = field(default_factory=dict, repr=False)
 
-    def embedder(self) -> "Embedder":
+    def embedder(self) -> Embedder:
         if "embedder" not in self._shared:
             from ladder.data.corpus import resolve_embedder
             from ladder.retrieval.embedder import Embedder
@@ -92,7 +93,7 @@ class BuildContext:
             self._shared["embedder"] = Embedder(ref)
         return self._shared["embedder"]
 
-    def candidate(self, name: str) -> "Candidate":
+    def candidate(self, name: str) -> Candidate:
         """The candidate of the task's rung ``name``: the one this assessment built, else built now (a trained
         rung's finished training is reused from the store)."""
         built = self._shared.setdefault("candidates", {})
@@ -102,40 +103,49 @@ class BuildContext:
             if self.build is None:
                 from ladder.errors import LadderError
 
-                raise LadderError(f"a rung needs the candidate of {name!r}, and nothing builds rungs here "
-                                  "(run it through `ladder assess` or `ladder train`)")
+                raise LadderError(
+                    f"a rung needs the candidate of {name!r}, and nothing builds rungs here "
+                    "(run it through `ladder assess` or `ladder train`)"
+                )
             rung = next(r for r in self.spec.rungs if rung_name(r) == name)
             built[name] = self.build(rung, self)
         return built[name]
 
-    def remember(self, candidate: "Candidate") -> None:
+    def remember(self, candidate: Candidate) -> None:
         self._shared.setdefault("candidates", {})[candidate.rung] = candidate
 
-    def answers(self, candidate: "Candidate", examples: list[Example], model: str | None = None,
-                url: str | None = None) -> "SplitOutputs":
+    def answers(
+        self, candidate: Candidate, examples: list[Example], model: str | None = None, url: str | None = None
+    ) -> SplitOutputs:
         if self.answer is None:
             from ladder.errors import LadderError
 
-            raise LadderError(f"rung needs the answers of {candidate.rung!r}, but nothing serves models here "
-                              "(run it through `ladder assess`)")
+            raise LadderError(
+                f"rung needs the answers of {candidate.rung!r}, but nothing serves models here "
+                "(run it through `ladder assess`)"
+            )
         return self.answer(candidate, examples, model, url)
 
-    def measure_dev(self, candidate: "Candidate", examples: list[Example]) -> float:
+    def measure_dev(self, candidate: Candidate, examples: list[Example]) -> float:
         if self.measure is None:
             from ladder.errors import LadderError
 
-            raise LadderError(f"rung {candidate.rung!r}: early_stopping: dev_metric measures dev through the "
-                              "assessment's backend, and nothing serves models here (run it through `ladder assess` "
-                              "or `ladder train`)")
+            raise LadderError(
+                f"rung {candidate.rung!r}: early_stopping: dev_metric measures dev through the "
+                "assessment's backend, and nothing serves models here (run it through `ladder assess` "
+                "or `ladder train`)"
+            )
         return self.measure(candidate, examples)
 
-    def base_model(self) -> "BaseModel":
+    def base_model(self) -> BaseModel:
         if "base_model" not in self._shared:
             if self.load_base is None:
                 from ladder.errors import LadderError
 
-                raise LadderError("a trained rung needs the task's base model, and nothing loads models here "
-                                  "(run it through `ladder assess` or `ladder train`)")
+                raise LadderError(
+                    "a trained rung needs the task's base model, and nothing loads models here "
+                    "(run it through `ladder assess` or `ladder train`)"
+                )
             self._shared["base_model"] = self.load_base()
         return self._shared["base_model"]
 
@@ -144,7 +154,7 @@ class BuildContext:
 
         return pick_device(self.device)
 
-    def retriever(self) -> "Retriever":
+    def retriever(self) -> Retriever:
         if "retriever" not in self._shared:
             from ladder.retrieval.retriever import load_or_build
 

@@ -39,9 +39,11 @@ def teacher_answers(rung: DistillRungSpec, ctx: BuildContext):
         if rung.filter == "none" or not labelled or right:
             kept.append((ex, out.output))
     if not kept:
-        raise LadderError(f"rungs[{rung_name(rung)}]: the teacher {rung.teacher!r} answered none of the "
-                          f"{len(ctx.train)} train inputs correctly, so filter: correct keeps nothing to learn "
-                          "(give data.unlabeled inputs, a better teacher, or filter: none)")
+        raise LadderError(
+            f"rungs[{rung_name(rung)}]: the teacher {rung.teacher!r} answered none of the "
+            f"{len(ctx.train)} train inputs correctly, so filter: correct keeps nothing to learn "
+            "(give data.unlabeled inputs, a better teacher, or filter: none)"
+        )
     n = len(outputs.outputs)
     info = {
         "rung": rung.teacher,

@@ -10,7 +10,7 @@ Each rung has its own random stream (seed + rung name).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ladder.errors import LadderError
 from ladder.rungs.base import BuildContext, Candidate, Demo, Selection, rng_for

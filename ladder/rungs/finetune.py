@@ -109,8 +109,10 @@ def encode_supervised(rung, ctx: BuildContext, answers: list[tuple[Example, str]
     train_set, truncated = encode_examples(train_pairs, hf.encode, hf.encode_continuation, max_len)
     if train_set and truncated == len(train_set):
         shortest = min(len(hf.encode(p)) + len(hf.encode_continuation(a)) for p, a in train_pairs)
-        raise LadderError(f"rungs[{name}].train.max_seq_len: {max_len} is shorter than every training example "
-                          f"(the shortest, instruction + input + answer, is {shortest} tokens)")
+        raise LadderError(
+            f"rungs[{name}].train.max_seq_len: {max_len} is shorter than every training example "
+            f"(the shortest, instruction + input + answer, is {shortest} tokens)"
+        )
     dev_set, _ = encode_examples(dev_pairs, hf.encode, hf.encode_continuation, max_len)
     return TrainingData(train_set, dev_set, {"train": train_pairs, "dev": dev_pairs}, truncated=truncated)
 
@@ -164,8 +166,9 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     if quantized:
         from peft import prepare_model_for_kbit_training
 
-        model = prepare_model_for_kbit_training(hf.load_4bit(device, f"rung {name!r}"),
-                                                use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(
+            hf.load_4bit(device, f"rung {name!r}"), use_gradient_checkpointing=False
+        )
     else:
         # fp32 master weights on CUDA too (the loop runs the forward pass under bf16 autocast there)
         model = hf.load(torch.float32, device)
@@ -193,13 +196,28 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
         for entry, values in prepare(model, data.train, data.dev, hf.pad_id, device).items():
             data.info[entry] = {**data.info.get(entry, {}), **values}
     on_step = (lambda state: ctx.on_train_step(name, state)) if ctx.on_train_step else None
-    config = TrainConfig(rung.train, spec.seed, name, work, hf.pad_id, objective=objective, truncated=data.truncated,
-                         dev_metric=metric, on_step=on_step)
+    config = TrainConfig(
+        rung.train,
+        spec.seed,
+        name,
+        work,
+        hf.pad_id,
+        objective=objective,
+        truncated=data.truncated,
+        dev_metric=metric,
+        on_step=on_step,
+    )
     outcome = train_loop(model, data.train, data.dev, config)
     trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
-    result = {**outcome_dict(outcome), "train_examples": len(data.train), "trainable_params": trainable,
-              "objective": objective.name, "data_s": data.data_s, "template_sha256": template_fingerprint(formatter),
-              **data.info}
+    result = {
+        **outcome_dict(outcome),
+        "train_examples": len(data.train),
+        "trainable_params": trainable,
+        "objective": objective.name,
+        "data_s": data.data_s,
+        "template_sha256": template_fingerprint(formatter),
+        **data.info,
+    }
     if distributed()[0] != 0:  # rank 0 saves; the others only trained
         return Trained(result, Artifact("model", work, "", 0), work, len(data.train), trainable, False)
     artifact = _save_artifact(model, rung, hf, work)
@@ -208,8 +226,14 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
 
 
 def _artifact_json(artifact: Artifact) -> dict:
-    return {"kind": artifact.kind, "folder": artifact.path.name, "sha256": artifact.sha256, "bytes": artifact.bytes,
-            "rank": artifact.rank, "quantized": artifact.quantized}
+    return {
+        "kind": artifact.kind,
+        "folder": artifact.path.name,
+        "sha256": artifact.sha256,
+        "bytes": artifact.bytes,
+        "rank": artifact.rank,
+        "quantized": artifact.quantized,
+    }
 
 
 def _finished(work: Path) -> Trained | None:
@@ -242,8 +266,9 @@ def _save_artifact(model, rung, hf, work: Path) -> Artifact:
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
     rank = _adapter_rank(folder) if lora else None
-    return Artifact("adapter" if lora else "model", folder, digest, size, rank,
-                    lora and getattr(rung, "quantize", "none") != "none")
+    return Artifact(
+        "adapter" if lora else "model", folder, digest, size, rank, lora and getattr(rung, "quantize", "none") != "none"
+    )
 
 
 def _adapter_rank(folder: Path) -> int:
@@ -315,8 +340,15 @@ def finetune(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | None
         "reused": trained.reused,
     }
     settings = rung.model_dump(mode="json", exclude={"type", "name"})
-    return Candidate(name, rung.type, spec.prompt.instruction, spec.prompt.input_template, settings=settings,
-                     artifact=artifact, training=training)
+    return Candidate(
+        name,
+        rung.type,
+        spec.prompt.instruction,
+        spec.prompt.input_template,
+        settings=settings,
+        artifact=artifact,
+        training=training,
+    )
 
 
 def build_lora(rung: LoraRungSpec, ctx: BuildContext) -> Candidate:

@@ -61,8 +61,9 @@ class DPO:
 
         from ladder.rungs.train import TrainExample, answer_logits, collate
 
-        rows = ([TrainExample(p.prompt + p.chosen, len(p.prompt)) for p in pairs]
-                + [TrainExample(p.prompt + p.rejected, len(p.prompt)) for p in pairs])
+        rows = [TrainExample(p.prompt + p.chosen, len(p.prompt)) for p in pairs] + [
+            TrainExample(p.prompt + p.rejected, len(p.prompt)) for p in pairs
+        ]
         ids, mask, labels = collate(rows, pad_id, device)
         logits, targets, where = answer_logits(model, ids, mask, labels)
         token_logps = -torch.nn.functional.cross_entropy(logits, targets, reduction="none")
@@ -70,8 +71,9 @@ class DPO:
         sums = sums.index_add(0, where.nonzero()[:, 0], token_logps)
         return sums, where.sum(dim=1), int(mask.sum())
 
-    def prepare(self, model, train: list[PreferencePair], dev: list[PreferencePair], pad_id: int, device,
-                batch_size: int = 8) -> dict:
+    def prepare(
+        self, model, train: list[PreferencePair], dev: list[PreferencePair], pad_id: int, device, batch_size: int = 8
+    ) -> dict:
         """The reference: the starting weights' log-probabilities of both answers of every pair. Returns, for
         the record, the reference's mean log-ratio log p(chosen) - log p(rejected) on the dev pairs (what
         training should raise)."""
@@ -103,8 +105,11 @@ class DPO:
         per_pair = -torch.nn.functional.logsigmoid(margin)
         if self.sft_weight:
             per_pair = per_pair + self.sft_weight * (-chosen / counts[:n].clamp(min=1))
-        stats = {"reward_accuracy": float((margin > 0).sum()), "reward_margin": float(margin.detach().sum()),
-                 "chosen_logratio": float((chosen - rejected).detach().sum())}
+        stats = {
+            "reward_accuracy": float((margin > 0).sum()),
+            "reward_margin": float(margin.detach().sum()),
+            "chosen_logratio": float((chosen - rejected).detach().sum()),
+        }
         return BatchLoss(per_pair.sum(), tokens, int(counts.sum()), stats)
 
 
@@ -120,14 +125,16 @@ def _encode(hf, formatter, candidate: Candidate, rows, max_len: int) -> tuple[li
         longest = max(len(c), len(r))
         if len(p) + longest > max_len:
             cut += 1
-            p = p[-max(1, max_len - longest):]
+            p = p[-max(1, max_len - longest) :]
             c, r = c[: max_len - 1], r[: max_len - 1]
         pairs.append(PreferencePair(p, c, r))
         texts.append((prompt, c_text, r_text))
     return pairs, texts, cut
 
 
-def own_mistakes(rung: PreferenceRungSpec, ctx: BuildContext, examples) -> tuple[list[tuple[str, str, str]], int, float]:
+def own_mistakes(
+    rung: PreferenceRungSpec, ctx: BuildContext, examples
+) -> tuple[list[tuple[str, str, str]], int, float]:
     """(input, target, the rung's wrong answer) for each example that has one; how many had none; seconds."""
     from ladder.metrics import scorers
 
@@ -162,19 +169,36 @@ def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
         seconds += dev_seconds
         source = str(rung.negatives_from)
     if not train_rows:
-        raise LadderError(f"rungs[{name}]: no preference pairs: {rung.negatives_from!r} answered all "
-                          f"{len(ctx.train)} train inputs correctly, so there is no wrong answer to reject")
+        raise LadderError(
+            f"rungs[{name}]: no preference pairs: {rung.negatives_from!r} answered all "
+            f"{len(ctx.train)} train inputs correctly, so there is no wrong answer to reject"
+        )
     hf = ctx.base_model()
     formatter = hf.formatter(ctx.spec.prompt.format)
     candidate = zero_shot(rung, ctx.spec)
     train_pairs, train_texts, cut = _encode(hf, formatter, candidate, train_rows, rung.train.max_seq_len)
     dev_pairs, dev_texts, _ = _encode(hf, formatter, candidate, dev_rows, rung.train.max_seq_len)
     init = ctx.candidate(rung.init).artifact if rung.init else None
-    info = {"pairs": {"source": source, "train_pairs": len(train_pairs), "dev_pairs": len(dev_pairs),
-                      "skipped": skipped, "seconds": seconds, "beta": rung.beta, "sft_weight": rung.sft_weight,
-                      "init": rung.init}}
-    data = TrainingData(train_pairs, dev_pairs, {"train": train_texts, "dev": dev_texts},
-                        objective=DPO(rung.beta, rung.sft_weight), truncated=cut,
-                        data_s=seconds, info=info,
-                        init_adapter=init.path if init is not None else None)
+    info = {
+        "pairs": {
+            "source": source,
+            "train_pairs": len(train_pairs),
+            "dev_pairs": len(dev_pairs),
+            "skipped": skipped,
+            "seconds": seconds,
+            "beta": rung.beta,
+            "sft_weight": rung.sft_weight,
+            "init": rung.init,
+        }
+    }
+    data = TrainingData(
+        train_pairs,
+        dev_pairs,
+        {"train": train_texts, "dev": dev_texts},
+        objective=DPO(rung.beta, rung.sft_weight),
+        truncated=cut,
+        data_s=seconds,
+        info=info,
+        init_adapter=init.path if init is not None else None,
+    )
     return finetune(rung, ctx, data)

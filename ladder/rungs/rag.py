@@ -62,7 +62,9 @@ def build_rag(rung: RagRungSpec, ctx: BuildContext) -> Candidate:
     def selector(inputs: list[str]) -> list[Selection]:
         hits = retriever.search(inputs, rung.top_k, rung.mode)
         per_input = with_context(picker(inputs)) if picker is not None else [demos] * len(inputs)
-        return [Selection(chosen, fit(found), tuple(h.chunk.id for h in found)) for found, chosen in zip(hits, per_input)]
+        return [
+            Selection(chosen, fit(found), tuple(h.chunk.id for h in found)) for found, chosen in zip(hits, per_input)
+        ]
 
     info = retriever.info
     settings = {

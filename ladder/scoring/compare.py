@@ -7,7 +7,8 @@ Imports no model code.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -24,12 +25,12 @@ if TYPE_CHECKING:
 
 
 def score_examples(
-    split_outputs: "SplitOutputs",
-    examples: list["Example"],
+    split_outputs: SplitOutputs,
+    examples: list[Example],
     metrics: dict[str, Scorer],
     split: str,
     static_demos: tuple,
-    output: "OutputSpec",
+    output: OutputSpec,
 ) -> list[ExampleRecord]:
     """One record per example: its output(s), a score per metric (the mean over samples, if several),
     and how many answers were not of the declared form."""
@@ -77,11 +78,15 @@ def merge_repeats(repeats: list[list[ExampleRecord]]) -> list[ExampleRecord]:
         others = [r[i] for r in rest]
         assert all(o.id == record.id for o in others)
         every = [record.scores] + [o.scores for o in others]
-        merged.append(record.model_copy(update={
-            "scores": {m: sum(s[m] for s in every) / len(every) for m in record.scores},
-            "repeat_outputs": [o.output for o in others],
-            "repeat_scores": [o.scores for o in others],
-        }))
+        merged.append(
+            record.model_copy(
+                update={
+                    "scores": {m: sum(s[m] for s in every) / len(every) for m in record.scores},
+                    "repeat_outputs": [o.output for o in others],
+                    "repeat_scores": [o.scores for o in others],
+                }
+            )
+        )
     return merged
 
 
@@ -111,7 +116,9 @@ def measured_binary(result: SplitResult, metric: str) -> bool:
     return result.metrics[metric].method == "wilson"
 
 
-def _retrieval_scores(records: list[ExampleRecord], examples: list["Example"], k: int | None, seed: int) -> dict[str, Estimate]:
+def _retrieval_scores(
+    records: list[ExampleRecord], examples: list[Example], k: int | None, seed: int
+) -> dict[str, Estimate]:
     """recall@k (the gold document among the top-k chunks' documents) and MRR@k, where the data names it."""
     pairs = [(r, ex) for r, ex in zip(records, examples) if r.retrieved is not None and ex.doc_id is not None]
     if not pairs or not k:
@@ -127,8 +134,8 @@ def _retrieval_scores(records: list[ExampleRecord], examples: list["Example"], k
 
 def summarize_split(
     records: list[ExampleRecord],
-    split_outputs: "SplitOutputs",
-    examples: list["Example"],
+    split_outputs: SplitOutputs,
+    examples: list[Example],
     metrics: dict[str, Scorer],
     seed: int,
     top_k: int | None,
@@ -157,8 +164,9 @@ def summarize_split(
         cache_key=split_outputs.key,
         invalid_share=sum(r.invalid / len(r.samples or [r.output]) for r in records) / n if n else 0.0,
         shared_prefix_tokens=split_outputs.prefix_tokens,
-        scored_tokens_per_call=(sum(sum((o.label_token_counts or {}).values()) for o in split_outputs.outputs) / n
-                                if n else 0.0),
+        scored_tokens_per_call=(
+            sum(sum((o.label_token_counts or {}).values()) for o in split_outputs.outputs) / n if n else 0.0
+        ),
     )
 
 
@@ -171,10 +179,12 @@ def compare_by_id(
         missing = sorted(set(baseline) - set(candidate))
         extra = sorted(set(candidate) - set(baseline))
         detail = "; ".join(
-            part for part in (
+            part
+            for part in (
                 f"{len(missing)} baseline id(s) missing, e.g. {missing[0]!r}" if missing else "",
                 f"{len(extra)} id(s) not in the baseline, e.g. {extra[0]!r}" if extra else "",
-            ) if part
+            )
+            if part
         )
         raise LadderError(f"{metric}: not the same examples as {name!r} ({detail})")
     ids = list(baseline)
@@ -188,8 +198,12 @@ def split_scores(examples: list[ExampleRecord], split: str, metric: str) -> dict
 
 
 def compare_with_earlier(
-    examples: list[ExampleRecord], splits: dict[str, SplitResult], earlier: list[RungResult], metrics: dict[str, Scorer],
-    seed: int, common: bool = False,
+    examples: list[ExampleRecord],
+    splits: dict[str, SplitResult],
+    earlier: list[RungResult],
+    metrics: dict[str, Scorer],
+    seed: int,
+    common: bool = False,
 ) -> dict[str, SplitResult]:
     """The split results with paired comparisons against every earlier rung measured on the same
     examples, every metric, dev and test: the policy reads dev, the report shows both. ``common``

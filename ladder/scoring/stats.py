@@ -78,8 +78,16 @@ def paired(a: list[float], b: list[float], binary: bool, seed: int = 0) -> Paire
     wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
     if n == 0:
         nan = math.nan
-        return PairedComparison(delta=nan, low=nan, high=nan, p_value=1.0, n=0, method="mcnemar" if binary else
-                                "paired-bootstrap", wins=0, losses=0)
+        return PairedComparison(
+            delta=nan,
+            low=nan,
+            high=nan,
+            p_value=1.0,
+            n=0,
+            method="mcnemar" if binary else "paired-bootstrap",
+            wins=0,
+            losses=0,
+        )
     delta = float(diff.mean())
     boot = _bootstrap_diffs(diff, seed)
     low, high = (float(v) for v in np.quantile(boot, [0.025, 0.975]))
@@ -158,8 +166,11 @@ def _log_binomial_pmf(n: int, p: float) -> np.ndarray:
     i = k[1:]
     log_c = np.concatenate([[0.0], np.cumsum(np.log(n - i + 1) - np.log(i))])  # log C(n, k), exact in fp64 to ~1e-9
     with np.errstate(divide="ignore", invalid="ignore"):
-        return log_c + np.where(k > 0, k * math.log(p) if p > 0 else -np.inf, 0.0) + np.where(
-            k < n, (n - k) * math.log1p(-p) if p < 1 else -np.inf, 0.0)
+        return (
+            log_c
+            + np.where(k > 0, k * math.log(p) if p > 0 else -np.inf, 0.0)
+            + np.where(k < n, (n - k) * math.log1p(-p) if p < 1 else -np.inf, 0.0)
+        )
 
 
 def wilson_power(p: float, threshold: float, n: int) -> float:
@@ -177,8 +188,9 @@ def wilson_power(p: float, threshold: float, n: int) -> float:
     return float(pmf[decides].sum())
 
 
-def n_to_decide(mean: float, threshold: float, binary: bool, sd: float, n_now: int, power: float = 0.8,
-                cap: int = 1_000_000) -> int | None:
+def n_to_decide(
+    mean: float, threshold: float, binary: bool, sd: float, n_now: int, power: float = 0.8, cap: int = 1_000_000
+) -> int | None:
     """Examples at which the interval that decides (Wilson for yes/no scores, the normal interval of the mean
     otherwise) lies wholly on one side of ``threshold`` with probability ``power``, if the true mean is ``mean``;
     never fewer than ``n_now`` + 1 (``n_now`` were measured and did not decide). None when the mean sits on the

@@ -9,8 +9,17 @@ from pydantic import BaseModel, ConfigDict
 
 from ladder.defaults import DEFAULT_EMBEDDER, DEFAULT_MODEL  # noqa: F401  (the task model's defaults)
 
-BUILTIN_METRICS = ("accuracy", "exact_match", "token_f1", "json_valid", "json_field_f1", "items_f1", "rouge_l", "chrf",
-                   "numeric_match")
+BUILTIN_METRICS = (
+    "accuracy",
+    "exact_match",
+    "token_f1",
+    "json_valid",
+    "json_field_f1",
+    "items_f1",
+    "rouge_l",
+    "chrf",
+    "numeric_match",
+)
 JSON_METRICS = ("json_valid", "json_field_f1")
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -34,8 +34,6 @@ def shown_path(path: Path) -> str:
         return str(path)
 
 
-
-
 def parse_task(raw: object, source: str) -> TaskSpec:
     """Validate a parsed YAML document; all problems at once, each ``source: field.path: message``."""
     if not isinstance(raw, dict):
@@ -69,8 +67,6 @@ def load_task(path: str | Path) -> TaskFile:
     except UnicodeDecodeError as exc:
         raise ValidationFailed([f"{shown_path(path)}: not UTF-8 text ({exc.reason})"]) from None
     return TaskFile(spec=parse_task(raw, shown_path(path)), path=path.resolve())
-
-
 
 
 def json_schema() -> dict:

@@ -54,7 +54,9 @@ class TrainSpec(Strict):
     epochs: float = Field(default=1.0, gt=0, description="Passes over the train split (ignored when max_steps is set).")
     max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps; overrides epochs.")
     learning_rate: float = Field(default=2e-4, gt=0)
-    warmup_ratio: float = Field(default=0.05, ge=0, lt=1, description="Linear warm-up share of the steps, then linear decay.")
+    warmup_ratio: float = Field(
+        default=0.05, ge=0, lt=1, description="Linear warm-up share of the steps, then linear decay."
+    )
     weight_decay: float = Field(default=0.0, ge=0)
     batch_size: int = Field(default=8, ge=1)
     grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
@@ -102,19 +104,23 @@ class DistillRungSpec(AdapterSettings):
     type: Literal["distill"]
     name: str | None = None
     teacher: str | None = Field(
-        default=None, description="The rung whose answers are learnt, by name: a prompt, fewshot or rag rung listed "
+        default=None,
+        description="The rung whose answers are learnt, by name: a prompt, fewshot or rag rung listed "
         "before this one (default: the last of them).",
     )
     teacher_model: str | None = Field(
-        default=None, description="Another model answers with the teacher rung's prompt: a registry alias or a local "
+        default=None,
+        description="Another model answers with the teacher rung's prompt: a registry alias or a local "
         "Hugging Face folder (served by transformers), instead of the task's model.",
     )
     teacher_url: str | None = Field(
-        default=None, pattern=r"^https?://",
+        default=None,
+        pattern=r"^https?://",
         description="Or an OpenAI-compatible endpoint (up to /v1) serving the teacher model.",
     )
     filter: Literal["none", "correct"] = Field(
-        default="none", description="`none`: learn every teacher answer (context distillation proper). `correct`: where "
+        default="none",
+        description="`none`: learn every teacher answer (context distillation proper). `correct`: where "
         "a target exists (train), keep only the teacher's answers the target metric scores as fully correct (1.0), "
         "which mixes in supervision from the targets; unlabeled inputs keep every answer.",
     )
@@ -128,16 +134,20 @@ class PreferenceRungSpec(AdapterSettings):
     type: Literal["preference"]
     name: str | None = None
     negatives_from: str | None = Field(
-        default=None, description="The rung whose wrong answers on train are the rejected ones, by name (default: the "
+        default=None,
+        description="The rung whose wrong answers on train are the rejected ones, by name (default: the "
         "rung listed just before this one).",
     )
     init: str | None = Field(
-        default=None, description="Start from this lora rung's adapter (by name), which is then also the reference; "
+        default=None,
+        description="Start from this lora rung's adapter (by name), which is then also the reference; "
         "default: a fresh adapter on the base model.",
     )
     beta: float = Field(default=0.1, gt=0, description="DPO's beta: how far from the reference the policy may move.")
     sft_weight: float = Field(
-        default=1.0, ge=0, description="Weight of the chosen answer's mean token loss added to DPO's (RPO); 0 is plain "
+        default=1.0,
+        ge=0,
+        description="Weight of the chosen answer's mean token loss added to DPO's (RPO); 0 is plain "
         "DPO, which can lower the chosen answer's likelihood when the two answers share most tokens.",
     )
     train: TrainSpec = TrainSpec(learning_rate=5e-5)
@@ -180,14 +190,13 @@ TRAINED_RUNGS = tuple(kind.name for kind in RUNG_KINDS if kind.trained)
 ADAPTER_RUNGS = tuple(kind.name for kind in RUNG_KINDS if kind.adapter)
 LEARNING_FROM_RUNGS = tuple(kind.name for kind in RUNG_KINDS if kind.learns_from_rungs)
 RungSpec = Annotated[
-    Union[PromptRungSpec, FewShotRungSpec, RagRungSpec, DistillRungSpec, LoraRungSpec, PreferenceRungSpec,
-          FullRungSpec],
+    Union[
+        PromptRungSpec, FewShotRungSpec, RagRungSpec, DistillRungSpec, LoraRungSpec, PreferenceRungSpec, FullRungSpec
+    ],
     Field(discriminator="type"),
 ]
 TrainedRungSpec = Union[DistillRungSpec, LoraRungSpec, PreferenceRungSpec, FullRungSpec]
 TrainedRungSpec = Union[DistillRungSpec, LoraRungSpec, PreferenceRungSpec, FullRungSpec]
-
-
 
 
 def rung_name(rung) -> str:

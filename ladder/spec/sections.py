@@ -32,10 +32,12 @@ class DataSpec(Strict):
         default=None, description="Field holding a stable example id; without it the id is a hash of the input."
     )
     alternatives_field: str | None = Field(
-        default=None, description="Field holding a list of other acceptable answers (exact_match and token_f1 take the best)."
+        default=None,
+        description="Field holding a list of other acceptable answers (exact_match and token_f1 take the best).",
     )
     doc_id_field: str | None = Field(
-        default=None, description="Field naming the corpus document that answers the example: retrieval is scored on it."
+        default=None,
+        description="Field naming the corpus document that answers the example: retrieval is scored on it.",
     )
     allow_duplicate_inputs: bool = Field(
         default=False,
@@ -43,7 +45,9 @@ class DataSpec(Strict):
         "is an error; true turns it into a warning where duplicates are legitimate.",
     )
     near_duplicate_jaccard: float = Field(
-        default=0.8, gt=0, le=1,
+        default=0.8,
+        gt=0,
+        le=1,
         description="Two inputs whose word-pair sets are at least this similar (Jaccard) are near-duplicates.",
     )
     allow_conflicting_targets: bool = Field(
@@ -51,15 +55,18 @@ class DataSpec(Strict):
         description="The same input (after normalization) with different targets is an error; true makes it a warning.",
     )
     unlabeled: str | None = Field(
-        default=None, description="Inputs without targets (JSONL or CSV: input_field, and id_field where given): the distill "
+        default=None,
+        description="Inputs without targets (JSONL or CSV: input_field, and id_field where given): the distill "
         "rung's teacher answers them too, so the student learns from more than the train split.",
     )
     preferences: str | None = Field(
-        default=None, description="Preference pairs for the preference rung (JSONL or CSV): input_field, `chosen` and "
+        default=None,
+        description="Preference pairs for the preference rung (JSONL or CSV): input_field, `chosen` and "
         "`rejected` answers; used instead of pairs made from the model's own mistakes on train.",
     )
     reserve: str | None = Field(
-        default=None, description="Labelled examples held back for decisions only (JSONL or CSV, the splits' fields): "
+        default=None,
+        description="Labelled examples held back for decisions only (JSONL or CSV, the splits' fields): "
         "`ladder resolve` evaluates them, after any dev examples a run's --limit left out, until an inconclusive "
         "rung is decided. No rung learns from them; none may repeat a train, dev or test input.",
     )
@@ -81,9 +88,11 @@ class CorpusSpec(Strict):
     hnsw_ef_search: int = Field(default=64, ge=1, description="HNSW: candidate list size while searching.")
 
     @model_validator(mode="after")
-    def _overlap_below_size(self) -> "CorpusSpec":
+    def _overlap_below_size(self) -> CorpusSpec:
         if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
         return self
 
 
@@ -92,7 +101,7 @@ class OutputSpec(Strict):
     labels: list[str] | None = Field(default=None, description="The label set; required for kind: label.")
 
     @model_validator(mode="after")
-    def _labels_match_kind(self) -> "OutputSpec":
+    def _labels_match_kind(self) -> OutputSpec:
         if self.kind == "label":
             if not self.labels or len(self.labels) < 2:
                 raise ValueError("kind 'label' needs a `labels` list with at least two labels")
@@ -125,7 +134,8 @@ class MetricSpec(Strict):
         "package (entry-point group `ladder.metrics`).",
     )
     name: str | None = Field(
-        default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$",
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$",
         description="What the record, target.metric and reports call it (default: the metric, with _lenient when "
         "it has an extract step).",
     )
@@ -137,7 +147,7 @@ class MetricSpec(Strict):
     )
 
     @model_validator(mode="after")
-    def _default_name(self) -> "MetricSpec":
+    def _default_name(self) -> MetricSpec:
         if self.name is None:
             self.name = self.metric + ("_lenient" if self.extract is not None else "")
         return self
@@ -191,15 +201,23 @@ class GenerationSpec(Strict):
     temperature: float = Field(
         default=0.0, ge=0.0, le=5.0, description="0 decodes greedily (the default); above 0 samples (generation only)."
     )
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling: keep the smallest token set "
-                         "holding this much probability (with temperature > 0).")
+    top_p: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=1.0,
+        description="Nucleus sampling: keep the smallest token set "
+        "holding this much probability (with temperature > 0).",
+    )
     seed: int = Field(default=0, description="Sampling seed (with temperature > 0): same seed, same samples.")
     samples: int = Field(
-        default=1, ge=1, le=64, description="Samples per example (temperature > 0): the example's score is the mean over them."
+        default=1,
+        ge=1,
+        le=64,
+        description="Samples per example (temperature > 0): the example's score is the mean over them.",
     )
 
     @model_validator(mode="after")
-    def _sampling(self) -> "GenerationSpec":
+    def _sampling(self) -> GenerationSpec:
         if self.samples > 1 and self.temperature == 0:
             raise ValueError(f"samples: {self.samples} needs temperature > 0 (greedy decoding gives one answer)")
         return self
@@ -220,7 +238,9 @@ class PolicySpec(Strict):
         "many dev examples would resolve it.",
     )
     alpha: float = Field(
-        default=0.05, gt=0, lt=0.5,
+        default=0.05,
+        gt=0,
+        lt=0.5,
         description="Significance level of the paired tests (Holm-corrected across the rungs compared): a costlier "
         "rung counts as better only when its improvement is significant.",
     )
@@ -230,14 +250,20 @@ class PolicySpec(Strict):
         "where the paired test on dev says it is significantly better (Holm-corrected).",
     )
     non_inferiority_margin: float = Field(
-        default=0.02, ge=0, le=1,
+        default=0.02,
+        ge=0,
+        le=1,
         description="Reported with the recommendation: whether the chosen rung's paired difference to the best "
         "measured rung is above minus this margin (95% interval). It never passes over a cheaper rung that meets "
         "the target.",
     )
-    power: float = Field(default=0.8, gt=0, lt=1, description="Power for the 'how many examples would it take' estimates.")
+    power: float = Field(
+        default=0.8, gt=0, lt=1, description="Power for the 'how many examples would it take' estimates."
+    )
     resolution: float = Field(
-        default=0.1, gt=0, le=1,
+        default=0.1,
+        gt=0,
+        le=1,
         description="A dev interval wider than ± this is called too small to decide anything, with the n it would need.",
     )
     sequential: bool = Field(
@@ -252,22 +278,29 @@ class CostSpec(Strict):
     """Prices and volume: turn measured time and tokens into money and a break-even volume."""
 
     price_per_hour: float | None = Field(
-        default=None, ge=0,
+        default=None,
+        ge=0,
         description="Price of one hour of the machine that trains and serves (accelerator- or CPU-hour). Without "
         "it (and without token prices) costs are reported in machine-hours.",
     )
     price_per_1k_prompt_tokens: float | None = Field(
-        default=None, ge=0, description="An API-served model: price per 1,000 prompt tokens (then per-call cost is by tokens)."
+        default=None,
+        ge=0,
+        description="An API-served model: price per 1,000 prompt tokens (then per-call cost is by tokens).",
     )
-    price_per_1k_completion_tokens: float | None = Field(default=None, ge=0, description="Price per 1,000 completion tokens.")
+    price_per_1k_completion_tokens: float | None = Field(
+        default=None, ge=0, description="Price per 1,000 completion tokens."
+    )
     calls_per_month: int = Field(default=100_000, ge=0, description="Expected calls per month once deployed.")
     months: float = Field(default=12, gt=0, description="How long the choice is expected to serve (months).")
     currency: str = Field(default="USD", max_length=8)
 
     @model_validator(mode="after")
-    def _token_prices_together(self) -> "CostSpec":
+    def _token_prices_together(self) -> CostSpec:
         if (self.price_per_1k_prompt_tokens is None) != (self.price_per_1k_completion_tokens is None):
             raise ValueError("give both price_per_1k_prompt_tokens and price_per_1k_completion_tokens, or neither")
         if self.price_per_1k_prompt_tokens is not None and self.price_per_hour is None:
-            raise ValueError("token prices price each call; give price_per_hour too, to price the adaptation (training time)")
+            raise ValueError(
+                "token prices price each call; give price_per_hour too, to price the adaptation (training time)"
+            )
         return self

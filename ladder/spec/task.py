@@ -44,7 +44,8 @@ class TaskSpec(Strict):
     data: DataSpec
     output: OutputSpec
     metrics: list[MetricEntry] = Field(
-        min_length=1, description="Every metric is measured and reported; target.metric decides. A name, or a "
+        min_length=1,
+        description="Every metric is measured and reported; target.metric decides. A name, or a "
         "mapping {metric, name, options, extract}.",
     )
     target: TargetSpec
@@ -67,7 +68,7 @@ class TaskSpec(Strict):
     seed: int = 0
 
     @model_validator(mode="after")
-    def _consistent(self, info: ValidationInfo) -> "TaskSpec":
+    def _consistent(self, info: ValidationInfo) -> TaskSpec:
         # a run record's spec was checked when it ran: reading it needs no metric plugin installed
         self._check_metrics(registered=not (info.context or {}).get("record"))
         names = [rung_name(r) for r in self.rungs]
@@ -81,8 +82,14 @@ class TaskSpec(Strict):
         for rung in self.rungs:
             if isinstance(rung, FewShotRungSpec) and rung.selection is None:  # the default fits the output kind
                 rung.selection = "stratified" if self.output.kind == "label" else "random"
-            if isinstance(rung, (FewShotRungSpec, RagRungSpec)) and rung.selection == "stratified" and self.output.kind != "label":
-                raise ValueError(f"rung {rung_name(rung)!r}: selection 'stratified' needs output.kind 'label'; use 'random'")
+            if (
+                isinstance(rung, (FewShotRungSpec, RagRungSpec))
+                and rung.selection == "stratified"
+                and self.output.kind != "label"
+            ):
+                raise ValueError(
+                    f"rung {rung_name(rung)!r}: selection 'stratified' needs output.kind 'label'; use 'random'"
+                )
             if isinstance(rung, RagRungSpec) and self.corpus is None:
                 raise ValueError(f"rung {rung_name(rung)!r}: the rag rung needs a `corpus`")
         for index, rung in enumerate(self.rungs):
@@ -90,13 +97,15 @@ class TaskSpec(Strict):
                 self._resolve_sources(index, rung)
         sampling = self.generation.temperature > 0
         if sampling and self.output.kind == "label" and self.generation.label_scoring == "loglik":
-            raise ValueError("generation.temperature > 0 samples answers, but label_scoring 'loglik' scores every "
-                             "label without decoding: set generation.label_scoring: generate")
+            raise ValueError(
+                "generation.temperature > 0 samples answers, but label_scoring 'loglik' scores every "
+                "label without decoding: set generation.label_scoring: generate"
+            )
         if self.data.doc_id_field and self.corpus is None:
             raise ValueError("data.doc_id_field names corpus documents, but the task has no `corpus`")
         return self
 
-    def _resolve_sources(self, index: int, rung: "DistillRungSpec | PreferenceRungSpec") -> None:
+    def _resolve_sources(self, index: int, rung: DistillRungSpec | PreferenceRungSpec) -> None:
         """The rungs a distill or preference rung learns from, by name, each listed before it; defaults made
         explicit (the record then says which rung taught which)."""
         name = rung_name(rung)
@@ -105,14 +114,17 @@ class TaskSpec(Strict):
             if rung.teacher is None:
                 teachers = [n for n, r in before.items() if r.type in PROMPT_RUNGS]
                 if not teachers:
-                    raise ValueError(f"rung {name!r}: a distill rung needs a teacher: a prompt, fewshot or rag rung "
-                                     "listed before it")
+                    raise ValueError(
+                        f"rung {name!r}: a distill rung needs a teacher: a prompt, fewshot or rag rung listed before it"
+                    )
                 rung.teacher = teachers[-1]
             teacher = before.get(rung.teacher)
             if teacher is None or teacher.type not in PROMPT_RUNGS:
                 what = "is not a rung listed before it" if teacher is None else f"is a {teacher.type} rung"
-                raise ValueError(f"rung {name!r}: teacher {rung.teacher!r} {what}; the teacher is a prompt, fewshot or "
-                                 f"rag rung listed before it ({', '.join(n for n, r in before.items() if r.type in PROMPT_RUNGS) or 'none'})")
+                raise ValueError(
+                    f"rung {name!r}: teacher {rung.teacher!r} {what}; the teacher is a prompt, fewshot or "
+                    f"rag rung listed before it ({', '.join(n for n, r in before.items() if r.type in PROMPT_RUNGS) or 'none'})"
+                )
             return
         if rung.init is not None and (rung.init not in before or before[rung.init].type != "lora"):
             raise ValueError(f"rung {name!r}: init {rung.init!r} is not a lora rung listed before it")
@@ -120,12 +132,16 @@ class TaskSpec(Strict):
             return  # the pairs are given
         if rung.negatives_from is None:
             if not before:
-                raise ValueError(f"rung {name!r}: a preference rung needs rejected answers: a rung listed before it "
-                                 "(whose wrong answers on train are used) or data.preferences")
+                raise ValueError(
+                    f"rung {name!r}: a preference rung needs rejected answers: a rung listed before it "
+                    "(whose wrong answers on train are used) or data.preferences"
+                )
             rung.negatives_from = list(before)[-1]
         if rung.negatives_from not in before:
-            raise ValueError(f"rung {name!r}: negatives_from {rung.negatives_from!r} is not a rung listed before it "
-                             f"({', '.join(before) or 'none'})")
+            raise ValueError(
+                f"rung {name!r}: negatives_from {rung.negatives_from!r} is not a rung listed before it "
+                f"({', '.join(before) or 'none'})"
+            )
 
     @property
     def metric_names(self) -> list[str]:
@@ -147,7 +163,9 @@ class TaskSpec(Strict):
             try:
                 metric_options(metric, entry.options)
             except ValueError as exc:
-                raise ValueError(f"metrics[{i}].{exc}" if str(exc).startswith("options.") else f"metrics[{i}]: {exc}") from None
+                raise ValueError(
+                    f"metrics[{i}].{exc}" if str(exc).startswith("options.") else f"metrics[{i}]: {exc}"
+                ) from None
             if entry.metric in JSON_METRICS and self.output.kind != "json":
                 raise ValueError(f"metric {entry.metric!r} needs output.kind 'json'")
             if entry.extract == "first_label" and self.output.kind != "label":

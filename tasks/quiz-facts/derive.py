@@ -71,7 +71,11 @@ def slug(text: str) -> str:
 
 def rows(quiz: Path, name: str, columns: int) -> list[list[str]]:
     """Rows of a table; the last column keeps any further colons (UCC 3-201 "transfer: right to ...")."""
-    return [line.split(":", columns - 1) for line in (quiz / name).read_text(encoding="latin-1").splitlines() if line.strip()]
+    return [
+        line.split(":", columns - 1)
+        for line in (quiz / name).read_text(encoding="latin-1").splitlines()
+        if line.strip()
+    ]
 
 
 def build(quiz: Path) -> tuple[list[dict], list[dict]]:
@@ -90,30 +94,64 @@ def build(quiz: Path) -> tuple[list[dict], list[dict]]:
                 doc["text"] += " " + doc_text
             return
         docs.append({"id": doc_id, "text": doc_text})
-        questions.append({"id": f"q-{doc_id}", "question": question, "answer": answers[0],
-                          "alternatives": answers[1:], "doc_id": doc_id, "table": table})
+        questions.append(
+            {
+                "id": f"q-{doc_id}",
+                "question": question,
+                "answer": answers[0],
+                "alternatives": answers[1:],
+                "doc_id": doc_id,
+                "table": table,
+            }
+        )
 
     for state, capital, abbr, flower in rows(quiz, "state", 4):
         name, flowers = expand(state)[0], expand(flower)
         if flowers[0] == "gok":  # "God only knows": the table has no flower for this state
             continue
-        add("state", name, f"{name} (postal abbreviation {expand(abbr)[0]}): capital {expand(capital)[0]}; "
-            f"state flower: {flowers[0]}.", f"What is the state flower of {name}?", flower)
+        add(
+            "state",
+            name,
+            f"{name} (postal abbreviation {expand(abbr)[0]}): capital {expand(capital)[0]}; "
+            f"state flower: {flowers[0]}.",
+            f"What is the state flower of {name}?",
+            flower,
+        )
     for section, title in rows(quiz, "ucc", 2):
-        add("ucc", section, f"Uniform Commercial Code section {section}: {expand(title)[0]}.",
-            f"What does section {section} of the Uniform Commercial Code cover?", title)
+        add(
+            "ucc",
+            section,
+            f"Uniform Commercial Code section {section}: {expand(title)[0]}.",
+            f"What does section {section} of the Uniform Commercial Code cover?",
+            title,
+        )
     for individuals, collective in rows(quiz, "collectives", 2):
         who = expand(individuals)
-        add("collectives", who[0], f"A group of {' or '.join(who)} is called a {' or a '.join(expand(collective))}.",
-            f"What is a group of {who[0]} called?", collective)
+        add(
+            "collectives",
+            who[0],
+            f"A group of {' or '.join(who)} is called a {' or a '.join(expand(collective))}.",
+            f"What is a group of {who[0]} called?",
+            collective,
+        )
     for symbol, number, weight, element in rows(quiz, "elements", 4):
         name = expand(element)[0]
-        add("elements", name, f"{name} (chemical symbol {symbol}) has atomic number {number} and atomic weight {weight}.",
-            f"What is the atomic number of {name}?", number)
+        add(
+            "elements",
+            name,
+            f"{name} (chemical symbol {symbol}) has atomic number {number} and atomic weight {weight}.",
+            f"What is the atomic number of {name}?",
+            number,
+        )
     for flower, meaning in rows(quiz, "flowers", 2):
         name = expand(flower)[0]
-        add("flowers", name, f'In the language of flowers, {name} means "{expand(meaning)[0]}".',
-            f"In the language of flowers, what does {name} mean?", meaning)
+        add(
+            "flowers",
+            name,
+            f'In the language of flowers, {name} means "{expand(meaning)[0]}".',
+            f"In the language of flowers, what does {name} mean?",
+            meaning,
+        )
     ids = [d["id"] for d in docs]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     assert not dupes, f"document ids must be unique: {dupes}"

@@ -43,7 +43,9 @@ def main() -> None:
     sdist = args.sdist
     if sdist is None:
         tmp = Path(tempfile.mkdtemp())
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "bigbench==1.0.0", "-d", str(tmp)], check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "bigbench==1.0.0", "-d", str(tmp)], check=True
+        )
         sdist = tmp / "bigbench-1.0.0.tar.gz"
     raw = tarfile.open(sdist).extractfile(MEMBER).read()
     print(f"task.json sha256 {hashlib.sha256(raw).hexdigest()}")

@@ -64,8 +64,22 @@ def main() -> None:
     sdist = args.sdist
     if sdist is None:
         tmp = Path(tempfile.mkdtemp())
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-                        "--no-build-isolation", "usaddress==0.5.16", "-d", str(tmp)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "--no-build-isolation",
+                "usaddress==0.5.16",
+                "-d",
+                str(tmp),
+            ],
+            check=True,
+        )
         sdist = tmp / "usaddress-0.5.16.tar.gz"
     root = ET.fromstring(tarfile.open(sdist).extractfile(MEMBER).read())
     rows, seen, duplicates = [], set(), 0
@@ -80,16 +94,21 @@ def main() -> None:
         seen.add(key)
         rows.append({"id": f"addr-{index:04d}", "address": text, "parsed": canonical(fields)})
     random.Random(SEED).shuffle(rows)
-    splits = {"test": rows[: SIZES["test"]], "dev": rows[SIZES["test"] : SIZES["test"] + SIZES["dev"]],
-              "train": rows[SIZES["test"] + SIZES["dev"] :]}
+    splits = {
+        "test": rows[: SIZES["test"]],
+        "dev": rows[SIZES["test"] : SIZES["test"] + SIZES["dev"]],
+        "train": rows[SIZES["test"] + SIZES["dev"] :],
+    }
     # `ladder check-data` found test addresses equal to a train/dev address but for punctuation and case
     # ("10 S. Dearborn, Chicago" / "10 S Dearborn, Chicago"): near-duplicate leakage, dropped from test.
-    from ladder.data.checks import near_pairs
+    from ladder.data.near import near_pairs
 
     seen_rows = splits["train"] + splits["dev"]
     texts = [r["address"] for r in seen_rows] + [r["address"] for r in splits["test"]]
-    leaked = {b - len(seen_rows) for _a, b, _s in near_pairs(texts, NEAR_DUPLICATE, 0,
-                                                              pairs_of=lambda a, b: a < len(seen_rows) <= b)}
+    leaked = {
+        b - len(seen_rows)
+        for _a, b, _s in near_pairs(texts, NEAR_DUPLICATE, 0, pairs_of=lambda a, b: a < len(seen_rows) <= b)
+    }
     splits["test"] = [r for i, r in enumerate(splits["test"]) if i not in leaked]
     print("near-duplicates of train/dev dropped from test", len(leaked))
     (HERE / "data").mkdir(exist_ok=True)

@@ -32,7 +32,13 @@ def grouped_decode_sdpa(module, query, key, value, attention_mask, dropout=0.0, 
     groups = getattr(module, "num_key_value_groups", 1)
     batch, heads, q_len, dim = query.shape
     mask_ok = attention_mask is None or (attention_mask.dim() == 4 and attention_mask.shape[1] == 1)
-    if groups == 1 or q_len != 1 or not mask_ok or kwargs.get("position_bias") is not None or kwargs.get("cache") is not None:
+    if (
+        groups == 1
+        or q_len != 1
+        or not mask_ok
+        or kwargs.get("position_bias") is not None
+        or kwargs.get("cache") is not None
+    ):
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, is_causal=is_causal, **kwargs
         )

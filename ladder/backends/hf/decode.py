@@ -86,9 +86,15 @@ def supported(model) -> bool:
     """The model's layers can be driven step by step here (ladder's attention function is in place)."""
 
     inner = getattr(model, "model", None)
-    return (getattr(model.config, "_attn_implementation", None) == NAME and inner is not None
-            and hasattr(inner, "layers") and hasattr(inner, "rotary_emb") and hasattr(inner, "embed_tokens")
-            and not getattr(model.config, "sliding_window", None) and not getattr(model, "is_loaded_in_4bit", False))
+    return (
+        getattr(model.config, "_attn_implementation", None) == NAME
+        and inner is not None
+        and hasattr(inner, "layers")
+        and hasattr(inner, "rotary_emb")
+        and hasattr(inner, "embed_tokens")
+        and not getattr(model.config, "sliding_window", None)
+        and not getattr(model, "is_loaded_in_4bit", False)
+    )
 
 
 def head_dim(config) -> int:
@@ -101,7 +107,9 @@ def slots_for(model, n_requests: int, width: int, prefix_len: int, dtype, floor:
     import psutil
 
     config = model.config
-    per_token = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim(config) * torch.finfo(dtype).bits // 8
+    per_token = (
+        2 * config.num_hidden_layers * config.num_key_value_heads * head_dim(config) * torch.finfo(dtype).bits // 8
+    )
     per_row = per_token * (width + prefix_len) + 4 * config.vocab_size * 4  # + one row of fp32 logits, softmaxed
     fit = int(psutil.virtual_memory().available * 0.25 // max(per_row, 1))
     return max(1, min(n_requests, max(floor, min(fit, MAX_SLOTS))))
@@ -122,10 +130,14 @@ def packed_linears(modules):
     batch sizes)."""
     linears = [m for module in modules for m in module.modules() if type(m) is torch.nn.Linear]
     dtypes = {m.weight.dtype for m in linears}
-    usable = (PACK_WEIGHTS and linears and torch.backends.mkldnn.is_available()
-              and all(m.weight.device.type == "cpu" for m in linears)
-              and (dtypes == {torch.float32} or (dtypes == {torch.bfloat16} and cpu_has_native_bf16()))
-              and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+    usable = (
+        PACK_WEIGHTS
+        and linears
+        and torch.backends.mkldnn.is_available()
+        and all(m.weight.device.type == "cpu" for m in linears)
+        and (dtypes == {torch.float32} or (dtypes == {torch.bfloat16} and cpu_has_native_bf16()))
+        and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    )
     if not usable:
         yield
         return
@@ -159,8 +171,9 @@ class Decoder:
             self.prefix = [(layer.keys[0], layer.values[0]) for layer in cache.layers[: len(self.layers)]]  # (kv, P, d)
         self.dtype = next(self.model.parameters()).dtype
         self.blocked = torch.finfo(self.dtype).min  # the mask's value where a token may not look
-        self.cache = SlotCache(len(self.layers), slots, config.num_key_value_heads, self.width, head_dim(config),
-                               self.dtype, self.device)
+        self.cache = SlotCache(
+            len(self.layers), slots, config.num_key_value_heads, self.width, head_dim(config), self.dtype, self.device
+        )
         self.mask = torch.full((slots, 1, 1, self.width), self.blocked, dtype=self.dtype, device=self.device)
         self.active: list[Row | None] = [None] * slots
         self.next_token = torch.zeros(slots, dtype=torch.long, device=self.device)
@@ -170,8 +183,15 @@ class Decoder:
         hidden = self.inner.embed_tokens(tokens)
         embeddings = self.inner.rotary_emb(hidden, position_ids=positions)
         for i, layer in enumerate(self.layers):
-            hidden = layer(hidden, attention_mask=mask, position_embeddings=embeddings, position_ids=positions,
-                           past_key_values=self.cache, use_cache=True, ladder_prefix=self.prefix[i])
+            hidden = layer(
+                hidden,
+                attention_mask=mask,
+                position_embeddings=embeddings,
+                position_ids=positions,
+                past_key_values=self.cache,
+                use_cache=True,
+                ladder_prefix=self.prefix[i],
+            )
         return self.inner.norm(hidden)
 
     # -- prefill: new prompts into free slots, together ---------------------------------------------

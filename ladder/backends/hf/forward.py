@@ -19,8 +19,9 @@ def hidden_states(model, ids: torch.Tensor, mask: torch.Tensor, shared: int) -> 
         layer.keys = layer.keys.expand(ids.shape[0], -1, -1, -1)
         layer.values = layer.values.expand(ids.shape[0], -1, -1, -1)
     positions = torch.arange(shared, ids.shape[1], device=ids.device)[None].expand(ids.shape[0], -1)
-    return decoder(input_ids=ids[:, shared:], attention_mask=mask, past_key_values=cache,
-                   position_ids=positions, use_cache=True).last_hidden_state
+    return decoder(
+        input_ids=ids[:, shared:], attention_mask=mask, past_key_values=cache, position_ids=positions, use_cache=True
+    ).last_hidden_state
 
 
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:

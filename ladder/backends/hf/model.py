@@ -46,7 +46,9 @@ def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
     from ladder import progress
 
     own_bar = gguf_utils.tqdm  # transformers' own tqdm bar for the conversion joins ladder's display instead
-    gguf_utils.tqdm = lambda items, desc="", **_: progress.iterate(items, f"[{gguf.name}] de-quantizing tensors", unit="tensor")
+    gguf_utils.tqdm = lambda items, desc="", **_: progress.iterate(
+        items, f"[{gguf.name}] de-quantizing tensors", unit="tensor"
+    )
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
@@ -137,7 +139,9 @@ class HFModel:
         end = self.tokenizer.eos_token or ""
 
         def apply(messages, add_generation_prompt: bool) -> str:
-            return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+            return self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=add_generation_prompt
+            )
 
         return ChatFormatter(apply, end)
 

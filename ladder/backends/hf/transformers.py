@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import warnings
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -30,12 +30,12 @@ from ladder.backends.base import (
     ScoreRequest,
     artifact_identity,
     finish_generation,
-    json_value_end,
 )
 from ladder.backends.hardware import emulation_warning, pick_device, weights_dtype
 from ladder.backends.hf import decode
 from ladder.backends.hf.attention import NAME as ATTENTION
 from ladder.backends.hf.attention import register as register_attention
+from ladder.backends.hf.batching import JsonObjectClosed, shared_tokens
 from ladder.backends.hf.model import HFModel, load_4bit, resolve_model
 from ladder.backends.models import ModelRef, model_identity
 from ladder.errors import LadderError, MissingDependency
@@ -46,8 +46,14 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 class TransformersBackend:
     name = "transformers"
 
-    def __init__(self, ref: ModelRef, device: str | None = None, dtype: str | None = None, batch_size: int = 8,
-                 hf: HFModel | None = None):
+    def __init__(
+        self,
+        ref: ModelRef,
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_size: int = 8,
+        hf: HFModel | None = None,
+    ):
         self.hf = hf or HFModel(ref)
         self.ref = ref
         self.device = pick_device(device)
@@ -68,7 +74,7 @@ class TransformersBackend:
         self._prefix_caches: OrderedDict[tuple[int, ...], object] = OrderedDict()
 
     @classmethod
-    def from_spec(cls, model: str, base_dir=None, labels=None, **options) -> "TransformersBackend":
+    def from_spec(cls, model: str, base_dir=None, labels=None, **options) -> TransformersBackend:
         return cls(resolve_model(model, base_dir), **options)
 
     # -- loading -------------------------------------------------------------------------------
@@ -99,7 +105,7 @@ class TransformersBackend:
         """The weights go with the object (and its views); nothing else is held."""
         self._model, self._views = None, {}
 
-    def serving(self, artifact: Artifact | None) -> "TransformersBackend":
+    def serving(self, artifact: Artifact | None) -> TransformersBackend:
         """The same backend (tokenizer, device, dtype) over trained weights: an adapter merged into a
         fresh copy of the base (unmerged on a 4-bit base), or a full model folder. The latest view is
         kept, so dev and test share one load; the base model stays as it is for the other rungs."""
@@ -155,14 +161,14 @@ class TransformersBackend:
 
     def _by_shared_prefix(self, requests: Sequence[ScoreRequest | GenerateRequest], items: list[tuple]):
         """Groups ``items`` (``(index, prompt ids, ...)``, one per request) by the requests' declared
-        prefix; yields each group with the tokens its prompts really share (see ``_shared_tokens``)."""
+        prefix; yields each group with the tokens its prompts really share (see ``shared_tokens``)."""
         groups: dict[object, tuple[Prompt, list[tuple]]] = {}
         for request, item in zip(requests, items):
             key = request.prefix if isinstance(request.prefix, str) else tuple(request.prefix)
             groups.setdefault(key, (request.prefix, []))[1].append(item)
         for prefix, members in groups.values():
             encoded = self._encode(prefix) if prefix else []
-            yield _shared_tokens(encoded, [item[1] for item in members]), members
+            yield shared_tokens(encoded, [item[1] for item in members]), members
 
     def score_choices(self, requests: list[ScoreRequest]) -> list[ChoiceScores]:
         results: list[ChoiceScores | None] = [None] * len(requests)
@@ -195,7 +201,9 @@ class TransformersBackend:
                 positions += range(len(ids), len(ids) + len(choice))
                 blocks += [j] * len(choice)
                 # the token before choice token t (t=0: the prompt's last token) predicts it
-                row_targets.append([(b, (len(suffix) - 1) if t == 0 else start + t - 1, tok) for t, tok in enumerate(choice)])
+                row_targets.append(
+                    [(b, (len(suffix) - 1) if t == 0 else start + t - 1, tok) for t, tok in enumerate(choice)]
+                )
             rows_ids.append(tokens)
             rows_pos.append(positions)
             rows_block.append(blocks)
@@ -242,7 +250,7 @@ class TransformersBackend:
             logits = self._logits(hidden[rows, cols]).float()
             token_logprobs = torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None])[:, 0].cpu().tolist()
         out, k = [], 0
-        for b, (_, ids, choices) in enumerate(batch):
+        for _, ids, choices in batch:
             sums = []
             for choice in choices:
                 sums.append(float(sum(token_logprobs[k : k + len(choice)])))
@@ -295,17 +303,26 @@ class TransformersBackend:
     def _decode(self, requests: list[GenerateRequest], items, shared: list[int]):
         eos_text = self.tokenizer.eos_token
         n = len(shared)
-        rows = [decode.Row(ids[n:], requests[index].max_new_tokens,
-                           tuple(s for s in requests[index].stop if s and s != eos_text), requests[index].stop_at_json_end)
-                for index, ids in items]
-        slots = decode.slots_for(self.model, len(rows), max(len(r.suffix) + r.max_new for r in rows), n,
-                                 self.dtype, self.batch_size)
+        rows = [
+            decode.Row(
+                ids[n:],
+                requests[index].max_new_tokens,
+                tuple(s for s in requests[index].stop if s and s != eos_text),
+                requests[index].stop_at_json_end,
+            )
+            for index, ids in items
+        ]
+        slots = decode.slots_for(
+            self.model, len(rows), max(len(r.suffix) + r.max_new for r in rows), n, self.dtype, self.batch_size
+        )
         decode.Decoder(self, shared, rows, self._eos(), slots).run()
         for row, (index, ids) in zip(rows, items):
             new = row.generated[:-1] if row.ended_by_eos else row.generated
             text = self.tokenizer.decode(new, skip_special_tokens=True)
-            yield index, finish_generation(requests[index], text, len(ids), len(row.generated),
-                                           self.hf.count_continuation)
+            yield (
+                index,
+                finish_generation(requests[index], text, len(ids), len(row.generated), self.hf.count_continuation),
+            )
 
     def _generate_batch(self, requests: list[GenerateRequest], batch, shared: list[int]) -> list[Generation]:
         from transformers import GenerationConfig
@@ -345,7 +362,7 @@ class TransformersBackend:
         if any(requests[i].stop_at_json_end for i, _ in batch):
             from transformers import StoppingCriteriaList
 
-            criteria = StoppingCriteriaList([_JsonObjectClosed(self.tokenizer, width)])
+            criteria = StoppingCriteriaList([JsonObjectClosed(self.tokenizer, width)])
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
@@ -365,30 +382,5 @@ class TransformersBackend:
                     used, new = k + 1, new[:k]
                     break
             text = self.tokenizer.decode(new, skip_special_tokens=True)
-            generations.append(finish_generation(request, text, len(ids), used,
-                                                 self.hf.count_continuation))
+            generations.append(finish_generation(request, text, len(ids), used, self.hf.count_continuation))
         return generations
-
-
-def _shared_tokens(prefix: list[int], prompts: list[list[int]]) -> list[int]:
-    """The longest run of tokens that the declared prefix and every prompt really begin with (a text
-    prefix can end inside a token), keeping at least one token of each prompt outside it: its logits
-    predict the first new token."""
-    shared = prefix
-    for ids in prompts:
-        n = min(len(shared), len(ids) - 1)
-        k = next((i for i in range(n) if ids[i] != shared[i]), n)
-        shared = shared[:k]
-    return shared
-
-
-class _JsonObjectClosed:
-    """Stopping criterion: a row is done once its generated text holds a complete JSON object."""
-
-    def __init__(self, tokenizer, prompt_width: int):
-        self.tokenizer = tokenizer
-        self.prompt_width = prompt_width
-
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_width :], skip_special_tokens=True)
-        return torch.tensor([json_value_end(t) >= 0 for t in texts], device=input_ids.device)

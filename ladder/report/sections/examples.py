@@ -15,6 +15,7 @@ from ladder.report.sections.cells import EXAMPLES_SHOWN, chosen_rung, cut, why_c
 def _test_records(rung: RungResult) -> list[ExampleRecord]:
     return [e for e in rung.examples if e.split == "test"]
 
+
 def per_label(run: AssessmentRun) -> Section:
     section = Section("labels", "Per label (test)")
     labels = run.spec.output.labels
@@ -36,10 +37,13 @@ def per_label(run: AssessmentRun) -> Section:
         rows.append(row + recalls + precisions)
     section.blocks += [
         Table(header, rows),
-        Paragraph("Recall: the share of a label's test examples answered with that label; precision: the share of "
-                  "answers of that label that were right (counts in brackets)."),
+        Paragraph(
+            "Recall: the share of a label's test examples answered with that label; precision: the share of "
+            "answers of that label that were right (counts in brackets)."
+        ),
     ]
     return section
+
 
 def confusion(run: AssessmentRun) -> Section:
     section = Section("confusion", "Confusion matrix (test)", in_markdown=False)
@@ -50,19 +54,27 @@ def confusion(run: AssessmentRun) -> Section:
         return section
     records = _test_records(rung)
     columns = list(labels) + ["(invalid)"]
-    counts = [[sum(1 for e in records if e.target == gold and (e.output if e.output in labels else "(invalid)") == said)
-               for said in columns] for gold in labels]
+    counts = [
+        [
+            sum(1 for e in records if e.target == gold and (e.output if e.output in labels else "(invalid)") == said)
+            for said in columns
+        ]
+        for gold in labels
+    ]
     keep = [j for j, _ in enumerate(columns) if j < len(labels) or any(row[j] for row in counts)]
     columns = [columns[j] for j in keep]
     counts = [[row[j] for j in keep] for row in counts]
     section.blocks += [
-        Paragraph(f"Rung **{rung.name}** ({why_chosen(run)}): "
-                  "rows are the target label, columns the answer."),
+        Paragraph(f"Rung **{rung.name}** ({why_chosen(run)}): rows are the target label, columns the answer."),
         Table(["target \\ answer"] + columns, [[gold] + [str(c) for c in row] for gold, row in zip(labels, counts)]),
-        Figure("confusion", {"rung": rung.name, "labels": list(labels), "columns": columns, "counts": counts},
-               f"Confusion matrix of {rung.name} on test: the counts of the table above."),
+        Figure(
+            "confusion",
+            {"rung": rung.name, "labels": list(labels), "columns": columns, "counts": counts},
+            f"Confusion matrix of {rung.name} on test: the counts of the table above.",
+        ),
     ]
     return section
+
 
 def won_and_lost(run: AssessmentRun) -> Section:
     section = Section("examples", "Examples won and lost between adjacent rungs (test)", in_markdown=False)
@@ -74,16 +86,26 @@ def won_and_lost(run: AssessmentRun) -> Section:
         change = {e.id: e.scores[metric] - before[e.id].scores[metric] for e in after}
         won = sorted((e for e in after if change[e.id] > 0), key=lambda e: -change[e.id])  # biggest changes first
         lost = sorted((e for e in after if change[e.id] < 0), key=lambda e: change[e.id])
-        section.blocks.append(Paragraph(
-            f"**{current.name}** vs **{previous.name}**: {len(won)} won, {len(lost)} lost, "
-            f"{len(after) - len(won) - len(lost)} unchanged of {len(after)} ({metric}; the {EXAMPLES_SHOWN} biggest "
-            "changes each way shown, in data order among equals)."
-        ))
+        section.blocks.append(
+            Paragraph(
+                f"**{current.name}** vs **{previous.name}**: {len(won)} won, {len(lost)} lost, "
+                f"{len(after) - len(won) - len(lost)} unchanged of {len(after)} ({metric}; the {EXAMPLES_SHOWN} biggest "
+                "changes each way shown, in data order among equals)."
+            )
+        )
         rows = []
         for verdict, chosen in (("won", won[:EXAMPLES_SHOWN]), ("lost", lost[:EXAMPLES_SHOWN])):
             for e in chosen:
-                rows.append([verdict, e.id, cut(inputs.get(e.id, "(input not recorded)")), cut(before[e.id].output),
-                             cut(e.output), cut(e.target)])
+                rows.append(
+                    [
+                        verdict,
+                        e.id,
+                        cut(inputs.get(e.id, "(input not recorded)")),
+                        cut(before[e.id].output),
+                        cut(e.output),
+                        cut(e.target),
+                    ]
+                )
         if rows:
             section.blocks.append(Table(["", "id", "input", previous.name, current.name, "target"], rows))
     return section

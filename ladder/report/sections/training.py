@@ -23,18 +23,45 @@ def training(run: AssessmentRun) -> Section:
     for r in trained:
         t = r.training
         assert t is not None
-        rows.append([r.name, str(t.steps), f"{t.epochs:.2f}", seconds(t.wall_s), str(t.tokens_seen), f"{t.tokens_per_s:.1f}",
-                     f"{t.rss_start_mb:.0f} → {t.rss_peak_mb:.0f} MB", str(t.best_step),
-                     dev_eval(t.dev_evals[-1] if t.dev_evals else None, metric), f"{t.artifact_bytes / 2**20:.1f} MB"])
+        rows.append(
+            [
+                r.name,
+                str(t.steps),
+                f"{t.epochs:.2f}",
+                seconds(t.wall_s),
+                str(t.tokens_seen),
+                f"{t.tokens_per_s:.1f}",
+                f"{t.rss_start_mb:.0f} → {t.rss_peak_mb:.0f} MB",
+                str(t.best_step),
+                dev_eval(t.dev_evals[-1] if t.dev_evals else None, metric),
+                f"{t.artifact_bytes / 2**20:.1f} MB",
+            ]
+        )
     section.blocks += [
-        Table(["rung", "steps", "epochs", "wall", "real tokens", "tokens/s", "memory (start → peak)", "best step",
-               "last dev evaluation", "artifact"], rows),
-        Paragraph("Real tokens exclude padding; tokens/s includes the dev evaluations; memory is the "
-                  "process's resident set, sampled during training."),
+        Table(
+            [
+                "rung",
+                "steps",
+                "epochs",
+                "wall",
+                "real tokens",
+                "tokens/s",
+                "memory (start → peak)",
+                "best step",
+                "last dev evaluation",
+                "artifact",
+            ],
+            rows,
+        ),
+        Paragraph(
+            "Real tokens exclude padding; tokens/s includes the dev evaluations; memory is the "
+            "process's resident set, sampled during training."
+        ),
     ]
     section.blocks += _learnt_from(run, trained)
     section.blocks += _certificates(trained)
     return section
+
 
 def _certificates(trained: list[RungResult]) -> list:
     """Each trained rung's adapter certificate: what the serving backend showed of its artifact (fail closed)."""
@@ -49,12 +76,20 @@ def _certificates(trained: list[RungResult]) -> list:
             verdict = "n/a" if c.passed is None else "pass" if c.passed else "**FAIL**"
             rows.append([r.name, cert.backend, c.name, verdict, c.detail])
     failed = [r.name for r in certified if not r.certified()]
-    return [Table(["rung", "served by", "check", "verdict", "what it showed"], rows),
-            Paragraph("Adapter certificate, on a probe of dev inputs through the backend that served the rung: the "
-                      "artifact must change what is served, match the transformers/PEFT reference (vllm, openai) and be "
-                      "served with the prompt format it trained with. "
-                      + (f"Not recommended, and refused by `ladder gate`: {', '.join(failed)}." if failed else
-                         "Every trained rung passed."))]
+    return [
+        Table(["rung", "served by", "check", "verdict", "what it showed"], rows),
+        Paragraph(
+            "Adapter certificate, on a probe of dev inputs through the backend that served the rung: the "
+            "artifact must change what is served, match the transformers/PEFT reference (vllm, openai) and be "
+            "served with the prompt format it trained with. "
+            + (
+                f"Not recommended, and refused by `ladder gate`: {', '.join(failed)}."
+                if failed
+                else "Every trained rung passed."
+            )
+        ),
+    ]
+
 
 def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list:
     """Where a distill rung's answers and a preference rung's pairs came from, and what making them cost."""
@@ -68,16 +103,41 @@ def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list:
         measured = by_name.get(teacher.rung)
         before = measured.splits["dev"].prompt_tokens_per_call if measured else teacher.prompt_tokens_per_call
         after = r.splits["dev"].prompt_tokens_per_call
-        source = teacher.rung + (f" on {teacher.model}" if teacher.model else "") + (f" at {teacher.url}" if teacher.url else "")
+        source = (
+            teacher.rung
+            + (f" on {teacher.model}" if teacher.model else "")
+            + (f" at {teacher.url}" if teacher.url else "")
+        )
         correct = f"{teacher.train_correct:.2f}" if teacher.train_correct is not None else "—"
-        rows.append([r.name, source, f"{teacher.inputs} ({teacher.unlabeled} unlabeled)", str(teacher.kept), correct,
-                     duration(teacher.seconds), f"{before:.0f} → {after:.0f}"])
+        rows.append(
+            [
+                r.name,
+                source,
+                f"{teacher.inputs} ({teacher.unlabeled} unlabeled)",
+                str(teacher.kept),
+                correct,
+                duration(teacher.seconds),
+                f"{before:.0f} → {after:.0f}",
+            ]
+        )
     if rows:
         blocks += [
-            Table(["rung", "teacher", "inputs answered", "answers learnt", "teacher correct on train", "teacher time",
-                   "prompt tokens per call (teacher → student)"], rows),
-            Paragraph("A distill rung learns its teacher's answers on the zero-shot prompt; the teacher's time is part "
-                      "of its adaptation cost, and the break-even volume against the teacher is in the cost table."),
+            Table(
+                [
+                    "rung",
+                    "teacher",
+                    "inputs answered",
+                    "answers learnt",
+                    "teacher correct on train",
+                    "teacher time",
+                    "prompt tokens per call (teacher → student)",
+                ],
+                rows,
+            ),
+            Paragraph(
+                "A distill rung learns its teacher's answers on the zero-shot prompt; the teacher's time is part "
+                "of its adaptation cost, and the break-even volume against the teacher is in the cost table."
+            ),
         ]
     rows = []
     for r in trained:
@@ -85,18 +145,47 @@ def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list:
         if pairs is None:
             continue
         last = r.training.dev_evals[-1] if r.training.dev_evals else None
-        ratio = (f"{pairs.dev_reference_logratio:.2f} → {last.chosen_logratio:.2f}"
-                 if pairs.dev_reference_logratio is not None and last is not None and last.chosen_logratio is not None else "—")
-        rows.append([r.name, pairs.source, pairs.init or "—", str(pairs.train_pairs), str(pairs.dev_pairs),
-                     str(pairs.skipped), f"{pairs.beta:g} / {pairs.sft_weight:g}", ratio, duration(pairs.seconds)])
+        ratio = (
+            f"{pairs.dev_reference_logratio:.2f} → {last.chosen_logratio:.2f}"
+            if pairs.dev_reference_logratio is not None and last is not None and last.chosen_logratio is not None
+            else "—"
+        )
+        rows.append(
+            [
+                r.name,
+                pairs.source,
+                pairs.init or "—",
+                str(pairs.train_pairs),
+                str(pairs.dev_pairs),
+                str(pairs.skipped),
+                f"{pairs.beta:g} / {pairs.sft_weight:g}",
+                ratio,
+                duration(pairs.seconds),
+            ]
+        )
     if rows:
         blocks += [
-            Table(["rung", "rejected answers from", "started from", "train pairs", "dev pairs", "without a wrong answer",
-                   "beta / sft weight", "dev log p(chosen) − log p(rejected), reference → trained", "making pairs"], rows),
-            Paragraph("Reward accuracy and margins on dev pairs show the preference was learnt, not that the task "
-                      "improved: the task metric above decides."),
+            Table(
+                [
+                    "rung",
+                    "rejected answers from",
+                    "started from",
+                    "train pairs",
+                    "dev pairs",
+                    "without a wrong answer",
+                    "beta / sft weight",
+                    "dev log p(chosen) − log p(rejected), reference → trained",
+                    "making pairs",
+                ],
+                rows,
+            ),
+            Paragraph(
+                "Reward accuracy and margins on dev pairs show the preference was learnt, not that the task "
+                "improved: the task metric above decides."
+            ),
         ]
     return blocks
+
 
 def training_curves(run: AssessmentRun) -> Section:
     section = Section("curves", "Training curves", in_markdown=False)
@@ -107,20 +196,43 @@ def training_curves(run: AssessmentRun) -> Section:
             continue
         loss_at = {p.step: p.loss for p in t.curve}
         losses = [p.loss for p in t.curve]
-        summary = (f"Training loss over {len(losses)} steps: first {losses[0]:.4f}, last {losses[-1]:.4f}, "
-                   f"lowest {min(losses):.4f}." if losses else "No training step recorded.")
-        section.blocks.append(Figure("training", {
-            "rung": r.name, "metric": metric, "best_step": t.best_step,
-            "steps": [p.step for p in t.curve], "loss": losses,
-            "dev_steps": [e.step for e in t.dev_evals], "dev_loss": [e.dev_loss for e in t.dev_evals],
-            "dev_metric": [e.dev_metric for e in t.dev_evals],
-        }, f"{r.name}: training loss per step, dev loss (and dev {metric} where it chose the checkpoint) at each "
-           f"evaluation; the kept checkpoint is step {t.best_step}. {summary} The dev evaluations are the table below."))
+        summary = (
+            f"Training loss over {len(losses)} steps: first {losses[0]:.4f}, last {losses[-1]:.4f}, "
+            f"lowest {min(losses):.4f}."
+            if losses
+            else "No training step recorded."
+        )
+        section.blocks.append(
+            Figure(
+                "training",
+                {
+                    "rung": r.name,
+                    "metric": metric,
+                    "best_step": t.best_step,
+                    "steps": [p.step for p in t.curve],
+                    "loss": losses,
+                    "dev_steps": [e.step for e in t.dev_evals],
+                    "dev_loss": [e.dev_loss for e in t.dev_evals],
+                    "dev_metric": [e.dev_metric for e in t.dev_evals],
+                },
+                f"{r.name}: training loss per step, dev loss (and dev {metric} where it chose the checkpoint) at each "
+                f"evaluation; the kept checkpoint is step {t.best_step}. {summary} The dev evaluations are the table below.",
+            )
+        )
         if t.dev_evals:
-            section.blocks.append(Table(
-                ["step", "train loss", "dev loss", f"dev {metric}"],
-                [[str(e.step), f"{loss_at[e.step]:.4f}" if e.step in loss_at else "—", f"{e.dev_loss:.4f}",
-                  f"{e.dev_metric:.3f}" if e.dev_metric is not None else "—"] for e in t.dev_evals],
-                frozenset(i for i, e in enumerate(t.dev_evals) if e.step == t.best_step),
-            ))
+            section.blocks.append(
+                Table(
+                    ["step", "train loss", "dev loss", f"dev {metric}"],
+                    [
+                        [
+                            str(e.step),
+                            f"{loss_at[e.step]:.4f}" if e.step in loss_at else "—",
+                            f"{e.dev_loss:.4f}",
+                            f"{e.dev_metric:.3f}" if e.dev_metric is not None else "—",
+                        ]
+                        for e in t.dev_evals
+                    ],
+                    frozenset(i for i, e in enumerate(t.dev_evals) if e.step == t.best_step),
+                )
+            )
     return section

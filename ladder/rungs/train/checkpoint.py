@@ -16,11 +16,13 @@ from ladder.fileio import atomic_write_text
 def trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
+
 def load_trainable(model, state: dict[str, torch.Tensor]) -> None:
     named = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state.items():
             named[name].copy_(value)
+
 
 def save_checkpoint(folder: Path, model, optimizer, scheduler, progress: dict, best_state: dict | None) -> None:
     """Written whole into ``<folder>.tmp`` (progress.json last, everything fsync'd), then swapped in. A
@@ -30,8 +32,12 @@ def save_checkpoint(folder: Path, model, optimizer, scheduler, progress: dict, b
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    state = {"trainable": trainable_state(model), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "rng": torch.get_rng_state()}
+    state = {
+        "trainable": trainable_state(model),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "rng": torch.get_rng_state(),
+    }
     for name, content in (("state.pt", state), ("best.pt", best_state)):
         if content is None:
             continue
@@ -42,6 +48,7 @@ def save_checkpoint(folder: Path, model, optimizer, scheduler, progress: dict, b
     atomic_write_text(tmp / "progress.json", json.dumps(progress))
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
+
 
 def complete_checkpoint(folder: Path) -> Path | None:
     """The newest complete checkpoint: the folder, or a finished ``.tmp`` a kill left before the swap."""

@@ -3,8 +3,8 @@ epoch, collated with the prompt masked."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -12,13 +12,19 @@ from ladder.rungs.base import rng_for
 
 IGNORE = -100
 
+
 @dataclass(frozen=True)
 class TrainExample:
     ids: list[int]
     n_prompt: int  # tokens of ids that are prompt (masked from the loss)
 
-def encode_examples(pairs: list[tuple[str, str]], encode: Callable[[str], list[int]],
-                    encode_answer: Callable[[str], list[int]], max_len: int) -> tuple[list[TrainExample], int]:
+
+def encode_examples(
+    pairs: list[tuple[str, str]],
+    encode: Callable[[str], list[int]],
+    encode_answer: Callable[[str], list[int]],
+    max_len: int,
+) -> tuple[list[TrainExample], int]:
     """(prompt text, answer text) -> token ids; prompts lose tokens from the left past max_len."""
     out, truncated = [], 0
     for prompt, answer in pairs:
@@ -30,8 +36,10 @@ def encode_examples(pairs: list[tuple[str, str]], encode: Callable[[str], list[i
         out.append(TrainExample(p + a, len(p)))
     return out, truncated
 
-def epoch_batches(examples: list, batch_size: int, seed: int, rung: str, epoch: int,
-                  length: Callable[[object], int]) -> list[list[int]]:
+
+def epoch_batches(
+    examples: list, batch_size: int, seed: int, rung: str, epoch: int, length: Callable[[object], int]
+) -> list[list[int]]:
     """Length-grouped batches of example indices (``length``: the objective's padded length), in a seeded
     order of its own per epoch."""
     rng = rng_for(seed, rung, f"train-epoch-{epoch}")
@@ -45,6 +53,7 @@ def epoch_batches(examples: list, batch_size: int, seed: int, rung: str, epoch: 
     rng.shuffle(batches)
     return batches
 
+
 def collate(examples: list[TrainExample], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     width = max(len(e.ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
@@ -56,6 +65,7 @@ def collate(examples: list[TrainExample], pad_id: int, device) -> tuple[torch.Te
         mask[row, :n] = 1
         labels[row, ex.n_prompt : n] = torch.tensor(ex.ids[ex.n_prompt :])
     return ids.to(device), mask.to(device), labels.to(device)
+
 
 def answer_tokens(example: TrainExample) -> int:
     """Tokens the loss is computed on (the first token is never a target)."""

@@ -13,6 +13,7 @@ def device_type(device) -> str:
     loop's per-device rules (prefix sharing, pass memory, autocast) make."""
     return torch.device(device).type
 
+
 def shares_prefix(device) -> bool:
     """Whether a pass's rows share their common prefix: on a CPU only. A CPU step is bound by arithmetic,
     and the prefix computed once saves it (SNIPS LoRA, 2 cores: 125.6 -> 227.8 example tokens/s). A small
@@ -20,9 +21,11 @@ def shares_prefix(device) -> bool:
     launches: H100, SNIPS LoRA r16 batch 8 in one pass, 505 ms a step shared vs 346 whole rows."""
     return device_type(device) == "cpu"
 
+
 PASS_MEMORY = 1 << 29  # bytes of activations one forward/backward pass may keep on a CPU (512 MiB)
 
 PASS_MEMORY_GPU_SHARE = 0.25  # on CUDA: this share of the device's free memory
+
 
 def pass_memory(device) -> int:
     """The activations' budget for one pass: ``PASS_MEMORY`` on a CPU (where resident memory is the
@@ -33,6 +36,7 @@ def pass_memory(device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return max(PASS_MEMORY, int(free * PASS_MEMORY_GPU_SHARE))
     return PASS_MEMORY
+
 
 def tokens_per_pass(model, memory: int) -> int:
     """Padded tokens per forward/backward pass so the activations kept for the backward pass stay near
@@ -52,6 +56,7 @@ def tokens_per_pass(model, memory: int) -> int:
     per_token = layers * (48 * hidden + 8 * intermediate)
     return max(1, memory // per_token)
 
+
 def distributed() -> tuple[int, int]:
     """(rank, world size): torch.distributed when a launcher (torchrun) started several processes."""
     import torch.distributed as dist
@@ -59,6 +64,7 @@ def distributed() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
 
 def autocast(device):
     """bf16 autocast on CUDA (weights stay fp32 masters); nothing on CPU, where bf16 has no native speed."""

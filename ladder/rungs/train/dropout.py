@@ -29,6 +29,7 @@ class MaskDropout(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"p={self.p}"
 
+
 def cpu_dropout(model) -> int:
     """Every ``nn.Dropout`` of a model on CPU (peft's ``lora_dropout`` among them) becomes a
     ``MaskDropout``; returns how many. On GPUs torch's fused dropout is kept."""

@@ -26,7 +26,6 @@ resumable, with what it optimizes plugged in as an ``Objective``.
   lifetime maximum that would blame this rung for another's memory.
 """
 
-
 from __future__ import annotations
 
 import contextlib
@@ -34,9 +33,9 @@ import json
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -77,6 +76,7 @@ class TrainOutcome:
     resumed_from_step: int | None = None
     truncated_examples: int = 0
 
+
 class MemorySampler:
     """Samples this process's resident memory in a thread while the rung trains."""
 
@@ -97,7 +97,7 @@ class MemorySampler:
         while not self._stop.wait(self.interval):
             self.peak_mb = max(self.peak_mb, self._rss())
 
-    def __enter__(self) -> "MemorySampler":
+    def __enter__(self) -> MemorySampler:
         self._thread.start()
         return self
 
@@ -106,10 +106,12 @@ class MemorySampler:
         self._thread.join()
         self.peak_mb = max(self.peak_mb, self._rss())
 
+
 def _lr_factor(step: int, warmup: int, total: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return max(0.0, (total - step) / max(1, total - warmup))
+
 
 @dataclass
 class TrainState:
@@ -127,12 +129,13 @@ class TrainState:
     wall_s: float = 0.0
 
     @classmethod
-    def from_json(cls, data: dict) -> "TrainState":
+    def from_json(cls, data: dict) -> TrainState:
         data = dict(data)
         if "best_loss" in data:  # a checkpoint from before dev_metric: its best was the lowest loss
             best_loss = data.pop("best_loss")
             data["best_score"] = None if best_loss is None else -best_loss
         return cls(**data)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -151,6 +154,7 @@ class TrainConfig:
     # interruption (raise KeyboardInterrupt) at a chosen step
     on_step: Callable[[TrainState], None] | None = None
 
+
 def evaluate_dev(model, objective: Objective, examples: list, batch_size: int, pad_id: int, device) -> dict[str, float]:
     """The objective on dev without gradients: ``dev_loss`` (its loss per unit of weight) and each of its
     statistics per unit of weight (a preference objective's reward accuracy and margin)."""
@@ -168,6 +172,7 @@ def evaluate_dev(model, objective: Objective, examples: list, batch_size: int, p
                 sums[key] = sums.get(key, 0.0) + value
     model.train()
     return {"dev_loss": loss / max(1, weight), **{k: v / max(1, weight) for k, v in sums.items()}}
+
 
 def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> TrainOutcome:
     settings, objective = config.settings, config.objective
@@ -206,8 +211,11 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
     model.train()
     pass_tokens = tokens_per_pass(model, pass_memory(device))
     stopped_early = False
-    shown = (progress_ui.track(f"[{config.rung}] training", total, "step", state.step) if rank == 0
-             else contextlib.nullcontext(None))
+    shown = (
+        progress_ui.track(f"[{config.rung}] training", total, "step", state.step)
+        if rank == 0
+        else contextlib.nullcontext(None)
+    )
     with MemorySampler() as memory, shown as bar:
         started = time.perf_counter() - state.wall_s
         epoch_cache: dict[int, list[list[int]]] = {}
@@ -218,8 +226,11 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
             for _ in range(settings.grad_accum):
                 epoch, index = divmod(state.micro, n_batches)
                 if epoch not in epoch_cache:
-                    epoch_cache = {epoch: epoch_batches(train_set, settings.batch_size, config.seed, config.rung, epoch,
-                                                        objective.length)}
+                    epoch_cache = {
+                        epoch: epoch_batches(
+                            train_set, settings.batch_size, config.seed, config.rung, epoch, objective.length
+                        )
+                    }
                 global_batches.append(epoch_cache[epoch][index])
                 state.micro += 1
             # The loss is the mean over the step's whole weight (every answer token, or every pair), on all
@@ -232,12 +243,15 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
                 # a batch goes through the model in passes of at most pass_tokens padded tokens: the
                 # activations kept for the backward pass scale with them, the gradient does not change
                 shared = planned_prefix(objective, share, device)
-                for part in token_passes(share, pass_tokens, lambda e: objective.length(e, shared), shared):
+                for part in token_passes(
+                    share, pass_tokens, lambda e, shared=shared: objective.length(e, shared), shared
+                ):
                     with autocast(device):
                         result = objective.loss(model, part, config.pad_id, device)
                     (result.loss / max(1, global_weight)).backward()
-                    step_loss += torch.tensor([result.loss.item(), result.tokens, result.answer_tokens],
-                                              dtype=torch.float64)
+                    step_loss += torch.tensor(
+                        [result.loss.item(), result.tokens, result.answer_tokens], dtype=torch.float64
+                    )
             if world > 1:
                 import torch.distributed as dist
 
@@ -299,6 +313,7 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
         resumed_from_step=resumed,
         truncated_examples=config.truncated,
     )
+
 
 def outcome_dict(outcome: TrainOutcome) -> dict:
     return asdict(outcome)

@@ -32,10 +32,12 @@ def answer_logits(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Te
     where = targets != IGNORE
     return output_logits(model, hidden[:, :-1][where]), targets[where], where
 
+
 def answer_loss(model, ids: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Summed cross-entropy over answer tokens, and their count."""
     logits, targets, where = answer_logits(model, ids, mask, labels)
     return torch.nn.functional.cross_entropy(logits, targets, reduction="sum"), int(where.sum())
+
 
 @dataclass
 class BatchLoss:
@@ -47,6 +49,7 @@ class BatchLoss:
     tokens: int  # real (non-padding) tokens through the forward pass
     answer_tokens: int  # tokens the loss was computed on
     sums: dict[str, float] = field(default_factory=dict)
+
 
 class Objective(Protocol):
     """What the loop trains on. An objective knows its example type: how many padded tokens one takes
@@ -63,6 +66,7 @@ class Objective(Protocol):
     def weight(self, example) -> int: ...
 
     def loss(self, model, examples: list, pad_id: int, device) -> BatchLoss: ...
+
 
 class Supervised:
     """Cross-entropy on the answer tokens of (prompt, answer) examples, the mean over every answer token of
@@ -83,5 +87,6 @@ class Supervised:
         ids, mask, labels = collate(examples, pad_id, device)
         loss, n = answer_loss(model, ids, mask, labels)
         return BatchLoss(loss, int(mask.sum()), n)
+
 
 SUPERVISED = Supervised()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,6 +30,7 @@ def common_prefix(prompts: list[list[int]]) -> int:
     common = min(common, shortest - 1)
     return common if common >= SHARED_PREFIX_MIN else 0
 
+
 def shared_prefix_length(ids: torch.Tensor, labels: torch.Tensor) -> int:
     """``common_prefix`` of a collated batch's prompts (each row's tokens before its first answer token),
     where the device shares prefixes."""
@@ -36,6 +38,7 @@ def shared_prefix_length(ids: torch.Tensor, labels: torch.Tensor) -> int:
         return 0
     answers = (labels != IGNORE).int().argmax(dim=1).tolist()  # each row's first answer position (rows have one)
     return common_prefix([row[:start].tolist() for row, start in zip(ids, answers)])
+
 
 def token_passes(examples: list, budget: int, length: Callable[[object], int], shared: int = 0) -> list[list]:
     """Consecutive runs of ``examples`` whose padded size (``shared`` prefix tokens once + rows x longest
@@ -53,6 +56,7 @@ def token_passes(examples: list, budget: int, length: Callable[[object], int], s
     if current:
         passes.append(current)
     return passes
+
 
 def planned_prefix(objective: Objective, examples: list, device) -> int:
     """The prefix ``answer_logits`` will share in a pass of these examples (``common_prefix`` of their

@@ -1,0 +1,109 @@
+"""The commands a CI pipeline and a stakeholder use: baseline, gate, gate-suite, report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ladder.errors import LadderError
+
+
+def run_path(path: Path) -> Path:
+    return path.parent if path.name == "run.json" else path
+
+
+def cmd_baseline(args) -> int:
+    from ladder.cli import console as display
+    from ladder.gate import make_baseline, save_baseline
+    from ladder.record import load_run
+
+    run = load_run(args.run)
+    baseline = make_baseline(run, args.rung, args.split, source=str(args.run))
+    save_baseline(baseline, args.to)
+    display.out(
+        f"{args.to}: baseline of {args.rung!r} on {args.split} ({len(baseline.examples)} examples, "
+        f"{baseline.metric} {sum(e.scores[baseline.metric] for e in baseline.examples) / len(baseline.examples):.3f})"
+    )
+    return 0
+
+
+def _write_gate_outputs(results, args) -> None:
+    from ladder.fileio import atomic_write_text
+    from ladder.gate import render_gate, render_junit
+
+    if args.junit:
+        atomic_write_text(args.junit, render_junit(results))
+    if args.md:
+        atomic_write_text(args.md, render_gate(results, "md"))
+    if args.html:
+        atomic_write_text(args.html, render_gate(results, "html"))
+
+
+def _gate_exit(results) -> int:
+    """A regression anywhere fails (1); else an inconclusive gate's own code (3, or 1/0 by --on-inconclusive)."""
+    codes = {r.exit_code for r in results}
+    return 1 if 1 in codes else max(codes)
+
+
+def cmd_gate(args) -> int:
+    from ladder.cli import console as display
+    from ladder.gate import check_line, gate, load_baseline
+    from ladder.record import load_run
+
+    run = load_run(args.run)
+    baseline = load_baseline(args.baseline)
+    result = gate(
+        run,
+        baseline,
+        args.rung,
+        args.metric,
+        args.margin,
+        args.alpha,
+        source=str(args.run),
+        baseline_source=str(args.baseline),
+        on_inconclusive=args.on_inconclusive,
+    )
+    for check in result.checks:
+        display.out(check_line(result, check))
+    for note in result.notes:
+        display.info(f"note: {note}")
+    _write_gate_outputs([result], args)
+    return _gate_exit([result])
+
+
+def cmd_gate_suite(args) -> int:
+    from ladder.cli import console as display
+    from ladder.gate import check_line
+    from ladder.run.suite import run_suite
+
+    pairs = run_suite(args.suite, args.out, progress=display.info, on_inconclusive=args.on_inconclusive)
+    for spec, result in pairs:
+        for check in result.checks:
+            display.out(f"[{spec.name}] {check_line(result, check)}")
+    results = [r for _, r in pairs]
+    _write_gate_outputs(results, args)
+    return _gate_exit(results)
+
+
+def cmd_report(args) -> int:
+    from ladder.cli import console as display
+    from ladder.fileio import atomic_write_text
+    from ladder.record import load_run
+    from ladder.report import FORMATS, render
+
+    folders = [run_path(p) for p in args.runs]
+    runs = [load_run(f) for f in folders]
+    fmt = args.format
+    if args.out is not None and fmt is None:
+        fmt = args.out.suffix.lstrip(".").replace("markdown", "md")
+        if fmt not in FORMATS:
+            raise LadderError(f"--out: {args.out} ends in neither .md nor .html; give --format")
+    if args.out is not None:
+        targets = [(fmt, args.out)]
+    else:
+        stem = "report" if len(runs) == 1 else "comparison"
+        home = folders[0] if len(runs) == 1 else folders[max(range(len(runs)), key=lambda i: runs[i].created)]
+        targets = [(f, home / f"{stem}.{f}") for f in ((fmt,) if fmt else FORMATS)]
+    for f, path in targets:
+        atomic_write_text(path, render(runs, f, [str(p) for p in args.runs]))
+        display.out(str(path))
+    return 0
