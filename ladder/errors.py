@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class LadderError(Exception):
     """A problem with the user's input (task file, data, arguments, environment).
@@ -44,7 +47,7 @@ def format_loc(loc: tuple | list, tags: object = ()) -> str:
     return "".join(parts) or "(top level)"
 
 
-def problem(err: dict, unknown: str = "unknown field") -> tuple[str, str]:
+def problem(err: Mapping[str, Any], unknown: str = "unknown field") -> tuple[str, str]:
     """One pydantic error as (field path, message)."""
     msg = unknown if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
     return format_loc(tuple(err["loc"])), msg

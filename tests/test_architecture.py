@@ -79,3 +79,21 @@ def test_no_module_is_too_long_to_read():
     lengths = {p.relative_to(ROOT).as_posix(): len(p.read_text().splitlines()) for p in (ROOT / "ladder").rglob("*.py")}
     assert len(lengths) > 60
     assert {path: n for path, n in lengths.items() if n > LONGEST} == {}
+
+
+def _tool(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(Path(sys.executable).parent / name), *args], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_ruff_lint_and_format_are_clean():
+    lint = _tool("ruff", "check", "ladder", "tests", "bench")
+    assert lint.returncode == 0, lint.stdout[-3000:]
+    formatted = _tool("ruff", "format", "--check", "ladder", "tests", "bench")
+    assert formatted.returncode == 0, formatted.stdout[-3000:]
+
+
+def test_the_type_checker_is_clean_on_the_pure_packages():
+    """mypy over spec, data, metrics, record, scoring, decide, gate and report (pyproject.toml: strict flags on all
+    but metrics and report)."""
+    checked = _tool("mypy")
+    assert checked.returncode == 0 and "Success: no issues found" in checked.stdout, checked.stdout[-3000:]

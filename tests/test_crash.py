@@ -145,6 +145,7 @@ def test_a_crash_between_writing_a_batch_and_renaming_it_loses_nothing(reference
 
 @settings(max_examples=5, deadline=None, derandomize=True)
 @given(st.floats(min_value=0.3, max_value=3.0))  # start-up to finished (the run takes ~3 s here)
+@pytest.mark.slow  # real processes killed and re-run
 def test_kill_9_at_any_point_then_a_rerun_equals_an_uninterrupted_run(reference, delay):
     task, expected = reference
     root = Path(tempfile.mkdtemp(prefix="ladder-kill-"))

@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from ladder.data.near import jaccard, near_pairs
-from ladder.data.report import DataCheck, DataFinding, DataReport
+from ladder.data.report import DataCheck, DataFinding, DataReport, Severity
 from ladder.text import normalize, squad_tokens
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ def check(
     title: str,
     findings: list[DataFinding],
     summary: str,
-    severity: str | None = None,
+    severity: Severity | None = None,
     count: int | None = None,
     allowed_by: str | None = None,
 ) -> DataCheck:
@@ -184,7 +184,8 @@ def _near_leakage(
         key = (b, _targets_near(pool[a], splits["test"][b - n_pool]))
         if key not in best or similarity > best[key][1]:
             best[key] = (a, similarity)
-    leaked_findings, contrastive = [], []
+    leaked_findings: list[DataFinding] = []
+    contrastive: list[DataFinding] = []
     for (b, same), (a, similarity) in sorted(best.items(), key=lambda kv: -kv[1][1]):
         if not same and ((b, True) in best or similarity < threshold):
             continue  # a leaked answer is reported for it; or another answer below the threshold: nothing to review
@@ -282,7 +283,7 @@ def _label_balance(splits: dict[str, list[Example]], labels: list[str]) -> tuple
             )
     train = counts["train"]
     n = sum(train.values()) or 1
-    top, low = max(train, key=train.get), min(train, key=train.get)
+    top, low = max(train, key=lambda label: train[label]), min(train, key=lambda label: train[label])
     summary = (
         f"train: {len(labels)} labels, the largest {top!r} {train[top] / n:.0%}, the smallest {low!r} "
         f"{train[low] / n:.0%}"

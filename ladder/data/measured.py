@@ -3,8 +3,10 @@ tokenizer would truncate, and suspected label errors from class probabilities (c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ladder.data.checks import check, ref
 from ladder.data.report import DataCheck, DataFinding
@@ -42,7 +44,7 @@ def truncation_check(
     return check("truncation", "Truncated in training", findings, summary)
 
 
-def recalibrate(probs, given):
+def recalibrate(probs: np.ndarray, given: np.ndarray) -> np.ndarray:
     """Class probabilities rescaled so that their mean over the examples equals the given labels' shares (one
     step of prior correction, Saerens et al. 2002): a small model's label log-likelihoods carry a strong prior
     for some labels (short or frequent words) that would otherwise flag every example of the others."""
@@ -50,11 +52,15 @@ def recalibrate(probs, given):
 
     shares = np.bincount(given, minlength=probs.shape[1]) / len(given)
     scaled = probs * (shares / np.maximum(probs.mean(axis=0), 1e-12))
-    return scaled / np.maximum(scaled.sum(axis=1, keepdims=True), 1e-12)
+    return np.asarray(scaled / np.maximum(scaled.sum(axis=1, keepdims=True), 1e-12))
 
 
 def label_issue_check(
-    examples: list[Example], probabilities, labels: list[str], source: str, calibrate: bool = True
+    examples: list[Example],
+    probabilities: Sequence[Sequence[float]] | np.ndarray,
+    labels: list[str],
+    source: str,
+    calibrate: bool = True,
 ) -> DataCheck:
     """Suspected label errors by confident learning (cleanlab's find_label_issues) over out-of-sample class
     probabilities, ranked by self-confidence (the least confident given labels first)."""

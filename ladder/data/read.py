@@ -12,6 +12,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ladder.errors import LadderError
 
@@ -19,7 +20,7 @@ from ladder.errors import LadderError
 @dataclass
 class Source:
     path: Path
-    rows: list[dict]
+    rows: list[dict[str, Any]]
     sha256: str
 
 
@@ -65,7 +66,7 @@ def parse_rows(text: str, suffix: str) -> list[tuple[int, object]]:
     return rows
 
 
-def _jsonl_rows(path: Path, text: str) -> list[dict]:
+def _jsonl_rows(path: Path, text: str) -> list[dict[str, Any]]:
     rows = []
     for number, row in parse_rows(text, ".jsonl"):
         if isinstance(row, Exception):
@@ -80,7 +81,7 @@ def _looks_like_data(name: str) -> bool:
     return not name.strip() or len(name.split()) > 3 or bool(re.fullmatch(r"[-+]?\d+([.,]\d+)?", name.strip()))
 
 
-def _csv_rows(path: Path, text: str) -> list[dict]:
+def _csv_rows(path: Path, text: str) -> list[dict[str, Any]]:
     reader = csv.reader(io.StringIO(text))
     try:
         header = next(reader)

@@ -6,6 +6,8 @@ from typing import Literal
 
 from ladder.spec import Strict
 
+Severity = Literal["ok", "info", "warning", "error"]
+
 
 class DataFinding(Strict):
     """One finding of a data check: the examples involved (split/id) and what is wrong with them."""
@@ -19,7 +21,7 @@ class DataFinding(Strict):
 class DataCheck(Strict):
     name: str
     title: str
-    severity: Literal["ok", "info", "warning", "error"]
+    severity: Severity
     count: int  # findings in all (the list below may be cut)
     summary: str
     findings: list[DataFinding] = []

@@ -146,6 +146,7 @@ def load_splits(task: TaskFile, strict: bool = True) -> Splits:
             values = _row_fields(where, row, fields, problems)
             if values is None:
                 continue
+            assert isinstance(row, dict)  # a row that is not an object gives no values
             if labels and values["target"] not in labels:
                 problems.append(f"{where}: label {values['target']!r} is not in output.labels")
             json_problem = _json_problem(values["target"]) if spec.output.kind == "json" else None
@@ -182,10 +183,10 @@ def load_splits(task: TaskFile, strict: bool = True) -> Splits:
         from ladder.data.checks import cheap_checks, problems_and_warnings
 
         report = cheap_checks(spec, loaded)
-        found, warned = problems_and_warnings(report)
+        errors, warned = problems_and_warnings(report)
         warnings += warned
         if strict:
-            problems += found
+            problems += errors
     if problems:
         raise ValidationFailed(problems, warnings)
     return Splits(loaded["train"], loaded["dev"], loaded["test"], hashes, warnings, report)
@@ -226,9 +227,11 @@ def _extra_rows(
     for where, row in rows:
         values = _row_fields(where, row, fields, problems)
         if values is not None:
+            assert isinstance(row, dict)
             for role, name in (optional or {}).items():
-                if name is not None and as_text(row.get(name)):
-                    values[role] = as_text(row[name])
+                text = as_text(row.get(name)) if name is not None else None
+                if text:
+                    values[role] = text
             out.append((where, values))
     if not out and not any(p.startswith(f"{shown}:") for p in problems):
         problems.append(f"{shown}: data.{key} has no rows")

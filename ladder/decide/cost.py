@@ -13,7 +13,7 @@ higher one-time cost. Measured on dev, like every decision.
 from __future__ import annotations
 
 from ladder.record import AssessmentRun, RungCost, RungResult, SplitResult, TokenTimes, TrainingRecord
-from ladder.spec import CostSpec
+from ladder.spec import CostSpec, TaskSpec
 
 MACHINE_HOURS = "machine-hours"
 
@@ -108,7 +108,7 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def cost_by_token_times(run: AssessmentRun, spec) -> None:
+def cost_by_token_times(run: AssessmentRun, spec: TaskSpec) -> None:
     """Rungs measured before the probe ran (their outputs cached) get their cost per call from the same per-token
     times as the rest; a run whose every output was cached keeps the wall times measured when they were computed."""
     if run.token_times is None:

@@ -13,10 +13,14 @@ Pure: reads the record's rungs (and the examples' gold documents); imports no mo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from ladder.data.corpus import doc_of
 from ladder.metrics import extractor, scorers
-from ladder.record import Diagnosis, Evidence, ExampleRecord, Recommendation, RungResult
+from ladder.record import Diagnosis, Evidence, ExampleRecord, PairedComparison, Recommendation, RungResult
+from ladder.record.run import GapKind, PointsTo
 from ladder.scoring.format import interval_text, p_text
+from ladder.spec import TaskSpec
 
 PROMPT_SIDE = ("prompt", "fewshot", "rag")
 INVALID = 0.10  # share of outputs not of the declared form
@@ -31,7 +35,7 @@ def _dev(rung: RungResult) -> list[ExampleRecord]:
     return [r for r in rung.examples if r.split == "dev"]
 
 
-def _comparison(rung: RungResult, baseline: str, metric: str):
+def _comparison(rung: RungResult, baseline: str, metric: str) -> PairedComparison | None:
     return next((c for c in rung.splits["dev"].comparisons if c.baseline == baseline and c.metric == metric), None)
 
 
@@ -39,11 +43,11 @@ def _p(p: float) -> str:
     return p_text(p)
 
 
-def _mean(values: list[float]) -> float:
+def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: float) -> Diagnosis | None:
+def diagnose(spec: TaskSpec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: float) -> Diagnosis | None:
     side = [r for r in rungs if r.type in PROMPT_SIDE]
     if not side:
         return None
@@ -87,7 +91,7 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
             )
         )
 
-    def gain(signal: str, rung: RungResult, baseline: RungResult, points_to: str, meaning: str) -> None:
+    def gain(signal: str, rung: RungResult, baseline: RungResult, points_to: PointsTo, meaning: str) -> None:
         cmp = _comparison(rung, baseline.name, metric)
         if cmp is None:
             return
@@ -116,7 +120,8 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
     if rag is not None and plain:
         before = max(plain, key=lambda r: r.splits["dev"].metrics[metric].mean)
         gain("rag_gain", rag, before, "knowledge", "retrieved passages {} supply what the model lacks")
-        found, missed = [], []
+        found: list[bool] = []
+        missed: list[bool] = []
         for r in _dev(rag):
             gold = gold_docs.get(r.id)
             if gold is not None and r.retrieved is not None:
@@ -134,15 +139,15 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
             )
 
     if plain:
-        records = {
+        right = {
             name: {r.id: r.scores[metric] >= RIGHT for r in _dev(rung)} for name, rung in ((p.name, p) for p in plain)
         }
-        ids = set.intersection(*(set(v) for v in records.values()))
-        unknown = sorted(i for i in ids if not any(v[i] for v in records.values()))
+        ids = set.intersection(*(set(v) for v in right.values()))
+        unknown = sorted(i for i in ids if not any(v[i] for v in right.values()))
         share = len(unknown) / len(ids) if ids else 0.0
-        names = " and ".join(records)
+        names = " and ".join(right)
         text = f"{share:.0%} of dev examples are wrong under {names} (without retrieval, whatever the demonstrations)"
-        points = "neither"
+        points: PointsTo = "neither"
         fixed = None
         if rag is not None and unknown:
             rag_right = {r.id: r.scores[metric] >= RIGHT for r in _dev(rag)}
@@ -156,6 +161,7 @@ def diagnose(spec, rungs: list[RungResult], gold_docs: dict[str, str], alpha: fl
 
     behaviour = [e for e in evidence if e.points_to == "behaviour"]
     knowledge = [e for e in evidence if e.points_to == "knowledge"]
+    kind: GapKind
     if behaviour and knowledge:
         kind, advice = (
             "mixed",

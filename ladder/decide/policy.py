@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import math
 
-from ladder.record import Decision
+from ladder.record import Decision, Estimate
+from ladder.record.parts import Action, Status
 from ladder.scoring.format import interval_text
 from ladder.scoring.sequential import SequentialDecision
-from ladder.scoring.stats import Estimate, n_to_decide
+from ladder.scoring.stats import n_to_decide
 from ladder.spec import LADDER, PolicySpec
 
 
@@ -30,7 +31,7 @@ def fmt(m: Estimate) -> str:
     return f"{m.mean:.3f} {interval_text(m.low, m.high)} (n={m.n})"
 
 
-def status_of(dev: Estimate, threshold: float, policy: PolicySpec) -> str:
+def status_of(dev: Estimate, threshold: float, policy: PolicySpec) -> Status:
     level = dev.low if policy.confidence == "lower_bound" else dev.mean
     if level >= threshold:
         return "meets"
@@ -76,8 +77,8 @@ def decide(
     climb would measure, for an inconclusive rung under ``policy.inconclusive: report``."""
     status = status_of(dev, threshold, policy)
     where = f"dev {metric} {fmt(dev)}"
-    n_needed = None
-    action = "stop"
+    n_needed: int | None = None
+    action: Action = "stop"
     if status == "meets":
         how = "its whole interval is at or above" if policy.confidence == "lower_bound" else "its mean is at or above"
         reason = f"{where} meets the target {threshold:.3f}: {how} it"
@@ -106,7 +107,7 @@ def decide(
         status=status,
         meets_target=status == "meets",
         reason=reason,
-        n_needed=n_needed,  # type: ignore[arg-type]
+        n_needed=n_needed,
         dev_available=available,
     )
 
@@ -142,6 +143,7 @@ def decide_sequential(
             reason=f"{where} is below the target {threshold:.3f}: the gap is measured",
         )
     reason = f"{where} has not decided against the target {threshold:.3f}; "
+    action: Action
     if policy.inconclusive != "report":
         action = "climb" if policy.inconclusive == "climb" else "stop"
         reason += (
@@ -157,7 +159,7 @@ def decide_sequential(
         action=action,
         status="inconclusive",
         meets_target=False,
-        reason=reason,  # type: ignore[arg-type]
+        reason=reason,
         dev_available=available,
     )
 
@@ -170,7 +172,7 @@ def _settle(
     available: int | None,
     kind: str,
     next_rung: tuple[str, str] | None,
-) -> tuple[str, str]:
+) -> tuple[Action, str]:
     """``policy.inconclusive: report``: stop and say how many dev examples would decide, unless more data cannot
     decide it (the task has fewer dev examples than needed) or the next rung is cheaper per call; then climb."""
     above = dev.mean >= threshold
@@ -189,7 +191,7 @@ def _settle(
             f"{need}, more than the task's {available}: its mean is below the target and the dev split "
             "cannot show it, so climbing"
         )
-    if short:
+    if short and available is not None:
         return "stop", (
             f"stopping: the dev split ({available} examples) cannot {verb} it: {need}; add labelled dev "
             f"examples (e.g. move {n_needed - available} from train to dev, or hold some in data.reserve "

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from ladder.decide.cost import duration, money
 from ladder.decide.policy import fmt, next_rung_after
-from ladder.record import Recommendation, RungResult
+from ladder.record import PairedComparison, Recommendation, RungResult
 from ladder.scoring.format import interval_text, p_text
-from ladder.scoring.stats import PairedComparison, holm
+from ladder.scoring.stats import holm
 from ladder.spec import LADDER, PolicySpec
 
 
@@ -164,17 +164,17 @@ def recommend(
         tail += " (" + "; ".join(passed_over) + ")"
     if pending and policy.inconclusive == "report":
         r = pending[-1]
-        d, available = r.decision, r.decision.dev_available
-        if dev[r.name].mean >= threshold and available is not None and (d.n_needed or 0) > available:
+        waiting, available = r.decision, r.decision.dev_available
+        if dev[r.name].mean >= threshold and available is not None and (waiting.n_needed or 0) > available:
             nxt = None  # more dev data, not a costlier rung, is what decides it
             tail = (
                 f"; {r.name}'s dev mean is above the target but the task's dev split ({available} examples) cannot "
-                f"confirm it: about {d.n_needed} would; add labelled dev examples (e.g. move "
-                f"{d.n_needed - available} from train to dev, or data.reserve for `ladder resolve`) before trying a "
+                f"confirm it: about {waiting.n_needed} would; add labelled dev examples (e.g. move "
+                f"{(waiting.n_needed or 0) - available} from train to dev, or data.reserve for `ladder resolve`) before trying a "
                 "costlier rung"
             )
         else:
-            tail = f"; {r.name} is inconclusive: about {d.n_needed} dev examples would resolve it" + tail
+            tail = f"; {r.name} is inconclusive: about {waiting.n_needed} dev examples would resolve it" + tail
     return Recommendation(
         rung=None,
         met=False,

@@ -7,7 +7,7 @@ import datetime as _dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
@@ -17,7 +17,7 @@ from ladder.fileio import atomic_write_text, read_json
 from ladder.record import AssessmentRun, ExampleRecord, ModelIdentity, RungResult
 from ladder.spec import Strict
 
-BASELINE_FORMAT = "ladder-baseline"
+BASELINE_FORMAT: Literal["ladder-baseline"] = "ladder-baseline"
 
 BASELINE_VERSION = 1
 
@@ -34,7 +34,7 @@ class Baseline(Strict):
     task_name: str
     rung: str
     rung_type: str
-    settings: dict
+    settings: dict[str, Any]
     split: Literal["dev", "test"]
     metric: str  # the metric gated by default (the task's target metric)
     metrics: list[str]

@@ -7,7 +7,7 @@ from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
 
 from ladder.gate.verdict import VISIBLE_DROP, GateCheck, GateResult
-from ladder.report.document import Document, Items, Paragraph, Section, Table
+from ladder.report.document import Block, Document, Items, Paragraph, Section, Table
 from ladder.scoring.format import interval_text, p_text
 
 
@@ -77,7 +77,7 @@ def gate_document(results: list[GateResult]) -> Document:
                     f"{c.power_at_visible_drop:.0%}",
                 ]
             )
-        blocks: list = [
+        blocks: list[Block] = [
             Paragraph(
                 f"**{HEADS[result.verdict]}** — `{result.task_name}` / `{result.rung}` on {result.split} "
                 f"(n={result.n}, paired on the same examples, margin {result.margin:g}, alpha {result.alpha:g})"

@@ -23,10 +23,9 @@ from typing import Literal
 
 from ladder.errors import LadderError
 from ladder.gate.baseline import Baseline, find_rung, output_hash
-from ladder.record import AssessmentRun
+from ladder.record import AssessmentRun, PairedComparison
 from ladder.scoring.compare import compare_by_id, is_binary, measured_binary
 from ladder.scoring.stats import (
-    PairedComparison,
     minimum_detectable_effect,
     n_to_decide,
     power_at,

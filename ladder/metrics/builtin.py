@@ -169,7 +169,7 @@ class ChrfOptions(Options):
 def _chrf(char_order: int, word_order: int, beta: float):
     from sacrebleu.metrics import CHRF
 
-    return CHRF(char_order=char_order, word_order=word_order, beta=beta)
+    return CHRF(char_order=char_order, word_order=word_order, beta=beta)  # type: ignore[arg-type]  # any beta > 0 works
 
 
 @register_metric("chrf", binary=False, multi_reference=True, options=ChrfOptions)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ladder.metrics.builtin import NUMBER
 from ladder.text import normalize
+
+if TYPE_CHECKING:
+    from ladder.spec import RegexExtract  # the task file's {regex: ...} (spec is above metrics)
 
 
 def first_label(text: str, labels: list[str]) -> str | None:
@@ -39,7 +43,7 @@ def first_number(text: str) -> str | None:
     return found.group(0) if found else None
 
 
-def extractor(extract: object, labels: list[str] | None) -> Callable[[str], str]:
+def extractor(extract: str | RegexExtract, labels: list[str] | None) -> Callable[[str], str]:
     """The extraction step a metric entry names: what it finds, or the output unchanged when it finds
     nothing (so a lenient score is never below the strict one for that reason)."""
     if extract == "first_label":
@@ -49,7 +53,8 @@ def extractor(extract: object, labels: list[str] | None) -> Callable[[str], str]
     elif extract == "first_number":
         find = first_number
     else:
-        pattern = re.compile(extract.regex)
+        assert not isinstance(extract, str), extract  # the named extractors are above
+        pattern = re.compile(extract.regex)  # a RegexExtract (spec/sections.py)
 
         def find(text: str) -> str | None:
             found = pattern.search(text)

@@ -15,6 +15,7 @@ from ladder.record.parts import (
     TokenTimes,
 )
 from ladder.record.run import (
+    SCHEMA_VERSION,
     AssessmentRun,
     Diagnosis,
     Evidence,
@@ -23,7 +24,7 @@ from ladder.record.run import (
     RungResult,
     SkippedRung,
 )
-from ladder.record.store import MIGRATIONS, SCHEMA_VERSION, load_run, migrate, save_run
+from ladder.record.store import MIGRATIONS, load_run, migrate, save_run
 from ladder.record.training import (
     AdapterCertificate,
     CertificateCheck,

@@ -90,9 +90,13 @@ class SplitResult(Strict):
         return next((c for c in self.comparisons if c.baseline == baseline and c.metric == metric), None)
 
 
+Action = Literal["climb", "stop"]
+Status = Literal["meets", "gap", "inconclusive"]
+
+
 class Decision(Strict):
-    action: Literal["climb", "stop"]
-    status: Literal["meets", "gap", "inconclusive"]  # the dev interval against the target
+    action: Action
+    status: Status  # the dev interval against the target
     meets_target: bool
     reason: str
     n_needed: int | None = None  # dev examples that would resolve an inconclusive rung (power of the deciding interval)

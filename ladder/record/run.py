@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from ladder.data.report import DataReport
 from ladder.record.parts import (
@@ -21,7 +21,7 @@ SCHEMA_VERSION = 3  # changes whenever a field changes meaning (record/store.py 
 class RungResult(Strict):
     name: str
     type: str
-    settings: dict
+    settings: dict[str, Any]
     demo_ids: list[str]
     build_s: float
     splits: dict[str, SplitResult]  # "dev", "test"
@@ -54,11 +54,15 @@ class Recommendation(Strict):
     holm_p: dict[str, float] = {}  # "candidate vs baseline" -> Holm-adjusted p (dev, target metric)
 
 
+PointsTo = Literal["behaviour", "knowledge", "neither"]
+GapKind = Literal["none", "behaviour", "knowledge", "mixed", "unclear"]
+
+
 class Evidence(Strict):
     """One signal of what kind of gap is left after the prompt-side rungs."""
 
     signal: str  # invalid_outputs, lenient_gap, fewshot_gain, rag_gain, recall_follows, unknown_share
-    points_to: Literal["behaviour", "knowledge", "neither"]
+    points_to: PointsTo
     value: float | None = None
     text: str
 
@@ -67,7 +71,7 @@ class Diagnosis(Strict):
     """What kind of gap remains after prompt, few-shot and retrieval, with its evidence: behaviour or format
     (fine-tuning is likely to help) or missing knowledge (retrieval, not fine-tuning)."""
 
-    kind: Literal["none", "behaviour", "knowledge", "mixed", "unclear"]
+    kind: GapKind
     best_rung: str  # the best prompt-side rung on dev
     gap: float  # target - its dev mean (negative: above the target)
     evidence: list[Evidence] = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -21,7 +22,7 @@ def save_run(run: AssessmentRun, path: Path) -> None:
     atomic_write_text(path, run.model_dump_json(indent=1) + "\n")
 
 
-def _v1_to_v2(raw: dict) -> dict:
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     """v1 kept one comparison per metric against the previous rung, a decision without a status, and
     decided on the dev mean, climbing whatever the interval (the policy it ran, written into its spec)."""
     from ladder.spec import CostSpec, PolicySpec
@@ -41,7 +42,7 @@ def _v1_to_v2(raw: dict) -> dict:
     return raw
 
 
-def _v2_to_v3(raw: dict) -> dict:
+def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     """v3 typed the record's loose parts (spec, target, model identity, training). Fields a v2 record
     could lack: a training's reuse flag, artifact hash and store entry (added during v2)."""
     for rung in raw.get("rungs", []):
@@ -54,10 +55,10 @@ def _v2_to_v3(raw: dict) -> dict:
 
 
 # version -> function turning a record of that version into the next one
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
-def migrate(raw: dict, source: str) -> dict:
+def migrate(raw: dict[str, Any], source: str) -> dict[str, Any]:
     version = raw.get("schema_version")
     if not isinstance(version, int) or version < 1 or version > SCHEMA_VERSION:
         raise LadderError(

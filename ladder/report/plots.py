@@ -151,16 +151,17 @@ def render(kind: str, data: dict, salt: str) -> str:
     import matplotlib.pyplot as plt
 
     draw, size = PLOTS[kind]
-    style = {
-        "svg.fonttype": "none",
-        "svg.hashsalt": f"ladder-{salt}",
-        "font.size": 9,
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "font.family": "sans-serif",
-        "path.simplify": False,
-    }
-    with plt.rc_context(style):
+    with plt.rc_context(
+        {
+            "svg.fonttype": "none",
+            "svg.hashsalt": f"ladder-{salt}",
+            "font.size": 9,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "font.family": "sans-serif",
+            "path.simplify": False,
+        }
+    ):
         fig, ax = plt.subplots(figsize=size(data), layout="constrained")
         draw(ax, data)
         buffer = io.StringIO()

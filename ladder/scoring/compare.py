@@ -8,15 +8,15 @@ Imports no model code.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ladder.data.corpus import doc_of
 from ladder.errors import LadderError
 from ladder.metrics import Scorer, valid_output
-from ladder.record import ExampleRecord, RungResult, SplitResult
-from ladder.scoring.stats import Estimate, PairedComparison, estimate, paired
+from ladder.record import Estimate, ExampleRecord, PairedComparison, RungResult, SplitResult
+from ladder.scoring.stats import estimate, paired
 
 if TYPE_CHECKING:
     from ladder.data.splits import Example
@@ -29,7 +29,7 @@ def score_examples(
     examples: list[Example],
     metrics: dict[str, Scorer],
     split: str,
-    static_demos: tuple,
+    static_demos: tuple[Any, ...],
     output: OutputSpec,
 ) -> list[ExampleRecord]:
     """One record per example: its output(s), a score per metric (the mean over samples, if several),

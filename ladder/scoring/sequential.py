@@ -35,7 +35,7 @@ def _lambdas(x: np.ndarray, alpha: float) -> np.ndarray:
     dev2 = np.cumsum((x - mu_hat) ** 2, axis=-1)
     sigma2 = (0.25 + dev2) / (t + 1)
     prev_sigma2 = np.concatenate([np.full(x.shape[:-1] + (1,), 0.25), sigma2[..., :-1]], axis=-1)
-    return np.sqrt(2 * math.log(2 / alpha) / (prev_sigma2 * t * np.log1p(t)))
+    return np.asarray(np.sqrt(2 * math.log(2 / alpha) / (prev_sigma2 * t * np.log1p(t))))
 
 
 def capital(x: np.ndarray, tau: float, alpha: float) -> tuple[np.ndarray, np.ndarray]:

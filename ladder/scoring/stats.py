@@ -59,13 +59,13 @@ def mcnemar_exact(b_only: int, a_only: int) -> float:
         return 1.0
     k = min(b_only, a_only)
     tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return min(1.0, 2 * tail)
+    return float(min(1.0, 2 * tail))
 
 
 def _bootstrap_diffs(diff: np.ndarray, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(diff), size=(BOOTSTRAP_SAMPLES, len(diff)))
-    return diff[idx].mean(axis=1)
+    return np.asarray(diff[idx].mean(axis=1))
 
 
 def paired(a: list[float], b: list[float], binary: bool, seed: int = 0) -> PairedComparison:
@@ -166,7 +166,7 @@ def _log_binomial_pmf(n: int, p: float) -> np.ndarray:
     i = k[1:]
     log_c = np.concatenate([[0.0], np.cumsum(np.log(n - i + 1) - np.log(i))])  # log C(n, k), exact in fp64 to ~1e-9
     with np.errstate(divide="ignore", invalid="ignore"):
-        return (
+        return np.asarray(
             log_c
             + np.where(k > 0, k * math.log(p) if p > 0 else -np.inf, 0.0)
             + np.where(k < n, (n - k) * math.log1p(-p) if p < 1 else -np.inf, 0.0)

@@ -7,7 +7,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict
 
-from ladder.defaults import DEFAULT_EMBEDDER, DEFAULT_MODEL  # noqa: F401  (the task model's defaults)
+from ladder.defaults import DEFAULT_EMBEDDER as DEFAULT_EMBEDDER  # the task model's defaults
+from ladder.defaults import DEFAULT_MODEL as DEFAULT_MODEL
 
 BUILTIN_METRICS = (
     "accuracy",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -13,11 +15,11 @@ from ladder.spec.rungs import RUNG_SPECS
 from ladder.spec.task import TaskSpec
 
 
-def _format_loc(loc: tuple) -> str:
+def _format_loc(loc: tuple[int | str, ...]) -> str:
     return format_loc(loc, tags=RUNG_SPECS)
 
 
-def _format_error(err: dict) -> str:
+def _format_error(err: Mapping[str, Any]) -> str:
     loc = _format_loc(tuple(err["loc"]))
     kind = err["type"]
     if kind == "extra_forbidden":
@@ -39,11 +41,11 @@ def _format_error(err: dict) -> str:
         msg = msg[len("Value error, ") :]
     named = re.match(r"([a-z_]+)[.\[:]", msg)
     if not err["loc"] and named and named.group(1) in TaskSpec.model_fields:
-        return msg  # a whole-task check that names its field (target.metric ..., metrics[1]: ...)
+        return str(msg)  # a whole-task check that names its field (target.metric ..., metrics[1]: ...)
     return f"{loc}: {msg}"
 
 
-def _suggest_unknown(err: dict, model: type[BaseModel]) -> str:
+def _suggest_unknown(err: Mapping[str, Any], model: type[BaseModel]) -> str:
     """Add a 'did you mean' to an unknown-field error, looking up the sibling fields."""
     target: type[BaseModel] | None = model
     for item in err["loc"][:-1]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -69,7 +70,7 @@ def load_task(path: str | Path) -> TaskFile:
     return TaskFile(spec=parse_task(raw, shown_path(path)), path=path.resolve())
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     schema = TaskSpec.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "ladder task.yaml"

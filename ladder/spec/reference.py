@@ -11,6 +11,7 @@ import typing
 from pathlib import Path
 
 from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from ladder.spec.rungs import RUNG_KINDS
@@ -48,10 +49,11 @@ def _type(annotation: object) -> str:
     return getattr(annotation, "__name__", str(annotation))
 
 
-def _default(field) -> str:
+def _default(field: FieldInfo) -> str:
     if field.is_required():
         return "required"
-    value = field.default_factory() if field.default is PydanticUndefined else field.default
+    factory = field.default_factory
+    value = factory() if factory is not None and field.default is PydanticUndefined else field.default  # type: ignore[call-arg]
     if isinstance(value, BaseModel):
         return "(its defaults)"
     return f"`{json.dumps(value, default=str)}`"
@@ -81,7 +83,12 @@ def reference() -> str:
             for inner in _models(field.annotation):
                 if inner not in done and inner not in rung_settings:
                     queue.append((f"{title.removesuffix('task.yaml') or ''}{name}".lstrip("."), inner))
-    out += ["### rungs", "", "Each rung is a mapping with `type` (its kind, in ladder order) and its kind's settings.", ""]
+    out += [
+        "### rungs",
+        "",
+        "Each rung is a mapping with `type` (its kind, in ladder order) and its kind's settings.",
+        "",
+    ]
     for kind in RUNG_KINDS:
         out += _table(kind.settings, f"rungs: type {kind.name}")
         for name, field in kind.settings.model_fields.items():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -16,16 +16,20 @@ from ladder.spec.base import Strict
 class PromptRungSpec(Strict):
     """Zero-shot: instruction + input."""
 
-    type: Literal["prompt"]
-    name: str | None = None
+    type: Literal["prompt"] = Field(description="The rung's kind.")
+    name: str | None = Field(
+        default=None, description="A distinct name for a variant of this kind (default: the kind's name)."
+    )
 
 
 class FewShotRungSpec(Strict):
     """k demonstrations from the train split as prior chat turns."""
 
-    type: Literal["fewshot"]
-    name: str | None = None
-    k: int = Field(default=8, ge=1, le=256)
+    type: Literal["fewshot"] = Field(description="The rung's kind.")
+    name: str | None = Field(
+        default=None, description="A distinct name for a variant of this kind (default: the kind's name)."
+    )
+    k: int = Field(default=8, ge=1, le=256, description="Demonstrations per prompt.")
     selection: Literal["random", "stratified", "similar"] | None = Field(
         default=None,
         description="`stratified` balances demonstrations over labels (label outputs); `similar` picks the "
@@ -37,15 +41,20 @@ class FewShotRungSpec(Strict):
 class RagRungSpec(Strict):
     """Retrieved corpus passages placed in the prompt under a token budget (optionally with demonstrations)."""
 
-    type: Literal["rag"]
-    name: str | None = None
-    top_k: int = Field(default=4, ge=1, le=100)
+    type: Literal["rag"] = Field(description="The rung's kind.")
+    name: str | None = Field(
+        default=None, description="A distinct name for a variant of this kind (default: the kind's name)."
+    )
+    top_k: int = Field(default=4, ge=1, le=100, description="Chunks retrieved per input.")
     mode: Literal["dense", "lexical", "hybrid"] = Field(
         default="hybrid", description="dense: embedder + faiss; lexical: BM25; hybrid: reciprocal-rank fusion of both."
     )
     context_tokens: int = Field(default=512, ge=16, description="Budget for retrieved passages, in model tokens.")
     fewshot_k: int = Field(default=0, ge=0, le=256, description="Demonstrations from train, as in the fewshot rung.")
-    selection: Literal["random", "stratified", "similar"] = "random"
+    selection: Literal["random", "stratified", "similar"] = Field(
+        default="random",
+        description="How the demonstrations shown with the passages are chosen (random | stratified | similar).",
+    )
 
 
 class TrainSpec(Strict):
@@ -53,12 +62,16 @@ class TrainSpec(Strict):
 
     epochs: float = Field(default=1.0, gt=0, description="Passes over the train split (ignored when max_steps is set).")
     max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps; overrides epochs.")
-    learning_rate: float = Field(default=2e-4, gt=0)
+    learning_rate: float = Field(
+        default=2e-4, gt=0, description="Peak learning rate (AdamW; linear warm-up, then linear decay)."
+    )
     warmup_ratio: float = Field(
         default=0.05, ge=0, lt=1, description="Linear warm-up share of the steps, then linear decay."
     )
-    weight_decay: float = Field(default=0.0, ge=0)
-    batch_size: int = Field(default=8, ge=1)
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay.")
+    batch_size: int = Field(
+        default=8, ge=1, description="Examples per optimizer step (over all processes under torchrun)."
+    )
     grad_accum: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
     max_seq_len: int = Field(default=256, ge=8, description="Longer examples lose prompt tokens from the left.")
     eval_every: int = Field(default=25, ge=1, description="Steps between dev evaluations (early stopping).")
@@ -79,18 +92,22 @@ class AdapterSettings(Strict):
     """A LoRA adapter on the base model (peft) and the training loop's settings: the lora, distill and
     preference rungs."""
 
-    r: int = Field(default=8, ge=1)
-    alpha: int = Field(default=16, ge=1)
-    dropout: float = Field(default=0.05, ge=0, lt=1)
-    target_modules: list[str] | Literal["all-linear"] = "all-linear"
-    train: TrainSpec = TrainSpec()
+    r: int = Field(default=8, ge=1, description="LoRA rank.")
+    alpha: int = Field(default=16, ge=1, description="LoRA scaling numerator (the update is scaled by alpha / r).")
+    dropout: float = Field(default=0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        default="all-linear", description="Modules given adapters: all-linear, or a list of module names."
+    )
+    train: TrainSpec = Field(default=TrainSpec(), description="The training loop's settings.")
 
 
 class LoraRungSpec(AdapterSettings):
     """LoRA adapters (peft) on the base model, trained on the train split."""
 
-    type: Literal["lora"]
-    name: str | None = None
+    type: Literal["lora"] = Field(description="The rung's kind.")
+    name: str | None = Field(
+        default=None, description="A distinct name for a variant of this kind (default: the kind's name)."
+    )
     quantize: Literal["none", "4bit"] = Field(
         default="none", description="`4bit`: QLoRA, the base model in 4-bit NF4 (needs CUDA and bitsandbytes)."
     )
@@ -101,8 +118,10 @@ class DistillRungSpec(AdapterSettings):
     prompt) answers the train inputs (and data.unlabeled); a LoRA student learns its answers on the zero-shot
     prompt, so calls no longer pay for the teacher's demonstrations or retrieved passages."""
 
-    type: Literal["distill"]
-    name: str | None = None
+    type: Literal["distill"] = Field(description="The rung's kind.")
+    name: str | None = Field(
+        default=None, description="A distinct name for a variant of this kind (default: the kind's name)."
+    )
     teacher: str | None = Field(
         default=None,
         description="The rung whose answers are learnt, by name: a prompt, fewshot or rag rung listed "
@@ -131,8 +150,10 @@ class PreferenceRungSpec(AdapterSettings):
     rejected = the model's own wrong answer on the same train input (made by the rung below), or the pairs of
     data.preferences. The reference is the starting model, its log-probabilities computed once before training."""
 
-    type: Literal["preference"]
-    name: str | None = None
+    type: Literal["preference"] = Field(description="The rung's kind.")
+    name: str | None = Field(
+        default=None, description="A distinct name for a variant of this kind (default: the kind's name)."
+    )
     negatives_from: str | None = Field(
         default=None,
         description="The rung whose wrong answers on train are the rejected ones, by name (default: the "
@@ -150,15 +171,23 @@ class PreferenceRungSpec(AdapterSettings):
         description="Weight of the chosen answer's mean token loss added to DPO's (RPO); 0 is plain "
         "DPO, which can lower the chosen answer's likelihood when the two answers share most tokens.",
     )
-    train: TrainSpec = TrainSpec(learning_rate=5e-5)
+    train: TrainSpec = Field(
+        default=TrainSpec(learning_rate=5e-5),
+        description="The training loop's settings (a smaller learning rate by default).",
+    )
 
 
 class FullRungSpec(Strict):
     """All parameters trained (same loop, a smaller learning rate by default)."""
 
-    type: Literal["full"]
-    name: str | None = None
-    train: TrainSpec = TrainSpec(learning_rate=2e-5)
+    type: Literal["full"] = Field(description="The rung's kind.")
+    name: str | None = Field(
+        default=None, description="A distinct name for a variant of this kind (default: the kind's name)."
+    )
+    train: TrainSpec = Field(
+        default=TrainSpec(learning_rate=2e-5),
+        description="The training loop's settings (a smaller learning rate by default).",
+    )
 
 
 @dataclass(frozen=True)
@@ -196,8 +225,8 @@ RungSpec = Annotated[
     Field(discriminator="type"),
 ]
 TrainedRungSpec = Union[DistillRungSpec, LoraRungSpec, PreferenceRungSpec, FullRungSpec]
-TrainedRungSpec = Union[DistillRungSpec, LoraRungSpec, PreferenceRungSpec, FullRungSpec]
 
 
-def rung_name(rung) -> str:
-    return rung.name or rung.type
+def rung_name(rung: RungSpec | Any) -> str:
+    """A rung's name: its ``name``, else its kind."""
+    return str(rung.name or rung.type)

@@ -26,8 +26,8 @@ class DataSpec(Strict):
     train: str = Field(description="Training split: the only labelled data a rung may learn from.")
     dev: str = Field(description="Development split: used for decisions (climb or stop).")
     test: str = Field(description="Held-out split: read only by the eval step.")
-    input_field: str = "input"
-    target_field: str = "target"
+    input_field: str = Field(default="input", description="Field holding the model's input.")
+    target_field: str = Field(default="target", description="Field holding the expected answer.")
     id_field: str | None = Field(
         default=None, description="Field holding a stable example id; without it the id is a hash of the input."
     )
@@ -76,14 +76,18 @@ class CorpusSpec(Strict):
     """A knowledge corpus for the rag rung: a JSONL of {id, text} documents or a folder of .md/.txt files."""
 
     path: str = Field(description="JSONL file or folder, relative to the task file.")
-    id_field: str = "id"
-    text_field: str = "text"
+    id_field: str = Field(default="id", description="Field holding a document's id (JSONL corpus).")
+    text_field: str = Field(default="text", description="Field holding a document's text (JSONL corpus).")
     chunk_size: int = Field(default=128, ge=8, description="Chunk length in embedder tokens (word pieces).")
     chunk_overlap: int = Field(default=16, ge=0, description="Tokens shared by consecutive chunks of a document.")
     index: Literal["auto", "exact", "ivf", "hnsw"] = Field(
         default="auto", description="`auto`: exact inner-product search below `approx_threshold` chunks, HNSW above."
     )
-    approx_threshold: int = Field(default=50_000, ge=1)
+    approx_threshold: int = Field(
+        default=50_000,
+        ge=1,
+        description="index auto: chunks above which the approximate index (HNSW) replaces the exact one.",
+    )
     ivf_nprobe: int = Field(default=16, ge=1, description="IVF: clusters searched per query.")
     hnsw_ef_search: int = Field(default=64, ge=1, description="HNSW: candidate list size while searching.")
 
@@ -97,7 +101,9 @@ class CorpusSpec(Strict):
 
 
 class OutputSpec(Strict):
-    kind: Literal["label", "text", "json"]
+    kind: Literal["label", "text", "json"] = Field(
+        description="label (one of labels), text (free text) or json (an object or array)."
+    )
     labels: list[str] | None = Field(default=None, description="The label set; required for kind: label.")
 
     @model_validator(mode="after")
@@ -123,7 +129,9 @@ class RegexExtract(Strict):
     def _compiles(cls, value: str) -> str:
         from ladder.metrics import compiles
 
-        return compiles(value)
+        checked = compiles(value)
+        assert checked is not None  # a pattern given is a pattern checked
+        return checked
 
 
 class MetricSpec(Strict):
@@ -161,8 +169,8 @@ MetricEntry = Annotated[MetricSpec, BeforeValidator(_metric_entry, json_schema_i
 
 
 class TargetSpec(Strict):
-    metric: str
-    threshold: float = Field(ge=0.0, le=1.0)
+    metric: str = Field(description="The metric that decides: one of the task's metrics (by name).")
+    threshold: float = Field(ge=0.0, le=1.0, description="The score in [0, 1] a rung must meet on dev.")
 
 
 class PromptSpec(Strict):
@@ -189,12 +197,12 @@ class PromptSpec(Strict):
 
 
 class GenerationSpec(Strict):
-    max_new_tokens: int = Field(default=64, ge=1, le=4096)
+    max_new_tokens: int = Field(default=64, ge=1, le=4096, description="Most tokens generated per answer.")
     label_scoring: Literal["loglik", "generate"] = Field(
         default="loglik",
         description="Label outputs: `loglik` scores every label by log-likelihood; `generate` decodes freely.",
     )
-    batch_size: int = Field(default=8, ge=1, le=1024)
+    batch_size: int = Field(default=8, ge=1, le=1024, description="Examples per model call batch.")
     stop_at_json_end: bool = Field(
         default=True, description="json outputs: stop decoding once the top-level JSON object has closed."
     )
@@ -293,7 +301,7 @@ class CostSpec(Strict):
     )
     calls_per_month: int = Field(default=100_000, ge=0, description="Expected calls per month once deployed.")
     months: float = Field(default=12, gt=0, description="How long the choice is expected to serve (months).")
-    currency: str = Field(default="USD", max_length=8)
+    currency: str = Field(default="USD", max_length=8, description="Currency of the prices (a label for reports).")
 
     @model_validator(mode="after")
     def _token_prices_together(self) -> CostSpec:

@@ -38,17 +38,26 @@ from ladder.spec.serving import ServingSpec
 
 
 class TaskSpec(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    description: str = ""
-    version: int = Field(default=1, ge=1)
-    data: DataSpec
-    output: OutputSpec
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The task's name: letters, digits, dot, underscore and hyphen (run folders and reports use it).",
+    )
+    description: str = Field(default="", description="One line on what the task is, shown in reports.")
+    version: int = Field(
+        default=1,
+        ge=1,
+        description="The task's own version: raise it when the task changes meaning (recorded with every run).",
+    )
+    data: DataSpec = Field(
+        description="Where the splits are, which fields hold input, target and id, and how strict the data checks are."
+    )
+    output: OutputSpec = Field(description="What an answer is: a label from a set, free text, or JSON.")
     metrics: list[MetricEntry] = Field(
         min_length=1,
         description="Every metric is measured and reported; target.metric decides. A name, or a "
         "mapping {metric, name, options, extract}.",
     )
-    target: TargetSpec
+    target: TargetSpec = Field(description="The metric that decides and the threshold a rung must meet on dev.")
     model: str = Field(
         default=DEFAULT_MODEL,
         description="Registry alias (smollm2-135m-instruct), a local Hugging Face folder, or a .gguf file.",
@@ -58,14 +67,31 @@ class TaskSpec(Strict):
         description="Sentence embedder for retrieval and `similar` demonstrations: alias all-minilm-l6-v2 or a local "
         "sentence-transformers folder.",
     )
-    corpus: CorpusSpec | None = None
-    prompt: PromptSpec
-    rungs: list[RungSpec] = Field(min_length=1)
-    generation: GenerationSpec = GenerationSpec()
-    policy: PolicySpec = PolicySpec()
-    cost: CostSpec = CostSpec()
-    serving: ServingSpec = ServingSpec()
-    seed: int = 0
+    corpus: CorpusSpec | None = Field(default=None, description="Documents to retrieve from (the rag rung).")
+    prompt: PromptSpec = Field(
+        description="The instruction, the input template and the prompt format every rung starts from."
+    )
+    rungs: list[RungSpec] = Field(
+        min_length=1,
+        description="The rungs to climb, in ladder order: prompt, fewshot, rag, distill, lora, preference, full.",
+    )
+    generation: GenerationSpec = Field(
+        default=GenerationSpec(),
+        description="How answers are produced: label scoring or generation, token budget, batch size, sampling.",
+    )
+    policy: PolicySpec = Field(
+        default=PolicySpec(),
+        description="When to climb and when to stop: confidence, margin, inconclusive handling, sequential decisions.",
+    )
+    cost: CostSpec = Field(
+        default=CostSpec(), description="Prices for the cost model (none: machine-hours) and the expected call volume."
+    )
+    serving: ServingSpec = Field(
+        default=ServingSpec(), description="Which backend serves the candidates and its settings."
+    )
+    seed: int = Field(
+        default=0, description="Seed of every random choice (each rung and purpose draws its own stream from it)."
+    )
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> TaskSpec:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from ladder.record import AssessmentRun, DevEvaluation, RungResult
+from ladder.record import AssessmentRun, DevEvaluation, Estimate, PairedComparison, RungResult
 from ladder.scoring.format import interval_text
 from ladder.scoring.format import p_text as format_p
-from ladder.scoring.stats import Estimate, PairedComparison
 
 EXAMPLES_SHOWN = 3  # won and lost examples shown per adjacent pair of rungs
 

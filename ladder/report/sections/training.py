@@ -141,10 +141,11 @@ def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list:
         ]
     rows = []
     for r in trained:
-        pairs = r.training.pairs if r.training else None
-        if pairs is None:
+        training = r.training
+        pairs = training.pairs if training else None
+        if training is None or pairs is None:
             continue
-        last = r.training.dev_evals[-1] if r.training.dev_evals else None
+        last = training.dev_evals[-1] if training.dev_evals else None
         ratio = (
             f"{pairs.dev_reference_logratio:.2f} → {last.chosen_logratio:.2f}"
             if pairs.dev_reference_logratio is not None and last is not None and last.chosen_logratio is not None
