@@ -19,10 +19,8 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
 import torch  # noqa: E402
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 from ceiling import generation, generation_requests, task_prompts  # noqa: E402
 
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402

@@ -28,17 +28,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
-
 import torch  # noqa: E402
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 
 from ladder.backends import create_backend  # noqa: E402
 from ladder.backends.base import GenerateRequest, ScoreRequest  # noqa: E402

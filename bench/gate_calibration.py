@@ -24,15 +24,12 @@ import argparse
 import json
 import random
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT, machine  # noqa: E402  (the repository on sys.path, the model cache)
 
 from ladder.backends import create_backend  # noqa: E402
 from ladder.gate import gate, make_baseline  # noqa: E402
@@ -84,10 +81,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="copy every run record here (re-gate later without the model)")
     args = parser.parse_args()
     margins = [float(m) for m in args.margins.split(",")]
-    flags = open("/proc/cpuinfo").read() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), "?")
-    have = [f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f" {f}" in flags]
-    print(f"processor: {model}; flags: {', '.join(have) or 'none of avx512f/avx512_bf16/amx_bf16'}", flush=True)
+    print(machine(), flush=True)
     global SAMPLES
     SAMPLES = args.samples
 

@@ -19,13 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 
 from ladder.backends.base import GenerateRequest  # noqa: E402
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
@@ -53,7 +50,6 @@ def main() -> None:
     parser.add_argument("--rungs", default="prompt,fewshot")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "generation.json")
     args = parser.parse_args()
-    os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
     import torch
     from transformers import AutoModelForCausalLM
 

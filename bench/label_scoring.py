@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 
 from ladder.backends.base import GenerateRequest, ScoreRequest  # noqa: E402
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
@@ -91,7 +88,6 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "label_scoring.json")
     args = parser.parse_args()
-    os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
 
     task = load_task(TASK)
     spec = task.spec

@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
 import torch  # noqa: E402
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 from training import lora_model  # noqa: E402  (bench/training.py: the same LoRA)
 
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
@@ -138,7 +133,6 @@ def main() -> None:
     parser.add_argument("--no-trl", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "objectives.json")
     args = parser.parse_args()
-    os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
     torch.set_num_threads(torch.get_num_threads())
     task = load_task(ROOT / "tasks" / "snips-intent" / "task.yaml")
     spec = task.spec

@@ -12,16 +12,12 @@ agreement with fp32 and each one's accuracy. On a CPU without avx512_bf16/amx_bf
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import torch  # noqa: E402
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 
 from ladder.backends.hardware import cpu_has_native_bf16  # noqa: E402
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
@@ -48,7 +44,6 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--rungs", default="prompt,fewshot")
     args = parser.parse_args()
-    os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
     task = load_task(ROOT / "tasks" / "snips-intent" / "task.yaml")
     spec = task.spec
     splits = load_splits(task)

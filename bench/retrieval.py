@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 
 from ladder.data.corpus import doc_of, resolve_embedder  # noqa: E402
 from ladder.data.splits import load_task_data  # noqa: E402
@@ -118,7 +114,6 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "retrieval.json")
     args = parser.parse_args()
-    os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
     print("1. embedding throughput (all-MiniLM-L6-v2, CPU)")
     emb = bench_embedding()
     print(f"  {emb['texts']} real texts in {emb['wall_s']:.1f} s: {emb['docs_per_s']:.1f} docs/s")

@@ -19,14 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 
 from ladder.scoring.sequential import decide_sequentially, first_decisions  # noqa: E402
 from ladder.scoring.stats import Z95  # noqa: E402

@@ -23,9 +23,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 
 from ladder.backends import create_backend  # noqa: E402
 from ladder.backends.base import Artifact, GenerateRequest, ScoreRequest  # noqa: E402

@@ -18,16 +18,12 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 import torch  # noqa: E402
+from _common import ROOT  # noqa: E402  (the repository on sys.path, the model cache)
 
 from ladder.backends.hf.transformers import TransformersBackend  # noqa: E402
 from ladder.data.splits import load_task_data  # noqa: E402
@@ -145,7 +141,6 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=4e-4)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "training.json")
     args = parser.parse_args()
-    os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
     backend = TransformersBackend.from_spec("smollm2-135m-instruct")
     _ = backend.model
     pairs, convs = snips_training_data(backend)

@@ -14,15 +14,8 @@ training tokens/s and the ratio. No dev evaluations or checkpoints inside the ti
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import tempfile
 from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
 
 import torch  # noqa: E402
 from training import lora_model, snips_training_data  # noqa: E402

@@ -51,16 +51,16 @@ def _label_scores(backend, ctx, n=4):
 def test_lora_trains_saves_and_loads_back(backend, ctx):
     candidate = finetune(_lora(), ctx)
     t = candidate.training
-    losses = [p["loss"] for p in t["curve"]]
-    assert t["steps"] == 6 and len(losses) == 6
+    losses = [p.loss for p in t.curve]
+    assert t.steps == 6 and len(losses) == 6
     assert sum(losses[-2:]) / 2 < sum(losses[:2]) / 2  # the loss decreases
-    assert t["tokens_seen"] > t["answer_tokens"] > 0 and t["tokens_per_s"] > 0
-    assert t["rss_peak_mb"] >= t["rss_start_mb"] > 0 and [e["step"] for e in t["dev_evals"]] == [3, 6]
+    assert t.tokens_seen > t.answer_tokens > 0 and t.tokens_per_s > 0
+    assert t.rss_peak_mb >= t.rss_start_mb > 0 and [e.step for e in t.dev_evals] == [3, 6]
     adapter = ctx.work_dir / "lora" / "adapter"
     assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
     served = backend.serving(candidate.artifact)
-    assert t["artifact_bytes"] > 0 and served.identity()["weights_sha256"] == t["artifact_sha256"]
-    assert candidate.artifact.path == adapter and candidate.artifact.rank == 8 and not t["reused"]
+    assert t.artifact_bytes > 0 and served.identity()["weights_sha256"] == t.artifact_sha256
+    assert candidate.artifact.path == adapter and candidate.artifact.rank == 8 and not t.reused
 
     base = _label_scores(backend, ctx)
     tuned = _label_scores(served, ctx)
@@ -90,11 +90,11 @@ def test_interrupted_training_resumes_with_the_same_data_order(backend, ctx, tmp
     with pytest.raises(KeyboardInterrupt):
         finetune(_lora(), replace(ctx, on_train_step=_interrupt_after(2)))
     resumed = finetune(_lora(), ctx).training
-    assert resumed["resumed_from_step"] == 2 and resumed["steps"] == 6
+    assert resumed.resumed_from_step == 2 and resumed.steps == 6
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "home-b"))
     straight = finetune(_lora(), ctx).training
-    assert straight["resumed_from_step"] is None
-    assert [p["loss"] for p in resumed["curve"]] == pytest.approx([p["loss"] for p in straight["curve"]], abs=1e-3)
+    assert straight.resumed_from_step is None
+    assert [p.loss for p in resumed.curve] == pytest.approx([p.loss for p in straight.curve], abs=1e-3)
     # a finished training is reused, not repeated: no weights are loaded at all
     from ladder.backends.hf.model import HFModel
 
@@ -104,8 +104,8 @@ def test_interrupted_training_resumes_with_the_same_data_order(backend, ctx, tmp
     monkeypatch.setattr(HFModel, "load", no_weights)
     reused = finetune(_lora(), ctx)
     again = reused.training
-    assert again["reused"] and again["curve"] == straight["curve"]
-    assert again["artifact_sha256"] == straight["artifact_sha256"] == resumed["artifact_sha256"]
+    assert again.reused and again.curve == straight.curve
+    assert again.artifact_sha256 == straight.artifact_sha256 == resumed.artifact_sha256
     assert (ctx.work_dir / "lora" / "adapter" / "adapter_model.safetensors").is_file()
 
 
@@ -114,16 +114,16 @@ def test_full_finetune_few_steps(backend, ctx):
         type="full", train=TrainSpec(max_steps=3, batch_size=4, eval_every=3, learning_rate=5e-5, max_seq_len=96)
     )
     candidate = finetune(rung, ctx)
-    losses = [p["loss"] for p in candidate.training["curve"]]
+    losses = [p.loss for p in candidate.training.curve]
     assert len(losses) == 3 and losses[-1] < losses[0]
     assert (ctx.work_dir / "full" / "model" / "model.safetensors").is_file()
-    assert candidate.training["trainable_params"] > 100_000_000
+    assert candidate.training.trainable_params > 100_000_000
     served = backend.serving(candidate.artifact)
     assert served.model is not backend.model  # the base model is untouched
     assert (ctx.work_dir / "full" / "model" / "tokenizer.json").is_file()  # a folder any backend can load
     assert (
         served.identity()["weights_sha256"]
-        == candidate.training["artifact_sha256"]
+        == candidate.training.artifact_sha256
         != backend.identity()["weights_sha256"]
     )
 
@@ -191,14 +191,14 @@ def test_early_stopping_on_a_dev_metric_keeps_the_best_weights(tmp_path):
 def test_lora_with_dev_metric_early_stopping_on_the_real_model(backend, ctx):
     candidate = finetune(_lora(max_steps=4, eval_every=2, early_stopping="dev_metric", metric_examples=4), ctx)
     t = candidate.training
-    assert [e["step"] for e in t["dev_evals"]] == [2, 4]
-    assert all(0.0 <= e["dev_metric"] <= 1.0 and e["dev_loss"] > 0 for e in t["dev_evals"])
+    assert [e.step for e in t.dev_evals] == [2, 4]
+    assert all(0.0 <= e.dev_metric <= 1.0 and e.dev_loss > 0 for e in t.dev_evals)
     # the recorded metric of the kept weights is what the evaluation measures with them
     from ladder.run.cache import ResultCache
     from ladder.run.evaluate import run_eval
     from ladder.rungs.base import Candidate
 
-    kept = next(e["dev_metric"] for e in t["dev_evals"] if e["step"] == t["best_step"])
+    kept = next(e.dev_metric for e in t.dev_evals if e.step == t.best_step)
     zero_shot = Candidate("x", "prompt", ctx.spec.prompt.instruction, ctx.spec.prompt.input_template)
     outputs = run_eval(
         zero_shot,

@@ -106,10 +106,10 @@ def cmd_train(args) -> int:
     if trained.rank == 0:
         t = trained.candidate.training
         assert t is not None and trained.candidate.artifact is not None
-        done = "finished earlier, reused" if t["reused"] else f"on {trained.world} process(es)"
+        done = "finished earlier, reused" if t.reused else f"on {trained.world} process(es)"
         display.out(
-            f"{args.rung}: {t['steps']} steps {done}, {t['tokens_seen']} real tokens, "
-            f"{t['tokens_per_s']:.1f} tokens/s; artifact {trained.candidate.artifact.path} (reused by `ladder assess`)"
+            f"{args.rung}: {t.steps} steps {done}, {t.tokens_seen} real tokens, "
+            f"{t.tokens_per_s:.1f} tokens/s; artifact {trained.candidate.artifact.path} (reused by `ladder assess`)"
         )
     return 0
 

@@ -26,7 +26,6 @@ from ladder.record import (
     ModelIdentity,
     RungResult,
     SkippedRung,
-    TrainingRecord,
     save_run,
 )
 from ladder.run.cache import ResultCache
@@ -283,15 +282,14 @@ def _climb(
                     used = evals[split][: len(records)]
                 else:
                     (outputs, records), used = measure(evals[split]), evals[split]
-                top_k = candidate.settings.get("top_k")
-                summary = summarize_split(records, outputs, used, metrics, spec.seed, top_k)
+                summary = summarize_split(records, outputs, used, metrics, spec.seed, candidate.top_k)
                 split_results[split] = summary.model_copy(update={"repeats": repeats, "flaky": flakiness(records)})
                 examples += records
             # the evidence first (paired comparisons with every earlier rung, the cost), then the decision
             split_results = compare_with_earlier(
                 examples, split_results, run.rungs, metrics, spec.seed, common=spec.policy.sequential
             )
-            training = TrainingRecord.model_validate(candidate.training) if candidate.training else None
+            training = candidate.training
             computed = not all(r.cached for r in split_results.values())
             if run.token_times is None and computed:  # once per run, when the model has work to do anyway
                 say("measuring per-token times on a fixed probe (every rung's cost per call is computed from them)")

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ladder.backends.hf.model import HFModel as BaseModel
     from ladder.data.corpus import Corpus
     from ladder.data.splits import PreferenceRow
+    from ladder.record import TrainingRecord
     from ladder.retrieval.embedder import Embedder
     from ladder.retrieval.retriever import Retriever
     from ladder.run.evaluate import SplitOutputs
@@ -180,7 +181,8 @@ class Candidate:
     settings: dict = field(default_factory=dict)
     selector: Selector | None = field(default=None, compare=False)
     artifact: Artifact | None = None  # trained weights to evaluate with, if any
-    training: dict | None = field(default=None, compare=False)  # cost and curve of the training
+    training: TrainingRecord | None = field(default=None, compare=False)  # cost and curve of the training
+    top_k: int | None = None  # retrieved chunks per input (rag): the k its retrieval is scored at (recall@k, mrr@k)
 
     def user_message(self, text: str, passages: tuple[Passage, ...] = ()) -> str:
         # The template is the only thing substituted into: data never goes through str.format, and the

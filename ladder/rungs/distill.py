@@ -16,6 +16,7 @@ prompt, with the shared loop's supervised loss. Calls then pay for the zero-shot
 from __future__ import annotations
 
 from ladder.errors import LadderError
+from ladder.record import TeacherRecord
 from ladder.rungs.base import BuildContext, Candidate
 from ladder.rungs.finetune import encode_supervised, finetune
 from ladder.spec import DistillRungSpec, rung_name
@@ -45,23 +46,23 @@ def teacher_answers(rung: DistillRungSpec, ctx: BuildContext):
             "(give data.unlabeled inputs, a better teacher, or filter: none)"
         )
     n = len(outputs.outputs)
-    info = {
-        "rung": rung.teacher,
-        "model": rung.teacher_model,
-        "url": rung.teacher_url,
-        "inputs": n,
-        "unlabeled": len(ctx.unlabeled),
-        "kept": len(kept),
-        "train_correct": correct / len(ctx.train) if ctx.train else None,
-        "seconds": outputs.wall_s + outputs.selection_s,
-        "prompt_tokens_per_call": sum(o.prompt_tokens for o in outputs.outputs) / max(1, n),
-    }
+    info = TeacherRecord(
+        rung=rung.teacher,
+        model=rung.teacher_model,
+        url=rung.teacher_url,
+        inputs=n,
+        unlabeled=len(ctx.unlabeled),
+        kept=len(kept),
+        train_correct=correct / len(ctx.train) if ctx.train else None,
+        seconds=outputs.wall_s + outputs.selection_s,
+        prompt_tokens_per_call=sum(o.prompt_tokens for o in outputs.outputs) / max(1, n),
+    )
     return kept, info
 
 
 def build_distill(rung: DistillRungSpec, ctx: BuildContext) -> Candidate:
     kept, info = teacher_answers(rung, ctx)
     data = encode_supervised(rung, ctx, kept)
-    data.data_s = info["seconds"]
-    data.info = {"teacher": info}
+    data.data_s = info.seconds
+    data.teacher = info
     return finetune(rung, ctx, data)

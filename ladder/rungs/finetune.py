@@ -12,21 +12,20 @@ run folder gets its own copy (``<run>/<rung>/adapter`` or ``/model``, hard links
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
-import os
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import ladder
 from ladder.backends.base import Artifact, template_fingerprint
 from ladder.data.splits import Example
 from ladder.errors import LadderError, MissingDependency
-from ladder.fileio import atomic_write_text, cache_key, read_json
+from ladder.fileio import cache_key
 from ladder.paths import ladder_home
+from ladder.record import PairsRecord, TeacherRecord, TrainingRecord
 from ladder.rungs.base import BuildContext, Candidate
+from ladder.rungs.train.store import copy_into, dir_digest, load_finished, save_artifact, save_finished
 from ladder.spec import (
     AdapterSettings,
     FullRungSpec,
@@ -35,36 +34,12 @@ from ladder.spec import (
     rung_name,
 )
 
-RESULT = "result.json"  # written last, once the artifact is complete: its presence means "finished"
-
-
-def _dir_digest(folder: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        data = path.read_bytes()
-        digest.update(path.name.encode())
-        digest.update(hashlib.sha256(data).digest())
-        size += len(data)
-    return digest.hexdigest(), size
-
-
-def _canonical_adapter_config(folder: Path) -> None:
-    """peft writes ``target_modules`` from a set, in an order that changes with each process's hash seed:
-    the same adapter would get another hash in every run. Sorted, the same weights give the same bytes."""
-    path = folder / "adapter_config.json"
-    config = json.loads(path.read_text())
-    if isinstance(config.get("target_modules"), list):
-        config["target_modules"] = sorted(config["target_modules"])
-    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-
 
 @dataclass(frozen=True)
 class Trained:
-    training: dict  # the outcome (steps, curve, cost...) as the record keeps it
+    training: TrainingRecord  # the outcome (steps, curve, cost...) as the record keeps it (artifact in the store)
     artifact: Artifact  # in the training store
     work: Path  # the store folder: checkpoints, artifact, result.json
-    train_examples: int
-    trainable_params: int | None
     reused: bool  # a finished training found in the store: no weights were loaded
 
 
@@ -79,7 +54,8 @@ class TrainingData:
     objective: object = None  # a train.Objective; None is the supervised answer loss
     truncated: int = 0
     data_s: float = 0.0  # time it took to make the data (a teacher's answers, the model's own mistakes)
-    info: dict = field(default_factory=dict)  # kept in the record (teacher, pairs)
+    teacher: TeacherRecord | None = None  # distill: where its answers came from (kept in the record)
+    pairs: PairsRecord | None = None  # preference: where its pairs came from
     init_adapter: Path | None = None  # start from this adapter instead of a fresh one
 
 
@@ -151,15 +127,15 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
             **({"train": data.key["train"], "dev": data.key["dev"]} if objective is SUPERVISED else {"data": data.key}),
             # (supervised from a fresh adapter keeps the keys it always had: earlier trainings stay reusable)
             **({} if objective is SUPERVISED else {"objective": objective.name}),
-            **({"init": _dir_digest(data.init_adapter)[0]} if data.init_adapter else {}),
+            **({"init": dir_digest(data.init_adapter)[0]} if data.init_adapter else {}),
             "rung": rung.model_dump(mode="json"),
             "seed": spec.seed,
         }
     )
     work = ladder_home() / "training" / key[:32]
-    finished = _finished(work)
+    finished = load_finished(work)
     if finished is not None:
-        return finished
+        return Trained(finished[0], finished[1], work, True)
     metric = _dev_metric(rung, ctx, hf, work) if rung.train.early_stopping == "dev_metric" else None
     torch.manual_seed(spec.seed)  # the adapter's initial weights depend on it: same seed, same training
     quantized = isinstance(rung, LoraRungSpec) and rung.quantize == "4bit"
@@ -194,7 +170,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     prepare = getattr(objective, "prepare", None)
     if prepare is not None:  # e.g. the reference's log-probabilities, from the starting weights
         for entry, values in prepare(model, data.train, data.dev, hf.pad_id, device).items():
-            data.info[entry] = {**data.info.get(entry, {}), **values}
+            setattr(data, entry, getattr(data, entry).model_copy(update=values))  # e.g. pairs.dev_reference_logratio
     on_step = (lambda state: ctx.on_train_step(name, state)) if ctx.on_train_step else None
     config = TrainConfig(
         rung.train,
@@ -209,87 +185,28 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     )
     outcome = train_loop(model, data.train, data.dev, config)
     trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
-    result = {
+    record = TrainingRecord(
         **outcome_dict(outcome),
-        "train_examples": len(data.train),
-        "trainable_params": trainable,
-        "objective": objective.name,
-        "data_s": data.data_s,
-        "template_sha256": template_fingerprint(formatter),
-        **data.info,
-    }
-    if distributed()[0] != 0:  # rank 0 saves; the others only trained
-        return Trained(result, Artifact("model", work, "", 0), work, len(data.train), trainable, False)
-    artifact = _save_artifact(model, rung, hf, work)
-    atomic_write_text(work / RESULT, json.dumps({"training": result, "artifact": _artifact_json(artifact)}, indent=1))
-    return Trained(result, artifact, work, len(data.train), trainable, False)
-
-
-def _artifact_json(artifact: Artifact) -> dict:
-    return {
-        "kind": artifact.kind,
-        "folder": artifact.path.name,
-        "sha256": artifact.sha256,
-        "bytes": artifact.bytes,
-        "rank": artifact.rank,
-        "quantized": artifact.quantized,
-    }
-
-
-def _finished(work: Path) -> Trained | None:
-    """A finished training in the store, if there is one whose artifact is still whole."""
-    if not (work / RESULT).is_file():
-        return None
-    saved = read_json(work / RESULT, "finished training")
-    info = saved["artifact"]
-    folder = work / info["folder"]
-    if not folder.is_dir():
-        return None
-    artifact = Artifact(info["kind"], folder, info["sha256"], info["bytes"], info["rank"], info["quantized"])
-    training = saved["training"]
-    return Trained(training, artifact, work, training["train_examples"], training["trainable_params"], True)
-
-
-def _save_artifact(model, rung, hf, work: Path) -> Artifact:
-    """The trained weights as a folder any backend loads: the adapter (LoRA), or the model with its
-    tokenizer (full), written in ``work`` and swapped in whole."""
-    lora = isinstance(rung, AdapterSettings)
-    folder = work / ("adapter" if lora else "model")
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    if lora:
-        _canonical_adapter_config(tmp)
-    else:
-        hf.tokenizer.save_pretrained(tmp)
-    digest, size = _dir_digest(tmp)
-    shutil.rmtree(folder, ignore_errors=True)
-    os.replace(tmp, folder)
-    rank = _adapter_rank(folder) if lora else None
-    return Artifact(
-        "adapter" if lora else "model", folder, digest, size, rank, lora and getattr(rung, "quantize", "none") != "none"
+        train_examples=len(data.train),
+        trainable_params=trainable,
+        objective=objective.name,
+        data_s=data.data_s,
+        template_sha256=template_fingerprint(formatter),
+        teacher=data.teacher,
+        pairs=data.pairs,
+        artifact="",
+        artifact_bytes=0,
+        artifact_sha256="",
+        checkpoint_dir=str(work),
     )
-
-
-def _adapter_rank(folder: Path) -> int:
-    """The saved adapter's rank (a preference rung started from a lora rung's adapter keeps that one's)."""
-    return int(json.loads((folder / "adapter_config.json").read_text())["r"])
-
-
-def _copy_into(source: Path, dest: Path) -> None:
-    """The run folder's own copy of an artifact: hard links where the file system allows, else copies."""
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(source, tmp, copy_function=_link_or_copy)
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+    if distributed()[0] != 0:  # rank 0 saves; the others only trained
+        return Trained(record, Artifact("model", work, "", 0), work, False)
+    artifact = save_artifact(model, rung, hf, work)
+    record = record.model_copy(
+        update={"artifact": str(artifact.path), "artifact_bytes": artifact.bytes, "artifact_sha256": artifact.sha256}
+    )
+    save_finished(work, record, artifact)
+    return Trained(record, artifact, work, False)
 
 
 def _dev_metric(rung, ctx: BuildContext, hf, work: Path):
@@ -311,7 +228,7 @@ def _dev_metric(rung, ctx: BuildContext, hf, work: Path):
 
     def measure(model) -> float:
         folder = work / "dev-eval" / f"rank{rank}-{next(evaluations)}"
-        artifact = _save_artifact(model, rung, hf, folder)
+        artifact = save_artifact(model, rung, hf, folder)
         try:
             return ctx.measure_dev(dataclasses.replace(candidate, artifact=artifact), examples)
         finally:
@@ -329,16 +246,11 @@ def finetune(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | None
     artifact = trained.artifact
     if ctx.work_dir is not None:
         folder = ctx.work_dir / name / artifact.path.name
-        _copy_into(artifact.path, folder)
+        copy_into(artifact.path, folder)
         artifact = Artifact(artifact.kind, folder, artifact.sha256, artifact.bytes, artifact.rank, artifact.quantized)
-    training = {
-        **trained.training,
-        "artifact": str(artifact.path),
-        "artifact_bytes": artifact.bytes,
-        "artifact_sha256": artifact.sha256,
-        "checkpoint_dir": str(trained.work),
-        "reused": trained.reused,
-    }
+    training = trained.training.model_copy(
+        update={"artifact": str(artifact.path), "checkpoint_dir": str(trained.work), "reused": trained.reused}
+    )
     settings = rung.model_dump(mode="json", exclude={"type", "name"})
     return Candidate(
         name,

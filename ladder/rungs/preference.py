@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ladder.errors import LadderError
+from ladder.record import PairsRecord
 from ladder.rungs.base import BuildContext, Candidate, rng_for
 from ladder.rungs.finetune import TrainingData, finetune, zero_shot
 from ladder.spec import PreferenceRungSpec, rung_name
@@ -179,18 +180,16 @@ def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
     train_pairs, train_texts, cut = _encode(hf, formatter, candidate, train_rows, rung.train.max_seq_len)
     dev_pairs, dev_texts, _ = _encode(hf, formatter, candidate, dev_rows, rung.train.max_seq_len)
     init = ctx.candidate(rung.init).artifact if rung.init else None
-    info = {
-        "pairs": {
-            "source": source,
-            "train_pairs": len(train_pairs),
-            "dev_pairs": len(dev_pairs),
-            "skipped": skipped,
-            "seconds": seconds,
-            "beta": rung.beta,
-            "sft_weight": rung.sft_weight,
-            "init": rung.init,
-        }
-    }
+    pairs = PairsRecord(
+        source=source,
+        train_pairs=len(train_pairs),
+        dev_pairs=len(dev_pairs),
+        skipped=skipped,
+        seconds=seconds,
+        beta=rung.beta,
+        sft_weight=rung.sft_weight,
+        init=rung.init,
+    )
     data = TrainingData(
         train_pairs,
         dev_pairs,
@@ -198,7 +197,7 @@ def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
         objective=DPO(rung.beta, rung.sft_weight),
         truncated=cut,
         data_s=seconds,
-        info=info,
+        pairs=pairs,
         init_adapter=init.path if init is not None else None,
     )
     return finetune(rung, ctx, data)

@@ -79,4 +79,6 @@ def build_rag(rung: RagRungSpec, ctx: BuildContext) -> Candidate:
         "index_cached": info.cached,
         "index_s": round(info.seconds, 3),
     }
-    return Candidate(name, "rag", spec.prompt.instruction, spec.prompt.input_template, demos, settings, selector)
+    return Candidate(
+        name, "rag", spec.prompt.instruction, spec.prompt.input_template, demos, settings, selector, top_k=rung.top_k
+    )
