@@ -33,7 +33,7 @@ def backend(request):
 
 def test_backend_contract(backend):
     identity = backend.identity()
-    assert {"backend", "weights_sha256", "tokenizer_sha256"} <= set(identity)
+    assert identity.backend == backend.name and identity.weights_sha256 and identity.tokenizer_sha256
     for fmt in ("chat", "plain"):
         f = backend.formatter(fmt)
         messages = [{"role": "system", "content": "Answer yes or no."}, {"role": "user", "content": "Is it yes?"}]
@@ -53,5 +53,5 @@ def test_backend_contract(backend):
     if backend.name != "scripted":
         return  # serving real artifacts: tests/test_serving.py
     view = backend.serving(Artifact("adapter", ROOT, "f" * 64, 1, rank=8))
-    assert view.identity()["weights_sha256"] == "f" * 64 and backend.identity()["weights_sha256"] != "f" * 64
+    assert view.identity().weights_sha256 == "f" * 64 and backend.identity().weights_sha256 != "f" * 64
     assert backend.serving(None) is backend

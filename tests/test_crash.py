@@ -35,10 +35,18 @@ class _Model(ScriptedBackend):
         super().__init__(responder=lambda p: answer)
         self.weights, self.tokenizer = weights, tokenizer
 
-    def identity(self) -> dict:
-        identity = {**super().identity(), "weights_sha256": self.weights, "tokenizer_sha256": self.tokenizer}
+    def identity(self):
+        identity = (
+            super().identity().model_copy(update={"weights_sha256": self.weights, "tokenizer_sha256": self.tokenizer})
+        )
         if self.artifact is not None:
-            identity.update(weights_sha256=self.artifact.sha256, base_weights_sha256=self.weights, artifact="adapter")
+            identity = identity.model_copy(
+                update={
+                    "weights_sha256": self.artifact.sha256,
+                    "base_weights_sha256": self.weights,
+                    "artifact": "adapter",
+                }
+            )
         return identity
 
 

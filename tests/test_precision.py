@@ -35,7 +35,7 @@ def test_pinned_bf16_scores_labels_records_its_dtype_and_mostly_agrees_with_fp32
         assert next(backend.model.parameters()).dtype.__repr__().endswith(dtype)
         formatter = backend.formatter(spec.prompt.format)
         outputs[dtype] = [o.output for o in run_eval(candidate, examples, backend, formatter, spec, cache).outputs]
-    assert identities["float32"]["dtype"] == "float32" and identities["bfloat16"]["dtype"] == "bfloat16"
+    assert identities["float32"].dtype == "float32" and identities["bfloat16"].dtype == "bfloat16"
     labels = set(spec.output.labels)
     assert all(o in labels for o in outputs["bfloat16"])
     same = sum(a == b for a, b in zip(outputs["float32"], outputs["bfloat16"]))

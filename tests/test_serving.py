@@ -81,7 +81,7 @@ def _compare(reference, other, spec, examples, tolerance: float):
 def test_vllm_matches_transformers_on_50_snips_prompts(hf, vb, snips):
     spec, splits = snips
     _compare(hf, vb, spec, splits.dev[:50], tolerance=1e-3)
-    assert vb.identity()["backend"] == "vllm" and vb.identity()["weights_sha256"] == hf.identity()["weights_sha256"]
+    assert vb.identity().backend == "vllm" and vb.identity().weights_sha256 == hf.identity().weights_sha256
 
 
 def test_vllm_hot_swaps_a_lora_adapter_on_the_same_engine(hf, vb, snips, trained_adapter):
@@ -98,15 +98,15 @@ def test_vllm_hot_swaps_a_lora_adapter_on_the_same_engine(hf, vb, snips, trained
     assert changed_hf <= changed_vllm
     # one restart: the base engine gains LoRA slots with the first adapter, and then serves base and adapter
     assert [s["lora"] for s in vb.engines.starts] == [False, True]
-    assert vb.serving(trained_adapter).identity()["weights_sha256"] == trained_adapter.sha256
+    assert vb.serving(trained_adapter).identity().weights_sha256 == trained_adapter.sha256
 
 
 def test_openai_backend_against_a_real_vllm_server(hf, vllm_server, snips, trained_adapter):
     spec, splits = snips
     ob = create_backend("openai", MODEL, base_url=vllm_server)
     identity = ob.identity()
-    assert identity["served_model"] == "smollm2" and identity["base_url"] == vllm_server
-    assert identity["server"]["max_model_len"] == 2048 and identity["server_version"]
+    assert identity.served_model == "smollm2" and identity.base_url == vllm_server
+    assert identity.server is not None and identity.server["max_model_len"] == 2048 and identity.server_version
     _compare(hf, ob, spec, splits.dev[:12], tolerance=1e-3)
     # the adapter is loaded at run time (/v1/load_lora_adapter) and then listed by the server
     tuned = ob.serving(trained_adapter)
@@ -256,7 +256,7 @@ def test_openai_chat_api_lets_the_server_format_the_conversation(vllm_server, sn
     ]
     chatted = chat.generate([GenerateRequest(g.prompt(c), 24) for c in convs])
     assert [x.text for x in chatted] == texts and all(x.prompt_tokens > 0 for x in chatted)
-    assert chat.identity()["api"] == "chat"
+    assert chat.identity().api == "chat"
     with pytest.raises(LadderError, match="label_scoring: generate"):
         g.completion(convs[0], spec.output.labels[0])
 

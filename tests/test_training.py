@@ -59,7 +59,7 @@ def test_lora_trains_saves_and_loads_back(backend, ctx):
     adapter = ctx.work_dir / "lora" / "adapter"
     assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "adapter_config.json").is_file()
     served = backend.serving(candidate.artifact)
-    assert t.artifact_bytes > 0 and served.identity()["weights_sha256"] == t.artifact_sha256
+    assert t.artifact_bytes > 0 and served.identity().weights_sha256 == t.artifact_sha256
     assert candidate.artifact.path == adapter and candidate.artifact.rank == 8 and not t.reused
 
     base = _label_scores(backend, ctx)
@@ -121,11 +121,7 @@ def test_full_finetune_few_steps(backend, ctx):
     served = backend.serving(candidate.artifact)
     assert served.model is not backend.model  # the base model is untouched
     assert (ctx.work_dir / "full" / "model" / "tokenizer.json").is_file()  # a folder any backend can load
-    assert (
-        served.identity()["weights_sha256"]
-        == candidate.training.artifact_sha256
-        != backend.identity()["weights_sha256"]
-    )
+    assert served.identity().weights_sha256 == candidate.training.artifact_sha256 != backend.identity().weights_sha256
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="on CUDA a 4-bit base can train (found on a lent GPU)")

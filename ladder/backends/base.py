@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol, TypedDict, Union
 
+from ladder.record import ModelIdentity
+
 
 class Message(TypedDict):
     role: str  # "system" | "user" | "assistant"
@@ -97,18 +99,19 @@ class Artifact:
     quantized: bool = False  # QLoRA: the base runs in 4-bit and the adapter stays unmerged
 
 
-def artifact_identity(base: dict, artifact: Artifact | None) -> dict:
+def artifact_identity(base: ModelIdentity, artifact: Artifact | None) -> ModelIdentity:
     """A backend's identity when it serves ``artifact``: the weights are the artifact's (what a cache
     key must change with), the base's hash stays beside them."""
     if artifact is None:
         return base
-    return {
-        **base,
-        "weights_sha256": artifact.sha256,
-        "base_weights_sha256": base["weights_sha256"],
-        "artifact": artifact.kind,
-        **({"quantized": True} if artifact.quantized else {}),
-    }
+    return base.model_copy(
+        update={
+            "weights_sha256": artifact.sha256,
+            "base_weights_sha256": base.weights_sha256,
+            "artifact": artifact.kind,
+            **({"quantized": True} if artifact.quantized else {}),
+        }
+    )
 
 
 class Formatter(Protocol):
@@ -129,7 +132,7 @@ class Backend(Protocol):
 
     def formatter(self, format: str) -> Formatter: ...
 
-    def identity(self) -> dict:
+    def identity(self) -> ModelIdentity:
         """What determines this backend's outputs besides the prompts: model/tokenizer hashes, dtype..."""
 
     def count_tokens(self, text: str) -> int: ...

@@ -16,10 +16,12 @@ from __future__ import annotations
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ladder.defaults import DEFAULT_MODEL
 from ladder.errors import LadderError, MissingDependency
 from ladder.fileio import cached_file_hash, hash_files
+from ladder.record import ModelIdentity
 
 SMOLLM2_ALIAS = DEFAULT_MODEL
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -58,10 +60,12 @@ def locate_alias_gguf(alias: str) -> Path:
 LOCATION_FIELDS = ("path", "source")
 
 
-def content_identity(identity: dict) -> dict:
+def content_identity(identity: ModelIdentity | dict[str, Any]) -> dict[str, Any]:
     """An identity for cache keys: what the model is, not where its files happen to be (the same weights
-    reached through an absolute or a relative $LADDER_HOME, or another checkout, share their caches)."""
-    return {k: v for k, v in identity.items() if k not in LOCATION_FIELDS}
+    reached through an absolute or a relative $LADDER_HOME, or another checkout, share their caches). A backend's
+    ``ModelIdentity`` gives the fields its backend set, so the key is the one the same parts always gave."""
+    parts = identity.model_dump(mode="json", exclude_unset=True) if isinstance(identity, ModelIdentity) else identity
+    return {k: v for k, v in parts.items() if k not in LOCATION_FIELDS}
 
 
 def model_identity(ref: ModelRef) -> dict:

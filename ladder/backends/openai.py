@@ -46,6 +46,7 @@ from ladder.backends.hf.model import HFModel, resolve_model
 from ladder.backends.http import Client, ServerError
 from ladder.backends.models import ModelRef, model_identity
 from ladder.errors import LadderError
+from ladder.record import ModelIdentity
 
 
 class MessagesFormatter:
@@ -93,7 +94,7 @@ class OpenAIBackend:
         self._served = model
         self.api = api
         self.artifact: Artifact | None = None
-        self._base_identity: dict | None = None
+        self._base_identity: ModelIdentity | None = None
         self._loaded: set[str] = set()  # adapters this session made sure the server has
 
     @classmethod
@@ -137,7 +138,7 @@ class OpenAIBackend:
             self._served = bases[0]
         return self._served
 
-    def identity(self) -> dict:
+    def identity(self) -> ModelIdentity:
         if self._base_identity is None:
             listed = {m["id"]: m for m in self._models()}
             if self.served not in listed:
@@ -150,15 +151,19 @@ class OpenAIBackend:
                 version = self.client.call("GET", "/version", root=True).get("version")
             except LadderError:
                 version = None  # not every server reports one
-            self._base_identity = {
-                "backend": self.name,
-                **model_identity(self.ref),  # the local files the prompts were tokenized with
-                "base_url": self.client.base_url,
-                "served_model": self.served,
-                "api": self.api,
-                "server": {k: entry.get(k) for k in ("root", "owned_by", "max_model_len") if entry.get(k) is not None},
-                "server_version": version,
-            }
+            self._base_identity = ModelIdentity(
+                **{
+                    "backend": self.name,
+                    **model_identity(self.ref),  # the local files the prompts were tokenized with
+                    "base_url": self.client.base_url,
+                    "served_model": self.served,
+                    "api": self.api,
+                    "server": {
+                        k: entry.get(k) for k in ("root", "owned_by", "max_model_len") if entry.get(k) is not None
+                    },
+                    "server_version": version,
+                }
+            )
         return artifact_identity(self._base_identity, self.artifact)
 
     def serving(self, artifact: Artifact | None) -> OpenAIBackend:
@@ -226,7 +231,7 @@ class OpenAIBackend:
 
     def _is_vllm(self) -> bool:
         self.identity()
-        return self._base_identity.get("server_version") is not None
+        return self._base_identity.server_version is not None
 
     def _next_token_scores(self, model: str, encoded) -> list[list[float]]:
         """On a vLLM server: one request per distinct label prefix, asking for the log-probabilities of

@@ -25,6 +25,7 @@ from ladder.backends.base import (
     artifact_identity,
     chatml,
 )
+from ladder.record import ModelIdentity
 
 _LAST_USER = re.compile(r"<\|im_start\|>user\n(.*?)<\|im_end\|>", re.S)
 
@@ -66,16 +67,18 @@ class ScriptedBackend:
 
     artifact: Artifact | None = None
 
-    def identity(self) -> dict:
+    def identity(self) -> ModelIdentity:
         return artifact_identity(
-            {
-                "backend": self.name,
-                "name": "scripted",
-                "weights_sha256": "scripted",
-                "tokenizer_sha256": "scripted",
-                "dtype": "none",
-                "device": "none",
-            },
+            ModelIdentity(
+                **{
+                    "backend": self.name,
+                    "name": "scripted",
+                    "weights_sha256": "scripted",
+                    "tokenizer_sha256": "scripted",
+                    "dtype": "none",
+                    "device": "none",
+                }
+            ),
             self.artifact,
         )
 

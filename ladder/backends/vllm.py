@@ -47,6 +47,7 @@ from ladder.backends.hardware import weights_dtype
 from ladder.backends.hf.model import HFModel, resolve_model
 from ladder.backends.models import ModelRef, model_identity
 from ladder.errors import LadderError, MissingDependency
+from ladder.record import ModelIdentity
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # what vllm accepts as max_lora_rank
 
@@ -191,7 +192,7 @@ class VLLMBackend:
         self.batch_size = batch_size
         self.engines = _Engines(settings, on_cuda)
         self.artifact: Artifact | None = None
-        self._base_identity: dict | None = None
+        self._base_identity: ModelIdentity | None = None
 
     @classmethod
     def from_spec(cls, model: str, base_dir=None, labels=None, **options) -> VLLMBackend:
@@ -228,23 +229,27 @@ class VLLMBackend:
     def close(self) -> None:
         self.engines.close()
 
-    def identity(self) -> dict:
+    def identity(self) -> ModelIdentity:
         if self._base_identity is None:
             import torch
             import vllm
 
             settings = self.engines.settings
-            self._base_identity = {
-                "backend": self.name,
-                **model_identity(self.ref),
-                "device": self.device,
-                "dtype": settings.dtype,
-                "vllm": vllm.__version__,
-                "torch": torch.__version__,
-                **(
-                    {"tensor_parallel_size": settings.tensor_parallel_size} if settings.tensor_parallel_size > 1 else {}
-                ),
-            }
+            self._base_identity = ModelIdentity(
+                **{
+                    "backend": self.name,
+                    **model_identity(self.ref),
+                    "device": self.device,
+                    "dtype": settings.dtype,
+                    "vllm": vllm.__version__,
+                    "torch": torch.__version__,
+                    **(
+                        {"tensor_parallel_size": settings.tensor_parallel_size}
+                        if settings.tensor_parallel_size > 1
+                        else {}
+                    ),
+                }
+            )
         return artifact_identity(self._base_identity, self.artifact)
 
     # -- text ----------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ from ladder.metrics import scorers
 from ladder.paths import ladder_home, result_cache_dir
 from ladder.record import (
     AssessmentRun,
-    ModelIdentity,
     RungResult,
     SkippedRung,
     save_run,
@@ -215,7 +214,7 @@ def _climb(
         data_hashes=splits.hashes,
         data_sizes={s: len(splits.get(s)) for s in ("train", "dev", "test")},
         limit=limit,
-        model=ModelIdentity.model_validate(backend.identity()),
+        model=backend.identity(),
         packages=_packages(),
         seed=spec.seed,
         target=spec.target,

@@ -39,6 +39,7 @@ from ladder.backends.hf.batching import JsonObjectClosed, shared_tokens
 from ladder.backends.hf.model import HFModel, load_4bit, resolve_model
 from ladder.backends.models import ModelRef, model_identity
 from ladder.errors import LadderError, MissingDependency
+from ladder.record import ModelIdentity
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -69,7 +70,7 @@ class TransformersBackend:
         self.tokenizer = self.hf.tokenizer
         self.artifact: Artifact | None = None
         self._model = None
-        self._base_identity: dict | None = None
+        self._base_identity: ModelIdentity | None = None
         self._views: dict[str, TransformersBackend] = {}
         self._prefix_caches: OrderedDict[tuple[int, ...], object] = OrderedDict()
 
@@ -118,19 +119,21 @@ class TransformersBackend:
             self._views = {artifact.sha256: view}
         return self._views[artifact.sha256]
 
-    def identity(self) -> dict:
+    def identity(self) -> ModelIdentity:
         if self._base_identity is None:
             import transformers
 
-            self._base_identity = {
-                "backend": self.name,
-                **model_identity(self.ref),
-                "device": self.device.split(":")[0],
-                "dtype": self.dtype_name,
-                "attention": ATTENTION,
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-            }
+            self._base_identity = ModelIdentity(
+                **{
+                    "backend": self.name,
+                    **model_identity(self.ref),
+                    "device": self.device.split(":")[0],
+                    "dtype": self.dtype_name,
+                    "attention": ATTENTION,
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                }
+            )
         return artifact_identity(self._base_identity, self.artifact)
 
     # -- text ----------------------------------------------------------------------------------
