@@ -53,6 +53,8 @@ def test_one_file_of_a_shipped_task_becomes_a_task_that_validates_and_assesses(t
     assert [r.type for r in spec.rungs] == ["prompt", "fewshot"] + (["rag"] if extra else []) + ["lora"]
     text = (out / "task.yaml").read_text()
     assert text.count("#") >= 12 and "placeholder" in text and (out / "SOURCE.md").is_file()
+    schema = text.splitlines()[0].removeprefix("# yaml-language-server: $schema=")
+    assert (out / schema).resolve() == (ROOT / "ladder" / "task.schema.json").resolve()  # editors find the schema
     assert "written and valid. Next: ladder assess" in printed and "dev has " in printed
     data = load_task_data(made).splits
     sizes = [len(data.train), len(data.dev), len(data.test)]

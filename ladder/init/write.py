@@ -8,15 +8,23 @@ import os
 import re
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from ladder.data.read import Source
 from ladder.data.splits import as_text
 from ladder.init.infer import as_json
-
+from ladder.spec import TaskSpec
 
 # -- writing -------------------------------------------------------------------------------------------
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
+_YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
+
+
 def _yaml(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False)  # JSON scalars and flow lists are valid YAML
+    """A scalar or a list of scalars as YAML: a plain word as it is, anything else as JSON (which is YAML)."""
+    if isinstance(value, str) and _PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def slug(text: str, fallback: str) -> str:
@@ -88,86 +96,121 @@ def task_yaml(
     }[kind]
     target_metric = {"label": "accuracy", "json": "json_field_f1", "text": "token_f1"}[kind]
     threshold = {"label": 0.9, "json": 0.9, "text": 0.5}[kind]
-    lines = [
-        f"# yaml-language-server: $schema={_schema_ref(out)}",
-        "# Written by `ladder init`; every choice below says why. Edit freely, then `ladder validate`.",
-        f"name: {_task_name(out)}",
-        'description: ""  # one sentence: what the model must do, and for whom',
-        "version: 1",
-        "data:",
-        "  train: data/train.jsonl",
-        "  dev: data/dev.jsonl      # decisions (climb or stop) are made on dev",
-        "  test: data/test.jsonl    # held out: read only by the eval step, reported beside dev",
-        f"  input_field: {_yaml(input_field)}",
-        f"  target_field: {_yaml(target_field)}",
-        f"  id_field: {_yaml(id_field)}",
-        *(
-            f"  {role}: {_yaml(name)}  # "
-            + (
-                "other acceptable answers (lists of text)"
-                if role == "alternatives_field"
-                else "the corpus document answering each example: retrieval is scored on it"
-            )
-            for role, name in extra.items()
-        ),
-        "output:",
-        f"  kind: {kind}  # {next(n for n in notes if n.startswith('output kind'))[len('output kind ') :]}",
-    ]
-    if labels:
-        lines.append(f"  labels: {_yaml(labels)}")
-    lines += [
-        f"metrics: {_yaml(metrics)}  # what fits output kind {kind}; every one is reported, the target decides",
-        "target:",
-        f"  metric: {target_metric}",
-        f"  threshold: {threshold}  # a placeholder: set the score your product needs",
-        f"  # {dev_note}",
-        f"model: {model}",
-    ]
-    if corpus is not None:
-        lines += [
-            "corpus:",
-            f"  path: {_yaml(os.path.relpath(corpus.resolve(), out.resolve()))}  # documents the rag rung retrieves from",
-        ]
-    lines += [
-        "prompt:",
-        f"  instruction: {_yaml(instruction)}  # generated from the data: write what a person would need to know",
-        '  input_template: "{input}"',
-        "rungs:",
-        "  - type: prompt          # zero-shot: the instruction alone",
-        "  - type: fewshot",
-        f"    k: {k}                 # demonstrations from train"
+    doc: dict[str, Any] = {
+        "name": _task_name(out),
+        "description": "",
+        "version": 1,
+        "data": {
+            "train": "data/train.jsonl",
+            "dev": "data/dev.jsonl",
+            "test": "data/test.jsonl",
+            "input_field": input_field,
+            "target_field": target_field,
+            "id_field": id_field,
+            **extra,
+        },
+        "output": {"kind": kind, **({"labels": labels} if labels else {})},
+        "metrics": metrics,
+        "target": {"metric": target_metric, "threshold": threshold},
+        "model": model,
+        **({"corpus": {"path": os.path.relpath(corpus.resolve(), out.resolve())}} if corpus is not None else {}),
+        "prompt": {"instruction": instruction, "input_template": "{input}"},
+        "rungs": [
+            {"type": "prompt"},
+            {"type": "fewshot", "k": k, "selection": "stratified" if kind == "label" else "random"},
+            *([{"type": "rag"}] if corpus is not None else []),
+            {
+                "type": "lora",
+                "train": {
+                    "epochs": epochs,
+                    "max_seq_len": max_seq_len,
+                    "eval_every": eval_every,
+                    "checkpoint_every": eval_every,
+                },
+            },
+        ],
+        "seed": seed,
+    }
+    comments: dict[tuple[object, ...], str] = {
+        ("description",): "one sentence: what the model must do, and for whom",
+        ("data", "dev"): "decisions (climb or stop) are made on dev",
+        ("data", "test"): "held out: read only by the eval step, reported beside dev",
+        ("data", "alternatives_field"): "other acceptable answers (lists of text)",
+        ("data", "doc_id_field"): "the corpus document answering each example: retrieval is scored on it",
+        ("output", "kind"): next(n for n in notes if n.startswith("output kind"))[len("output kind ") :],
+        ("metrics",): f"what fits output kind {kind}; every one is reported, the target decides",
+        ("target", "threshold"): "a placeholder: set the score your product needs",
+        ("corpus", "path"): "documents the rag rung retrieves from",
+        ("prompt", "instruction"): "generated from the data: write what a person would need to know",
+        ("rungs", 0, "type"): "zero-shot: the instruction alone",
+        ("rungs", 1, "k"): "demonstrations from train"
         + (f" (at least one per label: {n_labels} labels)" if kind == "label" and n_labels > 8 else ""),
-        f"    selection: {'stratified' if kind == 'label' else 'random'}  # {'balanced over the labels' if kind == 'label' else 'the default for non-label outputs'}",
-    ]
+        ("rungs", 1, "selection"): "balanced over the labels"
+        if kind == "label"
+        else "the default for non-label outputs",
+    }
     if corpus is not None:
-        lines += ["  - type: rag             # retrieved passages in the prompt (--corpus)"]
-    lines += [
-        "  - type: lora",
-        "    train:",
-        f"      epochs: {epochs}            # {steps_per_epoch} steps of 8 per epoch over {len(train)} train examples"
+        comments[("rungs", 2, "type")] = "retrieved passages in the prompt (--corpus)"
+    lora = len(doc["rungs"]) - 1
+    comments[("rungs", lora, "train", "epochs")] = (
+        f"{steps_per_epoch} steps of 8 per epoch over {len(train)} train examples"
         + (
             ""
             if epochs == 1
             else f": {epochs} epochs for ~{total_steps} steps (one epoch would barely move the weights)"
-        ),
-        f"      max_seq_len: {max_seq_len}     # the longest train example is {max(lengths)} tokens (instruction, input, answer)",
-        f"      eval_every: {eval_every}        # ~6 dev evaluations over the training (early stopping on dev loss)",
-        f"      checkpoint_every: {eval_every}",
-        "  # - type: full          # a full fine-tune: add it when LoRA leaves a measured gap",
-    ]
+        )
+    )
+    comments[("rungs", lora, "train", "max_seq_len")] = (
+        f"the longest train example is {max(lengths)} tokens (instruction, input, answer)"
+    )
+    comments[("rungs", lora, "train", "eval_every")] = (
+        "~6 dev evaluations over the training (early stopping on dev loss)"
+    )
+    after = {
+        ("target",): [dev_note],
+        ("rungs",): ["- type: full  # a full fine-tune: add it when LoRA leaves a measured gap"],
+    }
     if kind != "label":
         longest = max(target_tokens) if target_tokens else 16
-        max_new = max(16, min(1024, _round_up(longest * 1.25 + 8, 8)))
-        lines += [
-            "generation:",
-            f"  max_new_tokens: {max_new}  # the longest train answer is {longest} tokens, plus a margin",
-        ]
-    lines += [f"seed: {seed}", ""]
-    return "\n".join(lines)
+        doc["generation"] = {"max_new_tokens": max(16, min(1024, _round_up(longest * 1.25 + 8, 8)))}
+        comments[("generation", "max_new_tokens")] = f"the longest train answer is {longest} tokens, plus a margin"
+        doc["seed"] = doc.pop("seed")  # last, as people read it
+    TaskSpec.model_validate(doc)  # the document is a task: a renamed or mistyped field fails here, not for the user
+    head = [
+        f"# yaml-language-server: $schema={_schema_ref(out)}",
+        "# Written by `ladder init`; every choice below says why. Edit freely, then `ladder validate`.",
+    ]
+    return "\n".join(head + _emit(doc, comments, after)) + "\n"
+
+
+def _emit(
+    value: dict[str, Any],
+    comments: dict[tuple[object, ...], str],
+    after: dict[tuple[object, ...], list[str]],
+    path: tuple[object, ...] = (),
+    indent: str = "",
+) -> list[str]:
+    """YAML lines of a mapping (scalars and lists of scalars as JSON, which is YAML; mappings and lists of mappings
+    in block style), each line with its comment."""
+    lines: list[str] = []
+    for key, item in value.items():
+        here = (*path, key)
+        note = f"  # {comments[here]}" if here in comments else ""
+        if isinstance(item, dict):
+            lines += [f"{indent}{key}:{note}", *_emit(item, comments, after, here, indent + "  ")]
+        elif isinstance(item, list) and item and all(isinstance(x, dict) for x in item):
+            lines.append(f"{indent}{key}:{note}")
+            for i, entry in enumerate(item):
+                inner = _emit(entry, comments, after, (*here, i), indent + "    ")
+                lines += [f"{indent}  - {inner[0].lstrip()}", *inner[1:]]
+        else:
+            lines.append(f"{indent}{key}: {_yaml(item)}{note}")
+        lines += [f"{indent}{'  ' if isinstance(item, list) else ''}# {text}" for text in after.get(here, [])]
+    return lines
 
 
 def _schema_ref(out: Path) -> str:
-    schema = Path(__file__).resolve().parent / "task.schema.json"
+    schema = Path(__file__).resolve().parents[1] / "task.schema.json"
     try:
         return os.path.relpath(schema, out.resolve())
     except ValueError:
