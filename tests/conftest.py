@@ -137,7 +137,7 @@ def noop_adapter(trained_adapter, tmp_path_factory):
     from safetensors.torch import load_file, save_file
 
     from ladder.backends.base import Artifact
-    from ladder.rungs.finetune import _dir_digest
+    from ladder.rungs.store import dir_digest
 
     folder = tmp_path_factory.mktemp("noop") / "adapter"
     shutil.copytree(trained_adapter.path, folder)
@@ -146,7 +146,7 @@ def noop_adapter(trained_adapter, tmp_path_factory):
     zeroed = [k for k in tensors if "lora_B" in k]
     assert zeroed, "no lora_B tensors: not a LoRA adapter"
     save_file({k: (v * 0 if "lora_B" in k else v) for k, v in tensors.items()}, str(weights))
-    digest, size = _dir_digest(folder)
+    digest, size = dir_digest(folder)
     return Artifact("adapter", folder, digest, size, trained_adapter.rank)
 
 

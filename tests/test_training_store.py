@@ -10,7 +10,7 @@ import pytest
 from ladder.backends.base import Artifact
 from ladder.errors import LadderError
 from ladder.record import TrainingRecord
-from ladder.rungs.train.store import RESULT, STORE_VERSION, load_finished, save_finished
+from ladder.rungs.store import RESULT, STORE_VERSION, load_finished, save_finished
 
 OUTCOME = {"steps": 4, "epochs": 1.0, "wall_s": 2.5, "tokens_seen": 900, "answer_tokens": 40, "tokens_per_s": 360.0,
            "rss_start_mb": 500.0, "rss_peak_mb": 700.0, "curve": [{"step": 1, "loss": 2.0, "lr": 1e-4}],

@@ -25,7 +25,7 @@ from ladder.fileio import cache_key
 from ladder.paths import ladder_home
 from ladder.record import PairsRecord, TeacherRecord, TrainingRecord
 from ladder.rungs.base import BuildContext, Candidate
-from ladder.rungs.train.store import copy_into, dir_digest, load_finished, save_artifact, save_finished
+from ladder.rungs.store import copy_into, dir_digest, load_finished, save_artifact, save_finished
 from ladder.spec import (
     AdapterSettings,
     FullRungSpec,
