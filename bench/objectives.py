@@ -72,8 +72,8 @@ def run_loop(backend, examples, objective, steps, lr, prepare=None) -> dict:
         "wall_s": wall,
         "tokens": out.tokens_seen,
         "tokens_per_s": out.tokens_seen / wall,
-        "first_loss": out.curve[0]["loss"],
-        "last_loss": out.curve[-1]["loss"],
+        "first_loss": out.curve[0].loss,
+        "last_loss": out.curve[-1].loss,
     }
 
 

@@ -61,7 +61,7 @@ def run_ladder(backend, pairs, steps, lr) -> dict:
         "wall_s": out.wall_s,
         "tokens": out.tokens_seen,
         "tokens_per_s": out.tokens_seen / out.wall_s,
-        "final_loss": out.curve[-1]["loss"],
+        "final_loss": out.curve[-1].loss,
     }
 
 

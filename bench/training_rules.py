@@ -51,7 +51,7 @@ def run(backend, examples, steps: int, rules: str) -> dict:
     return {
         "ms_per_step": out.wall_s / out.steps * 1000,
         "tokens_per_s": out.tokens_seen / out.wall_s,
-        "loss": out.curve[-1]["loss"],
+        "loss": out.curve[-1].loss,
     }
 
 

@@ -59,7 +59,7 @@ def main() -> None:
     outcome = train_loop(model, data, data[:8], TrainConfig(settings, 0, "ddp", out / "work", 0))
     if rank == 0:
         torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / "weights.pt")
-        (out / "curve.json").write_text(json.dumps(outcome.curve))
+        (out / "curve.json").write_text(json.dumps([point.model_dump() for point in outcome.curve]))
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()

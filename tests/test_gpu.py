@@ -41,7 +41,7 @@ def test_bf16_training_on_cuda(tmp_path):
     )
     out = train_loop(model, data, data[:8], TrainConfig(settings, 0, "gpu", tmp_path, 0))
     assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 masters, bf16 compute
-    assert out.curve[-1]["loss"] < out.curve[0]["loss"]
+    assert out.curve[-1].loss < out.curve[0].loss
 
 
 def test_on_cuda_a_batch_goes_through_in_one_pass_of_whole_rows():

@@ -176,8 +176,8 @@ def test_early_stopping_on_a_dev_metric_keeps_the_best_weights(tmp_path):
         max_seq_len=16,
     )
     outcome = train_loop(model, data, data[:4], TrainConfig(settings, 0, "t", tmp_path, 0, dev_metric=metric))
-    assert [e["dev_metric"] for e in outcome.dev_evals] == [0.2, 0.6, 0.5, 0.4]
-    assert all("dev_loss" in e for e in outcome.dev_evals)
+    assert [e.dev_metric for e in outcome.dev_evals] == [0.2, 0.6, 0.5, 0.4]
+    assert all(e.dev_loss is not None for e in outcome.dev_evals)
     assert outcome.stopped_early and outcome.steps == 8 and outcome.best_step == 4
     assert torch.equal(model.model.embed_tokens.weight, snapshots[1])  # the best evaluation's weights
     with pytest.raises(ValueError, match="dev_metric callback"):
@@ -260,7 +260,7 @@ def test_a_batch_in_several_passes_makes_the_same_update_as_in_one(tmp_path, mon
         weights[name] = (outcome.curve, [p.detach().clone() for p in model.parameters()])
         assert outcome.steps == 3 and outcome.tokens_seen == 3 * 8 * 5
     (curve_one, one), (curve_several, several) = weights["one"], weights["several"]
-    assert [c["loss"] for c in curve_one] == pytest.approx([c["loss"] for c in curve_several], abs=1e-5)
+    assert [c.loss for c in curve_one] == pytest.approx([c.loss for c in curve_several], abs=1e-5)
     # AdamW's first steps move each weight by about lr whatever its gradient's size, so a gradient within
     # rounding of zero may move either way: compare against the step size, not against rounding
     worst = max(float((a - b).abs().max()) for a, b in zip(one, several))

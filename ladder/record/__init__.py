@@ -33,6 +33,7 @@ from ladder.record.training import (
     ModelIdentity,
     PairsRecord,
     TeacherRecord,
+    TrainingOutcome,
     TrainingRecord,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "SplitResult",
     "TeacherRecord",
     "TokenTimes",
+    "TrainingOutcome",
     "TrainingRecord",
     "load_run",
     "migrate",

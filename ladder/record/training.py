@@ -51,9 +51,9 @@ class PairsRecord(Strict):
     dev_reference_logratio: float | None = None  # the reference's mean log p(chosen) - log p(rejected) on dev pairs
 
 
-class TrainingRecord(Strict):
-    """What training a lora/full/distill/preference rung took and produced (rungs/train.py's outcome + the
-    artifact, and where a distill or preference rung's data came from)."""
+class TrainingOutcome(Strict):
+    """What the training loop reports (``rungs/train/loop.py``): steps, time, tokens, memory, the curve and the dev
+    evaluations. The rung's record adds the rest (``TrainingRecord``)."""
 
     steps: int
     epochs: float
@@ -69,6 +69,12 @@ class TrainingRecord(Strict):
     stopped_early: bool = False
     resumed_from_step: int | None = None
     truncated_examples: int = 0
+
+
+class TrainingRecord(TrainingOutcome):
+    """What training a lora/full/distill/preference rung took and produced: the loop's outcome, the artifact, and
+    where a distill or preference rung's data came from."""
+
     train_examples: int
     trainable_params: int | None = None  # full fine-tune only
     artifact: str  # the adapter or model folder in the run folder

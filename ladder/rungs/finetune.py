@@ -106,7 +106,6 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
         SUPERVISED,
         TrainConfig,
         distributed,
-        outcome_dict,
         train_loop,
     )
 
@@ -186,7 +185,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     outcome = train_loop(model, data.train, data.dev, config)
     trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
     record = TrainingRecord(
-        **outcome_dict(outcome),
+        **dict(outcome),
         train_examples=len(data.train),
         trainable_params=trainable,
         objective=objective.name,

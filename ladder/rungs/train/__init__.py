@@ -13,10 +13,8 @@ from ladder.rungs.train.device import autocast, device_type, distributed, shares
 from ladder.rungs.train.dropout import MaskDropout, cpu_dropout
 from ladder.rungs.train.loop import (
     TrainConfig,
-    TrainOutcome,
     TrainState,
     evaluate_dev,
-    outcome_dict,
     train_loop,
 )
 from ladder.rungs.train.objectives import (
@@ -43,7 +41,6 @@ __all__ = [
     "Supervised",
     "TrainConfig",
     "TrainExample",
-    "TrainOutcome",
     "TrainState",
     "answer_logits",
     "answer_loss",
@@ -56,7 +53,6 @@ __all__ = [
     "encode_examples",
     "epoch_batches",
     "evaluate_dev",
-    "outcome_dict",
     "planned_prefix",
     "shared_prefix_length",
     "shares_prefix",

@@ -40,6 +40,7 @@ from pathlib import Path
 import torch
 
 from ladder import progress as progress_ui
+from ladder.record import TrainingOutcome
 from ladder.rungs.train.checkpoint import (
     complete_checkpoint,
     load_trainable,
@@ -57,24 +58,6 @@ from ladder.rungs.train.dropout import cpu_dropout
 from ladder.rungs.train.objectives import SUPERVISED, Objective
 from ladder.rungs.train.plan import planned_prefix, token_passes
 from ladder.spec import TrainSpec
-
-
-@dataclass
-class TrainOutcome:
-    steps: int
-    epochs: float
-    wall_s: float
-    tokens_seen: int  # real (non-padding) tokens through the forward pass
-    answer_tokens: int  # tokens the loss was computed on
-    tokens_per_s: float
-    rss_start_mb: float
-    rss_peak_mb: float
-    curve: list[dict] = field(default_factory=list)  # {step, loss, lr}
-    dev_evals: list[dict] = field(default_factory=list)  # {step, dev_loss[, dev_metric]}
-    best_step: int = 0
-    stopped_early: bool = False
-    resumed_from_step: int | None = None
-    truncated_examples: int = 0
 
 
 class MemorySampler:
@@ -174,7 +157,7 @@ def evaluate_dev(model, objective: Objective, examples: list, batch_size: int, p
     return {"dev_loss": loss / max(1, weight), **{k: v / max(1, weight) for k, v in sums.items()}}
 
 
-def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> TrainOutcome:
+def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> TrainingOutcome:
     settings, objective = config.settings, config.objective
     if not train_set:
         raise ValueError("no training examples")
@@ -297,7 +280,7 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
     if best_state is not None:
         load_trainable(model, best_state)
     model.eval()
-    return TrainOutcome(
+    return TrainingOutcome(
         steps=state.step,
         epochs=state.micro / n_batches,
         wall_s=wall,
@@ -313,7 +296,3 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
         resumed_from_step=resumed,
         truncated_examples=config.truncated,
     )
-
-
-def outcome_dict(outcome: TrainOutcome) -> dict:
-    return asdict(outcome)
