@@ -167,7 +167,7 @@ class Decoder:
         self.layers = self.inner.layers[: config.num_hidden_layers]
         self.prefix = [None] * len(self.layers)
         if prefix:
-            cache = backend._prefix_cache(tuple(prefix))
+            cache = backend.prefix_cache(tuple(prefix))
             self.prefix = [(layer.keys[0], layer.values[0]) for layer in cache.layers[: len(self.layers)]]  # (kv, P, d)
         self.dtype = next(self.model.parameters()).dtype
         self.blocked = torch.finfo(self.dtype).min  # the mask's value where a token may not look
@@ -212,7 +212,7 @@ class Decoder:
         hidden = self._forward(tokens, (self.n_prefix + cols)[None].expand(len(rows), -1), mask)
         self.cache.rows = None
         last = hidden[torch.arange(len(rows), device=self.device), lengths - 1]
-        first = self.backend._logits(last).argmax(-1).tolist()
+        first = self.backend.logits(last).argmax(-1).tolist()
         self.mask[index] = self.blocked
         for b, (slot, row) in enumerate(zip(slots, rows)):
             self.mask[slot, 0, 0, : len(row.suffix)] = 0
@@ -227,7 +227,7 @@ class Decoder:
         rows = torch.arange(len(self.active), device=self.device)
         self.mask[rows, 0, 0, cols[:, 0]] = 0  # the column this step writes becomes visible
         hidden = self._forward(self.next_token[:, None], self.n_prefix + cols, self.mask)
-        tokens = self.backend._logits(hidden[:, 0]).argmax(-1).tolist()
+        tokens = self.backend.logits(hidden[:, 0]).argmax(-1).tolist()
         for slot, token in enumerate(tokens):
             if self.active[slot] is not None:
                 self.steps[slot] += 1

@@ -153,7 +153,8 @@ class TransformersBackend:
         self.hf.check_fits(prompt_tokens, extra)
 
     # -- label scoring -------------------------------------------------------------------------
-    def _prefix_cache(self, ids: tuple[int, ...]):
+    def prefix_cache(self, ids: tuple[int, ...]):
+        """The keys and values of a shared prompt prefix (two kept): label scoring and the decoding loop attend to them."""
         if ids not in self._prefix_caches:
             with torch.inference_mode():
                 out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True)
@@ -184,7 +185,7 @@ class TransformersBackend:
             self._check_fits(len(ids), max(len(c) for c in choices))
             encoded.append((index, ids, choices))
         for shared, items in self._by_shared_prefix(requests, encoded):
-            cache = self._prefix_cache(tuple(shared)) if shared else None
+            cache = self.prefix_cache(tuple(shared)) if shared else None
             items.sort(key=lambda it: len(it[1]) + sum(len(c) for c in it[2]))
             for start in range(0, len(items), self.batch_size):
                 batch = items[start : start + self.batch_size]
@@ -250,7 +251,7 @@ class TransformersBackend:
             rows = torch.tensor([t[0] for t in flat], device=self.device)
             cols = torch.tensor([t[1] for t in flat], device=self.device)
             wanted = torch.tensor([t[2] for t in flat], device=self.device)
-            logits = self._logits(hidden[rows, cols]).float()
+            logits = self.logits(hidden[rows, cols]).float()
             token_logprobs = torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None])[:, 0].cpu().tolist()
         out, k = [], 0
         for _, ids, choices in batch:
@@ -261,7 +262,8 @@ class TransformersBackend:
             out.append(ChoiceScores(sums, [len(c) for c in choices], len(ids)))
         return out
 
-    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The output layer over hidden states, with the model's logit soft-capping where it has one."""
         model = self.model
         logits = model.get_output_embeddings()(hidden)
         cap = getattr(model.config, "final_logit_softcapping", None)
@@ -344,7 +346,7 @@ class TransformersBackend:
             attention[b, width - (len(ids) - n_shared) :] = 1
         past = None
         if n_shared:
-            past = copy.deepcopy(self._prefix_cache(tuple(shared)))
+            past = copy.deepcopy(self.prefix_cache(tuple(shared)))
             past.batch_repeat_interleave(len(batch))
         # the end-of-turn token already stops decoding as an eos id; string matching is for the rest
         stops = sorted({s for i, _ in batch for s in requests[i].stop if s != self.tokenizer.eos_token})
