@@ -93,7 +93,6 @@ def test_ruff_lint_and_format_are_clean():
 
 
 def test_the_type_checker_is_clean_on_the_pure_packages():
-    """mypy over spec, data, metrics, record, scoring, decide, gate and report (pyproject.toml: strict flags on all
-    but metrics and report)."""
+    """mypy --strict over spec, data, metrics, record, scoring, decide, gate and report (pyproject.toml)."""
     checked = _tool("mypy")
     assert checked.returncode == 0 and "Success: no issues found" in checked.stdout, checked.stdout[-3000:]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -53,6 +53,9 @@ from ladder.metrics.registry import (
     register_metric,
 )
 from ladder.text import normalize
+
+if TYPE_CHECKING:
+    from ladder.spec import TaskSpec  # the task language is above its metrics
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -115,14 +118,15 @@ def metric_options(metric: Metric, given: dict[str, Any]) -> BaseModel | None:
         raise ValueError(f"options.{where}: {msg}") from None
 
 
-def scorers(spec) -> dict[str, Scorer]:
+def scorers(spec: TaskSpec) -> dict[str, Scorer]:
     """The task's metrics by the names the record uses, in the task's order."""
     labels = spec.output.labels
-    out = {}
+    out: dict[str, Scorer] = {}
     for entry in spec.metrics:
         metric = METRICS.get(entry.metric)
         extract = extractor(entry.extract, labels) if entry.extract is not None else None
-        out[entry.name] = Scorer(entry.name, metric, metric_options(metric, entry.options), extract)
+        name = entry.name or entry.metric  # MetricSpec names every entry when it validates
+        out[name] = Scorer(name, metric, metric_options(metric, entry.options), extract)
     return out
 
 

@@ -7,6 +7,7 @@ import json
 import math
 import re
 from collections import Counter
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -14,7 +15,7 @@ from ladder.metrics.registry import METRICS, Metric, Options, compiles, register
 from ladder.text import normalize, squad_tokens
 
 
-def _f1(pred: Counter, gold: Counter) -> float:
+def _f1(pred: Counter[Any], gold: Counter[Any]) -> float:
     if not pred and not gold:
         return 1.0
     common = sum((pred & gold).values())
@@ -34,7 +35,7 @@ def exact_match(prediction: str, target: str) -> float:
     return float(normalize(prediction) == normalize(target))
 
 
-def _canonical(obj: dict | list) -> str:
+def _canonical(obj: dict[str, Any] | list[Any]) -> str:
     return normalize(json.dumps(obj, sort_keys=True, ensure_ascii=False))
 
 
@@ -58,7 +59,7 @@ def token_f1(prediction: str, target: str) -> float:
     return _f1(Counter(pred), Counter(gold))
 
 
-def parse_json(text: str) -> dict | list | None:
+def parse_json(text: str) -> dict[str, Any] | list[Any] | None:
     """A JSON object or array, or None (anything else, or not JSON)."""
     try:
         value = json.loads(text.strip())
@@ -79,8 +80,8 @@ def json_valid(prediction: str, target: str) -> float:
     return float(same_json_kind(prediction, target))
 
 
-def _pairs(obj: object, prefix: str = "") -> Counter:
-    pairs: Counter = Counter()
+def _pairs(obj: object, prefix: str = "") -> Counter[tuple[str, str]]:
+    pairs: Counter[tuple[str, str]] = Counter()
     if isinstance(obj, dict):
         for key, value in obj.items():
             pairs += _pairs(value, f"{prefix}.{key}" if prefix else str(key))
@@ -147,7 +148,7 @@ class RougeOptions(Options):
 
 
 @functools.lru_cache(maxsize=4)
-def _rouge_scorer(use_stemmer: bool):
+def _rouge_scorer(use_stemmer: bool) -> Any:  # rouge_score ships no types
     from rouge_score import rouge_scorer
 
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
@@ -166,8 +167,8 @@ class ChrfOptions(Options):
 
 
 @functools.lru_cache(maxsize=4)
-def _chrf(char_order: int, word_order: int, beta: float):
-    from sacrebleu.metrics import CHRF
+def _chrf(char_order: int, word_order: int, beta: float) -> Any:  # sacrebleu's CHRF
+    from sacrebleu.metrics.chrf import CHRF
 
     return CHRF(char_order=char_order, word_order=word_order, beta=beta)  # type: ignore[arg-type]  # any beta > 0 works
 
@@ -175,7 +176,10 @@ def _chrf(char_order: int, word_order: int, beta: float):
 @register_metric("chrf", binary=False, multi_reference=True, options=ChrfOptions)
 def chrf(prediction: str, target: str, options: ChrfOptions) -> float:
     """chrF (sacrebleu), in [0, 1]."""
-    return _chrf(options.char_order, options.word_order, options.beta).sentence_score(prediction, [target]).score / 100
+    return (
+        float(_chrf(options.char_order, options.word_order, options.beta).sentence_score(prediction, [target]).score)
+        / 100
+    )
 
 
 NUMBER = re.compile(r"[-+−]?(?:\d[\d,]*(?:\.\d+)?|\.\d+)(?:[eE][-+]?\d+)?")

@@ -83,7 +83,9 @@ class _MetricRegistry(Registry[Metric]):
 METRICS = _MetricRegistry()
 
 
-def register_metric(name: str, binary: bool, multi_reference: bool = False, options: type[BaseModel] | None = None):
+def register_metric(
+    name: str, binary: bool, multi_reference: bool = False, options: type[BaseModel] | None = None
+) -> Callable[[Callable[..., float]], Callable[..., float]]:
     def decorator(fn: Callable[..., float]) -> Callable[..., float]:
         METRICS.register(name)(Metric(name, fn, binary, multi_reference, options, (fn.__doc__ or "").strip()))
         return fn

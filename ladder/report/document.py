@@ -7,7 +7,7 @@ Text may carry two inline marks, ``**bold**`` and ```code```; each renderer turn
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Any, Union
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class Figure:
     numbers it draws are in a table of the same section, or in its caption."""
 
     kind: str
-    data: dict
+    data: dict[str, Any]
     caption: str
 
 

@@ -8,7 +8,13 @@ example report regenerates exactly.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+PlotData = dict[str, Any]  # a figure's data as the report's Document holds it (JSON-able)
 
 DEV, TEST, TARGET, CHOSEN, MUTED = "#1f5fa8", "#d9822b", "#b3261e", "#2e7d32", "#8a8a8a"
 
@@ -18,7 +24,14 @@ def _inline(svg: str) -> str:
     return svg[svg.index("<svg") :].strip() + "\n"
 
 
-def _errorbars(ax, xs, intervals, color, label, marker="o"):
+def _errorbars(
+    ax: Axes,
+    xs: Sequence[float],
+    intervals: Sequence[Sequence[float]],
+    color: str,
+    label: str | None,
+    marker: str = "o",
+) -> None:
     means = [m for m, _, _ in intervals]
     # never negative, whatever a record holds (an old record's Wilson bound 1.7e-18 above a mean of 0)
     below = [max(0.0, m - lo) for m, lo, _ in intervals]
@@ -26,7 +39,7 @@ def _errorbars(ax, xs, intervals, color, label, marker="o"):
     ax.errorbar(xs, means, yerr=[below, above], fmt=marker, color=color, capsize=4, label=label)
 
 
-def scores(ax, data: dict) -> None:
+def scores(ax: Axes, data: PlotData) -> None:
     rungs = data["rungs"]
     xs = list(range(len(rungs)))
     _errorbars(ax, [x - 0.1 for x in xs], data["dev"], DEV, "dev")
@@ -39,7 +52,7 @@ def scores(ax, data: dict) -> None:
     ax.legend(loc="best", frameon=False)
 
 
-def quality_cost(ax, data: dict) -> None:
+def quality_cost(ax: Axes, data: PlotData) -> None:
     for name, cost, interval in zip(data["rungs"], data["cost"], data["dev"]):
         chosen = name == data["chosen"]
         color = CHOSEN if chosen else DEV
@@ -59,7 +72,7 @@ def quality_cost(ax, data: dict) -> None:
     ax.margins(x=0.25)
 
 
-def confusion(ax, data: dict) -> None:
+def confusion(ax: Axes, data: PlotData) -> None:
     import numpy as np
 
     labels, columns, counts = data["labels"], data["columns"], data["counts"]
@@ -85,7 +98,7 @@ def confusion(ax, data: dict) -> None:
     ax.spines[:].set_visible(False)
 
 
-def training(ax, data: dict) -> None:
+def training(ax: Axes, data: PlotData) -> None:
     ax.plot(data["steps"], data["loss"], color=MUTED, linewidth=1, label="train loss")
     if data["dev_steps"]:
         ax.plot(data["dev_steps"], data["dev_loss"], "o-", color=DEV, label="dev loss")
@@ -104,7 +117,7 @@ def training(ax, data: dict) -> None:
     ax.legend(handles, names, loc="upper right", frameon=False)
 
 
-def over_time(ax, data: dict) -> None:
+def over_time(ax: Axes, data: PlotData) -> None:
     runs = data["runs"]
     xs = list(range(len(runs)))
     palette = [DEV, TEST, CHOSEN, "#6a3d9a", "#b15928", MUTED]
@@ -124,17 +137,17 @@ def over_time(ax, data: dict) -> None:
     ax.legend(loc="best", frameon=False)
 
 
-def _wide(data: dict) -> tuple[float, float]:
+def _wide(data: PlotData) -> tuple[float, float]:
     return (6.4, 3.2)
 
 
-def _square(data: dict) -> tuple[float, float]:
+def _square(data: PlotData) -> tuple[float, float]:
     side = max(3.2, 0.45 * len(data["columns"]) + 1.6)
     return (side + 1.0, side)
 
 
 # kind -> (draw on the axes, figure size in inches)
-PLOTS: dict[str, tuple[Callable[..., None], Callable[[dict], tuple[float, float]]]] = {
+PLOTS: dict[str, tuple[Callable[[Axes, PlotData], None], Callable[[PlotData], tuple[float, float]]]] = {
     "scores": (scores, _wide),
     "quality_cost": (quality_cost, _wide),
     "confusion": (confusion, _square),
@@ -143,7 +156,7 @@ PLOTS: dict[str, tuple[Callable[..., None], Callable[[dict], tuple[float, float]
 }
 
 
-def render(kind: str, data: dict, salt: str) -> str:
+def render(kind: str, data: PlotData, salt: str) -> str:
     """One figure of ``kind`` as an inline <svg>; ``salt`` keeps its element ids apart from other figures'."""
     import matplotlib
 

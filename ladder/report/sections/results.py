@@ -5,6 +5,7 @@ from __future__ import annotations
 from ladder.decide.diagnosis import gap_kind
 from ladder.record import AssessmentRun
 from ladder.report.document import (
+    Block,
     Figure,
     Items,
     Notice,
@@ -18,7 +19,7 @@ from ladder.scoring.format import interval_text
 
 def opening(run: AssessmentRun) -> Section:
     metric, threshold, policy = run.target.metric, run.target.threshold, run.spec.policy
-    blocks: list = []
+    blocks: list[Block] = []
     if run.status != "complete":
         blocks.append(
             Notice(f"**Run {run.status}**" + (f": {run.error}" if run.error else "") + " — results below are partial.")

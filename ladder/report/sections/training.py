@@ -5,6 +5,7 @@ from __future__ import annotations
 from ladder.decide.cost import duration
 from ladder.record import AssessmentRun, RungResult
 from ladder.report.document import (
+    Block,
     Figure,
     Paragraph,
     Section,
@@ -63,7 +64,7 @@ def training(run: AssessmentRun) -> Section:
     return section
 
 
-def _certificates(trained: list[RungResult]) -> list:
+def _certificates(trained: list[RungResult]) -> list[Block]:
     """Each trained rung's adapter certificate: what the serving backend showed of its artifact (fail closed)."""
     certified = [r for r in trained if r.certificate is not None]
     if not certified:
@@ -91,9 +92,9 @@ def _certificates(trained: list[RungResult]) -> list:
     ]
 
 
-def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list:
+def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list[Block]:
     """Where a distill rung's answers and a preference rung's pairs came from, and what making them cost."""
-    blocks: list = []
+    blocks: list[Block] = []
     by_name = {r.name: r for r in run.rungs}
     rows = []
     for r in trained:
