@@ -29,7 +29,7 @@ from ladder.record import (
 )
 from ladder.run.cache import ResultCache
 from ladder.run.certificate import certify, reference_backend
-from ladder.run.context import build_context
+from ladder.run.context import build_context, task_backend
 from ladder.run.datacheck import assessment_checks, label_issues_of_run
 from ladder.run.evaluate import measure_token_times, run_eval
 from ladder.run.lock import store_lock
@@ -155,22 +155,13 @@ def _assess(
     evals = {s: splits.get(s)[:limit] if limit else splits.get(s) for s in EVAL_SPLITS}
     owned = backend is None or isinstance(backend, str)  # made here: closed here (a vllm engine's memory)
     if backend is None or isinstance(backend, str):
-        from ladder.backends import create_backend, resolve_backend_name
+        from ladder.backends import resolve_backend_name
 
         name = resolve_backend_name(backend or spec.serving.backend)
         say(f"backend {name}, model {spec.model}")
         lora_ranks = [r.r for r in selected if r.type in ADAPTER_RUNGS]
         try:
-            backend = create_backend(
-                name,
-                spec.model,
-                base_dir=task.path.parent,
-                batch_size=spec.generation.batch_size,
-                labels=spec.output.labels,
-                serving=spec.serving,
-                lora_ranks=lora_ranks,
-                **({"base_url": base_url} if base_url else {}),
-            )
+            backend = task_backend(task, name, lora_ranks=lora_ranks, **({"base_url": base_url} if base_url else {}))
         except LadderError as exc:
             raise _in_task(exc, task) from None
     try:

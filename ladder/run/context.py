@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ladder.backends.base import Backend, Formatter
 from ladder.data.splits import Example
@@ -107,3 +108,21 @@ def build_context(
         )
         ctx.measure = dev_measurer(backend, formatter, spec)
     return ctx
+
+
+def task_backend(task: TaskFile, name: str | None = None, **options: Any) -> Backend:
+    """The task's model served by backend ``name`` (default: the task's ``serving.backend``; ``auto`` resolved),
+    with the task's serving settings, batch size and labels; ``options``: a backend's own (``base_url``,
+    ``lora_ranks``). The caller closes it."""
+    from ladder.backends import create_backend
+
+    spec = task.spec
+    return create_backend(
+        name or spec.serving.backend,
+        spec.model,
+        base_dir=task.path.parent,
+        batch_size=spec.generation.batch_size,
+        labels=spec.output.labels,
+        serving=spec.serving,
+        **options,
+    )

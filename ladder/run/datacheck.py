@@ -175,7 +175,7 @@ def check_data(
     folds: int = 5,
 ) -> DataReport:
     """Every data check; the ones that need the model only where they apply (trained rungs, --label-errors)."""
-    from ladder.backends import create_backend, resolve_backend_name
+    from ladder.backends import resolve_backend_name
 
     spec = task.spec
     data = load_task_data(task, strict=False)
@@ -186,14 +186,9 @@ def check_data(
         owned = backend is None or isinstance(backend, str)
         if owned:
             name = resolve_backend_name(backend or spec.serving.backend)
-            backend = create_backend(
-                name,
-                spec.model,
-                base_dir=task.path.parent,
-                batch_size=spec.generation.batch_size,
-                labels=spec.output.labels,
-                serving=spec.serving,
-            )
+            from ladder.run.context import task_backend
+
+            backend = task_backend(task, name)
         try:
             formatter = backend.formatter(spec.prompt.format)
             report = with_truncation(spec, splits, formatter, backend.count_tokens)

@@ -41,13 +41,12 @@ def resolve(
     backend_name: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Resolution:
-    from ladder.backends import create_backend
     from ladder.data.splits import load_task_data
     from ladder.metrics import scorers
     from ladder.paths import result_cache_dir
     from ladder.run.assess import select_rungs
     from ladder.run.cache import ResultCache
-    from ladder.run.context import build_context
+    from ladder.run.context import build_context, task_backend
     from ladder.run.evaluate import run_eval
     from ladder.run.sequential import (
         SEQUENTIAL_CHUNK as CHUNK,  # one look every chunk, as policy.sequential looks
@@ -93,15 +92,7 @@ def resolve(
         spec = task.spec
         name = backend_name or run.model.backend
         where = {"base_url": run.model.base_url} if name == "openai" and run.model.base_url else {}  # the run's server
-        backend = create_backend(
-            name,
-            spec.model,
-            base_dir=task.path.parent,
-            batch_size=spec.generation.batch_size,
-            labels=spec.output.labels,
-            serving=spec.serving,
-            **where,
-        )
+        backend = task_backend(task, name, **where)
         try:
             formatter = backend.formatter(spec.prompt.format)
             cache = ResultCache(result_cache_dir())

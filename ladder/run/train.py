@@ -44,20 +44,12 @@ def train(task_path: str | Path, rung_name: str, say: Callable[[str], None] = la
         # another rung's answers (a teacher's, the model's own mistakes) or dev measurements mid-training go
         # through the task's backend and the result cache, as in an assessment
         if learns_from_answers or rung.train.early_stopping == "dev_metric":
-            from ladder.backends import open_backend
+            from ladder.run.context import task_backend
             from ladder.run.datacheck import untrainable
 
             spec = task.spec
-            backend = stack.enter_context(
-                open_backend(
-                    spec.serving.backend,
-                    spec.model,
-                    base_dir=task.path.parent,
-                    batch_size=spec.generation.batch_size,
-                    labels=spec.output.labels,
-                    serving=spec.serving,
-                )
-            )
+            backend = task_backend(task)
+            stack.callback(backend.close)
             formatter = backend.formatter(spec.prompt.format)
             cannot_train = untrainable(spec, [rung], data.splits.train, formatter, backend.count_tokens)
             if cannot_train:  # before the teacher's answers or the model's mistakes are made
