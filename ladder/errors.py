@@ -47,10 +47,10 @@ def format_loc(loc: tuple | list, tags: object = ()) -> str:
     return "".join(parts) or "(top level)"
 
 
-def problem(err: Mapping[str, Any], unknown: str = "unknown field") -> tuple[str, str]:
-    """One pydantic error as (field path, message)."""
+def problem(err: Mapping[str, Any], unknown: str = "unknown field", tags: object = ()) -> tuple[str, str]:
+    """One pydantic error as (field path, message); ``tags`` as for ``format_loc``."""
     msg = unknown if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-    return format_loc(tuple(err["loc"])), msg
+    return format_loc(tuple(err["loc"]), tags), msg
 
 
 def validation_problems(exc, source: str) -> list[str]:

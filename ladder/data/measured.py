@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ladder.data.checks import check, ref
 from ladder.data.report import DataCheck, DataFinding
 
 if TYPE_CHECKING:
+    import numpy as np  # imported where the arithmetic runs: loading the checks costs nothing
+
     from ladder.data.splits import Example
 
 

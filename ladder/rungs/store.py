@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from ladder.backends.base import Artifact
-from ladder.errors import LadderError, validation_problems
+from ladder.errors import LadderError, problem
 from ladder.fileio import atomic_write_text, read_json
 from ladder.record import TrainingRecord
 from ladder.spec import AdapterSettings, Strict
@@ -63,7 +63,7 @@ def load_finished(work: Path) -> tuple[TrainingRecord, Artifact] | None:
     try:
         stored = StoredTraining.model_validate(raw if "version" in raw else _from_version_0(raw, work))
     except (ValidationError, KeyError, TypeError) as exc:  # a damaged entry: say which, do not guess
-        detail = validation_problems(exc, "")[0].lstrip(": ") if isinstance(exc, ValidationError) else repr(exc)
+        detail = ": ".join(problem(exc.errors()[0])) if isinstance(exc, ValidationError) else repr(exc)
         raise LadderError(
             f"{work / RESULT}: not a finished training ({detail}); remove the folder to train again"
         ) from None

@@ -10,20 +10,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ladder.errors import format_loc
+from ladder.errors import problem
 from ladder.spec.rungs import RUNG_SPECS
 from ladder.spec.task import TaskSpec
 
 
-def _format_loc(loc: tuple[int | str, ...]) -> str:
-    return format_loc(loc, tags=RUNG_SPECS)
-
-
 def _format_error(err: Mapping[str, Any]) -> str:
-    loc = _format_loc(tuple(err["loc"]))
+    loc, msg = problem(err, tags=RUNG_SPECS)  # the shared renderer; below, the task file's own hints
     kind = err["type"]
     if kind == "extra_forbidden":
-        return f"{loc}: unknown field"
+        return f"{loc}: {msg}"
     if kind == "union_tag_invalid":
         tag = err.get("ctx", {}).get("tag", "")
         hint = difflib.get_close_matches(str(tag), list(RUNG_SPECS), n=1)
@@ -36,9 +32,6 @@ def _format_error(err: Mapping[str, Any]) -> str:
         hint = difflib.get_close_matches(str(err.get("input")), expected, n=1)
         did = f"did you mean {hint[0]!r}? " if hint else ""
         return f"{loc}: unknown value {err.get('input')!r}; {did}(one of: {', '.join(expected)})"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, ") :]
     named = re.match(r"([a-z_]+)[.\[:]", msg)
     if not err["loc"] and named and named.group(1) in TaskSpec.model_fields:
         return str(msg)  # a whole-task check that names its field (target.metric ..., metrics[1]: ...)
