@@ -118,6 +118,7 @@ class Formatter(Protocol):
     """Renders a conversation to the text a model sees."""
 
     end_of_turn: str
+    format: str  # "chat" or "plain": what the task's prompt.format (``auto`` included) became for this model
 
     def prompt(self, messages: list[Message]) -> str:
         """The conversation followed by the opening of the assistant's turn."""
@@ -165,6 +166,8 @@ def template_fingerprint(formatter: Formatter) -> str:
 class ChatFormatter:
     """Uses a chat template (``apply(messages, add_generation_prompt) -> str``)."""
 
+    format = "chat"
+
     def __init__(self, apply: Callable[[list[Message], bool], str], end_of_turn: str):
         self._apply = apply
         self.end_of_turn = end_of_turn
@@ -186,6 +189,7 @@ class PlainFormatter:
     """For models without a chat template: instruction, then ``user\\nanswer`` blocks, blank-line separated."""
 
     end_of_turn = "\n"
+    format = "plain"
 
     def _render(self, messages: list[Message]) -> str:
         parts: list[str] = []

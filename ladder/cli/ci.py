@@ -75,7 +75,9 @@ def cmd_gate_suite(args) -> int:
     from ladder.gate import check_line
     from ladder.run.suite import run_suite
 
-    pairs = run_suite(args.suite, args.out, progress=display.info, on_inconclusive=args.on_inconclusive)
+    pairs = run_suite(
+        args.suite, args.out, progress=display.info, on_inconclusive=args.on_inconclusive, model=args.model
+    )
     for spec, result in pairs:
         for check in result.checks:
             display.out(f"[{spec.name}] {check_line(result, check)}")
@@ -90,6 +92,8 @@ def cmd_report(args) -> int:
     from ladder.record import load_run
     from ladder.report import FORMATS, render
 
+    if len(args.runs) == 1 and _is_migration(args.runs[0]):
+        return _report_migration(args)
     folders = [run_path(p) for p in args.runs]
     runs = [load_run(f) for f in folders]
     fmt = args.format
@@ -106,4 +110,33 @@ def cmd_report(args) -> int:
     for f, path in targets:
         atomic_write_text(path, render(runs, f, [str(p) for p in args.runs]))
         display.out(str(path))
+    return 0
+
+
+def _is_migration(path: Path) -> bool:
+    return path.name == "migration.json" or (
+        path.is_dir() and (path / "migration.json").is_file() and not (path / "run.json").is_file()
+    )
+
+
+def _report_migration(args) -> int:
+    """``ladder report .../migration.json``: the migration's report, from its record alone."""
+    from ladder.cli import console as display
+    from ladder.fileio import atomic_write_text
+    from ladder.gate.migration import load_migration
+    from ladder.gate.migration_report import render_migration
+
+    path = args.runs[0] if args.runs[0].name == "migration.json" else args.runs[0] / "migration.json"
+    outcome = load_migration(path)
+    fmt = args.format or (args.out.suffix.lstrip(".").replace("markdown", "md") if args.out is not None else None)
+    if fmt is not None and fmt not in ("md", "html"):
+        raise LadderError(f"--out: {args.out} ends in neither .md nor .html; give --format")
+    targets = (
+        [(fmt, args.out or path.with_suffix(f".{fmt}"))]
+        if fmt
+        else [(f, path.with_suffix(f".{f}")) for f in ("md", "html")]
+    )
+    for f, target in targets:
+        atomic_write_text(target, render_migration(outcome, f))
+        display.out(str(target))
     return 0

@@ -31,7 +31,7 @@ def cmd_check_data(args) -> int:
     from ladder.run.datacheck import check_data
     from ladder.spec import load_task, shown_path
 
-    task = load_task(args.task)
+    task = load_task(args.task).with_model(args.model)
     report = check_data(task, backend=args.backend, label_errors=args.label_errors, say=display.info, folds=args.folds)
     display.data_report(report, shown_path(task.path), args.show)
     if args.json:
@@ -78,7 +78,7 @@ def cmd_assess(args) -> int:
     from ladder.run.assess import assess
     from ladder.spec import load_task
 
-    task = load_task(args.task)
+    task = load_task(args.task).with_model(args.model)
     rungs = [r.strip() for r in args.rungs.split(",") if r.strip()] if args.rungs else None
     run, out_dir = assess(
         task,
@@ -98,11 +98,40 @@ def cmd_assess(args) -> int:
     return 0
 
 
+MIGRATE_EXIT = {"migrate": 0, "stay": 1, "inconclusive": 3}
+
+
+def cmd_migrate(args) -> int:
+    from ladder.cli import console as display
+    from ladder.run.migrate import migrate
+
+    rungs = [r.strip() for r in args.rungs.split(",") if r.strip()] if args.rungs else None
+    outcome, folder = migrate(
+        run_path(args.run),
+        args.to,
+        from_rung=args.from_rung,
+        rungs=rungs,
+        task_path=args.task,
+        backend=args.backend,
+        margin=args.margin,
+        alpha=args.alpha,
+        out_dir=args.out,
+        use_cache=not args.no_cache,
+        progress=display.info,
+        command=_command_line(args),
+    )
+    display.out(outcome.summary)
+    for reason in outcome.reasons:
+        display.out(f"  - {reason}")
+    display.out(f"migration: {folder / 'migration.json'}   report: {folder / 'migration.html'} (and migration.md)")
+    return MIGRATE_EXIT[outcome.verdict]
+
+
 def cmd_train(args) -> int:
     from ladder.cli import console as display
     from ladder.run.train import train
 
-    trained = train(args.task, args.rung, say=display.out)
+    trained = train(args.task, args.rung, say=display.out, model=args.model)
     if trained.rank == 0:
         t = trained.candidate.training
         assert t is not None and trained.candidate.artifact is not None

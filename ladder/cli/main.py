@@ -13,6 +13,7 @@ from ladder.cli.climb import (
     cmd_assess,
     cmd_check_data,
     cmd_init,
+    cmd_migrate,
     cmd_prepare,
     cmd_resolve,
     cmd_schema,
@@ -70,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--folds", type=int, default=5, help="--label-errors with a lora rung: folds of train (default 5)")
     p.add_argument("--backend", help="backend for the model-based checks (default: the task's serving.backend)")
+    _model_option(p)
     p.add_argument("--json", type=Path, help="also write the findings as JSON here")
     p.add_argument("--show", type=int, default=10, help="findings printed per check (default 10; --json has up to 50)")
 
@@ -85,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         "default: the task's serving.backend (auto: vllm where CUDA and vllm are present, else transformers)",
     )
     p.add_argument("--base-url", help="openai backend: the server's URL up to /v1 (overrides serving.base_url)")
+    _model_option(p)
     p.add_argument(
         "--exhaustive",
         action="store_true",
@@ -97,6 +100,28 @@ def _parser() -> argparse.ArgumentParser:
         help="evaluate every rung K times (the cache bypassed after the first; other batches and sampling "
         "seeds): the record keeps every repeat and each example's share that changed (the noise floor)",
     )
+
+    p = sub.add_parser(
+        "migrate",
+        help="move what ships today to another base model: climb the task again on it and gate every new rung against "
+        "the run's shipped rung on the same test examples; exit 0 migrate, 1 stay, 3 inconclusive, 2 usage or data error",
+    )
+    p.add_argument("run", type=Path, help="the finished run whose rung ships today (folder or run.json; any backend)")
+    p.add_argument(
+        "--to", required=True, metavar="ALIAS|PATH", help="the new base model: an alias, a .gguf or a folder"
+    )
+    p.add_argument("--from-rung", help="the rung that ships today (default: the run's recommended rung)")
+    p.add_argument("--rungs", help="comma-separated rungs to climb on the new base (default: all the task's)")
+    p.add_argument("--task", help="the task file (default: the run's own task_path)")
+    p.add_argument("--backend", help="backend for the new climb (default: the task's serving.backend)")
+    p.add_argument(
+        "--margin", type=float, default=0.0, help="the drop tolerated against what ships (default 0; see ladder gate)"
+    )
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument(
+        "--out", type=Path, help="folder for the new run and the migration (default runs/<task>/migrate-<id>)"
+    )
+    p.add_argument("--no-cache", action="store_true", help="recompute model outputs instead of reusing cached ones")
 
     p = sub.add_parser(
         "resolve",
@@ -142,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out", type=Path, default=Path("runs") / "gates", help="where the suite's runs go (default runs/gates)"
     )
+    _model_option(p)
     _gate_outputs(p)
 
     p = sub.add_parser(
@@ -151,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("task", help="path to task.yaml (or its folder)")
     p.add_argument("--rung", required=True, help="name of a trained rung of the task (lora, full, distill, preference)")
+    _model_option(p)
 
     p = sub.add_parser(
         "report",
@@ -180,6 +207,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _model_option(p) -> None:
+    p.add_argument(
+        "--model",
+        metavar="ALIAS|PATH",
+        help="run the task on another base model, task.yaml unchanged: an alias (smollm2-135m-instruct, gemma3-270m), "
+        "a .gguf file or a model folder; the record says which, and caches never mix",
+    )
+
+
 def _gate_outputs(p) -> None:
     p.add_argument(
         "--on-inconclusive",
@@ -197,6 +233,7 @@ COMMANDS = {
     "check-data": cmd_check_data,
     "assess": cmd_assess,
     "train": cmd_train,
+    "migrate": cmd_migrate,
     "resolve": cmd_resolve,
     "baseline": cmd_baseline,
     "gate": cmd_gate,

@@ -131,8 +131,7 @@ def render_gate_markdown(result: GateResult) -> str:
     return render_document(gate_document([result]))
 
 
-def render_gate(results: list[GateResult], fmt: Literal["md", "html"]) -> str:
-    doc = gate_document(results)
+def render_as(doc: Document, fmt: Literal["md", "html"]) -> str:
     if fmt == "md":
         from ladder.report.markdown import render_document
 
@@ -140,6 +139,10 @@ def render_gate(results: list[GateResult], fmt: Literal["md", "html"]) -> str:
     from ladder.report.html import render_html
 
     return render_html(doc)
+
+
+def render_gate(results: list[GateResult], fmt: Literal["md", "html"]) -> str:
+    return render_as(gate_document(results), fmt)
 
 
 def render_junit(results: list[GateResult]) -> str:

@@ -104,6 +104,13 @@ def _n_to_decide(diffs: list[float], margin: float) -> int | None:
     return n_to_decide(mean, -margin, False, score_sd(diffs), n, 0.8)
 
 
+def check_levels(margin: float, alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise LadderError(f"--alpha: must be between 0 and 1, got {alpha}")
+    if not 0 <= margin < 1:
+        raise LadderError(f"--margin: must be in [0, 1), got {margin}")
+
+
 def gate(
     run: AssessmentRun,
     baseline: Baseline,
@@ -115,10 +122,7 @@ def gate(
     baseline_source: str = "baseline",
     on_inconclusive: Literal["fail", "pass"] | None = None,
 ) -> GateResult:
-    if not 0 < alpha < 1:
-        raise LadderError(f"--alpha: must be between 0 and 1, got {alpha}")
-    if not 0 <= margin < 1:
-        raise LadderError(f"--margin: must be in [0, 1), got {margin}")
+    check_levels(margin, alpha)
     split = baseline.split
     ours, theirs = run.data_hashes.get(split), baseline.data_hashes.get(split)
     if ours != theirs:

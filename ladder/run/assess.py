@@ -50,6 +50,7 @@ EVAL_SPLITS = ("dev", "test")
 PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pydantic", "safetensors", "gguf")
 
 Progress = Callable[[str], None]
+StopRule = Callable[[RungResult], "str | None"]  # after a rung: why the climb stops there, or None
 
 
 def _packages() -> dict[str, str]:
@@ -117,14 +118,17 @@ def assess(
     base_url: str | None = None,
     command: str | None = None,
     repeats: int = 1,
+    stop_when: StopRule | None = None,
 ) -> tuple[AssessmentRun, Path]:
     """Run the ladder on a task; returns the record and the folder it was written to. ``exhaustive``
     runs every selected rung whatever the decisions (sweeps, reports); the recommendation is the same
     policy over all of them. ``repeats``: evaluate every rung that many times (the first through the result
-    cache, the rest never), for the noise floor. One assessment at a time per store: a second one waits."""
+    cache, the rest never), for the noise floor. ``stop_when``: a further reason to stop climbing after a
+    rung (``ladder migrate``: the rung is non-inferior on dev to what ships today), exhaustive or not.
+    One assessment at a time per store: a second one waits."""
     with store_lock(ladder_home(), progress):
         return _assess(
-            task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive, base_url, command, repeats
+            task, backend, rungs, limit, out_dir, use_cache, progress, exhaustive, base_url, command, repeats, stop_when
         )
 
 
@@ -140,6 +144,7 @@ def _assess(
     base_url: str | None = None,
     command: str | None = None,
     repeats: int = 1,
+    stop_when: StopRule | None = None,
 ) -> tuple[AssessmentRun, Path]:
     say = progress or (lambda _msg: None)
     spec = task.spec
@@ -179,6 +184,7 @@ def _assess(
             exhaustive,
             command,
             repeats,
+            stop_when,
         )
     finally:
         if owned:
@@ -186,7 +192,20 @@ def _assess(
 
 
 def _climb(
-    task, backend, selected, evals, splits, task_data, limit, out_dir, use_cache, say, exhaustive, command, repeats=1
+    task,
+    backend,
+    selected,
+    evals,
+    splits,
+    task_data,
+    limit,
+    out_dir,
+    use_cache,
+    say,
+    exhaustive,
+    command,
+    repeats=1,
+    stop_when: StopRule | None = None,
 ):
     spec = task.spec
     formatter = backend.formatter(spec.prompt.format)
@@ -201,7 +220,7 @@ def _climb(
         ladder_version=ladder.__version__,
         task_name=spec.name,
         task_path=str(task.path),
-        spec=spec,
+        spec=spec.with_format(formatter.format),  # prompt.format as used (``auto`` resolved for this model)
         data_hashes=splits.hashes,
         data_sizes={s: len(splits.get(s)) for s in ("train", "dev", "test")},
         limit=limit,
@@ -339,6 +358,8 @@ def _climb(
             if result.decision.action == "stop" and not exhaustive and stopped_by is None:
                 why = "meets the target" if result.decision.status == "meets" else f"is {result.decision.status}"
                 stopped_by = f"{name} {why}; the climb stopped there (--exhaustive runs every rung)"
+            if stop_when is not None and stopped_by is None:
+                stopped_by = stop_when(result)
     except (KeyboardInterrupt, Exception) as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         run.status = "interrupted" if interrupted else "failed"

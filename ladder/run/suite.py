@@ -51,8 +51,9 @@ def load_suite(path: str | Path) -> tuple[GateSuite, Path]:
 
 
 def run_suite(
-    path: str | Path, out_root: Path, progress=None, on_inconclusive=None
+    path: str | Path, out_root: Path, progress=None, on_inconclusive=None, model: str | None = None
 ) -> list[tuple[GateSpec, GateResult]]:
+    """``model``: every gate's task on this base model instead of its own (``--model``: does a new base regress?)."""
     from ladder.run.assess import assess
     from ladder.spec import load_task
 
@@ -64,7 +65,7 @@ def run_suite(
         if progress:
             progress(f"[gate {spec.name}] assess {spec.task} --rungs {spec.rung} --limit {spec.limit}")
         run, _ = assess(
-            load_task(base / spec.task),
+            load_task(base / spec.task).with_model(model),
             backend=spec.backend,
             rungs=[spec.rung],
             limit=spec.limit,

@@ -23,10 +23,13 @@ class Trained:
     world: int  # processes that trained it
 
 
-def train(task_path: str | Path, rung_name: str, say: Callable[[str], None] = lambda _msg: None) -> Trained:
+def train(
+    task_path: str | Path, rung_name: str, say: Callable[[str], None] = lambda _msg: None, model: str | None = None
+) -> Trained:
+    """``model``: another base model than the task's (``--model``)."""
     from ladder.run.assess import select_rungs
 
-    task = load_task(task_path)
+    task = load_task(task_path).with_model(model)
     (rung,) = select_rungs(task, [rung_name])
     if rung.type not in TRAINED_RUNGS:
         raise LadderError(f"--rung: {rung_name!r} is a {rung.type} rung; only {', '.join(TRAINED_RUNGS)} rungs train")

@@ -115,6 +115,16 @@ def shifted_p(a: list[float], b: list[float], null: float, seed: int = 0) -> flo
     return bootstrap_p(_bootstrap_diffs(diff, seed), null)
 
 
+def noninferiority_p(a: list[float], b: list[float], margin: float, seed: int = 0) -> float:
+    """One-sided paired-bootstrap p-value of H0: mean(b - a) <= -margin (b is worse by more than the margin): the
+    share of resampled mean differences below -margin. The same resamples as ``paired``'s interval, so a lone
+    gate passes (the 95% interval's lower bound at or above -margin) about when this is at most 0.025."""
+    diff = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    if len(diff) == 0:
+        return 1.0
+    return float((_bootstrap_diffs(diff, seed) < -margin).mean())
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm's step-down adjusted p-values (same order as given): controls the family-wise error rate."""
     m = len(p_values)

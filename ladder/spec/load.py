@@ -25,6 +25,16 @@ class TaskFile:
     def resolve(self, relative: str) -> Path:
         return (self.path.parent / relative).resolve()
 
+    def with_model(self, model: str | None) -> TaskFile:
+        """This task on another base model (``--model``: an alias, a .gguf file or a model folder), the task
+        file unchanged. A path is taken from the working directory, where the command line was typed."""
+        if not model or model == self.spec.model:
+            return self
+        path = Path(model).expanduser()
+        if path.exists() or path.suffix == ".gguf" or len(path.parts) > 1:
+            model = str(path.resolve())
+        return TaskFile(spec=self.spec.model_copy(update={"model": model}), path=self.path)
+
 
 def shown_path(path: Path) -> str:
     """A path for messages: relative to the working directory when inside it, else absolute."""

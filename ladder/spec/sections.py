@@ -180,8 +180,11 @@ class PromptSpec(Strict):
         description="User message; `{input}` is replaced by the example's input. Data is never passed "
         "through str.format, so braces in data are safe.",
     )
-    format: Literal["chat", "plain"] = Field(
-        default="chat", description="`chat` uses the model's chat template; `plain` is for models without one."
+    format: Literal["auto", "chat", "plain"] = Field(
+        default="auto",
+        description="`chat` uses the model's chat template; `plain` renders instruction, input and answer as plain "
+        "text (base models without one); `auto` (the default) is chat where the model has a chat template, plain "
+        "where it has none. The run record states the format used.",
     )
 
     @field_validator("input_template")

@@ -169,6 +169,12 @@ class TaskSpec(Strict):
                 f"({', '.join(before) or 'none'})"
             )
 
+    def with_format(self, format: str) -> TaskSpec:
+        """This spec with ``prompt.format`` as a backend resolved it (``auto`` becomes chat or plain)."""
+        if format == self.prompt.format:
+            return self
+        return self.model_copy(update={"prompt": self.prompt.model_copy(update={"format": format})})
+
     @property
     def metric_names(self) -> list[str]:
         """The metrics by the names the record and reports use, in the task's order."""

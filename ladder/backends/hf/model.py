@@ -51,6 +51,10 @@ def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
     )
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        if _gguf_adds_bos(gguf) and not getattr(tokenizer, "add_bos_token", True):
+            # transformers' GGUF loader drops tokenizer.ggml.add_bos_token (Gemma 3's is true): without its
+            # <bos> the model is broken (loss ~10 nats); set on the saved tokenizer, every backend adds it
+            tokenizer.add_bos_token = True
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # save_pretrained refuses a GGUF-loaded model while it still looks quantized.
         model.hf_quantizer = None
@@ -72,10 +76,18 @@ def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
     return dest
 
 
+def _gguf_adds_bos(gguf: Path) -> bool:
+    """What the GGUF's own metadata says of a beginning-of-sequence token (``tokenizer.ggml.add_bos_token``)."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(gguf).fields.get("tokenizer.ggml.add_bos_token")
+    return bool(field.contents()) if field is not None else False
+
+
 def resolve_model(name: str, base_dir: Path | None = None) -> ModelRef:
     """Turn ``task.model`` into a local folder (materializing a GGUF once)."""
     if name in ALIASES:
-        gguf = locate_alias_gguf(name)
+        gguf = locate_alias_gguf(name, model_dir() / "gguf")
         return ModelRef(name, materialize_gguf(gguf), str(gguf))
     path = Path(name).expanduser()
     if not path.is_absolute() and base_dir is not None:
@@ -132,7 +144,7 @@ class HFModel:
         return len(self.encode_continuation(text))
 
     def formatter(self, format: str) -> Formatter:
-        if format == "plain":
+        if format == "plain" or (format == "auto" and not self.tokenizer.chat_template):
             return PlainFormatter()
         if not self.tokenizer.chat_template:
             raise LadderError(f"model {self.ref.name!r} has no chat template: set prompt.format: plain")
