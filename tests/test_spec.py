@@ -34,7 +34,7 @@ def test_defaults_live_in_the_model():
     spec = parse_task(base_spec(), "t.yaml")
     assert spec.model == "smollm2-135m-instruct"
     assert spec.generation.label_scoring == "loglik"
-    assert spec.prompt.format == "chat"
+    assert spec.prompt.format == "auto"  # chat where the model has a chat template, plain where not
     assert spec.data.allow_duplicate_inputs is False
 
 

@@ -27,7 +27,7 @@ from ladder.decide.cost import money
 from ladder.decide.recommend import cheapest
 from ladder.errors import LadderError, validation_problems
 from ladder.fileio import read_json
-from ladder.gate.baseline import find_rung, make_baseline
+from ladder.gate.baseline import Baseline, find_rung, make_baseline
 from ladder.gate.verdict import Verdict, check_levels, gate
 from ladder.record import (
     AssessmentRun,
@@ -38,7 +38,8 @@ from ladder.record import (
     RungResult,
     SkippedRung,
 )
-from ladder.scoring.format import interval_text
+from ladder.scoring.compare import compare_by_id
+from ladder.scoring.format import interval_text, p_text
 from ladder.scoring.stats import holm, noninferiority_p
 from ladder.spec import Strict
 
@@ -147,42 +148,48 @@ def _scores(run: AssessmentRun, rung: str, metric: str) -> dict[str, float]:
     return {r.id: r.scores[metric] for r in result.examples if r.split == "test"}
 
 
-def _candidate(old, new, baseline, result, metric, margin, alpha, old_source, new_source) -> MigrationCandidate:
+def _candidate(
+    new: AssessmentRun,
+    baseline: Baseline,
+    result: RungResult,
+    metric: str,
+    margin: float,
+    alpha: float,
+    old_source: str,
+    new_source: str,
+) -> MigrationCandidate:
     theirs = {e.id: e.scores[metric] for e in baseline.examples}
     ours = _scores(new, result.name, metric)
     common = [i for i in theirs if i in ours]
-    test = result.splits["test"].metrics[metric]
     dev = result.splits.get("dev")
-    won = [i for i in common if ours[i] > theirs[i]]
-    lost = [i for i in common if ours[i] < theirs[i]]
     p_ni = noninferiority_p([theirs[i] for i in common], [ours[i] for i in common], margin, seed=new.seed)
-    fields = {
-        "rung": result.name,
-        "type": result.type,
-        "test": test,
-        "dev_mean": dev.metrics[metric].mean if dev is not None and metric in dev.metrics else None,
-        "p_noninferior": p_ni,
-        "p_adjusted": p_ni,
-        "cost": result.cost,
-        "won": won,
-        "lost": lost,
-    }
-    if not result.certified():
+    if result.certified():
+        check = gate(new, baseline, result.name, [metric], margin, alpha, new_source, old_source).checks[0]
+        comparison, untrusted = check.comparison, None
+    else:
         failed = result.certificate.failure() if result.certificate is not None else None
-        why = f"its adapter certificate failed {failed.name}: {failed.detail}" if failed else "it has no certificate"
-        from ladder.scoring.compare import compare_by_id
-
-        cmp = compare_by_id(theirs, ours, metric, f"shipped {baseline.rung}", new.seed, False)
-        return MigrationCandidate(**fields, comparison=cmp, verdict="untrusted", untrusted=why)
-    check = gate(new, baseline, result.name, [metric], margin, alpha, new_source, old_source).checks[0]
+        untrusted = (
+            f"its adapter certificate failed {failed.name}: {failed.detail}" if failed else "it has no certificate"
+        )
+        comparison, check = compare_by_id(theirs, ours, metric, f"shipped {baseline.rung}", new.seed, False), None
     return MigrationCandidate(
-        **fields,
-        comparison=check.comparison,
-        gate_verdict=check.verdict,
-        p_regression=check.p_regression,
-        verdict="regression" if check.verdict == "regression" else "inconclusive",  # non-inferior: after Holm
-        n_to_decide=check.n_to_decide,
-        mde=check.mde,
+        rung=result.name,
+        type=result.type,
+        test=result.splits["test"].metrics[metric],
+        dev_mean=dev.metrics[metric].mean if dev is not None and metric in dev.metrics else None,
+        comparison=comparison,
+        gate_verdict=check.verdict if check else None,
+        p_regression=check.p_regression if check else None,
+        p_noninferior=p_ni,
+        p_adjusted=p_ni,
+        # non-inferior is decided after Holm's adjustment over every rung gated
+        verdict="untrusted" if check is None else "regression" if check.verdict == "regression" else "inconclusive",
+        n_to_decide=check.n_to_decide if check else None,
+        mde=check.mde if check else None,
+        cost=result.cost,
+        won=[i for i in common if ours[i] > theirs[i]],
+        lost=[i for i in common if ours[i] < theirs[i]],
+        untrusted=untrusted,
     )
 
 
@@ -217,7 +224,7 @@ def migration(
     metric = baseline.metric
     if not new.rungs:
         raise LadderError(f"{new_source}: the new climb measured no rung")
-    cands = [_candidate(old, new, baseline, r, metric, margin, alpha, old_source, new_source) for r in new.rungs]
+    cands = [_candidate(new, baseline, r, metric, margin, alpha, old_source, new_source) for r in new.rungs]
     trusted = [c for c in cands if c.verdict != "untrusted"]
     for c, p in zip(trusted, holm([c.p_noninferior for c in trusted])):
         c.p_adjusted = p
@@ -273,14 +280,20 @@ def migration(
     )
 
 
-def _recommend(new: AssessmentRun, ship: Shipped, cands: list[MigrationCandidate], metric, margin, alpha):
+def _recommend(
+    new: AssessmentRun, ship: Shipped, cands: list[MigrationCandidate], metric: str, margin: float, alpha: float
+) -> tuple[MigrationVerdict, str | None, str | None, int | None, str, list[str]]:
     """(verdict, rung to ship, closest rung, n to decide, summary, reasons)."""
     old_name, new_name = f"{ship.rung} on {ship.model.name}", new.model.name
     trusted = [c for c in cands if c.verdict != "untrusted"]
     reasons = [
         f"{c.rung}: {metric} {c.test.mean:.3f} vs {ship.test.mean:.3f}, {_delta_text(c)}, "
         f"{len(c.won)} won / {len(c.lost)} lost, {c.verdict}"
-        + (f" ({c.untrusted})" if c.untrusted else f" (gate {c.gate_verdict}, Holm p {c.p_adjusted:.3g})")
+        + (
+            f" ({c.untrusted})"
+            if c.untrusted
+            else f" (gate {c.gate_verdict}, non-inferiority Holm {p_text(c.p_adjusted)})"
+        )
         for c in cands
     ]
     if len(trusted) > 1:

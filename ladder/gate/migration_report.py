@@ -11,7 +11,7 @@ from ladder.gate.migration import Migration, MigrationCandidate
 from ladder.gate.render import render_as
 from ladder.record import RungCost
 from ladder.report.document import Block, Document, Items, Paragraph, Section, Table
-from ladder.scoring.format import interval_text
+from ladder.scoring.format import interval_text, p_text
 
 EXAMPLES_SHOWN = 5  # won and lost test examples shown per new rung
 CELL = 160
@@ -48,7 +48,7 @@ def _row(m: Migration, c: MigrationCandidate) -> list[str]:
         f"{cmp.delta:+.3f} {interval_text(cmp.low, cmp.high, signed=True)}",
         f"{len(c.won)} / {len(c.lost)}",
         c.gate_verdict or "—",
-        f"{c.p_adjusted:.3g}" if c.verdict != "untrusted" else "—",
+        p_text(c.p_adjusted, compact=True) if c.verdict != "untrusted" else "—",
         WORDS[c.verdict] + (f" ({c.untrusted})" if c.untrusted else ""),
         str(c.n_to_decide) if c.n_to_decide else "—",
         _per_1k(c.cost),

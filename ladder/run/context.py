@@ -115,14 +115,20 @@ def task_backend(task: TaskFile, name: str | None = None, **options: Any) -> Bac
     with the task's serving settings, batch size and labels; ``options``: a backend's own (``base_url``,
     ``lora_ranks``). The caller closes it."""
     from ladder.backends import create_backend
+    from ladder.errors import LadderError
 
     spec = task.spec
-    return create_backend(
-        name or spec.serving.backend,
-        spec.model,
-        base_dir=task.path.parent,
-        batch_size=spec.generation.batch_size,
-        labels=spec.output.labels,
-        serving=spec.serving,
-        **options,
-    )
+    try:
+        return create_backend(
+            name or spec.serving.backend,
+            spec.model,
+            base_dir=task.path.parent,
+            batch_size=spec.generation.batch_size,
+            labels=spec.output.labels,
+            serving=spec.serving,
+            **options,
+        )
+    except LadderError as exc:
+        if task.model_override and str(exc).startswith("model:"):  # the model came from --model, not the file
+            raise LadderError(f"--{exc}") from None
+        raise

@@ -21,6 +21,7 @@ class TaskFile:
 
     spec: TaskSpec
     path: Path
+    model_override: bool = False  # spec.model came from the command line (--model), not from the file
 
     def resolve(self, relative: str) -> Path:
         return (self.path.parent / relative).resolve()
@@ -33,7 +34,7 @@ class TaskFile:
         path = Path(model).expanduser()
         if path.exists() or path.suffix == ".gguf" or len(path.parts) > 1:
             model = str(path.resolve())
-        return TaskFile(spec=self.spec.model_copy(update={"model": model}), path=self.path)
+        return TaskFile(spec=self.spec.model_copy(update={"model": model}), path=self.path, model_override=True)
 
 
 def shown_path(path: Path) -> str:
