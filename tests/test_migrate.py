@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import _rows
+from conftest import ROOT, _rows
 
 from ladder.backends.scripted import ScriptedBackend
 from ladder.cli.main import main
@@ -197,3 +197,25 @@ def test_model_option_swaps_the_base_and_resolves_paths_from_the_working_directo
     # a model that does not exist is one line naming the option's value, before anything runs
     assert main(["assess", str(task), "--model", "no-such-model", "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists()
+
+
+MIGRATIONS = sorted((ROOT / "reports").glob("migration-*/migration.json"))
+
+
+def test_a_committed_migration_exists():
+    assert MIGRATIONS, "reports/migration-*/ holds the SNIPS migration to Gemma 3 270M"
+
+
+@pytest.mark.parametrize("record", MIGRATIONS, ids=lambda p: p.parent.name)
+def test_committed_migration_reports_regenerate_byte_for_byte(record):
+    """`make reports` renders the migration and its new climb from their records; committed as rendered."""
+    from ladder.gate.migration_report import render_migration
+    from ladder.report import render
+
+    outcome = load_migration(record)
+    run = load_run(record.parent / "run.json")
+    assert outcome.new_run_id == run.run_id and outcome.candidates
+    for fmt in ("md", "html"):
+        stale = f"{record.parent.name}: run `make reports`"
+        assert render_migration(outcome, fmt) == (record.parent / f"migration.{fmt}").read_text(encoding="utf-8"), stale
+        assert render([run], fmt) == (record.parent / f"report.{fmt}").read_text(encoding="utf-8"), stale

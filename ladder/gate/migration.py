@@ -130,7 +130,8 @@ def reference(old: AssessmentRun, shipped: str, source: str) -> RungResult:
     return result
 
 
-def load_migration(path: Path) -> Migration:
+def load_migration(path: str | Path) -> Migration:
+    path = Path(path)
     raw = read_json(path, "migration record")
     if not isinstance(raw, dict) or raw.get("format") != MIGRATION_FORMAT:
         raise LadderError(f"{path}: not a ladder migration record (`ladder migrate RUN --to MODEL` writes one)")
