@@ -104,3 +104,14 @@ def test_migrate_from_smollm2_to_gemma_on_a_slice(tmp_path, capsys):
     assert "Migration of snips-intent: fewshot on smollm2-135m-instruct → gemma3-270m" in (
         (tmp_path / "new" / "migration.md").read_text()
     )
+
+
+def test_gate_suite_on_another_base_says_the_model_differs(tmp_path, capsys):
+    """Does a new base regress on this repository's gates? --model runs every gate's task on it."""
+    code = main(["gate-suite", str(ROOT / "evals" / "gates.yaml"), "--out", str(tmp_path / "runs"), "--model", GEMMA])
+    captured = capsys.readouterr()
+    assert code in (0, 1, 3) and "[snips-fewshot] " in captured.out
+    assert "[snips-fewshot] note: the model differs from the baseline's (gemma3-270m vs smollm2-135m-instruct)" in (
+        captured.err
+    )
+    assert load_run(tmp_path / "runs" / "snips-fewshot").model.name == GEMMA

@@ -219,3 +219,9 @@ def test_committed_migration_reports_regenerate_byte_for_byte(record):
         stale = f"{record.parent.name}: run `make reports`"
         assert render_migration(outcome, fmt) == (record.parent / f"migration.{fmt}").read_text(encoding="utf-8"), stale
         assert render([run], fmt) == (record.parent / f"report.{fmt}").read_text(encoding="utf-8"), stale
+
+
+def test_check_data_takes_the_model_option_too(make_task, capsys):
+    task = make_task({"rungs": [{"type": "prompt"}, {"type": "lora"}]}, folder="trained")
+    assert main(["check-data", str(task), "--model", "no-such-model"]) == 2
+    assert capsys.readouterr().err.startswith("error: --model: 'no-such-model' is neither a known alias")

@@ -81,6 +81,8 @@ def cmd_gate_suite(args) -> int:
     for spec, result in pairs:
         for check in result.checks:
             display.out(f"[{spec.name}] {check_line(result, check)}")
+        for note in result.notes:
+            display.info(f"[{spec.name}] note: {note}")
     results = [r for _, r in pairs]
     _write_gate_outputs(results, args)
     return _gate_exit(results)
