@@ -7,7 +7,7 @@ import datetime as _dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, ValidationError
 
@@ -87,16 +87,23 @@ def save_baseline(baseline: Baseline, path: Path) -> None:
     atomic_write_text(path, baseline.model_dump_json(indent=1) + "\n")
 
 
-def load_baseline(path: str | Path) -> Baseline:
+Document = TypeVar("Document", bound=Strict)
+
+
+def load_document(path: str | Path, model: type[Document], what: str, made_by: str) -> Document:
+    """A versioned JSON document of the gate's (``format`` and ``version`` fields): anything else is one line."""
     path = Path(path)
-    raw = read_json(path, "baseline")
-    if not isinstance(raw, dict) or raw.get("format") != BASELINE_FORMAT:
-        raise LadderError(
-            f"{path}: not a ladder baseline file (make one with `ladder baseline RUN --rung NAME --to FILE`)"
-        )
-    if raw.get("version") != BASELINE_VERSION:
-        raise LadderError(f"{path}: baseline version {raw.get('version')!r} is not {BASELINE_VERSION}")
+    raw = read_json(path, what)
+    fmt, version = model.model_fields["format"].default, model.model_fields["version"].default
+    if not isinstance(raw, dict) or raw.get("format") != fmt:
+        raise LadderError(f"{path}: not a ladder {what} ({made_by} writes one)")
+    if raw.get("version") != version:
+        raise LadderError(f"{path}: {what} version {raw.get('version')!r} is not {version}")
     try:
-        return Baseline.model_validate(raw)
+        return model.model_validate(raw)
     except ValidationError as exc:
         raise LadderError(validation_problems(exc, str(path))[0]) from None
+
+
+def load_baseline(path: str | Path) -> Baseline:
+    return load_document(path, Baseline, "baseline file", "`ladder baseline RUN --rung NAME --to FILE`")

@@ -20,14 +20,13 @@ import datetime as _dt
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 import ladder
 from ladder.decide.cost import money
 from ladder.decide.recommend import cheapest
-from ladder.errors import LadderError, validation_problems
-from ladder.fileio import read_json
-from ladder.gate.baseline import Baseline, find_rung, make_baseline
+from ladder.errors import LadderError
+from ladder.gate.baseline import Baseline, find_rung, load_document, make_baseline
 from ladder.gate.verdict import Verdict, check_levels, gate
 from ladder.record import (
     AssessmentRun,
@@ -131,16 +130,7 @@ def reference(old: AssessmentRun, shipped: str, source: str) -> RungResult:
 
 
 def load_migration(path: str | Path) -> Migration:
-    path = Path(path)
-    raw = read_json(path, "migration record")
-    if not isinstance(raw, dict) or raw.get("format") != MIGRATION_FORMAT:
-        raise LadderError(f"{path}: not a ladder migration record (`ladder migrate RUN --to MODEL` writes one)")
-    if raw.get("version") != MIGRATION_VERSION:
-        raise LadderError(f"{path}: migration record version {raw.get('version')!r} is not {MIGRATION_VERSION}")
-    try:
-        return Migration.model_validate(raw)
-    except ValidationError as exc:
-        raise LadderError(validation_problems(exc, str(path))[0]) from None
+    return load_document(path, Migration, "migration record", "`ladder migrate RUN --to MODEL`")
 
 
 def _scores(run: AssessmentRun, rung: str, metric: str) -> dict[str, float]:
@@ -246,7 +236,7 @@ def migration(
     old_out = {r.id: r.output for r in old_result.examples if r.split == "test"}
     targets = {r.id: r.target for r in old_result.examples if r.split == "test"}
     inputs = old.inputs.get("test", {}) or new.inputs.get("test", {})
-    outs = {c.rung: {r.id: r.output for r in new.rung(c.rung).examples if r.split == "test"} for c in cands}  # type: ignore[union-attr]
+    outs = {r.name: {e.id: e.output for e in r.examples if e.split == "test"} for r in new.rungs}
     return Migration(
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         ladder_version=ladder.__version__,
@@ -315,7 +305,7 @@ def _recommend(
     if not trusted:
         summary = f"Stay: no rung on {new_name} can be trusted (every adapter certificate failed); keep {old_name}."
         return "stay", None, None, None, summary, reasons
-    closest = max(trusted, key=lambda c: (c.comparison.delta, c.comparison.low))
+    closest = _closest(trusted)
     if all(c.verdict == "regression" for c in trusted):
         summary = (
             f"Stay: every rung on {new_name} is worse than {old_name} by more than the margin {margin:g}; the "
@@ -323,8 +313,7 @@ def _recommend(
             f"{ship.test.mean:.3f}, n={closest.comparison.n})."
         )
         return "stay", None, closest.rung, None, summary, reasons
-    open_ = [c for c in trusted if c.verdict == "inconclusive"]
-    closest = max(open_, key=lambda c: (c.comparison.delta, c.comparison.low))
+    closest = _closest([c for c in trusted if c.verdict == "inconclusive"])
     need = closest.n_to_decide
     decide = (
         f"about {need} paired test examples would decide it at this margin and spread"
@@ -337,3 +326,7 @@ def _recommend(
         f"{decide}."
     )
     return "inconclusive", None, closest.rung, need, summary, reasons
+
+
+def _closest(cands: list[MigrationCandidate]) -> MigrationCandidate:
+    return max(cands, key=lambda c: (c.comparison.delta, c.comparison.low))
