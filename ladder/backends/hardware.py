@@ -76,10 +76,14 @@ def auto_dtype(device: str, saved: str | None = None) -> str:
     return saved or "bfloat16"
 
 
-def weights_dtype(asked: str | None, device: str, folder) -> str:
+def weights_dtype(asked: str | None, device: str, folder, cascade: bool = False) -> str:
     """The precision a backend serves a model folder in: ``asked``, or for ``auto`` (or nothing) what
-    ``auto_dtype`` picks for the folder's checkpoint on this device. The transformers and vllm backends both."""
-    return auto_dtype(device, checkpoint_dtype(folder)) if asked in (None, "auto") else asked
+    ``auto_dtype`` picks for the folder's checkpoint on this device. The transformers and vllm backends both.
+    ``cascade`` (label scoring in bf16, re-scored in fp32 where bf16's lead is small) is asked for by name; a
+    backend that cannot run it (``cascade=False``) serves float32, whose answers the cascade gives."""
+    if asked in (None, "auto"):
+        return auto_dtype(device, checkpoint_dtype(folder))
+    return "float32" if asked == "cascade" and not cascade else asked
 
 
 def emulation_warning(dtype: str, device: str) -> str | None:

@@ -22,7 +22,7 @@ class ServingSpec(Strict):
         description="auto: vllm where CUDA and vllm are both present, else transformers. openai: any "
         "OpenAI-compatible server (e.g. a `vllm serve` deployment) at base_url.",
     )
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "cascade"] = Field(
         default="auto",
         description="Weights' precision for transformers and vllm: auto is float32 on CPU, and on CUDA the "
         "precision the checkpoint was saved in (config.json's dtype; bfloat16 where it names none). bf16 weights "

@@ -42,6 +42,20 @@ from ladder.errors import LadderError, MissingDependency
 from ladder.record import ModelIdentity
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+CASCADE = "cascade"  # fp32 weights answer; a bf16 copy scores labels first (see CASCADE_MARGIN)
+# How far ahead, in nats of summed log-probability, bf16's best label must be for its choice to stand: measured
+# bf16-vs-fp32 errors of a label's summed log-probability were at most CALIBRATED_ERROR (bench/cascade.py), the
+# lead between two labels can move by twice that, and the margin keeps a safety factor of 4 over it.
+CALIBRATED_ERROR = 0.25
+CASCADE_MARGIN = 4 * 2 * CALIBRATED_ERROR
+
+
+def _lead(logprobs: list[float]) -> float:
+    """How far the best label's log-probability is ahead of the next (infinite with one label)."""
+    if len(logprobs) < 2:
+        return float("inf")
+    first, second = sorted(logprobs, reverse=True)[:2]
+    return first - second
 
 
 class TransformersBackend:
@@ -58,7 +72,11 @@ class TransformersBackend:
         self.hf = hf or HFModel(ref)
         self.ref = ref
         self.device = pick_device(device)
-        self.dtype_name = weights_dtype(dtype, self.device, ref.path)
+        self.dtype_name = weights_dtype(dtype, self.device, ref.path, cascade=True)
+        # label scoring in bf16 where its answer is certain, fp32 where it is not: fp32's labels at bf16's speed
+        self.cascade = self.dtype_name == CASCADE
+        if self.cascade:
+            self.dtype_name = "float32"
         if self.dtype_name not in DTYPES:
             raise LadderError(f"dtype {self.dtype_name!r}: expected one of {', '.join(DTYPES)}")
         self.dtype = DTYPES[self.dtype_name]
@@ -70,9 +88,11 @@ class TransformersBackend:
         self.tokenizer = self.hf.tokenizer
         self.artifact: Artifact | None = None
         self._model = None
+        self._draft = None  # the cascade's bf16 copy of the weights
+        self.cascade_counts = {"scored": 0, "exact": 0}  # the cascade's examples, and those re-scored in fp32
         self._base_identity: ModelIdentity | None = None
         self._views: dict[str, TransformersBackend] = {}
-        self._prefix_caches: OrderedDict[tuple[int, ...], object] = OrderedDict()
+        self._prefix_caches: OrderedDict[tuple[torch.dtype, tuple[int, ...]], object] = OrderedDict()
 
     @classmethod
     def from_spec(cls, model: str, base_dir=None, labels=None, **options) -> TransformersBackend:
@@ -102,9 +122,16 @@ class TransformersBackend:
         merged = PeftModel.from_pretrained(base, str(artifact.path)).merge_and_unload()  # merged for speed
         return merged.to(self.dtype)
 
+    @property
+    def draft(self):
+        """The cascade's bf16 copy of the served weights (made from them once, on first use)."""
+        if self._draft is None:
+            self._draft = copy.deepcopy(self.model).to(torch.bfloat16).eval()
+        return self._draft
+
     def close(self) -> None:
         """The weights go with the object (and its views); nothing else is held."""
-        self._model, self._views = None, {}
+        self._model, self._draft, self._views = None, None, {}
 
     def serving(self, artifact: Artifact | None) -> TransformersBackend:
         """The same backend (tokenizer, device, dtype) over trained weights: an adapter merged into a
@@ -114,7 +141,8 @@ class TransformersBackend:
             return self
         if artifact.sha256 not in self._views:
             view = copy.copy(self)
-            view.artifact, view._model, view._views = artifact, None, {}
+            view.artifact, view._model, view._draft, view._views = artifact, None, None, {}
+            view.cascade_counts = self.cascade_counts
             view._prefix_caches = OrderedDict()
             self._views = {artifact.sha256: view}
         return self._views[artifact.sha256]
@@ -128,7 +156,7 @@ class TransformersBackend:
                     "backend": self.name,
                     **model_identity(self.ref),
                     "device": self.device.split(":")[0],
-                    "dtype": self.dtype_name,
+                    "dtype": CASCADE if self.cascade else self.dtype_name,
                     "attention": ATTENTION,
                     "torch": torch.__version__,
                     "transformers": transformers.__version__,
@@ -153,15 +181,18 @@ class TransformersBackend:
         self.hf.check_fits(prompt_tokens, extra)
 
     # -- label scoring -------------------------------------------------------------------------
-    def prefix_cache(self, ids: tuple[int, ...]):
-        """The keys and values of a shared prompt prefix (two kept): label scoring and the decoding loop attend to them."""
-        if ids not in self._prefix_caches:
+    def prefix_cache(self, ids: tuple[int, ...], model=None):
+        """The keys and values of a shared prompt prefix under ``model`` (default: the served weights; the cascade's
+        bf16 draft has its own), two kept per model: label scoring and the decoding loop attend to them."""
+        model = model if model is not None else self.model
+        key = (next(model.parameters()).dtype, ids)
+        if key not in self._prefix_caches:
             with torch.inference_mode():
-                out = self.model(input_ids=torch.tensor([ids], device=self.device), use_cache=True)
-            self._prefix_caches[ids] = out.past_key_values
-            while len(self._prefix_caches) > 2:
+                out = model(input_ids=torch.tensor([ids], device=self.device), use_cache=True)
+            self._prefix_caches[key] = out.past_key_values
+            while len(self._prefix_caches) > 4:
                 self._prefix_caches.popitem(last=False)
-        return self._prefix_caches[ids]
+        return self._prefix_caches[key]
 
     def _by_shared_prefix(self, requests: Sequence[ScoreRequest | GenerateRequest], items: list[tuple]):
         """Groups ``items`` (``(index, prompt ids, ...)``, one per request) by the requests' declared
@@ -184,16 +215,35 @@ class TransformersBackend:
             ids = self._encode(request.prompt)
             self._check_fits(len(ids), max(len(c) for c in choices))
             encoded.append((index, ids, choices))
+        if not self.cascade:
+            return self._score(requests, encoded, self.model)
+        # the cascade: every example in bf16; where its best label leads the next by less than bf16 could
+        # have moved them (CASCADE_MARGIN), the example again in fp32, whose answer is the answer of record
+        results = self._score(requests, encoded, self.draft)
+        unsure = [i for i, r in enumerate(results) if _lead(r.logprobs) < CASCADE_MARGIN]
+        if unsure:
+            exact = self._score(
+                [requests[i] for i in unsure], [(k, *encoded[i][1:]) for k, i in enumerate(unsure)], self.model
+            )
+            for i, scores in zip(unsure, exact):
+                results[i] = scores
+        self.cascade_counts["scored"] += len(requests)
+        self.cascade_counts["exact"] += len(unsure)
+        return results
+
+    def _score(self, requests: Sequence[ScoreRequest], encoded, model) -> list[ChoiceScores]:
+        results: list[ChoiceScores | None] = [None] * len(requests)
         for shared, items in self._by_shared_prefix(requests, encoded):
-            cache = self.prefix_cache(tuple(shared)) if shared else None
+            cache = self.prefix_cache(tuple(shared), model) if shared else None
             items.sort(key=lambda it: len(it[1]) + sum(len(c) for c in it[2]))
             for start in range(0, len(items), self.batch_size):
                 batch = items[start : start + self.batch_size]
-                for index, scores in zip((it[0] for it in batch), self._score_batch(batch, len(shared), cache)):
+                scored = self._score_batch(batch, len(shared), cache, model)
+                for index, scores in zip((it[0] for it in batch), scored):
                     results[index] = scores
         return results  # type: ignore[return-value]
 
-    def _score_batch(self, batch, shared_len: int, cache) -> list[ChoiceScores]:
+    def _score_batch(self, batch, shared_len: int, cache, model) -> list[ChoiceScores]:
         rows_ids, rows_pos, rows_block, targets = [], [], [], []
         for b, (_, ids, choices) in enumerate(batch):
             suffix = ids[shared_len:]
@@ -230,11 +280,11 @@ class TransformersBackend:
             allowed[b, :n, shared_len : shared_len + n] = causal & same
             idx = torch.arange(n, width)
             allowed[b, idx, shared_len + idx] = True  # padding rows attend to themselves only (no NaN)
-        mask = torch.zeros(allowed.shape, dtype=self.dtype)
-        mask.masked_fill_(~allowed, torch.finfo(self.dtype).min)
+        dtype = next(model.parameters()).dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype)
+        mask.masked_fill_(~allowed, torch.finfo(dtype).min)
         mask = mask[:, None].to(self.device)
 
-        model = self.model
         with torch.inference_mode():
             past = None
             if cache is not None:
@@ -251,7 +301,7 @@ class TransformersBackend:
             rows = torch.tensor([t[0] for t in flat], device=self.device)
             cols = torch.tensor([t[1] for t in flat], device=self.device)
             wanted = torch.tensor([t[2] for t in flat], device=self.device)
-            logits = self.logits(hidden[rows, cols]).float()
+            logits = self.logits(hidden[rows, cols], model).float()
             token_logprobs = torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None])[:, 0].cpu().tolist()
         out, k = [], 0
         for _, ids, choices in batch:
@@ -262,9 +312,9 @@ class TransformersBackend:
             out.append(ChoiceScores(sums, [len(c) for c in choices], len(ids)))
         return out
 
-    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+    def logits(self, hidden: torch.Tensor, model=None) -> torch.Tensor:
         """The output layer over hidden states, with the model's logit soft-capping where it has one."""
-        model = self.model
+        model = model if model is not None else self.model
         logits = model.get_output_embeddings()(hidden)
         cap = getattr(model.config, "final_logit_softcapping", None)
         if cap:
