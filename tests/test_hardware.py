@@ -68,3 +68,21 @@ def test_bf16_on_a_cpu_that_only_emulates_it_is_warned_about(monkeypatch, tmp_pa
         assert hardware.emulation_warning("bfloat16", "cuda") is None
     finally:
         hardware.cpu_has_native_bf16.cache_clear()
+
+
+def test_a_cpu_only_torch_build_is_known_without_importing_torch():
+    """A command whose outputs are all cached must not pay torch's import to learn there is no GPU."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from ladder.backends import resolve_backend_name; from ladder.backends.hardware import pick_device;"
+        "print(pick_device(None), resolve_backend_name('auto'), 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    import importlib.metadata
+
+    if importlib.metadata.version("torch").endswith("+cpu"):
+        assert out == ["cpu", "transformers", "False"]
+    else:  # a CUDA build: torch answers
+        assert out[2] == "True"

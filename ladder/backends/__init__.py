@@ -71,9 +71,9 @@ def resolve_backend_name(name: str | None) -> str:
     import importlib.util
 
     if importlib.util.find_spec("vllm") is not None:
-        import torch
+        from ladder.backends.hardware import cuda_available
 
-        if torch.cuda.is_available():
+        if cuda_available():
             return "vllm"
     return "transformers"
 

@@ -96,10 +96,23 @@ def emulation_warning(dtype: str, device: str) -> str | None:
     )
 
 
+def cuda_available() -> bool:
+    """Whether torch sees a CUDA GPU. A CPU-only torch build (its version ends in ``+cpu``) cannot: said without
+    importing torch (a second or more), so a command whose every output is cached never loads it."""
+    import importlib.metadata
+
+    try:
+        if importlib.metadata.version("torch").endswith("+cpu"):
+            return False
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def pick_device(device: str | None) -> str:
     """``None`` or ``"auto"``: CUDA where there is a GPU, else the CPU; any other name as it is."""
     if device in (None, "auto"):
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if cuda_available() else "cpu"
     return device
