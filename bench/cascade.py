@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from _common import SNIPS, machine
 
-from ladder.backends.hf.transformers import CASCADE_MARGIN, TransformersBackend
+from ladder.backends.hf.labels import CASCADE_MARGIN
+from ladder.backends.hf.transformers import TransformersBackend
 from ladder.data.splits import load_splits
 from ladder.run.cache import ResultCache
 from ladder.run.context import build_context

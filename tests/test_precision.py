@@ -45,7 +45,7 @@ def test_pinned_bf16_scores_labels_records_its_dtype_and_mostly_agrees_with_fp32
 def test_the_cascade_gives_fp32s_labels_and_rescores_only_the_close_calls(tmp_path):
     """dtype: cascade scores every example in bf16 and again in fp32 where bf16's best label leads by less than
     CASCADE_MARGIN: its labels are fp32's; the confident examples keep bf16's numbers."""
-    from ladder.backends.hf.transformers import CASCADE_MARGIN
+    from ladder.backends.hf.labels import CASCADE_MARGIN
 
     task = load_task(ROOT / "tasks" / "snips-intent" / "task.yaml")
     spec = task.spec
