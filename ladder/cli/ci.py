@@ -92,53 +92,44 @@ def cmd_report(args) -> int:
     from ladder.cli import console as display
     from ladder.fileio import atomic_write_text
     from ladder.record import load_run
-    from ladder.report import FORMATS, render
+    from ladder.report import render
 
     if len(args.runs) == 1 and _is_migration(args.runs[0]):
-        return _report_migration(args)
-    folders = [run_path(p) for p in args.runs]
-    runs = [load_run(f) for f in folders]
+        from ladder.gate.migration import load_migration
+        from ladder.gate.migration_report import render_migration
+
+        path = args.runs[0] if args.runs[0].name == "migration.json" else args.runs[0] / "migration.json"
+        outcome = load_migration(path)  # a migration's report, from its record alone
+        targets = _targets(args, path.parent, "migration")
+        contents = lambda f: render_migration(outcome, f)  # noqa: E731
+    else:
+        folders = [run_path(p) for p in args.runs]
+        runs = [load_run(f) for f in folders]
+        stem = "report" if len(runs) == 1 else "comparison"
+        home = folders[0] if len(runs) == 1 else folders[max(range(len(runs)), key=lambda i: runs[i].created)]
+        targets = _targets(args, home, stem)
+        contents = lambda f: render(runs, f, [str(p) for p in args.runs])  # noqa: E731
+    for f, path in targets:
+        atomic_write_text(path, contents(f))
+        display.out(str(path))
+    return 0
+
+
+def _targets(args, home: Path, stem: str) -> list[tuple[str, Path]]:
+    """(format, file) to write: --out (its format from --format or its suffix), else ``home/stem.{md,html}``."""
+    from ladder.report import FORMATS
+
     fmt = args.format
     if args.out is not None and fmt is None:
         fmt = args.out.suffix.lstrip(".").replace("markdown", "md")
         if fmt not in FORMATS:
             raise LadderError(f"--out: {args.out} ends in neither .md nor .html; give --format")
     if args.out is not None:
-        targets = [(fmt, args.out)]
-    else:
-        stem = "report" if len(runs) == 1 else "comparison"
-        home = folders[0] if len(runs) == 1 else folders[max(range(len(runs)), key=lambda i: runs[i].created)]
-        targets = [(f, home / f"{stem}.{f}") for f in ((fmt,) if fmt else FORMATS)]
-    for f, path in targets:
-        atomic_write_text(path, render(runs, f, [str(p) for p in args.runs]))
-        display.out(str(path))
-    return 0
+        return [(fmt, args.out)]
+    return [(f, home / f"{stem}.{f}") for f in ((fmt,) if fmt else FORMATS)]
 
 
 def _is_migration(path: Path) -> bool:
     return path.name == "migration.json" or (
         path.is_dir() and (path / "migration.json").is_file() and not (path / "run.json").is_file()
     )
-
-
-def _report_migration(args) -> int:
-    """``ladder report .../migration.json``: the migration's report, from its record alone."""
-    from ladder.cli import console as display
-    from ladder.fileio import atomic_write_text
-    from ladder.gate.migration import load_migration
-    from ladder.gate.migration_report import render_migration
-
-    path = args.runs[0] if args.runs[0].name == "migration.json" else args.runs[0] / "migration.json"
-    outcome = load_migration(path)
-    fmt = args.format or (args.out.suffix.lstrip(".").replace("markdown", "md") if args.out is not None else None)
-    if fmt is not None and fmt not in ("md", "html"):
-        raise LadderError(f"--out: {args.out} ends in neither .md nor .html; give --format")
-    targets = (
-        [(fmt, args.out or path.with_suffix(f".{fmt}"))]
-        if fmt
-        else [(f, path.with_suffix(f".{f}")) for f in ("md", "html")]
-    )
-    for f, target in targets:
-        atomic_write_text(target, render_migration(outcome, f))
-        display.out(str(target))
-    return 0
