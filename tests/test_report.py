@@ -228,3 +228,27 @@ def test_no_report_step_raises_on_edge_values(tmp_path):
     text = render([run], "html")
     assert _page(text).figures >= 2
     assert "0.000" in render([run], "md")
+
+
+def test_a_figure_drawn_before_from_the_same_numbers_is_not_drawn_again(tmp_path, monkeypatch):
+    from ladder.report import plots
+    from ladder.run.cache import ResultCache
+
+    store = ResultCache(tmp_path / "figures")
+    data = {"labels": ["a", "b"], "columns": ["a", "b"], "counts": [[3, 1], [0, 4]]}
+    first = plots.drawn("confusion", data, "s-1", store)
+    assert first == plots.render("confusion", data, "s-1") and first.startswith("<svg")
+
+    def no_drawing(*args):
+        raise AssertionError("drawn again")
+
+    monkeypatch.setattr(plots, "render", no_drawing)
+    assert plots.drawn("confusion", data, "s-1", store) == first  # kept: matplotlib not even imported
+    with pytest.raises(AssertionError, match="drawn again"):  # other numbers are a miss, never a stale hit
+        plots.drawn("confusion", {**data, "counts": [[3, 1], [1, 4]]}, "s-1", store)
+    with pytest.raises(AssertionError, match="drawn again"):
+        plots.drawn("confusion", data, "s-2", store)  # another salt: other element ids
+    monkeypatch.setattr(plots, "__file__", str(tmp_path / "edited.py"))
+    (tmp_path / "edited.py").write_text("# the plotting code changed\n")
+    with pytest.raises(AssertionError, match="drawn again"):
+        plots.drawn("confusion", data, "s-1", store)  # the code that draws is part of the key

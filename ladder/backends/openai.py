@@ -297,7 +297,7 @@ class OpenAIBackend:
     # -- generation ----------------------------------------------------------------------------
     def generate(self, requests: list[GenerateRequest]) -> list[Generation]:
         model = self._model_name()
-        eos = self.hf.tokenizer.eos_token
+        eos = self.hf.eos_token
 
         def one(request: GenerateRequest) -> Generation:
             if self.api == "chat":

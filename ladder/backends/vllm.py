@@ -45,7 +45,7 @@ from ladder.backends.base import (
 )
 from ladder.backends.hardware import weights_dtype
 from ladder.backends.hf.model import HFModel, resolve_model
-from ladder.backends.models import ModelRef, model_identity
+from ladder.backends.models import ModelRef, installed_version, model_identity
 from ladder.errors import LadderError, MissingDependency
 from ladder.record import ModelIdentity
 
@@ -230,10 +230,7 @@ class VLLMBackend:
         self.engines.close()
 
     def identity(self) -> ModelIdentity:
-        if self._base_identity is None:
-            import torch
-            import vllm
-
+        if self._base_identity is None:  # versions from the packages' metadata: vllm is imported when an engine starts
             settings = self.engines.settings
             self._base_identity = ModelIdentity(
                 **{
@@ -241,8 +238,8 @@ class VLLMBackend:
                     **model_identity(self.ref),
                     "device": self.device,
                     "dtype": settings.dtype,
-                    "vllm": vllm.__version__,
-                    "torch": torch.__version__,
+                    "vllm": installed_version("vllm"),
+                    "torch": installed_version("torch"),
                     **(
                         {"tensor_parallel_size": settings.tensor_parallel_size}
                         if settings.tensor_parallel_size > 1
@@ -348,7 +345,7 @@ class VLLMBackend:
         from vllm.inputs import TokensPrompt
 
         prompts, params = [], []
-        eos = self.hf.tokenizer.eos_token
+        eos = self.hf.eos_token
         for request in requests:
             ids = self.hf.encode(request.prompt)
             self._fits(len(ids), request.max_new_tokens)

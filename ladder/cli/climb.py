@@ -76,6 +76,7 @@ def cmd_assess(args) -> int:
     from ladder.cli import console as display
     from ladder.report import write_report
     from ladder.run.assess import assess
+    from ladder.run.cache import figure_cache
     from ladder.spec import load_task
 
     task = load_task(args.task).with_model(args.model)
@@ -93,7 +94,7 @@ def cmd_assess(args) -> int:
         command=_command_line(args),
         repeats=args.repeats,
     )
-    write_report(out_dir)
+    write_report(out_dir, figures=figure_cache(enabled=not args.no_cache))
     display.summary(run, out_dir)
     return 0
 

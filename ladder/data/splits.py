@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 
 from ladder.data.read import parse_rows
 from ladder.errors import ValidationFailed
-from ladder.spec import TaskFile, shown_path
+from ladder.spec import TaskFile, TaskSpec, shown_path
 from ladder.text import short_hash
 
 if TYPE_CHECKING:
     from ladder.data.corpus import Corpus
-    from ladder.record import DataReport
+    from ladder.data.report import DataReport
+    from ladder.memo import Store
 
 SPLITS = ("train", "dev", "test")
 
@@ -119,10 +120,10 @@ def _json_problem(target: str) -> str | None:
     return None
 
 
-def load_splits(task: TaskFile, strict: bool = True) -> Splits:
+def load_splits(task: TaskFile, strict: bool = True, store: Store | None = None) -> Splits:
     """Read and check all three splits; raise ValidationFailed listing every problem. The data checks
     (``ladder.data.checks``) run too: their errors (conflicts, leakage) are problems unless ``strict`` is off
-    (``ladder check-data`` reports them instead), their warnings are warnings."""
+    (``ladder check-data`` reports them instead), their warnings are warnings; ``store`` keeps their results."""
     spec = task.spec
     data = spec.data
     problems: list[str] = []
@@ -180,9 +181,9 @@ def load_splits(task: TaskFile, strict: bool = True) -> Splits:
 
     report = None
     if len(hashes) == len(SPLITS):  # every file was read: check the rows that read well (every problem at once)
-        from ladder.data.checks import cheap_checks, problems_and_warnings
+        from ladder.data.checks import problems_and_warnings
 
-        report = cheap_checks(spec, loaded)
+        report = _checked(spec, loaded, store)
         errors, warned = problems_and_warnings(report)
         warnings += warned
         if strict:
@@ -190,6 +191,29 @@ def load_splits(task: TaskFile, strict: bool = True) -> Splits:
     if problems:
         raise ValidationFailed(problems, warnings)
     return Splits(loaded["train"], loaded["dev"], loaded["test"], hashes, warnings, report)
+
+
+def _checked(spec: TaskSpec, loaded: dict[str, list[Example]], store: Store | None) -> DataReport:
+    """``checks.cheap_checks``; with a ``store``, kept under the examples, the settings they read and the checks' code
+    (an unchanged re-run neither computes them nor imports datasketch)."""
+    from pathlib import Path
+
+    from ladder.data.checks import cheap_checks
+    from ladder.data.report import DataReport
+    from ladder.memo import remembered
+
+    parts = {
+        "checks": "cheap",
+        "settings": spec.model_dump(mode="json", include={"data", "output", "seed"}),
+        "examples": [
+            [s, ex.id, ex.input, ex.target, ex.source, list(ex.alternatives), ex.doc_id]
+            for s in SPLITS
+            for ex in loaded[s]
+        ],
+    }
+    code = tuple(str(Path(__file__).parent / name) for name in ("checks.py", "near.py", "report.py"))
+    kept = remembered(store, parts, ("datasketch",), code, lambda: cheap_checks(spec, loaded).model_dump(mode="json"))
+    return DataReport.model_validate(kept)
 
 
 @dataclass(frozen=True)
@@ -310,15 +334,16 @@ def load_extra(task: TaskFile, splits: Splits, problems: list[str]) -> tuple[lis
     return unlabeled, preferences
 
 
-def load_task_data(task: TaskFile, strict: bool = True) -> TaskData:
-    """Splits and corpus, checked together (every problem at once): a data doc_id must name a document."""
+def load_task_data(task: TaskFile, strict: bool = True, store: Store | None = None) -> TaskData:
+    """Splits and corpus, checked together (every problem at once): a data doc_id must name a document. ``store``:
+    where the data checks' results may be kept (``ladder.memo``)."""
     from ladder.data.corpus import load_corpus
 
     problems: list[str] = []
     warnings: list[str] = []
     splits = corpus = None
     try:
-        splits = load_splits(task, strict)
+        splits = load_splits(task, strict, store)
     except ValidationFailed as exc:
         problems += exc.problems
         warnings += exc.warnings

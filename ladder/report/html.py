@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import html
 import re
+from typing import TYPE_CHECKING
 
 from ladder.report.document import Document, Figure, Items, Notice, Paragraph, Table
+
+if TYPE_CHECKING:
+    from ladder.memo import Store
 
 CSS = """
 :root { color-scheme: light; --ink: #1d1d1f; --muted: #5f6368; --line: #d7dbe0; --chosen: #e8f3ea; --warn: #fdecea; }
@@ -56,16 +60,17 @@ def _table(table: Table) -> str:
     )
 
 
-def _figure(figure: Figure, salt: str) -> str:
-    from ladder.report.plots import render
+def _figure(figure: Figure, salt: str, store: Store | None = None) -> str:
+    from ladder.report.plots import drawn
 
     return (
-        f'<figure class="plot" data-plot="{figure.kind}">\n{render(figure.kind, figure.data, salt)}'
+        f'<figure class="plot" data-plot="{figure.kind}">\n{drawn(figure.kind, figure.data, salt, store)}'
         f"<figcaption>{inline(figure.caption)}</figcaption></figure>"
     )
 
 
-def render_html(doc: Document) -> str:
+def render_html(doc: Document, figures: Store | None = None) -> str:
+    """The document as one self-contained HTML page; ``figures``: drawn figures kept for re-use (``plots.drawn``)."""
     parts = []
     nav = []
     for section in doc.sections:
@@ -81,7 +86,7 @@ def render_html(doc: Document) -> str:
             elif isinstance(block, Table):
                 body.append(_table(block))
             elif isinstance(block, Figure):
-                body.append(_figure(block, f"{section.id}-{k}"))
+                body.append(_figure(block, f"{section.id}-{k}", figures))
         heading = f"<h2>{inline(section.title)}</h2>\n" if section.title else ""
         if section.title:
             nav.append(f'<a href="#{section.id}">{inline(section.title)}</a>')

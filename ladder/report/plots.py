@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from ladder.memo import Store
+
 PlotData = dict[str, Any]  # a figure's data as the report's Document holds it (JSON-able)
 
 DEV, TEST, TARGET, CHOSEN, MUTED = "#1f5fa8", "#d9822b", "#b3261e", "#2e7d32", "#8a8a8a"
@@ -181,3 +183,13 @@ def render(kind: str, data: PlotData, salt: str) -> str:
         fig.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
         plt.close(fig)
     return _inline(buffer.getvalue())
+
+
+def drawn(kind: str, data: PlotData, salt: str, store: Store | None = None) -> str:
+    """``render``, kept in ``store`` under the numbers, the salt, this module's source and matplotlib's version (an
+    unchanged re-run's report imports no matplotlib)."""
+    from ladder.memo import remembered
+
+    parts = {"figure": kind, "data": data, "salt": salt}
+    kept = remembered(store, parts, ("matplotlib",), (__file__,), lambda: {"svg": render(kind, data, salt)})
+    return str(kept["svg"])

@@ -152,7 +152,7 @@ def _assess(
         raise LadderError(f"--limit: must be at least 1, got {limit}")
     if repeats < 1:
         raise LadderError(f"--repeats: must be at least 1, got {repeats}")
-    task_data = load_task_data(task)
+    task_data = load_task_data(task, store=ResultCache(result_cache_dir(), enabled=use_cache))
     splits: Splits = task_data.splits
     for warning in splits.warnings:
         say(f"warning: {warning}")
@@ -372,7 +372,7 @@ def _climb(
     cost_by_token_times(run, spec)
     last_selected = max(spec.rungs.index(r) for r in selected)
     later = [rung_name(r) for r in spec.rungs[last_selected + 1 :]]  # configured, but left out by --rungs
-    label_check = label_issues_of_run(spec, run, evals)
+    label_check = label_issues_of_run(spec, run, evals, cache)
     if label_check is not None and run.data_checks is not None:
         run.data_checks.checks.append(label_check)
     gold_docs = {ex.id: ex.doc_id for split in EVAL_SPLITS for ex in evals[split] if ex.doc_id is not None}

@@ -61,3 +61,10 @@ class ResultCache:
     def put_batch(self, key: str, first: int, value: dict) -> None:
         if self.enabled:
             atomic_write_text(self._partial(key) / f"batch-{first:08d}.json", json.dumps(value))
+
+
+def figure_cache(enabled: bool = True) -> ResultCache:
+    """The report's drawn figures (``report.plots.drawn``), beside the model outputs: an unchanged re-run draws none."""
+    from ladder.paths import result_cache_dir
+
+    return ResultCache(result_cache_dir() / "figures", enabled=enabled)

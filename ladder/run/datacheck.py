@@ -81,12 +81,30 @@ def with_truncation(spec: TaskSpec, splits, formatter: Formatter, count_tokens: 
 
 
 def label_issues_from_records(
-    spec: TaskSpec, records: list[ExampleRecord], examples: dict[str, Example], source: str
+    spec: TaskSpec,
+    records: list[ExampleRecord],
+    examples: dict[str, Example],
+    source: str,
+    cache: ResultCache | None = None,
 ) -> DataCheck:
-    """Suspected label errors among measured examples, from a rung's recorded label log-likelihoods."""
+    """Suspected label errors among measured examples, from a rung's recorded label log-likelihoods. With a result
+    ``cache``, the check is kept under everything it is computed from (an unchanged re-run imports no cleanlab)."""
+    from ladder.data import measured
+    from ladder.memo import remembered
+
     labels = spec.output.labels or []
     kept = [(examples[r.id], probabilities(r.label_logprobs, labels)) for r in records if r.label_logprobs]
-    return label_issue_check([ex for ex, _ in kept], [p for _, p in kept], labels, source)
+    parts = {
+        "check": "label_issues",
+        "labels": labels,
+        "source": source,
+        "examples": [[ex.id, ex.input, ex.target, ex.source, p] for ex, p in kept],
+    }
+
+    def compute() -> dict:
+        return label_issue_check([ex for ex, _ in kept], [p for _, p in kept], labels, source).model_dump(mode="json")
+
+    return DataCheck.model_validate(remembered(cache, parts, ("cleanlab",), (measured.__file__,), compute))
 
 
 def label_issues(
@@ -209,7 +227,7 @@ def assessment_checks(spec, splits: Splits, formatter, count_tokens) -> DataRepo
     return with_truncation(spec, splits, formatter, count_tokens)
 
 
-def label_issues_of_run(spec, run: AssessmentRun, evals) -> DataCheck | None:
+def label_issues_of_run(spec, run: AssessmentRun, evals, cache: ResultCache | None = None) -> DataCheck | None:
     """Suspected label errors in dev and test, from the label probabilities the best-scoring zero- or few-shot
     rung already measured (out of sample: its demonstrations come from train)."""
     scored = [r for r in run.rungs if r.type in LABEL_RUNGS and r.examples and r.examples[0].label_logprobs]
@@ -222,4 +240,5 @@ def label_issues_of_run(spec, run: AssessmentRun, evals) -> DataCheck | None:
         best.examples,
         examples,
         f"the {best.name} rung's label probabilities (dev and test; ladder check-data --label-errors covers train too)",
+        cache,
     )

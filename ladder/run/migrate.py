@@ -127,8 +127,9 @@ def migrate(
         stop_when=dev_stop(old, shipped, margin),
     )
     from ladder.report import write_report
+    from ladder.run.cache import figure_cache
 
-    write_report(new_dir)
+    write_report(new_dir, figures=figure_cache(enabled=use_cache))
     outcome = migration(
         old, shipped, new, to, margin, alpha, old_source=source, new_source=str(new_dir / "run.json"), command=command
     )

@@ -100,14 +100,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     Under torchrun every rank calls this; the loop shares the work and rank 0 writes checkpoints and the
     artifact.
     """
-    import torch
-
-    from ladder.rungs.train import (
-        SUPERVISED,
-        TrainConfig,
-        distributed,
-        train_loop,
-    )
+    from importlib.metadata import version
 
     name = rung_name(rung)
     spec = ctx.spec
@@ -115,17 +108,17 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     device = ctx.train_device()
     formatter = hf.formatter(spec.prompt.format)
     data = data or encode_supervised(rung, ctx, [(ex, ex.target) for ex in ctx.train])
-    objective = data.objective or SUPERVISED
+    supervised = data.objective is None or data.objective.name == "supervised"
     key = cache_key(
         {
             "ladder": ladder.__version__,
             "base": hf.content_identity(),
             # CUDA trains under bf16 autocast, the CPU in fp32: not the same weights
             "device": device.split(":")[0],
-            "torch": torch.__version__.split("+")[0],
-            **({"train": data.key["train"], "dev": data.key["dev"]} if objective is SUPERVISED else {"data": data.key}),
+            "torch": version("torch").split("+")[0],
+            **({"train": data.key["train"], "dev": data.key["dev"]} if supervised else {"data": data.key}),
             # (supervised from a fresh adapter keeps the keys it always had: earlier trainings stay reusable)
-            **({} if objective is SUPERVISED else {"objective": objective.name}),
+            **({} if supervised else {"objective": data.objective.name}),
             **({"init": dir_digest(data.init_adapter)[0]} if data.init_adapter else {}),
             "rung": rung.model_dump(mode="json"),
             "seed": spec.seed,
@@ -133,8 +126,13 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     )
     work = ladder_home() / "training" / key[:32]
     finished = load_finished(work)
-    if finished is not None:
+    if finished is not None:  # reused: nothing loaded, torch not even imported
         return Trained(finished[0], finished[1], work, True)
+    import torch
+
+    from ladder.rungs.train import SUPERVISED, TrainConfig, distributed, train_loop
+
+    objective = data.objective or SUPERVISED
     metric = _dev_metric(rung, ctx, hf, work) if rung.train.early_stopping == "dev_metric" else None
     torch.manual_seed(spec.seed)  # the adapter's initial weights depend on it: same seed, same training
     quantized = isinstance(rung, LoraRungSpec) and rung.quantize == "4bit"

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import torch
 
-NAME = "ladder_sdpa"
+from ladder.backends.hf import ATTENTION
+
+NAME = ATTENTION
 # torch's fused CPU attention returning the log-sum-exp (cascade_attention merges two parts with it)
 FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 

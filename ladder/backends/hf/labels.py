@@ -100,7 +100,7 @@ def _score_batch(backend, batch, shared_len: int, cache, model) -> list[ChoiceSc
         targets.append(row_targets)
     width = max(len(r) for r in rows_ids)
     bsz = len(batch)
-    pad = backend.tokenizer.pad_token_id if backend.tokenizer.pad_token_id is not None else 0
+    pad = backend.hf.pad_token_id if backend.hf.pad_token_id is not None else 0
     input_ids = torch.full((bsz, width), pad, dtype=torch.long)
     position_ids = torch.zeros((bsz, width), dtype=torch.long)
     allowed = torch.zeros((bsz, width, shared_len + width), dtype=torch.bool)

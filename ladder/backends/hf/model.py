@@ -105,52 +105,89 @@ def resolve_model(name: str, base_dir: Path | None = None) -> ModelRef:
 
 
 class HFModel:
-    def __init__(self, ref: ModelRef):
-        from transformers import AutoTokenizer
+    """A model folder's text side read light (``tokens.FolderTokenizer``: no torch, no transformers) where the folder
+    allows, transformers' tokenizer where it does not; ``tokenizer`` (transformers', for decoding and saving) and the
+    weights load when first asked for, so a run whose outputs are all cached loads neither."""
 
-        quiet_transformers()
+    def __init__(self, ref: ModelRef):
+        from ladder.backends.hf.tokens import FolderTokenizer
+
         self.ref = ref
-        self.tokenizer = AutoTokenizer.from_pretrained(ref.path)
+        self._tokenizer = None
+        self.light = FolderTokenizer.open(ref.path)
         config = json.loads((ref.path / "config.json").read_text())
         self.max_context: int | None = config.get("max_position_embeddings")
-        probe = self.tokenizer("a").input_ids
-        bos = self.tokenizer.bos_token_id
-        self._adds_bos = bos is not None and len(probe) > 0 and probe[0] == bos
+        if self.light is not None:
+            self.bos_token_id = self.light.token_id("bos_token")
+            self.eos_token_id = self.light.token_id("eos_token")
+            self.pad_token_id = self.light.token_id("pad_token")
+            self.bos_token = self.light.special_tokens.get("bos_token")
+            self.eos_token = self.light.special_tokens.get("eos_token")
+            self.chat_template = self.light.chat_template
+            self._adds_bos = self.light.adds_bos()
+        else:
+            tokenizer = self.tokenizer
+            self.bos_token_id, self.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
+            self.pad_token_id, self.bos_token, self.eos_token = (
+                tokenizer.pad_token_id,
+                tokenizer.bos_token,
+                tokenizer.eos_token,
+            )
+            self.chat_template = tokenizer.chat_template
+            probe = tokenizer("a").input_ids
+            self._adds_bos = self.bos_token_id is not None and len(probe) > 0 and probe[0] == self.bos_token_id
+
+    @property
+    def tokenizer(self):
+        """transformers' tokenizer of the folder (decoding, saving with a trained model), loaded on first use."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            quiet_transformers()
+            self._tokenizer = AutoTokenizer.from_pretrained(self.ref.path)
+        return self._tokenizer
 
     @property
     def pad_id(self) -> int:
-        pad = self.tokenizer.pad_token_id
-        if pad is not None:
-            return pad
-        return self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else 0
+        if self.pad_token_id is not None:
+            return self.pad_token_id
+        return self.eos_token_id if self.eos_token_id is not None else 0
+
+    def _ids(self, text: str) -> list[int]:
+        if self.light is not None:
+            return self.light.encode(text)
+        return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def encode(self, prompt: Prompt) -> list[int]:
         """A whole prompt: the beginning-of-sequence token added where the tokenizer adds one and the
         rendered text does not already hold it."""
         if not isinstance(prompt, str):
             return list(prompt)
-        ids = self.tokenizer(prompt, add_special_tokens=False).input_ids
-        bos = self.tokenizer.bos_token_id
-        if self._adds_bos and (not ids or ids[0] != bos) and not prompt.startswith(self.tokenizer.bos_token or "\0"):
+        ids = self._ids(prompt)
+        bos = self.bos_token_id
+        if self._adds_bos and (not ids or ids[0] != bos) and not prompt.startswith(self.bos_token or "\0"):
             ids = [bos] + ids
         return ids
 
     def encode_continuation(self, text: str) -> list[int]:
         """Text that follows a prompt (an answer, a label): no special tokens added."""
-        return self.tokenizer(text, add_special_tokens=False).input_ids
+        return self._ids(text)
 
     def count_continuation(self, text: str) -> int:
         """Tokens of text that follows a prompt (how every backend counts a generated answer it cut)."""
         return len(self.encode_continuation(text))
 
     def formatter(self, format: str) -> Formatter:
-        if format == "plain" or (format == "auto" and not self.tokenizer.chat_template):
+        if format == "plain" or (format == "auto" and not self.chat_template):
             return PlainFormatter()
-        if not self.tokenizer.chat_template:
+        if not self.chat_template:
             raise LadderError(f"model {self.ref.name!r} has no chat template: set prompt.format: plain")
-        end = self.tokenizer.eos_token or ""
+        end = self.eos_token or ""
+        light = self.light
 
         def apply(messages, add_generation_prompt: bool) -> str:
+            if light is not None:
+                return light.apply_chat_template(messages, add_generation_prompt)
             return self.tokenizer.apply_chat_template(
                 messages, tokenize=False, add_generation_prompt=add_generation_prompt
             )

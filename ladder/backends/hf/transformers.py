@@ -9,8 +9,7 @@ import copy
 import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
-
-import torch
+from typing import TYPE_CHECKING
 
 from ladder.backends.base import (
     Artifact,
@@ -24,16 +23,17 @@ from ladder.backends.base import (
     finish_generation,
 )
 from ladder.backends.hardware import emulation_warning, pick_device, weights_dtype
-from ladder.backends.hf import decode
-from ladder.backends.hf.attention import NAME as ATTENTION
-from ladder.backends.hf.attention import register as register_attention
-from ladder.backends.hf.batching import JsonObjectClosed, shared_tokens
+from ladder.backends.hf import ATTENTION
 from ladder.backends.hf.model import HFModel, load_4bit, resolve_model
-from ladder.backends.models import ModelRef, model_identity
+from ladder.backends.models import ModelRef, installed_version, model_identity
 from ladder.errors import LadderError, MissingDependency
 from ladder.record import ModelIdentity
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported when weights are first needed: a run whose outputs are all cached never imports it
+DTYPES = ("float32", "bfloat16", "float16")
 CASCADE = "cascade"  # fp32 weights answer; a bf16 copy scores labels first (labels.CASCADE_MARGIN)
 
 
@@ -58,13 +58,11 @@ class TransformersBackend:
             self.dtype_name = "float32"
         if self.dtype_name not in DTYPES:
             raise LadderError(f"dtype {self.dtype_name!r}: expected one of {', '.join(DTYPES)}")
-        self.dtype = DTYPES[self.dtype_name]
         warning = emulation_warning(self.dtype_name, self.device)
         if warning:
             warnings.warn(warning, stacklevel=2)
         self.batch_size = batch_size
         self.decoding = "ladder"  # greedy decoding in ladder's own loop; "generate": transformers' generate
-        self.tokenizer = self.hf.tokenizer
         self.artifact: Artifact | None = None
         self._model = None
         self._draft = None  # the cascade's bf16 copy of the weights
@@ -72,6 +70,17 @@ class TransformersBackend:
         self._base_identity: ModelIdentity | None = None
         self._views: dict[str, TransformersBackend] = {}
         self._prefix_caches: OrderedDict[tuple[torch.dtype, tuple[int, ...]], object] = OrderedDict()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        import torch
+
+        return getattr(torch, self.dtype_name)
+
+    @property
+    def tokenizer(self):
+        """transformers' tokenizer (decoding), loaded on first use; prompts are encoded by ``hf`` without it."""
+        return self.hf.tokenizer
 
     @classmethod
     def from_spec(cls, model: str, base_dir=None, labels=None, **options) -> TransformersBackend:
@@ -85,6 +94,10 @@ class TransformersBackend:
         return self._model
 
     def _load(self):
+        import torch
+
+        from ladder.backends.hf.attention import register as register_attention
+
         artifact = self.artifact
         if artifact is None:
             return self.hf.load(self.dtype, self.device, attn_implementation=register_attention())
@@ -105,6 +118,8 @@ class TransformersBackend:
     def draft(self):
         """The cascade's bf16 copy of the served weights (made from them once, on first use)."""
         if self._draft is None:
+            import torch
+
             self._draft = copy.deepcopy(self.model).to(torch.bfloat16).eval()
         return self._draft
 
@@ -127,9 +142,7 @@ class TransformersBackend:
         return self._views[artifact.sha256]
 
     def identity(self) -> ModelIdentity:
-        if self._base_identity is None:
-            import transformers
-
+        if self._base_identity is None:  # versions from the installed packages' metadata: nothing imported
             self._base_identity = ModelIdentity(
                 **{
                     "backend": self.name,
@@ -137,8 +150,8 @@ class TransformersBackend:
                     "device": self.device.split(":")[0],
                     "dtype": CASCADE if self.cascade else self.dtype_name,
                     "attention": ATTENTION,
-                    "torch": torch.__version__,
-                    "transformers": transformers.__version__,
+                    "torch": installed_version("torch"),
+                    "transformers": installed_version("transformers"),
                 }
             )
         return artifact_identity(self._base_identity, self.artifact)
@@ -166,6 +179,8 @@ class TransformersBackend:
         model = model if model is not None else self.model
         key = (next(model.parameters()).dtype, ids)
         if key not in self._prefix_caches:
+            import torch
+
             with torch.inference_mode():
                 out = model(input_ids=torch.tensor([ids], device=self.device), use_cache=True)
             self._prefix_caches[key] = out.past_key_values
@@ -176,6 +191,8 @@ class TransformersBackend:
     def by_shared_prefix(self, requests: Sequence[ScoreRequest | GenerateRequest], items: list[tuple]):
         """Groups ``items`` (``(index, prompt ids, ...)``, one per request) by the requests' declared
         prefix; yields each group with the tokens its prompts really share (see ``shared_tokens``)."""
+        from ladder.backends.hf.batching import shared_tokens
+
         groups: dict[object, tuple[Prompt, list[tuple]]] = {}
         for request, item in zip(requests, items):
             key = request.prefix if isinstance(request.prefix, str) else tuple(request.prefix)
@@ -197,6 +214,8 @@ class TransformersBackend:
         logits = model.get_output_embeddings()(hidden)
         cap = getattr(model.config, "final_logit_softcapping", None)
         if cap:
+            import torch
+
             logits = torch.tanh(logits / cap) * cap
         scale = getattr(model.config, "logit_scale", None)
         if scale:
@@ -211,6 +230,8 @@ class TransformersBackend:
         shared ``prefix`` (instruction + demonstrations) reuse one key/value cache of it there too, laid
         out as ``prefix | left padding | prompt`` (the padding is masked and the position ids skip it, so
         every row decodes exactly as if it were alone)."""
+        from ladder.backends.hf import decode
+
         results: list[Generation | None] = [None] * len(requests)
         encoded: list[tuple[int, list[int]]] = []
         for index, request in enumerate(requests):
@@ -232,10 +253,12 @@ class TransformersBackend:
         return results  # type: ignore[return-value]
 
     def _eos(self) -> list[int]:
-        return [t for t in {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} if t is not None]
+        return [t for t in {self.hf.eos_token_id, self.hf.pad_token_id} if t is not None]
 
     def _decode(self, requests: list[GenerateRequest], items, shared: list[int]):
-        eos_text = self.tokenizer.eos_token
+        from ladder.backends.hf import decode
+
+        eos_text = self.hf.eos_token
         n = len(shared)
         rows = [
             decode.Row(
@@ -259,10 +282,13 @@ class TransformersBackend:
             )
 
     def _generate_batch(self, requests: list[GenerateRequest], batch, shared: list[int]) -> list[Generation]:
+        import torch
         from transformers import GenerationConfig
 
+        from ladder.backends.hf.batching import JsonObjectClosed
+
         eos = self._eos()
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
+        pad = self.hf.pad_token_id if self.hf.pad_token_id is not None else eos[0]
         n_shared = len(shared)
         width = n_shared + max(len(ids) - n_shared for _, ids in batch)
         input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
@@ -278,7 +304,7 @@ class TransformersBackend:
             past = copy.deepcopy(self.prefix_cache(tuple(shared)))
             past.batch_repeat_interleave(len(batch))
         # the end-of-turn token already stops decoding as an eos id; string matching is for the rest
-        stops = sorted({s for i, _ in batch for s in requests[i].stop if s != self.tokenizer.eos_token})
+        stops = sorted({s for i, _ in batch for s in requests[i].stop if s != self.hf.eos_token})
         first = requests[batch[0][0]]
         sampling = first.temperature > 0
         if sampling:

@@ -2,60 +2,43 @@
 ``Objective`` (``objectives``), its examples (``data``), how batches are cut into passes (``plan``), what it
 decides by device (``device``), LoRA dropout on a CPU (``dropout``) and its checkpoints (``checkpoint``)."""
 
-from ladder.rungs.train.data import (
-    IGNORE,
-    TrainExample,
-    collate,
-    encode_examples,
-    epoch_batches,
-)
-from ladder.rungs.train.device import autocast, device_type, distributed, shares_prefix
-from ladder.rungs.train.dropout import MaskDropout, cpu_dropout
-from ladder.rungs.train.loop import (
-    TrainConfig,
-    TrainState,
-    evaluate_dev,
-    train_loop,
-)
-from ladder.rungs.train.objectives import (
-    SUPERVISED,
-    BatchLoss,
-    Objective,
-    Supervised,
-    answer_logits,
-    answer_loss,
-)
-from ladder.rungs.train.plan import (
-    common_prefix,
-    planned_prefix,
-    shared_prefix_length,
-    token_passes,
-)
+import importlib
+from typing import Any
 
-__all__ = [
-    "IGNORE",
-    "SUPERVISED",
-    "BatchLoss",
-    "MaskDropout",
-    "Objective",
-    "Supervised",
-    "TrainConfig",
-    "TrainExample",
-    "TrainState",
-    "answer_logits",
-    "answer_loss",
-    "autocast",
-    "collate",
-    "common_prefix",
-    "cpu_dropout",
-    "device_type",
-    "distributed",
-    "encode_examples",
-    "epoch_batches",
-    "evaluate_dev",
-    "planned_prefix",
-    "shared_prefix_length",
-    "shares_prefix",
-    "token_passes",
-    "train_loop",
-]
+# name -> the module that defines it. Imported on first use (PEP 562): the store key of a finished training is
+# computed from token ids alone, so a run that reuses it never imports torch (``data.encode_examples`` is pure).
+_HOMES = {
+    "IGNORE": "data",
+    "TrainExample": "data",
+    "collate": "data",
+    "encode_examples": "data",
+    "epoch_batches": "data",
+    "autocast": "device",
+    "device_type": "device",
+    "distributed": "device",
+    "shares_prefix": "device",
+    "MaskDropout": "dropout",
+    "cpu_dropout": "dropout",
+    "TrainConfig": "loop",
+    "TrainState": "loop",
+    "evaluate_dev": "loop",
+    "train_loop": "loop",
+    "SUPERVISED": "objectives",
+    "BatchLoss": "objectives",
+    "Objective": "objectives",
+    "Supervised": "objectives",
+    "answer_logits": "objectives",
+    "answer_loss": "objectives",
+    "common_prefix": "plan",
+    "planned_prefix": "plan",
+    "shared_prefix_length": "plan",
+    "token_passes": "plan",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from ladder.rungs.base import rng_for
+
+if TYPE_CHECKING:
+    import torch
 
 IGNORE = -100
 
@@ -55,6 +57,8 @@ def epoch_batches(
 
 
 def collate(examples: list[TrainExample], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    import torch  # here, not above: encoding examples (a finished training's store key) needs no torch
+
     width = max(len(e.ids) for e in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
