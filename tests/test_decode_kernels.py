@@ -107,3 +107,19 @@ def test_fused_cascade_attention_keeps_a_bf16_dtype(monkeypatch):
     plain, _ = attention.cascade_attention(None, query, key, value, mask, prefix, 0.25)
     assert fused.dtype == plain.dtype == torch.bfloat16
     assert torch.allclose(fused.float(), plain.float(), atol=3e-2)
+
+
+def test_prompt_lookup_proposes_what_followed_the_latest_earlier_match():
+    """``decode.propose``: the row's own prompt and answer first (latest occurrence), then the shared prefix; the
+    longest n-gram first; never more than the room; nothing where the last tokens occur nowhere earlier."""
+    prefix = [1, 2, 3, 4, 5, 6]
+    index: dict = {}
+    decode.ngram_index(prefix, 0, len(prefix), index)
+    row = decode.Row(suffix=[9, 2, 3], max_new=64, stops=(), json_end=False)
+    assert decode.propose(row, prefix, index, 2) == [4, 5]  # (2, 3) ends at 3 in the prefix
+    row = decode.Row(suffix=[7, 2, 3, 8, 9, 2, 3], max_new=64, stops=(), json_end=False)
+    assert decode.propose(row, prefix, index, 3) == [8, 9, 2]  # its own earlier (2, 3) wins over the prefix's
+    row.generated = [8, 9]
+    assert decode.propose(row, prefix, index, 4) == [2, 3, 8, 9]  # (3, 8, 9): the longest match, in its own tokens
+    assert decode.propose(row, prefix, index, 0) == []
+    assert decode.propose(decode.Row(suffix=[42, 43], max_new=64, stops=(), json_end=False), prefix, index, 4) == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from conftest import ROOT
@@ -178,12 +180,15 @@ def test_generation_with_a_shared_prefix_equals_generation_without_it(backend):
     assert [g.prompt_tokens for g in shared] == [len(backend._encode(p)) for p in prompts]
 
 
-@pytest.mark.parametrize("with_prefix", [True, False])
-def test_ladder_decoding_loop_equals_transformers_generate(backend, monkeypatch, with_prefix):
+@pytest.mark.parametrize("with_prefix,lookup", [(True, 4), (False, 4), (True, 0)])
+def test_ladder_decoding_loop_equals_transformers_generate(backend, monkeypatch, with_prefix, lookup):
     """Greedy decoding in ladder's loop (shared prefix attended once, slot cache, finished rows refilled
-    from the queue, buffers compacted at the end) against transformers' generate on the same prompts:
-    the same texts. Two slots for seven requests, so refills and compaction both happen."""
+    from the queue, buffers compacted at the end; prompt-lookup drafts or none) against transformers' generate on the
+    same prompts: the same texts. Two slots for seven requests, so refills and compaction both happen."""
     from ladder.backends.hf import decode
+
+    monkeypatch.setattr(backend, "lookup", lookup)
+    monkeypatch.setattr(decode, "LOOKUP_MIN_NEW", 1)  # these answers are short: draft anyway, to check the texts
 
     f = backend.formatter("chat")
     system = {"role": "system", "content": "Answer briefly. When asked for JSON, answer with one JSON object."}
@@ -220,6 +225,42 @@ def test_ladder_decoding_loop_equals_transformers_generate(backend, monkeypatch,
     assert all(0 < g.completion_tokens <= r.max_new_tokens for g, r in zip(ours, requests))
     assert [g.prompt_tokens for g in ours] == [g.prompt_tokens for g in stock]
     assert any(g.completion_tokens == r.max_new_tokens for g, r in zip(ours, requests))  # some ran to the limit
+
+
+@pytest.mark.parametrize("task,rung", [("us-address", "fewshot"), ("quiz-facts", "prompt")])
+def test_prompt_lookup_drafts_keep_the_greedy_texts_on_the_generation_tasks(backend, monkeypatch, task, rung):
+    """The tasks' own prompts through ladder's loop with prompt-lookup drafts and without: the same texts and token
+    counts, drafts kept (4 slots for 12 prompts: refills, compaction, and rows with and without
+    drafts in one step)."""
+    import sys
+
+    from ladder.backends.hf import decode
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from ceiling import task_prompts
+
+    spec, examples, candidate = task_prompts(ROOT / "tasks" / task / "task.yaml", rung, 12)
+    f = backend.formatter(spec.prompt.format)
+    prompts = [f.prompt(candidate.messages(e.input)) for e in examples]
+    prefix = os.path.commonprefix(prompts)
+    json_end = spec.output.kind == "json"
+    requests = [
+        GenerateRequest(p, spec.generation.max_new_tokens, [f.end_of_turn], prefix=prefix, stop_at_json_end=json_end)
+        for p in prompts
+    ]
+    monkeypatch.setattr(decode, "MAX_SLOTS", 4)
+    monkeypatch.setattr(backend, "batch_size", 4)
+    monkeypatch.setattr(decode, "LOOKUP_MIN_NEW", 1)  # quiz-facts' short answers would not draft (not faster)
+    monkeypatch.setattr(decode, "LOOKUP_TRIAL", 10**9)  # nor would drafts that are rarely kept: draft throughout
+    runs = {}
+    for lookup in (0, 4):
+        monkeypatch.setattr(backend, "lookup", lookup)
+        monkeypatch.setattr(backend, "lookup_counts", {"drafted": 0, "accepted": 0, "passes": 0})
+        runs[lookup] = (backend.generate(requests), dict(backend.lookup_counts))
+    (plain, off), (drafted, on) = runs[0], runs[4]
+    assert [g.text for g in drafted] == [g.text for g in plain]
+    assert [g.completion_tokens for g in drafted] == [g.completion_tokens for g in plain]
+    assert off["drafted"] == 0 and on["accepted"] > 0  # (whether it is faster is bench/lookup.py's question)
 
 
 def test_grouped_decode_attention_equals_transformers_sdpa(backend):
