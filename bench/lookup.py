@@ -14,22 +14,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import torch
-from _common import ROOT  # (the repository on sys.path, the model cache)
+from _common import ROOT, machine  # (the repository on sys.path, the model cache)
 from ceiling import task_prompts
 
 from ladder.backends.base import GenerateRequest
 from ladder.backends.hf import decode
 from ladder.backends.hf.transformers import TransformersBackend
-
-
-def flags() -> str:
-    found = set(open("/proc/cpuinfo").read().split()) if os.path.exists("/proc/cpuinfo") else set()
-    return ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in found) or "no avx512"
 
 
 def requests_of(backend, task: str, rung: str, n: int) -> list[GenerateRequest]:
@@ -58,7 +52,7 @@ def main() -> None:
     requests = requests_of(backend, *args.task.split(":"), args.prompts)
     backend.generate(requests[:2])  # weights loaded, kernels warm
     print(
-        f"{platform.processor() or platform.machine()} ({flags()}), torch {torch.__version__}, "
+        f"{machine()}; torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, {args.model}, fp32, {args.task}, {len(requests)} prompts\n"
     )
     print("| rows together | lookup | examples/s (vs 0) | forward passes | drafts kept / proposed | texts = lookup 0 |")

@@ -15,14 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from _common import ROOT, machine
+
 MEASURE = (
     "import json, resource, subprocess, sys, time\n"
     "t = time.perf_counter(); code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
@@ -48,14 +48,6 @@ def measure(tree: Path, args: list[str], env: dict) -> dict:
     if result["code"] not in (0, 1):  # a gate may fail on purpose; anything else is broken
         raise SystemExit(f"{' '.join(args)} in {tree} exited {result['code']}: {done.stderr[-2000:]}")
     return result
-
-
-def flags() -> str:
-    try:
-        found = set(Path("/proc/cpuinfo").read_text().split())
-    except OSError:
-        return "?"
-    return ", ".join(f for f in ("avx512f", "avx512_bf16", "amx_bf16") if f in found) or "no avx512"
 
 
 def main() -> None:
@@ -85,9 +77,7 @@ def main() -> None:
             rows.append(
                 f"| {job} | {old_s:.2f} s, {old_mb:.0f} MB | {new_s:.2f} s, {new_mb:.0f} MB | {old_s / new_s:.1f}x |"
             )
-        print(
-            f"\n{platform.processor() or platform.machine()} ({flags()}), {os.cpu_count()} CPUs, medians of {args.repeats}"
-        )
+        print(f"\n{machine()}; medians of {args.repeats}")
         print(f"\n| unchanged re-run | baseline ({args.baseline}) | this tree | faster |\n|---|---|---|---|")
         print("\n".join(rows))
     finally:

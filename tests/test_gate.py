@@ -227,3 +227,31 @@ def test_a_trained_rung_without_a_passing_certificate_is_refused(task, baseline,
         assert (
             err.count("\n") == 1 and "rung 'fewshot' is a trained rung the gate cannot trust" in err and expected in err
         )
+
+
+def test_github_annotations_and_step_summary(task, baseline, tmp_path, capsys, monkeypatch):
+    """``--github``: one annotation per check on stdout (``::warning`` for an inconclusive one, its title's ``:`` and
+    ``,`` escaped as GitHub requires), the Markdown summary appended to $GITHUB_STEP_SUMMARY after what earlier steps
+    wrote; outside GitHub Actions (no variable) the annotations still print and a note says no summary was written."""
+    folder = _run(task, tmp_path / "three", responder=_three_wrong)
+    summary = tmp_path / "summary.md"
+    summary.write_text("## an earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert main(["gate", str(folder), "--baseline", str(baseline), "--github"]) == 3
+    captured = capsys.readouterr()
+    (annotation,) = [line for line in captured.out.splitlines() if line.startswith("::")]
+    assert annotation.startswith("::warning title=ladder gate tiny/fewshot accuracy%3A INCONCLUSIVE::INCONCLUSIVE: ")
+    assert "Δ -0.050" in annotation and "\n" not in annotation
+    written = summary.read_text()
+    assert written.startswith("## an earlier step\n") and "ladder gate: INCONCLUSIVE" in written
+    degraded = _run(task, tmp_path / "bad", responder=lambda prompt: "music")
+    assert main(["gate", str(degraded), "--baseline", str(baseline), "--github"]) == 1
+    assert (
+        "\n::error title=ladder gate tiny/fewshot accuracy%3A REGRESSION::REGRESSION: "
+        in "\n" + capsys.readouterr().out
+    )
+    assert summary.read_text().count("## ") >= 2 and "ladder gate: REGRESSION" in summary.read_text()
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY")
+    assert main(["gate", str(folder), "--baseline", str(baseline), "--github"]) == 3
+    captured = capsys.readouterr()
+    assert "::warning title=" in captured.out and "$GITHUB_STEP_SUMMARY is not set" in captured.err

@@ -35,7 +35,7 @@ def _assess(task, out, env, probe=False):
         timeout=900,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
+    return done.stdout, done.stderr
 
 
 def test_an_unchanged_rerun_imports_no_model_code(make_task, tmp_path):
@@ -46,8 +46,9 @@ def test_an_unchanged_rerun_imports_no_model_code(make_task, tmp_path):
         "LADDER_HOME": str(tmp_path / "home"),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
     }
-    _assess(task, tmp_path / "first", env)
-    out = _assess(task, tmp_path / "again", env, probe=True)
+    _, said = _assess(task, tmp_path / "first", env)
+    assert "Loading weights" not in said  # transformers' own progress bars stay quiet when the weights load
+    out, _ = _assess(task, tmp_path / "again", env, probe=True)
     loaded = json.loads(out.split("LOADED", 1)[1].strip().splitlines()[0])
     assert loaded == []
     first, again = load_run(tmp_path / "first" / "run.json"), load_run(tmp_path / "again" / "run.json")

@@ -36,6 +36,27 @@ def _write_gate_outputs(results, args) -> None:
         atomic_write_text(args.md, render_gate(results, "md"))
     if args.html:
         atomic_write_text(args.html, render_gate(results, "html"))
+    if args.github:
+        _github_outputs(results)
+
+
+def _github_outputs(results) -> None:
+    """GitHub Actions: the annotations on stdout, the Markdown summary appended to the job's step summary."""
+    import os
+
+    from ladder.cli import console as display
+    from ladder.gate import render_gate, render_github_annotations
+
+    display.out(render_github_annotations(results).rstrip("\n"))
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not summary:
+        display.info("--github: $GITHUB_STEP_SUMMARY is not set (not inside GitHub Actions): no step summary written")
+        return
+    try:
+        with open(summary, "a", encoding="utf-8") as handle:  # appended: other steps write there too
+            handle.write(render_gate(results, "md") + "\n")
+    except OSError as exc:
+        raise LadderError(f"--github: cannot append to $GITHUB_STEP_SUMMARY ({summary}): {exc.strerror}") from None
 
 
 def _gate_exit(results) -> int:

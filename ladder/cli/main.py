@@ -225,6 +225,12 @@ def _gate_outputs(p) -> None:
     p.add_argument("--junit", type=Path, help="write JUnit XML here (CI dashboards)")
     p.add_argument("--md", type=Path, help="write a Markdown summary here (pull-request comment)")
     p.add_argument("--html", type=Path, help="write an HTML summary here (one self-contained file)")
+    p.add_argument(
+        "--github",
+        action="store_true",
+        help="in GitHub Actions: annotations (::error/::warning/::notice) on stdout and the Markdown summary appended "
+        "to $GITHUB_STEP_SUMMARY",
+    )
 
 
 COMMANDS = {

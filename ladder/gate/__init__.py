@@ -8,6 +8,7 @@ from ladder.gate.render import (
     gate_document,
     render_gate,
     render_gate_markdown,
+    render_github_annotations,
     render_junit,
 )
 from ladder.gate.verdict import (
@@ -32,6 +33,7 @@ __all__ = [
     "make_baseline",
     "render_gate",
     "render_gate_markdown",
+    "render_github_annotations",
     "render_junit",
     "save_baseline",
     "verdict_of",

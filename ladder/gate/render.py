@@ -181,3 +181,24 @@ def render_junit(results: list[GateResult]) -> str:
         + "\n".join(suites)
         + "\n</testsuites>\n"
     )
+
+
+def _github(text: str, property: bool = False) -> str:
+    """GitHub Actions' escaping of a workflow command's message (and, ``property``, of a property's value)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if property else text
+
+
+ANNOTATION = {"regression": "error", "inconclusive": "warning", "pass": "notice"}
+
+
+def render_github_annotations(results: list[GateResult]) -> str:
+    """One GitHub Actions annotation per check (``::error`` a regression, ``::warning`` an inconclusive check,
+    ``::notice`` a pass), titled with the gate, its message the check's line: printed to stdout inside a workflow,
+    they show on the run's page and the pull request."""
+    lines = []
+    for result in results:
+        for c in result.checks:
+            title = _github(f"ladder gate {result.task_name}/{result.rung} {c.metric}: {WORDS[c.verdict]}", True)
+            lines.append(f"::{ANNOTATION[c.verdict]} title={title}::{_github(check_line(result, c))}")
+    return "\n".join(lines) + ("\n" if lines else "")

@@ -205,6 +205,7 @@ class HFModel:
         """The causal LM (the base weights, or another folder of the same architecture: a full fine-tune)."""
         from transformers import AutoModelForCausalLM
 
+        quiet_transformers()
         options = {"attn_implementation": attn_implementation} if attn_implementation else {}
         model = AutoModelForCausalLM.from_pretrained(path or self.ref.path, dtype=dtype, **options)
         return model.to(device)
@@ -233,6 +234,8 @@ def load_4bit(path, device: str, what: str):
 
         raise MissingDependency(f"bitsandbytes (for {what}, quantize: 4bit)", "pip install bitsandbytes")
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quiet_transformers()
 
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16)
     return AutoModelForCausalLM.from_pretrained(path, quantization_config=quant, device_map={"": device})
