@@ -196,8 +196,7 @@ def load_splits(task: TaskFile, strict: bool = True, store: Store | None = None)
 def _checked(spec: TaskSpec, loaded: dict[str, list[Example]], store: Store | None) -> DataReport:
     """``checks.cheap_checks``; with a ``store``, kept under the examples, the settings they read and the checks' code
     (an unchanged re-run neither computes them nor imports datasketch)."""
-    from pathlib import Path
-
+    from ladder.data import CHECKS_CODE
     from ladder.data.checks import cheap_checks
     from ladder.data.report import DataReport
     from ladder.memo import remembered
@@ -211,8 +210,8 @@ def _checked(spec: TaskSpec, loaded: dict[str, list[Example]], store: Store | No
             for ex in loaded[s]
         ],
     }
-    code = tuple(str(Path(__file__).parent / name) for name in ("checks.py", "near.py", "report.py"))
-    kept = remembered(store, parts, ("datasketch",), code, lambda: cheap_checks(spec, loaded).model_dump(mode="json"))
+    compute = lambda: cheap_checks(spec, loaded).model_dump(mode="json")  # noqa: E731
+    kept = remembered(store, parts, ("datasketch",), CHECKS_CODE, compute)
     return DataReport.model_validate(kept)
 
 

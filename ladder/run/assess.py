@@ -152,7 +152,8 @@ def _assess(
         raise LadderError(f"--limit: must be at least 1, got {limit}")
     if repeats < 1:
         raise LadderError(f"--repeats: must be at least 1, got {repeats}")
-    task_data = load_task_data(task, store=ResultCache(result_cache_dir(), enabled=use_cache))
+    cache = ResultCache(result_cache_dir(), enabled=use_cache)  # model outputs, and the data checks kept with them
+    task_data = load_task_data(task, store=cache)
     splits: Splits = task_data.splits
     for warning in splits.warnings:
         say(f"warning: {warning}")
@@ -179,7 +180,7 @@ def _assess(
             task_data,
             limit,
             out_dir,
-            use_cache,
+            cache,
             say,
             exhaustive,
             command,
@@ -200,7 +201,7 @@ def _climb(
     task_data,
     limit,
     out_dir,
-    use_cache,
+    cache: ResultCache,
     say,
     exhaustive,
     command,
@@ -209,7 +210,6 @@ def _climb(
 ):
     spec = task.spec
     formatter = backend.formatter(spec.prompt.format)
-    cache = ResultCache(result_cache_dir(), enabled=use_cache)
     run_id = new_run_id()
     out_dir = out_dir or Path("runs") / spec.name / run_id
     record_path = out_dir / "run.json"

@@ -89,7 +89,7 @@ def label_issues_from_records(
 ) -> DataCheck:
     """Suspected label errors among measured examples, from a rung's recorded label log-likelihoods. With a result
     ``cache``, the check is kept under everything it is computed from (an unchanged re-run imports no cleanlab)."""
-    from ladder.data import measured
+    from ladder.data import CHECKS_CODE
     from ladder.memo import remembered
 
     labels = spec.output.labels or []
@@ -104,7 +104,7 @@ def label_issues_from_records(
     def compute() -> dict:
         return label_issue_check([ex for ex, _ in kept], [p for _, p in kept], labels, source).model_dump(mode="json")
 
-    return DataCheck.model_validate(remembered(cache, parts, ("cleanlab",), (measured.__file__,), compute))
+    return DataCheck.model_validate(remembered(cache, parts, ("cleanlab",), CHECKS_CODE, compute))
 
 
 def label_issues(

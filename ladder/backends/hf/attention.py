@@ -21,7 +21,6 @@ import torch
 
 from ladder.backends.hf import ATTENTION
 
-NAME = ATTENTION
 # torch's fused CPU attention returning the log-sum-exp (cascade_attention merges two parts with it)
 FLASH_CPU = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
@@ -56,9 +55,9 @@ def register() -> str:
     from transformers import AttentionInterface
     from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-    AttentionInterface.register(NAME, grouped_decode_sdpa)
-    AttentionMaskInterface.register(NAME, sdpa_mask)
-    return NAME
+    AttentionInterface.register(ATTENTION, grouped_decode_sdpa)
+    AttentionMaskInterface.register(ATTENTION, sdpa_mask)
+    return ATTENTION
 
 
 def cascade_attention(module, query, key, value, mask, prefix, scaling):

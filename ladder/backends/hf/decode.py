@@ -41,7 +41,7 @@ import torch
 
 from ladder.backends.base import json_value_end
 from ladder.backends.hardware import cpu_has_native_bf16
-from ladder.backends.hf.attention import NAME
+from ladder.backends.hf import ATTENTION
 
 PACK_WEIGHTS = True  # packed_linears on CPU (bench/ceiling.py turns it off to measure the loop without it)
 MAX_SLOTS = 64  # measured on 2 AVX2 cores: 16 -> 32 -> 64 slots, 1.04 -> 1.26 -> 1.50 us-address examples/s
@@ -99,7 +99,7 @@ def supported(model) -> bool:
 
     inner = getattr(model, "model", None)
     return (
-        getattr(model.config, "_attn_implementation", None) == NAME
+        getattr(model.config, "_attn_implementation", None) == ATTENTION
         and inner is not None
         and hasattr(inner, "layers")
         and hasattr(inner, "rotary_emb")
@@ -274,8 +274,7 @@ class Decoder:
         if self.lookup:  # every live row in one pass, its drafts after its next token (measured faster than a pass
             # for the rows with drafts and another for the rest: 1.15x against 1.09x at 64 rows, 1.36x against 1.19x at 16)
             drafts = {slot: self._draft(row) for slot, row in enumerate(self.active) if row is not None}
-            drafted = [slot for slot, draft in drafts.items() if draft]
-            if drafted:
+            if any(drafts.values()):
                 self._verify(list(drafts), list(drafts.values()))
                 return
         self.passes += 1

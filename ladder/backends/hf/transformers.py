@@ -65,7 +65,7 @@ class TransformersBackend:
         self.batch_size = batch_size
         self.decoding = "ladder"  # greedy decoding in ladder's own loop; "generate": transformers' generate
         # prompt-lookup drafts per row and step in that loop (``decode.Decoder``): on a CPU 4 (bench/lookup.py, us-address
-        # 8-shot: 1.10x at 64 rows, 1.35x at 16, every text the same); elsewhere not measured, so none
+        # 8-shot: 1.14x at 64 rows, 1.36x at 16, every text the same); elsewhere not measured, so none
         self.lookup = LOOKUP_CPU if self.device == "cpu" else 0
         self.lookup_counts = {"drafted": 0, "accepted": 0, "passes": 0}
         self.artifact: Artifact | None = None
