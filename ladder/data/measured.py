@@ -65,6 +65,10 @@ def label_issue_check(
     """Suspected label errors by confident learning (cleanlab's find_label_issues) over out-of-sample class
     probabilities, ranked by self-confidence (the least confident given labels first)."""
     import numpy as np
+
+    from ladder.extras import require
+
+    require(["checks"], "the label-error check (confident learning)")
     from cleanlab.filter import find_label_issues
 
     index = {label: i for i, label in enumerate(labels)}

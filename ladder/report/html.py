@@ -60,11 +60,18 @@ def _table(table: Table) -> str:
     )
 
 
+FIGURE_MISSING = "Figure not drawn: matplotlib is not installed; the numbers are in the tables."
+
+
 def _figure(figure: Figure, salt: str, store: Store | None = None) -> str:
+    from ladder.extras import pip_line
     from ladder.report.plots import drawn
 
+    svg = drawn(figure.kind, figure.data, salt, store)
+    if svg is None:  # a core install: the report is whole but for its drawings, and says how to have them
+        svg = f'<p class="notice">{FIGURE_MISSING} ({html.escape(pip_line(["report"]))})</p>\n'
     return (
-        f'<figure class="plot" data-plot="{figure.kind}">\n{drawn(figure.kind, figure.data, salt, store)}'
+        f'<figure class="plot" data-plot="{figure.kind}">\n{svg}'
         f"<figcaption>{inline(figure.caption)}</figcaption></figure>"
     )
 

@@ -185,10 +185,14 @@ def render(kind: str, data: PlotData, salt: str) -> str:
     return _inline(buffer.getvalue())
 
 
-def drawn(kind: str, data: PlotData, salt: str, store: Store | None = None) -> str:
+def drawn(kind: str, data: PlotData, salt: str, store: Store | None = None) -> str | None:
     """``render``, kept in ``store`` under the numbers, the salt, this module's source and matplotlib's version (an
-    unchanged re-run's report imports no matplotlib)."""
+    unchanged re-run's report imports no matplotlib); None where matplotlib is not installed (``ladder[report]``)."""
+    from ladder.extras import installed
     from ladder.memo import remembered
+
+    if not installed("report"):
+        return None
 
     parts = {"figure": kind, "data": data, "salt": salt}
     kept = remembered(store, parts, ("matplotlib",), (__file__,), lambda: {"svg": render(kind, data, salt)})

@@ -21,6 +21,9 @@ class Embedder:
     @property
     def model(self):
         if self._model is None:
+            from ladder.extras import require
+
+            require(["rag"], f"the embedder {self.ref.name!r}")
             os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub: the folder is all there is
             from sentence_transformers import SentenceTransformer
 

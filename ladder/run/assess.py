@@ -19,6 +19,7 @@ from ladder.decide.diagnosis import advise, diagnose
 from ladder.decide.policy import decide, decide_sequential
 from ladder.decide.recommend import recommend
 from ladder.errors import LadderError
+from ladder.extras import require_for
 from ladder.metrics import scorers
 from ladder.paths import ladder_home, result_cache_dir
 from ladder.record import (
@@ -152,18 +153,23 @@ def _assess(
         raise LadderError(f"--limit: must be at least 1, got {limit}")
     if repeats < 1:
         raise LadderError(f"--repeats: must be at least 1, got {repeats}")
+    selected = select_rungs(task, rungs)
+    if backend is None or isinstance(backend, str):  # what the backend and rungs need installed, before any work
+        from ladder.backends import resolve_backend_name
+
+        backend = resolve_backend_name(backend or spec.serving.backend)
+        require_for(backend, selected, shown_path(task.path))
+    else:
+        require_for(None, selected, shown_path(task.path))
     cache = ResultCache(result_cache_dir(), enabled=use_cache)  # model outputs, and the data checks kept with them
     task_data = load_task_data(task, store=cache)
     splits: Splits = task_data.splits
     for warning in splits.warnings:
         say(f"warning: {warning}")
-    selected = select_rungs(task, rungs)
     evals = {s: splits.get(s)[:limit] if limit else splits.get(s) for s in EVAL_SPLITS}
     owned = backend is None or isinstance(backend, str)  # made here: closed here (a vllm engine's memory)
-    if backend is None or isinstance(backend, str):
-        from ladder.backends import resolve_backend_name
-
-        name = resolve_backend_name(backend or spec.serving.backend)
+    if isinstance(backend, str):
+        name = backend
         say(f"backend {name}, model {spec.model}")
         lora_ranks = [r.r for r in selected if r.type in ADAPTER_RUNGS]
         try:

@@ -11,12 +11,13 @@ from ladder.backends.base import Backend, Formatter
 from ladder.data.measured import label_issue_check, truncation_check
 from ladder.data.splits import Example, Splits, load_task_data
 from ladder.errors import LadderError
+from ladder.extras import require, require_for
 from ladder.paths import result_cache_dir
 from ladder.record import AssessmentRun, DataCheck, DataReport, ExampleRecord
 from ladder.run.cache import ResultCache
 from ladder.rungs import BuildContext, build_candidate
 from ladder.rungs.base import Candidate
-from ladder.spec import TRAINED_RUNGS, TaskFile, TaskSpec, rung_name
+from ladder.spec import TRAINED_RUNGS, TaskFile, TaskSpec, rung_name, shown_path
 
 LABEL_RUNGS = ("prompt", "fewshot")
 
@@ -200,23 +201,35 @@ def check_data(
     splits = data.splits
     report = splits.checks
     assert report is not None
-    if any(r.type in TRAINED_RUNGS for r in spec.rungs) or label_errors is not None:
-        owned = backend is None or isinstance(backend, str)
+    if label_errors is None and not any(r.type in TRAINED_RUNGS for r in spec.rungs):
+        return report
+    owned = backend is None or isinstance(backend, str)
+    if label_errors is None and owned:
+        # truncation by the trained rungs' max_seq_len: the model's tokenizer alone (a core install has it)
+        from ladder.backends.hf.model import HFModel, resolve_model
+
+        hf = HFModel(resolve_model(spec.model, task.path.parent))
+        return with_truncation(spec, splits, hf.formatter(spec.prompt.format), lambda text: len(hf.encode(text)))
+    if label_errors is not None:
         if owned:
             name = resolve_backend_name(backend or spec.serving.backend)
-            from ladder.run.context import task_backend
+            rungs = [r for r in spec.rungs if rung_name(r) == label_errors]  # a lora rung trains its folds
+            require_for(name, rungs, shown_path(task.path))
+        require(["checks"], "--label-errors")
+    if owned:
+        from ladder.run.context import task_backend
 
-            backend = task_backend(task, name)
-        try:
-            formatter = backend.formatter(spec.prompt.format)
-            report = with_truncation(spec, splits, formatter, backend.count_tokens)
-            if label_errors is not None:
-                report.checks.append(
-                    label_issues(task, splits, data.corpus, backend, formatter, label_errors or None, say, folds)
-                )
-        finally:
-            if owned:
-                backend.close()
+        backend = task_backend(task, name)
+    try:
+        formatter = backend.formatter(spec.prompt.format)
+        report = with_truncation(spec, splits, formatter, backend.count_tokens)
+        if label_errors is not None:
+            report.checks.append(
+                label_issues(task, splits, data.corpus, backend, formatter, label_errors or None, say, folds)
+            )
+    finally:
+        if owned:
+            backend.close()
     return report
 
 

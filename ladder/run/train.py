@@ -27,12 +27,14 @@ def train(
     task_path: str | Path, rung_name: str, say: Callable[[str], None] = lambda _msg: None, model: str | None = None
 ) -> Trained:
     """``model``: another base model than the task's (``--model``)."""
+    from ladder.extras import require_for
     from ladder.run.assess import select_rungs
 
     task = load_task(task_path).with_model(model)
     (rung,) = select_rungs(task, [rung_name])
     if rung.type not in TRAINED_RUNGS:
         raise LadderError(f"--rung: {rung_name!r} is a {rung.type} rung; only {', '.join(TRAINED_RUNGS)} rungs train")
+    require_for(None, [rung], shown_path(task.path))
     data = load_task_data(task)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     learns_from_answers = rung.type in ("distill", "preference")

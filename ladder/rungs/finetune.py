@@ -20,7 +20,8 @@ from pathlib import Path
 import ladder
 from ladder.backends.base import Artifact, template_fingerprint
 from ladder.data.splits import Example
-from ladder.errors import LadderError, MissingDependency
+from ladder.errors import LadderError
+from ladder.extras import require
 from ladder.fileio import cache_key
 from ladder.paths import ladder_home
 from ladder.record import PairsRecord, TeacherRecord, TrainingRecord
@@ -128,6 +129,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     finished = load_finished(work)
     if finished is not None:  # reused: nothing loaded, torch not even imported
         return Trained(finished[0], finished[1], work, True)
+    require(["local"], f"training the {name} rung")
     import torch
 
     from ladder.rungs.train import SUPERVISED, TrainConfig, distributed, train_loop
@@ -146,10 +148,8 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
         # fp32 master weights on CUDA too (the loop runs the forward pass under bf16 autocast there)
         model = hf.load(torch.float32, device)
     if isinstance(rung, AdapterSettings):
-        try:
-            from peft import LoraConfig, PeftModel, get_peft_model
-        except ImportError:
-            raise MissingDependency(f"peft (for the {rung.type} rung)", "pip install peft") from None
+        from peft import LoraConfig, PeftModel, get_peft_model
+
         if data.init_adapter is not None:
             model = PeftModel.from_pretrained(model, str(data.init_adapter), is_trainable=True)
         else:

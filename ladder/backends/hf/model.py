@@ -36,6 +36,9 @@ def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
     dest = dest_root / key
     if (dest / "config.json").is_file():
         return dest
+    from ladder.extras import require
+
+    require(["local"], f"materializing {gguf.name} (once, into {dest_root})")
     dest_root.mkdir(parents=True, exist_ok=True)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -126,6 +129,9 @@ class HFModel:
             self.chat_template = self.light.chat_template
             self._adds_bos = self.light.adds_bos()
         else:
+            from ladder.extras import require
+
+            require(["local"], f"{ref.path}: this tokenizer (no tokenizer.json, or options only transformers reads)")
             tokenizer = self.tokenizer
             self.bos_token_id, self.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
             self.pad_token_id, self.bos_token, self.eos_token = (
