@@ -13,7 +13,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))  # the model materialized by `make setup`
+from ladder.paths import model_dir  # noqa: E402  (the repository is on the path from here)
+
+os.environ.setdefault("LADDER_MODEL_DIR", str(model_dir()))  # the model materialized by `make setup` (user cache)
 
 TASKS = ROOT / "tasks"
 SNIPS = TASKS / "snips-intent" / "task.yaml"

@@ -4,7 +4,7 @@ Importing this package is cheap: no torch, transformers, peft or vllm is importe
 libraries are imported inside the backend or rung that needs them.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from ladder.errors import LadderError, ValidationFailed
 

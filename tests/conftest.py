@@ -7,9 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ladder.paths import model_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-# The materialized bundled model is shared by all tests (made once by `make setup` / `ladder prepare`).
-os.environ.setdefault("LADDER_MODEL_DIR", str(ROOT / ".ladder" / "models"))
+# The materialized bundled model is shared by all tests (made once by `make setup` / `ladder prepare`, into the
+# user cache): found where it is before each test gets a throw-away LADDER_HOME.
+os.environ.setdefault("LADDER_MODEL_DIR", str(model_dir()))
 # dtype: auto would pick bf16 on a CI machine whose processor has it and fp32 on one without: the tests
 # that compare exact numbers pin fp32 this way; the precision tests ask for bf16 by name.
 os.environ.setdefault("LADDER_CPU_BF16", "0")

@@ -17,6 +17,13 @@ import pytest
 from ladder.backends.http import MAX_RETRY_AFTER_S, Client, ServerError, retry_after
 
 
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):  # a client that hung up on a fault: expected here
+        pass
+
+
 class FaultServer:
     """Answers each request by the next fault in ``script`` (then ``ok`` for ever): ``ok`` (200, JSON echo),
     ``429:<retry-after>``, ``503``, ``400``, ``drop`` (close the socket without a word), ``stall`` (answer after
@@ -84,7 +91,7 @@ class FaultServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()

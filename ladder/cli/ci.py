@@ -158,3 +158,35 @@ def _is_migration(path: Path) -> bool:
     return path.name == "migration.json" or (
         path.is_dir() and (path / "migration.json").is_file() and not (path / "run.json").is_file()
     )
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB" if n < 1e9 else f"{n / 1e9:,.2f} GB"
+
+
+def cmd_cache(args) -> int:
+    from ladder.cli import console as display
+    from ladder.run.caches import find_records, prune, survey
+
+    if args.action == "prune":
+        removed, n = prune(args.runs or [Path("runs")], dry_run=args.dry_run)
+        verb = "would remove" if args.dry_run else "removed"
+        for entry in removed:
+            display.out(f"{verb} {entry.path} ({entry.what}, {_mb(entry.bytes)})")
+        freed = sum(e.bytes for e in removed)
+        display.out(
+            f"{verb} {len(removed)} entries, {_mb(freed)}: nothing else is unreferred by the {n} run records read"
+        )
+        return 0
+    records = find_records([f for f in (args.runs or [Path("runs")]) if f.exists()])
+    for area in survey([r for _, r in records] if records else None):
+        display.out(f"{area.name}: {area.path} ({len(area.entries)} entries, {_mb(area.bytes)}) - {area.note}")
+        shown = area.entries[: args.show] if area.listed else []
+        for entry in shown:
+            mark = {True: "  referred", False: "  unreferred", None: ""}[entry.referred]
+            display.out(f"  {entry.path.name}  {_mb(entry.bytes)}  {entry.what}{mark}")
+        if shown and len(area.entries) > len(shown):
+            display.out(f"  ... and {len(area.entries) - len(shown)} more")
+    said = f"{len(records)} run records read" if records else "no run records found (--runs)"
+    display.out(f"{said}; `ladder cache prune` removes the models and trainings they do not refer to")
+    return 0

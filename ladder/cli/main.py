@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ladder import __version__
-from ladder.cli.ci import cmd_baseline, cmd_gate, cmd_gate_suite, cmd_report
+from ladder.cli.ci import cmd_baseline, cmd_cache, cmd_gate, cmd_gate_suite, cmd_report
 from ladder.cli.climb import (
     cmd_assess,
     cmd_check_data,
@@ -202,6 +202,21 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("schema", help="print the JSON Schema of task.yaml")
 
+    p = sub.add_parser(
+        "cache",
+        help="what ladder keeps on disk (info), or remove the models and trainings no run record refers to (prune)",
+    )
+    p.add_argument("action", choices=("info", "prune"))
+    p.add_argument(
+        "--runs",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="where run records are (repeatable; default runs): what they refer to is kept",
+    )
+    p.add_argument("--dry-run", action="store_true", help="prune: say what would be removed, remove nothing")
+    p.add_argument("--show", type=int, default=20, help="info: entries listed per area (default 20)")
+
     p = sub.add_parser("prepare", help="materialize a model once into the model cache (no download)")
     p.add_argument("model", nargs="?", default=DEFAULT_MODEL)
     return parser
@@ -247,6 +262,7 @@ COMMANDS = {
     "report": cmd_report,
     "schema": cmd_schema,
     "prepare": cmd_prepare,
+    "cache": cmd_cache,
 }
 
 

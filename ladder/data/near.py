@@ -6,7 +6,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
+from ladder.extras import pip_line
 from ladder.text import normalize, squad_tokens
+
+NOT_INSTALLED = f"datasketch is not installed (`{pip_line(['checks'])}`)"
+
+
+def available() -> bool:
+    """Near-duplicates are found by MinHash LSH (datasketch, in ``ladder[checks]``); a core install finds exact ones."""
+    import importlib.util
+
+    return importlib.util.find_spec("datasketch") is not None
 
 
 def shingles(text: str) -> set[str]:
@@ -61,7 +71,7 @@ def duplicate_groups(inputs: list[str], threshold: float, seed: int) -> list[lis
         else:
             first[key] = i
     kept = list(first.values())
-    for a, b, _ in near_pairs([inputs[i] for i in kept], threshold, seed):
+    for a, b, _ in [] if not available() else near_pairs([inputs[i] for i in kept], threshold, seed):
         parent[find(kept[a])] = find(kept[b])
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(inputs)):

@@ -7,7 +7,8 @@ import random
 import re
 from collections import defaultdict
 
-from ladder.data.near import duplicate_groups
+from ladder.data.near import NOT_INSTALLED, duplicate_groups
+from ladder.data.near import available as near_available
 from ladder.data.read import Source
 
 NEAR_DUPLICATE = (
@@ -31,6 +32,8 @@ def split_rows(
     groups = duplicate_groups(inputs, NEAR_DUPLICATE, seed)
     notes = []
     merged = sum(len(g) - 1 for g in groups)
+    if not near_available():
+        notes.append(f"near-duplicate inputs were not grouped (equal ones were): {NOT_INSTALLED}")
     if merged:
         notes.append(
             f"{merged} rows repeat an earlier input (equal after normalization, or near-duplicates): each "

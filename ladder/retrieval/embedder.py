@@ -8,7 +8,7 @@ import numpy as np
 
 from ladder.data.corpus import EmbedderRef
 from ladder.fileio import cache_key
-from ladder.paths import ladder_home
+from ladder.paths import shared_dir
 
 
 class Embedder:
@@ -46,7 +46,7 @@ class Embedder:
     def encode_cached(self, texts: list[str]) -> np.ndarray:
         """`encode`, memoized on disk by (embedder identity, texts): re-runs do not embed again."""
         key = cache_key({"embedder": self.ref.identity, "texts": texts})
-        path = ladder_home() / "embeddings" / key[:2] / f"{key}.npy"
+        path = shared_dir("embeddings") / key[:2] / f"{key}.npy"
         if path.is_file():
             return np.load(path)
         vectors = self.encode(texts)

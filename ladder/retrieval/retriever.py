@@ -20,7 +20,7 @@ import numpy as np
 import ladder
 from ladder.data.corpus import Chunk, Corpus
 from ladder.fileio import cache_key
-from ladder.paths import ladder_home
+from ladder.paths import shared_dir
 from ladder.retrieval import dense
 from ladder.retrieval.embedder import Embedder
 from ladder.retrieval.lexical import BM25Index
@@ -83,7 +83,7 @@ class Retriever:
 
 
 def index_cache_dir() -> Path:
-    return ladder_home() / "indexes"
+    return shared_dir("indexes")
 
 
 def _embed_chunks(embedder: Embedder, texts: list[str], per_step: int = 256) -> np.ndarray:

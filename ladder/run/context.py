@@ -110,6 +110,27 @@ def build_context(
     return ctx
 
 
+def _from_option(task: TaskFile, exc: Exception) -> Exception:
+    """A model error about a model that came from --model, not the file, names the option."""
+    from ladder.errors import LadderError
+
+    if task.model_override and str(exc).startswith("model:"):
+        return LadderError(f"--{exc}")
+    return exc
+
+
+def task_tokenizer(task: TaskFile):
+    """The task's model folder read for its tokenizer and chat template alone (``HFModel``: no weights, no torch
+    where the folder has a tokenizer.json)."""
+    from ladder.backends.hf.model import HFModel, resolve_model
+    from ladder.errors import LadderError
+
+    try:
+        return HFModel(resolve_model(task.spec.model, task.path.parent))
+    except LadderError as exc:
+        raise _from_option(task, exc) from None
+
+
 def task_backend(task: TaskFile, name: str | None = None, **options: Any) -> Backend:
     """The task's model served by backend ``name`` (default: the task's ``serving.backend``; ``auto`` resolved),
     with the task's serving settings, batch size and labels; ``options``: a backend's own (``base_url``,
@@ -129,6 +150,4 @@ def task_backend(task: TaskFile, name: str | None = None, **options: Any) -> Bac
             **options,
         )
     except LadderError as exc:
-        if task.model_override and str(exc).startswith("model:"):  # the model came from --model, not the file
-            raise LadderError(f"--{exc}") from None
-        raise
+        raise _from_option(task, exc) from None

@@ -11,7 +11,7 @@ from ladder.backends.base import Backend, Formatter
 from ladder.data.measured import label_issue_check, truncation_check
 from ladder.data.splits import Example, Splits, load_task_data
 from ladder.errors import LadderError
-from ladder.extras import require, require_for
+from ladder.extras import installed, pip_line, require, require_for
 from ladder.paths import result_cache_dir
 from ladder.record import AssessmentRun, DataCheck, DataReport, ExampleRecord
 from ladder.run.cache import ResultCache
@@ -206,9 +206,9 @@ def check_data(
     owned = backend is None or isinstance(backend, str)
     if label_errors is None and owned:
         # truncation by the trained rungs' max_seq_len: the model's tokenizer alone (a core install has it)
-        from ladder.backends.hf.model import HFModel, resolve_model
+        from ladder.run.context import task_tokenizer
 
-        hf = HFModel(resolve_model(spec.model, task.path.parent))
+        hf = task_tokenizer(task)
         return with_truncation(spec, splits, hf.formatter(spec.prompt.format), lambda text: len(hf.encode(text)))
     if label_errors is not None:
         if owned:
@@ -246,6 +246,14 @@ def label_issues_of_run(spec, run: AssessmentRun, evals, cache: ResultCache | No
     scored = [r for r in run.rungs if r.type in LABEL_RUNGS and r.examples and r.examples[0].label_logprobs]
     if spec.output.kind != "label" or not scored:
         return None
+    if not installed("checks"):  # a core install: said in the record, never passed off as "none found"
+        return DataCheck(
+            name="label_issues",
+            title="Suspected label errors",
+            severity="info",
+            count=0,
+            summary=f"not checked: cleanlab is not installed (`{pip_line(['checks'])}`)",
+        )
     best = max(scored, key=lambda r: r.splits["dev"].metrics[spec.target.metric].mean)
     examples = {ex.id: ex for split in ("dev", "test") for ex in evals[split]}
     return label_issues_from_records(

@@ -18,7 +18,7 @@ from ladder.backends.base import ChatFormatter, Formatter, PlainFormatter, Promp
 from ladder.backends.models import ALIASES, ModelRef, locate_alias_gguf
 from ladder.errors import LadderError
 from ladder.fileio import cached_file_hash
-from ladder.paths import model_dir
+from ladder.paths import legacy_dir, model_dir
 
 
 def quiet_transformers() -> None:
@@ -36,9 +36,17 @@ def materialize_gguf(gguf: Path, dest_root: Path | None = None) -> Path:
     dest = dest_root / key
     if (dest / "config.json").is_file():
         return dest
+    old = legacy_dir("models")
+    if old is not None and dest_root == model_dir() and (old / key / "config.json").is_file():
+        dest_root.mkdir(parents=True, exist_ok=True)
+        try:  # made by ladder < 0.2.0 in ./.ladder/models: moved into the user cache, not made again
+            os.replace(old / key, dest)
+            return dest
+        except OSError:  # on another filesystem: used where it is
+            return old / key
     from ladder.extras import require
 
-    require(["local"], f"materializing {gguf.name} (once, into {dest_root})")
+    require(["local"], f"materializing {gguf.name} into {dest_root}, once")
     dest_root.mkdir(parents=True, exist_ok=True)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -131,7 +139,7 @@ class HFModel:
         else:
             from ladder.extras import require
 
-            require(["local"], f"{ref.path}: this tokenizer (no tokenizer.json, or options only transformers reads)")
+            require(["local"], f"the tokenizer of {ref.path}: no tokenizer.json, or options only transformers reads")
             tokenizer = self.tokenizer
             self.bos_token_id, self.eos_token_id = tokenizer.bos_token_id, tokenizer.eos_token_id
             self.pad_token_id, self.bos_token, self.eos_token = (
