@@ -129,6 +129,16 @@ def test_the_core_install_runs_the_light_commands(core, tmp_path):
     html = (tmp_path / "r.html").read_text()
     assert html.count('<figure class="plot"') == html.count("Figure not drawn: matplotlib is not installed") > 0
 
+    # init without the model's package: the task written, token lengths left at the defaults and said so
+    rows = [
+        {"text": f"play song {i} by artist {i % 7}", "label": ["music", "weather", "book"][i % 3]} for i in range(60)
+    ]
+    (tmp_path / "mine.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    made = ok("init", str(tmp_path / "mine.jsonl"), "--out", str(tmp_path / "mine"))
+    assert "token lengths not estimated" in made and "near-duplicate inputs were not grouped" in made
+    assert "max_seq_len and max_new_tokens not estimated" in (tmp_path / "mine" / "task.yaml").read_text()
+    assert "ok (train" in ok("validate", str(tmp_path / "mine" / "task.yaml"))
+
     # check-data: the model-free checks, truncation by the tokenizer alone; near-duplicates said to be unchecked
     task = _task_on_folder(tmp_path)
     checked = ok("check-data", str(task))

@@ -98,6 +98,7 @@ def init_task(
     )
     notes.append(dev_note)
 
+    count, unestimated = token_counter(model, out)  # before anything is written: a bad --model writes nothing
     out.mkdir(parents=True, exist_ok=True)
     (out / "data").mkdir(exist_ok=True)
     for split, rows in rows_by_split.items():
@@ -106,7 +107,8 @@ def init_task(
         )
     extra = extra_fields(all_rows, corpus is not None)
     notes += [f"field {name!r} read as data.{role}" for role, name in extra.items()]
-    count = token_counter(model, out)
+    if unestimated:
+        notes.append(f"token lengths not estimated (max_seq_len, max_new_tokens left at their defaults): {unestimated}")
     text = task_yaml(
         out,
         rows_by_split,

@@ -38,10 +38,15 @@ def _task_name(out: Path) -> str:
 
 
 def token_counter(model: str, base: Path):
-    """Tokens of a text under the task model's tokenizer (the one every backend and training use)."""
+    """Tokens of a text under the task model's tokenizer (the one every backend and training use); None, with the
+    reason, where this install cannot read it (a core install without the model's package or ``ladder[local]``)."""
     from ladder.backends.hf.model import HFModel, resolve_model
+    from ladder.errors import MissingDependency
 
-    return HFModel(resolve_model(model, base)).count_continuation
+    try:
+        return HFModel(resolve_model(model, base)).count_continuation, None
+    except MissingDependency as exc:
+        return None, str(exc)
 
 
 def _round_up(value: float, step: int) -> int:
@@ -78,11 +83,14 @@ def task_yaml(
         )
     else:
         instruction = "Answer the input. Answer briefly, with the answer only."
-    input_tokens = [count(t) for t in train_inputs]
-    target_tokens = [count(t) for t in train_targets]
-    overhead = count(instruction) + 24  # chat template turns and the end-of-turn token
-    lengths = [i + t + overhead for i, t in zip(input_tokens, target_tokens)]
-    max_seq_len = max(64, min(2048, _round_up(max(lengths), 16)))
+    if count is not None:
+        input_tokens = [count(t) for t in train_inputs]
+        target_tokens = [count(t) for t in train_targets]
+        overhead = count(instruction) + 24  # chat template turns and the end-of-turn token
+        lengths = [i + t + overhead for i, t in zip(input_tokens, target_tokens)]
+        max_seq_len: dict[str, int] = {"max_seq_len": max(64, min(2048, _round_up(max(lengths), 16)))}
+    else:  # not estimated here: the defaults, and a comment that says so
+        max_seq_len = {}
     steps_per_epoch = math.ceil(len(train) / 8)
     epochs = 1 if steps_per_epoch >= 50 else min(5, math.ceil(50 / steps_per_epoch))
     total_steps = steps_per_epoch * epochs
@@ -123,7 +131,7 @@ def task_yaml(
                 "type": "lora",
                 "train": {
                     "epochs": epochs,
-                    "max_seq_len": max_seq_len,
+                    **max_seq_len,
                     "eval_every": eval_every,
                     "checkpoint_every": eval_every,
                 },
@@ -160,9 +168,15 @@ def task_yaml(
             else f": {epochs} epochs for ~{total_steps} steps (one epoch would barely move the weights)"
         )
     )
-    comments[("rungs", lora, "train", "max_seq_len")] = (
-        f"the longest train example is {max(lengths)} tokens (instruction, input, answer)"
-    )
+    if count is not None:
+        comments[("rungs", lora, "train", "max_seq_len")] = (
+            f"the longest train example is {max(lengths)} tokens (instruction, input, answer)"
+        )
+    else:
+        comments[("rungs", lora, "type")] = (
+            "max_seq_len and max_new_tokens not estimated: the model's tokenizer is not installed here; "
+            "`ladder check-data` measures truncation where it is"
+        )
     comments[("rungs", lora, "train", "eval_every")] = (
         "~6 dev evaluations over the training (early stopping on dev loss)"
     )
@@ -170,7 +184,7 @@ def task_yaml(
         ("target",): [dev_note],
         ("rungs",): ["- type: full  # a full fine-tune: add it when LoRA leaves a measured gap"],
     }
-    if kind != "label":
+    if kind != "label" and count is not None:
         longest = max(target_tokens) if target_tokens else 16
         doc["generation"] = {"max_new_tokens": max(16, min(1024, _round_up(longest * 1.25 + 8, 8)))}
         comments[("generation", "max_new_tokens")] = f"the longest train answer is {longest} tokens, plus a margin"
