@@ -85,14 +85,23 @@ def ladder_in(venv: Path, *args: str, cwd: Path, home: Path | None = None) -> su
     )
 
 
-def _task_on_folder(tmp: Path, **changes) -> Path:
-    """SNIPS copied, its model the materialized bundled folder (a served model's local tokenizer and files)."""
+def _task_on_folder(tmp: Path, tokenizer_only: bool = False, **changes) -> Path:
+    """SNIPS copied, its model the materialized bundled folder, or (``tokenizer_only``) the tokenizer files alone, as
+    a team whose model is served elsewhere has them."""
     from ladder.backends.hf.model import resolve_model
+    from ladder.backends.models import TOKENIZER_FILES
 
     folder = tmp / "snips"
     shutil.copytree(ROOT / "tasks" / "snips-intent", folder, ignore=shutil.ignore_patterns("__pycache__"))
     spec = yaml.safe_load((folder / "task.yaml").read_text())
-    spec["model"] = str(resolve_model("smollm2-135m-instruct").path)
+    model = resolve_model("smollm2-135m-instruct").path
+    if tokenizer_only:
+        (tmp / "tokenizer").mkdir()
+        for name in TOKENIZER_FILES:
+            if (model / name).is_file():
+                shutil.copy(model / name, tmp / "tokenizer" / name)
+        model = tmp / "tokenizer"
+    spec["model"] = str(model)
     spec.update(changes)
     (folder / "task.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     return folder / "task.yaml"
@@ -251,6 +260,7 @@ def test_the_core_install_assesses_through_a_served_model_with_faults_and_resume
     # one request per label-token prefix, ~30 a SNIPS example: tests/test_serving.py covers that path)
     task = _task_on_folder(
         tmp_path,
+        tokenizer_only=True,
         serving={**serving, "base_url": proxy.url},
         generation={"label_scoring": "generate", "max_new_tokens": 8},
     )
@@ -264,6 +274,7 @@ def test_the_core_install_assesses_through_a_served_model_with_faults_and_resume
         proxy.close()
     a = json.loads((tmp_path / "a" / "run.json").read_text())
     assert a["status"] == "complete" and a["model"]["backend"] == "openai"
+    assert a["model"]["weights_sha256"] == "" and a["model"]["served_model"] == "smollm2"  # the server's weights
     assert [r["name"] for r in a["rungs"]] == ["prompt"] and len(a["rungs"][0]["examples"]) == 8
 
     # an outage after a third of those requests: exit 2 in one line; re-run once the server is back: what was

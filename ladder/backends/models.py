@@ -110,10 +110,12 @@ def content_identity(identity: ModelIdentity | dict[str, Any]) -> dict[str, Any]
     return {k: v for k, v in parts.items() if k not in LOCATION_FIELDS}
 
 
-def model_identity(ref: ModelRef) -> dict:
-    """Hashes that identify the weights and the tokenizer/chat template, for records and cache keys."""
+def model_identity(ref: ModelRef, weights_required: bool = True) -> dict:
+    """Hashes that identify the weights and the tokenizer/chat template, for records and cache keys. Without
+    ``weights_required`` (a served model: its weights are the server's) a folder holding only the tokenizer has the
+    empty weights hash, and the server's own identity says what answered."""
     weights = [p for p in ref.path.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file()]
-    if not weights:
+    if not weights and weights_required:
         raise LadderError(f"model: no weight files (*.safetensors, *.bin) in {ref.path}")
     tokenizer = [ref.path / f for f in TOKENIZER_FILES if (ref.path / f).is_file()]
     config = ref.path / "config.json"
@@ -121,9 +123,9 @@ def model_identity(ref: ModelRef) -> dict:
         "name": ref.name,
         "source": ref.source,
         "path": str(ref.path),
-        "weights_sha256": hash_files(weights),
+        "weights_sha256": hash_files(weights) if weights else "",
         "tokenizer_sha256": hash_files(tokenizer),
-        "config_sha256": cached_file_hash(config),
+        "config_sha256": cached_file_hash(config) if config.is_file() else None,
     }
 
 

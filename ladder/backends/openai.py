@@ -155,7 +155,8 @@ class OpenAIBackend:
             self._base_identity = ModelIdentity(
                 **{
                     "backend": self.name,
-                    **model_identity(self.ref),  # the local files the prompts were tokenized with
+                    # the local files the prompts were tokenized with (a tokenizer-only folder will do)
+                    **model_identity(self.ref, weights_required=False),
                     "base_url": self.client.base_url,
                     "served_model": self.served,
                     "api": self.api,

@@ -108,8 +108,10 @@ def resolve_model(name: str, base_dir: Path | None = None) -> ModelRef:
             raise LadderError(f"model: GGUF file not found: {path}")
         return ModelRef(name, materialize_gguf(path), str(path))
     if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise LadderError(f"model: {path} has no config.json (not a Hugging Face model folder)")
+        if not (path / "config.json").is_file() and not (path / "tokenizer.json").is_file():
+            raise LadderError(
+                f"model: {path} has neither config.json nor tokenizer.json (not a Hugging Face model or tokenizer folder)"
+            )
         return ModelRef(name, path, str(path))
     known = ", ".join(sorted(ALIASES))
     raise LadderError(f"model: {name!r} is neither a known alias ({known}), a .gguf file, nor a model folder")
@@ -126,7 +128,8 @@ class HFModel:
         self.ref = ref
         self._tokenizer = None
         self.light = FolderTokenizer.open(ref.path)
-        config = json.loads((ref.path / "config.json").read_text())
+        # a tokenizer-only folder (a served model's) has no config.json: the server says what fits
+        config = json.loads((ref.path / "config.json").read_text()) if (ref.path / "config.json").is_file() else {}
         self.max_context: int | None = config.get("max_position_embeddings")
         if self.light is not None:
             self.bos_token_id = self.light.token_id("bos_token")
