@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import os
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,16 @@ def noop_adapter(trained_adapter, tmp_path_factory):
     save_file({k: (v * 0 if "lora_B" in k else v) for k, v in tensors.items()}, str(weights))
     digest, size = dir_digest(folder)
     return Artifact("adapter", folder, digest, size, trained_adapter.rank)
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A local HTTP server for the fault-injection tests: threads per request, and silent when a client hangs up on
+    a fault (which those tests make happen)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass
 
 
 def _free_port() -> int:

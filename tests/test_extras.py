@@ -147,3 +147,35 @@ def test_cache_info_and_prune_keep_what_a_record_refers_to(tmp_path, monkeypatch
     # no records where it looks: refused, nothing removed
     assert main(["cache", "prune", "--runs", str(tmp_path / "nowhere")]) == 2
     assert "no run records under" in capsys.readouterr().err and kept.exists()
+
+
+def test_a_tokenizer_only_folder_serves_the_openai_backend_not_the_local_ones(tmp_path):
+    """A team whose model is served elsewhere has its tokenizer files alone: the openai backend tokenizes with them
+    (the record's weights hash empty, the server's identity saying what answered: tests/test_install.py); a local
+    backend says in one line that there are no weights to load."""
+    import shutil
+
+    from ladder.backends import create_backend
+    from ladder.backends.hf.model import HFModel, resolve_model
+    from ladder.backends.models import TOKENIZER_FILES, model_identity
+    from ladder.errors import LadderError
+
+    model = resolve_model("smollm2-135m-instruct").path
+    folder = tmp_path / "tokenizer"
+    folder.mkdir()
+    for name in TOKENIZER_FILES:
+        if (model / name).is_file():
+            shutil.copy(model / name, folder / name)
+    ref = resolve_model(str(folder))
+    full = HFModel(resolve_model("smollm2-135m-instruct"))
+    light = HFModel(ref)
+    assert light.light is not None and light.max_context is None
+    prompt = light.formatter("chat").prompt([{"role": "user", "content": "play a song"}])
+    assert light.encode(prompt) == full.encode(prompt)
+    identity = model_identity(ref, weights_required=False)
+    assert identity["weights_sha256"] == "" and identity["config_sha256"] is None
+    assert identity["tokenizer_sha256"] == model_identity(resolve_model("smollm2-135m-instruct"))["tokenizer_sha256"]
+    with pytest.raises(LadderError, match=r"^model: no weight files \(\*\.safetensors, \*\.bin\) in "):
+        create_backend("transformers", str(folder)).identity()
+    with pytest.raises(LadderError, match="neither config.json nor tokenizer.json"):
+        resolve_model(str(tmp_path))

@@ -9,19 +9,13 @@ import json
 import threading
 import time
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
+from conftest import QuietServer
 
 from ladder.backends.http import MAX_RETRY_AFTER_S, Client, ServerError, retry_after
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):  # a client that hung up on a fault: expected here
-        pass
 
 
 class FaultServer:

@@ -15,12 +15,12 @@ import sys
 import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import ROOT, need_vllm
+from conftest import ROOT, QuietServer, need_vllm
 
 pytestmark = pytest.mark.slow
 HEAVY = ("torch", "transformers", "peft", "accelerate", "faiss-cpu", "sentence-transformers", "cleanlab", "scipy")
@@ -167,13 +167,6 @@ def test_the_core_install_runs_the_light_commands(core, tmp_path):
     assert not (tmp_path / "run").exists()
     refused = ladder_in(core, "check-data", str(task), "--label-errors", "--backend", "openai", cwd=tmp_path)
     assert refused.returncode == 2 and 'pip install "ladder[checks]"' in refused.stderr, refused.stderr
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request, client_address):  # a client that hung up on a fault: expected here
-        pass
 
 
 class FaultProxy:
