@@ -47,8 +47,8 @@ def main() -> None:
         prompt = torch.randint(1, 96, (n,), generator=g).tolist()
         data.append(TrainExample(prompt + prompt, n_prompt=n))  # learnable: the answer repeats the prompt
     settings = TrainSpec(
-        max_steps=5,
-        batch_size=8,
+        max_steps=int(os.environ.get("LADDER_TEST_STEPS", "5")),
+        batch_size=int(os.environ.get("LADDER_TEST_BATCH", "8")),  # 1: the second rank's share is always empty
         grad_accum=1,
         learning_rate=1e-3,
         warmup_ratio=0.0,

@@ -18,10 +18,11 @@ resumable, with what it optimizes plugged in as an ``Objective``.
 - Every `checkpoint_every` steps the trainable weights, optimizer, scheduler and progress are saved
   atomically; a checkpoint found at start is resumed from.
 - Data parallel over torch.distributed when launched by torchrun (gloo on CPU, NCCL on CUDA): every rank
-  takes its share of each global batch and the gradients are summed across ranks after each step, as
-  DDP does (the loop calls the decoder and output layer itself, so the DDP wrapper's forward would be
-  bypassed); the loss is normalized by the global count of answer tokens, so N processes with the same
-  total batch compute the same update as one. Only rank 0 writes checkpoints.
+  takes its share of each global batch, and torch's DistributedDataParallel exchanges the gradients in buckets
+  while the step's last backward pass runs (``LossOf``: the objective's loss is the forward DDP wraps; the
+  step's earlier passes run under ``no_sync``). The loss is normalized by the global count of answer tokens
+  (times the world size, as DDP averages), so N processes with the same total batch compute the same update as
+  one. Only rank 0 writes checkpoints.
 - Peak memory is sampled during training (resident set size, every 50 ms), not taken as a process
   lifetime maximum that would blame this rung for another's memory.
 """
@@ -157,6 +158,33 @@ def evaluate_dev(model, objective: Objective, examples: list, batch_size: int, p
     return {"dev_loss": loss / max(1, weight), **{k: v / max(1, weight) for k, v in sums.items()}}
 
 
+class LossOf(torch.nn.Module):
+    """The objective's summed loss over a pass as a module's forward, so that torch's DistributedDataParallel sees
+    every pass (its autograd hooks exchange the gradients while backward runs). The model inside is the one the
+    loop trains, evaluates and checkpoints; ``result`` keeps the pass's token counts and statistics."""
+
+    def __init__(self, model, objective: Objective, pad_id: int, device):
+        super().__init__()
+        self.model = model
+        self.objective, self.pad_id, self.device = objective, pad_id, device
+        self.result = None
+
+    def forward(self, examples: list) -> torch.Tensor:
+        self.result = self.objective.loss(self.model, examples, self.pad_id, self.device)
+        return self.result.loss
+
+
+def data_parallel(model, objective: Objective, pad_id: int, device):
+    """The pass wrapped in DistributedDataParallel (parameters broadcast from rank 0 at once; buckets as gradient
+    views, no copy). Every trainable parameter takes part in every pass of these objectives."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" and device.index is not None else None
+    return DistributedDataParallel(
+        LossOf(model, objective, pad_id, device), device_ids=ids, gradient_as_bucket_view=True
+    )
+
+
 def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> TrainingOutcome:
     settings, objective = config.settings, config.objective
     if not train_set:
@@ -193,6 +221,8 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
             best_state = torch.load(found / "best.pt", map_location=device)
     model.train()
     pass_tokens = tokens_per_pass(model, pass_memory(device))
+    engine = data_parallel(model, objective, config.pad_id, device) if world > 1 else None
+    local = LossOf(model, objective, config.pad_id, device)
     stopped_early = False
     shown = (
         progress_ui.track(f"[{config.rung}] training", total, "step", state.step)
@@ -217,32 +247,39 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
                 global_batches.append(epoch_cache[epoch][index])
                 state.micro += 1
             # The loss is the mean over the step's whole weight (every answer token, or every pair), on all
-            # ranks together: each rank backpropagates its summed loss over that global weight, and the
-            # gradients are summed.
+            # ranks together: each rank backpropagates its summed loss over that global weight (times the world
+            # size: DDP averages the ranks' gradients), the gradients exchanged in the step's last pass.
             global_weight = sum(objective.weight(train_set[i]) for batch in global_batches for i in batch)
+            scale = world / max(1, global_weight)
             step_loss = torch.zeros(3, dtype=torch.float64)  # summed loss, real tokens, answer tokens
+            passes: list[tuple[list, float]] = []
             for batch in global_batches:
                 share = [train_set[i] for i in batch[rank::world]]
                 # a batch goes through the model in passes of at most pass_tokens padded tokens: the
                 # activations kept for the backward pass scale with them, the gradient does not change
                 shared = planned_prefix(objective, share, device)
-                for part in token_passes(
-                    share, pass_tokens, lambda e, shared=shared: objective.length(e, shared), shared
-                ):
-                    with autocast(device):
-                        result = objective.loss(model, part, config.pad_id, device)
-                    (result.loss / max(1, global_weight)).backward()
-                    step_loss += torch.tensor(
-                        [result.loss.item(), result.tokens, result.answer_tokens], dtype=torch.float64
+                passes += [
+                    (part, 1.0)
+                    for part in token_passes(
+                        share, pass_tokens, lambda e, shared=shared: objective.length(e, shared), shared
                     )
+                ]
+            if engine is not None and not passes:  # a share smaller than a row: a pass that adds nothing, so the
+                passes = [([train_set[global_batches[0][0]]], 0.0)]  # ranks still meet in the gradient exchange
+            for k, (part, keep) in enumerate(passes):
+                last = k == len(passes) - 1
+                with contextlib.nullcontext() if engine is None or last else engine.no_sync():
+                    with autocast(device):
+                        loss = (engine or local)(part)
+                    (loss * (keep * scale)).backward()
+                result = (engine.module if engine is not None else local).result
+                step_loss += keep * torch.tensor(
+                    [result.loss.item(), result.tokens, result.answer_tokens], dtype=torch.float64
+                )
             if world > 1:
                 import torch.distributed as dist
 
-                for param in params:
-                    if param.grad is None:
-                        param.grad = torch.zeros_like(param)
-                    dist.all_reduce(param.grad)
-                dist.all_reduce(step_loss)
+                dist.all_reduce(step_loss)  # the step's loss and token counts, for the curve
             state.tokens += int(step_loss[1])
             state.answer_tokens += int(step_loss[2])
             loss_value = float(step_loss[0]) / max(1, global_weight)
