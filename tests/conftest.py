@@ -163,6 +163,23 @@ class QuietServer(ThreadingHTTPServer):
     def handle_error(self, request, client_address):
         pass
 
+    @classmethod
+    def running(cls, handler) -> QuietServer:
+        """Serving ``handler`` on a free port of 127.0.0.1, in a thread of its own, until ``stop``."""
+        import threading
+
+        server = cls(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
 
 def _free_port() -> int:
     import socket

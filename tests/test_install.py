@@ -230,14 +230,11 @@ class FaultProxy:
                 except OSError:  # the client gave up on a stalled answer
                     pass
 
-        self.httpd = QuietServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.httpd = QuietServer.running(Handler)
+        self.url = self.httpd.url
 
     def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.httpd.stop()
 
 
 @pytest.mark.model
