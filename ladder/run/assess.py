@@ -154,21 +154,20 @@ def _assess(
     if repeats < 1:
         raise LadderError(f"--repeats: must be at least 1, got {repeats}")
     selected = select_rungs(task, rungs)
-    if backend is None or isinstance(backend, str):  # what the backend and rungs need installed, before any work
+    if backend is None or isinstance(backend, str):
         from ladder.backends import resolve_backend_name
 
         backend = resolve_backend_name(backend or spec.serving.backend)
-        require_for(backend, selected, shown_path(task.path))
-    else:
-        require_for(None, selected, shown_path(task.path))
+    # what the backend (by name, where it is made here) and the rungs need installed, before any work
+    require_for(backend if isinstance(backend, str) else None, selected, shown_path(task.path))
     cache = ResultCache(result_cache_dir(), enabled=use_cache)  # model outputs, and the data checks kept with them
     task_data = load_task_data(task, store=cache)
     splits: Splits = task_data.splits
     for warning in splits.warnings:
         say(f"warning: {warning}")
     evals = {s: splits.get(s)[:limit] if limit else splits.get(s) for s in EVAL_SPLITS}
-    owned = backend is None or isinstance(backend, str)  # made here: closed here (a vllm engine's memory)
-    if isinstance(backend, str):
+    owned = isinstance(backend, str)  # made here: closed here (a vllm engine's memory)
+    if owned:
         name = backend
         say(f"backend {name}, model {spec.model}")
         lora_ranks = [r.r for r in selected if r.type in ADAPTER_RUNGS]

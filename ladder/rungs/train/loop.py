@@ -174,15 +174,13 @@ class LossOf(torch.nn.Module):
         return self.result.loss
 
 
-def data_parallel(model, objective: Objective, pad_id: int, device):
+def data_parallel(pass_loss: LossOf, device):
     """The pass wrapped in DistributedDataParallel (parameters broadcast from rank 0 at once; buckets as gradient
     views, no copy). Every trainable parameter takes part in every pass of these objectives."""
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" and device.index is not None else None
-    return DistributedDataParallel(
-        LossOf(model, objective, pad_id, device), device_ids=ids, gradient_as_bucket_view=True
-    )
+    return DistributedDataParallel(pass_loss, device_ids=ids, gradient_as_bucket_view=True)
 
 
 def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> TrainingOutcome:
@@ -221,8 +219,8 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
             best_state = torch.load(found / "best.pt", map_location=device)
     model.train()
     pass_tokens = tokens_per_pass(model, pass_memory(device))
-    engine = data_parallel(model, objective, config.pad_id, device) if world > 1 else None
-    local = LossOf(model, objective, config.pad_id, device)
+    pass_loss = LossOf(model, objective, config.pad_id, device)
+    engine = data_parallel(pass_loss, device) if world > 1 else None
     stopped_early = False
     shown = (
         progress_ui.track(f"[{config.rung}] training", total, "step", state.step)
@@ -270,9 +268,9 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
                 last = k == len(passes) - 1
                 with contextlib.nullcontext() if engine is None or last else engine.no_sync():
                     with autocast(device):
-                        loss = (engine or local)(part)
+                        loss = (engine or pass_loss)(part)
                     (loss * (keep * scale)).backward()
-                result = (engine.module if engine is not None else local).result
+                result = pass_loss.result
                 step_loss += keep * torch.tensor(
                     [result.loss.item(), result.tokens, result.answer_tokens], dtype=torch.float64
                 )
