@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from ladder.data.near import NOT_INSTALLED, jaccard, near_pairs
 from ladder.data.near import available as near_available
-from ladder.data.report import DataCheck, DataFinding, DataReport, Severity
+from ladder.data.report import DataCheck, DataFinding, DataReport, Severity, not_checked
 from ladder.text import normalize, squad_tokens
 
 if TYPE_CHECKING:
@@ -336,14 +336,9 @@ def cheap_checks(spec: TaskSpec, splits: dict[str, list[Example]]) -> DataReport
     leakage = _leakage(groups, data.allow_duplicate_inputs)
     if near_available():
         near, contrastive = _near_leakage(splits, data.near_duplicate_jaccard, data.allow_duplicate_inputs, spec.seed)
-    else:  # a core install: said in the report, never passed off as "none found"
-        near, contrastive = (
-            DataCheck(name=n, title=t, severity="info", count=0, summary=f"not checked: {NOT_INSTALLED}")
-            for n, t in (
-                ("near_leakage", "Near-duplicate leakage into test"),
-                ("near_contrastive", "Near-duplicates with other targets"),
-            )
-        )
+    else:  # a core install
+        near = not_checked("near_leakage", "Near-duplicate leakage into test", NOT_INSTALLED)
+        contrastive = not_checked("near_contrastive", "Near-duplicates with other targets", NOT_INSTALLED)
     flagged = {
         f.examples[0]
         for f in leakage.findings + near.findings + contrastive.findings

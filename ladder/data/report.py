@@ -28,6 +28,12 @@ class DataCheck(Strict):
     allowed_by: str | None = None  # the spec field that turned an error into a warning
 
 
+def not_checked(name: str, title: str, why: str) -> DataCheck:
+    """A check this install cannot run (the extra it needs is missing): said in the report, never passed off as
+    "none found"."""
+    return DataCheck(name=name, title=title, severity="info", count=0, summary=f"not checked: {why}")
+
+
 class DataReport(Strict):
     """What `ladder check-data` found (the cheap checks run before every assessment too)."""
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from ladder.backends.base import Backend, Formatter
 from ladder.data.measured import label_issue_check, truncation_check
+from ladder.data.report import not_checked
 from ladder.data.splits import Example, Splits, load_task_data
 from ladder.errors import LadderError
 from ladder.extras import installed, pip_line, require, require_for
@@ -246,13 +247,9 @@ def label_issues_of_run(spec, run: AssessmentRun, evals, cache: ResultCache | No
     scored = [r for r in run.rungs if r.type in LABEL_RUNGS and r.examples and r.examples[0].label_logprobs]
     if spec.output.kind != "label" or not scored:
         return None
-    if not installed("checks"):  # a core install: said in the record, never passed off as "none found"
-        return DataCheck(
-            name="label_issues",
-            title="Suspected label errors",
-            severity="info",
-            count=0,
-            summary=f"not checked: cleanlab is not installed (`{pip_line(['checks'])}`)",
+    if not installed("checks"):  # a core install
+        return not_checked(
+            "label_issues", "Suspected label errors", f"cleanlab is not installed (`{pip_line(['checks'])}`)"
         )
     best = max(scored, key=lambda r: r.splits["dev"].metrics[spec.target.metric].mean)
     examples = {ex.id: ex for split in ("dev", "test") for ex in evals[split]}
