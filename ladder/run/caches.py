@@ -53,16 +53,19 @@ def find_records(folders: list[Path]) -> list[tuple[Path, AssessmentRun]]:
     for folder in folders:
         candidates = [folder] if folder.is_file() else sorted(folder.rglob("*.json"))
         for path in candidates:
-            if (
-                path.name.startswith(".")
-                or "ladder_version" not in path.read_text(encoding="utf-8", errors="replace")[:2000]
-            ):
+            if path.name.startswith(".") or "ladder_version" not in _head(path):
                 continue
             try:
                 found.append((path, load_run(path)))
             except LadderError:
                 continue
     return found
+
+
+def _head(path: Path, chars: int = 2000) -> str:
+    """A file's first characters (a run record names its ladder_version there), not the whole file."""
+    with path.open(encoding="utf-8", errors="replace") as f:
+        return f.read(chars)
 
 
 def _referred(records: list[AssessmentRun]) -> tuple[set[str], set[str], set[str]]:
