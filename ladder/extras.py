@@ -1,6 +1,6 @@
 """What each optional part of ladder needs installed, and the one error that says how to install it.
 
-``pip install ladder`` is the core: validate, schema, init, the model-free data checks, report, baseline, gate,
+``pip install .`` (or the wheel) is the core: validate, schema, init, the model-free data checks, report, baseline, gate,
 gate-suite, and assess/check-data through the openai backend against a served model (its prompts tokenized by
 ``tokenizers`` alone). The rest comes as extras (``pyproject.toml``), checked here by import name without importing
 anything, so a command that needs a missing one stops before any work with the exact ``pip install`` line.
