@@ -3,7 +3,9 @@
     python tests/ddp_worker.py OUT            # one process
     torchrun --nproc_per_node 2 tests/ddp_worker.py OUT
 
-Rank 0 saves the final weights and the loss curve to OUT.
+Rank 0 saves the final weights and the loss curve to OUT; checkpoints go in OUT/work. Environment: LADDER_TEST_STEPS,
+LADDER_TEST_BATCH, LADDER_TEST_STRATEGY, LADDER_TEST_CHECKPOINT_EVERY, LADDER_TEST_EXIT_AT (every rank exits with 3
+once that step's checkpoint is written; a second launch resumes from it, on any number of processes).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ladder.rungs.train import TrainConfig, TrainExample, train_loop  # noqa: E402
+from ladder.rungs.train.parallel import gathered  # noqa: E402
 from ladder.spec import TrainSpec  # noqa: E402
 
 
@@ -53,12 +56,21 @@ def main() -> None:
         learning_rate=1e-3,
         warmup_ratio=0.0,
         eval_every=100,
-        checkpoint_every=100,
         max_seq_len=64,
+        strategy=os.environ.get("LADDER_TEST_STRATEGY", "auto"),  # auto: fsdp, every weight trains
+        checkpoint_every=int(os.environ.get("LADDER_TEST_CHECKPOINT_EVERY", "100")),
     )
-    outcome = train_loop(model, data, data[:8], TrainConfig(settings, 0, "ddp", out / "work", 0))
+    exit_at = int(os.environ.get("LADDER_TEST_EXIT_AT", "0"))  # die (every rank) once this step is checkpointed
+
+    def on_step(state) -> None:
+        if state.step == exit_at:
+            os._exit(3)
+
+    outcome = train_loop(model, data, data[:8], TrainConfig(settings, 0, "ddp", out / "work", 0, on_step=on_step))
+    whole = gathered(model)  # sharded (fsdp): gathered on rank 0 (every rank takes part)
     if rank == 0:
-        torch.save({k: v.detach().clone() for k, v in model.state_dict().items()}, out / "weights.pt")
+        weights = whole if whole is not None else model.state_dict()
+        torch.save({k: v.detach().clone() for k, v in weights.items()}, out / "weights.pt")
         (out / "curve.json").write_text(json.dumps([point.model_dump() for point in outcome.curve]))
     if dist.is_initialized():
         dist.barrier()

@@ -28,6 +28,7 @@ from ladder.record import PairsRecord, TeacherRecord, TrainingRecord
 from ladder.rungs.base import BuildContext, Candidate
 from ladder.rungs.store import copy_into, dir_digest, load_finished, save_artifact, save_finished
 from ladder.spec import (
+    EXECUTION_SETTINGS,
     AdapterSettings,
     FullRungSpec,
     LoraRungSpec,
@@ -121,7 +122,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
             # (supervised from a fresh adapter keeps the keys it always had: earlier trainings stay reusable)
             **({} if supervised else {"objective": data.objective.name}),
             **({"init": dir_digest(data.init_adapter)[0]} if data.init_adapter else {}),
-            "rung": rung.model_dump(mode="json"),
+            "rung": rung.model_dump(mode="json", exclude={"train": set(EXECUTION_SETTINGS)}),
             "seed": spec.seed,
         }
     )
@@ -133,6 +134,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     import torch
 
     from ladder.rungs.train import SUPERVISED, TrainConfig, distributed, train_loop
+    from ladder.rungs.train.parallel import gathered
 
     objective = data.objective or SUPERVISED
     metric = _dev_metric(rung, ctx, hf, work) if rung.train.early_stopping == "dev_metric" else None
@@ -145,8 +147,10 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
             hf.load_4bit(device, f"rung {name!r}"), use_gradient_checkpointing=False
         )
     else:
-        # fp32 master weights on CUDA too (the loop runs the forward pass under bf16 autocast there)
-        model = hf.load(torch.float32, device)
+        # fp32 master weights on CUDA too (the forward pass runs in bf16 there). Sharded by FSDP2 on CUDA, the
+        # whole model is loaded in host memory and each rank's shards moved to its GPU.
+        sharded_on_gpu = device.startswith("cuda") and _strategy(rung) == "fsdp"
+        model = hf.load(torch.float32, "cpu" if sharded_on_gpu else device)
     if isinstance(rung, AdapterSettings):
         from peft import LoraConfig, PeftModel, get_peft_model
 
@@ -179,8 +183,10 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
         truncated=data.truncated,
         dev_metric=metric,
         on_step=on_step,
+        device=device,
     )
     outcome = train_loop(model, data.train, data.dev, config)
+    whole = gathered(model)  # sharded: the whole weights, on rank 0 (every rank takes part)
     trainable = sum(p.numel() for p in model.parameters()) if isinstance(rung, FullRungSpec) else None
     record = TrainingRecord(
         **dict(outcome),
@@ -198,7 +204,7 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     )
     if distributed()[0] != 0:  # rank 0 saves; the others only trained
         return Trained(record, Artifact("model", work, "", 0), work, False)
-    artifact = save_artifact(model, rung, hf, work)
+    artifact = save_artifact(model, rung, hf, work, whole)
     record = record.model_copy(
         update={"artifact": str(artifact.path), "artifact_bytes": artifact.bytes, "artifact_sha256": artifact.sha256}
     )
@@ -206,13 +212,25 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
     return Trained(record, artifact, work, False)
 
 
+def _strategy(rung: TrainedRungSpec) -> str:
+    """How this training shares the work over torchrun's processes (none, ddp or fsdp)."""
+    import os
+
+    from ladder.rungs.train.parallel import resolve_strategy
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return resolve_strategy(rung.train.strategy, isinstance(rung, AdapterSettings), world)
+
+
 def _dev_metric(rung, ctx: BuildContext, hf, work: Path):
     """model -> the task's target metric on (the first metric_examples of) dev, mid-training: the weights are saved
     as an artifact (beside the checkpoints, removed once measured) and measured by the assessment's own eval step,
     backend and scorer (``ctx.measure_dev``), so what early stopping keeps is what the evaluation will see, on
     transformers, vllm or an OpenAI-compatible server alike. Under torchrun every rank measures identical weights
-    (each its own copy), so all stop together."""
+    (each its own copy), so all stop together; sharded (FSDP2), rank 0 measures the gathered weights and sends the
+    others its score."""
     from ladder.rungs.train import distributed
+    from ladder.rungs.train.parallel import gathered
 
     if ctx.measure is None:  # before any weights load: say so now, not at the first evaluation
         ctx.measure_dev(zero_shot(rung, ctx.spec), [])
@@ -223,13 +241,24 @@ def _dev_metric(rung, ctx: BuildContext, hf, work: Path):
     evaluations = itertools.count(1)
     rank = distributed()[0]
 
-    def measure(model) -> float:
+    def measure_weights(model, whole: dict | None) -> float:
         folder = work / "dev-eval" / f"rank{rank}-{next(evaluations)}"
-        artifact = save_artifact(model, rung, hf, folder)
+        artifact = save_artifact(model, rung, hf, folder, whole)
         try:
             return ctx.measure_dev(dataclasses.replace(candidate, artifact=artifact), examples)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def measure(model) -> float:
+        whole = gathered(model)
+        if whole is None:
+            return measure_weights(model, None)
+        # sharded: rank 0 measures the gathered weights and tells the others
+        import torch.distributed as dist
+
+        score = [measure_weights(model, whole) if rank == 0 else None]
+        dist.broadcast_object_list(score, src=0)
+        return float(score[0])
 
     return measure
 

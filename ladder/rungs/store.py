@@ -107,14 +107,15 @@ def canonical_adapter_config(folder: Path) -> None:
     path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def save_artifact(model, rung, hf, work: Path) -> Artifact:
+def save_artifact(model, rung, hf, work: Path, weights: dict | None = None) -> Artifact:
     """The trained weights as a folder any backend loads: the adapter (LoRA), or the model with its
-    tokenizer (full), written in ``work`` and swapped in whole."""
+    tokenizer (full), written in ``work`` and swapped in whole. ``weights``: the whole weights of a model whose
+    own are sharded (gathered by the training loop), saved in place of its own."""
     lora = isinstance(rung, AdapterSettings)
     folder = work / ("adapter" if lora else "model")
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, **({} if weights is None else {"state_dict": weights}))
     if lora:
         canonical_adapter_config(tmp)
     else:

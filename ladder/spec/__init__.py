@@ -22,6 +22,7 @@ from ladder.spec.load import (
 )
 from ladder.spec.rungs import (
     ADAPTER_RUNGS,
+    EXECUTION_SETTINGS,
     LADDER,
     LEARNING_FROM_RUNGS,
     PROMPT_RUNGS,
@@ -63,6 +64,7 @@ __all__ = [
     "BUILTIN_METRICS",
     "DEFAULT_EMBEDDER",
     "DEFAULT_MODEL",
+    "EXECUTION_SETTINGS",
     "JSON_METRICS",
     "LADDER",
     "LEARNING_FROM_RUNGS",

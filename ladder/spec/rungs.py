@@ -86,6 +86,28 @@ class TrainSpec(Strict):
     )
     patience: int = Field(default=3, ge=1, description="Dev evaluations without improvement before stopping.")
     checkpoint_every: int = Field(default=25, ge=1, description="Steps between resumable checkpoints.")
+    strategy: Literal["auto", "ddp", "fsdp"] = Field(
+        default="auto",
+        description="Under torchrun, how the processes share the work: `ddp` (each holds the whole model; "
+        "DistributedDataParallel exchanges gradients in buckets during backward), `fsdp` (FSDP2: parameters, "
+        "gradients and optimizer state sharded per transformer block). auto: fsdp for the full rung, ddp for "
+        "adapters. One process: neither.",
+    )
+    cpu_offload: bool = Field(
+        default=False,
+        description="fsdp on CUDA: keep the sharded parameters, gradients and optimizer state in host memory "
+        "between uses (the optimizer steps on the CPU). Ignored on a CPU.",
+    )
+    activation_checkpointing: bool = Field(
+        default=False,
+        description="Recompute each transformer block's activations in the backward pass instead of keeping "
+        "them (less memory, ~1/3 more compute; rows no longer share a common prompt prefix).",
+    )
+
+
+# How a training runs, not what it learns: the same update whatever they are (up to the order of float sums), so
+# they are not part of a training's identity (its store key), like the number of processes.
+EXECUTION_SETTINGS = frozenset({"strategy", "cpu_offload", "activation_checkpointing"})
 
 
 class AdapterSettings(Strict):

@@ -27,3 +27,15 @@ def hidden_states(model, ids: torch.Tensor, mask: torch.Tensor, shared: int) -> 
 def output_logits(model, hidden: torch.Tensor) -> torch.Tensor:
     """fp32 logits of the chosen hidden states (the output layer over those positions only)."""
     return model.get_output_embeddings()(hidden).float()
+
+
+def decoder_blocks(model) -> list[torch.nn.Module]:
+    """The transformer blocks of a causal LM (a peft model's too), in order: the units FSDP2 shards and
+    activation checkpointing recomputes."""
+    return list(model.get_decoder().layers)
+
+
+def checkpoint_activations(model) -> None:
+    """Each block's activations recomputed in the backward pass instead of kept (torch.utils.checkpoint without
+    re-entrance, so frozen inputs need no gradient)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -4,8 +4,11 @@ the data-parallel rank and world size."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 
 import torch
+
+_PREFIX_SHARING = contextvars.ContextVar("ladder_prefix_sharing", default=True)
 
 
 def device_type(device) -> str:
@@ -18,8 +21,20 @@ def shares_prefix(device) -> bool:
     """Whether a pass's rows share their common prefix: on a CPU only. A CPU step is bound by arithmetic,
     and the prefix computed once saves it (SNIPS LoRA, 2 cores: 125.6 -> 227.8 example tokens/s). A small
     model's step on a GPU is bound by launching kernels, not by arithmetic, and the prefix's own pass adds
-    launches: H100, SNIPS LoRA r16 batch 8 in one pass, 505 ms a step shared vs 346 whole rows."""
-    return device_type(device) == "cpu"
+    launches: H100, SNIPS LoRA r16 batch 8 in one pass, 505 ms a step shared vs 346 whole rows. Never inside
+    ``whole_rows``."""
+    return device_type(device) == "cpu" and _PREFIX_SHARING.get()
+
+
+@contextlib.contextmanager
+def whole_rows():
+    """Within it, rows never share a prefix (``shares_prefix`` is False): for engines that must see each block
+    called once per pass (FSDP2, activation checkpointing)."""
+    token = _PREFIX_SHARING.set(False)
+    try:
+        yield
+    finally:
+        _PREFIX_SHARING.reset(token)
 
 
 PASS_MEMORY = 1 << 29  # bytes of activations one forward/backward pass may keep on a CPU (512 MiB)

@@ -17,12 +17,10 @@ resumable, with what it optimizes plugged in as an ``Objective``.
   and the best weights are kept.
 - Every `checkpoint_every` steps the trainable weights, optimizer, scheduler and progress are saved
   atomically; a checkpoint found at start is resumed from.
-- Data parallel over torch.distributed when launched by torchrun (gloo on CPU, NCCL on CUDA): every rank
-  takes its share of each global batch, and torch's DistributedDataParallel exchanges the gradients in buckets
-  while the step's last backward pass runs (``LossOf``: the objective's loss is the forward DDP wraps; the
-  step's earlier passes run under ``no_sync``). The loss is normalized by the global count of answer tokens
-  (times the world size, as DDP averages), so N processes with the same total batch compute the same update as
-  one. Only rank 0 writes checkpoints.
+- Under torchrun (gloo on CPU, NCCL on CUDA) every rank takes its share of each global batch, and the engine
+  (``parallel``: DistributedDataParallel, or FSDP2 sharding parameters, gradients and optimizer state) exchanges
+  the gradients; N processes with the same total batch compute the same update as one. Checkpoints are saved
+  by every rank together (torch.distributed.checkpoint) and resume on any number of ranks.
 - Peak memory is sampled during training (resident set size, every 50 ms), not taken as a process
   lifetime maximum that would blame this rung for another's memory.
 """
@@ -30,7 +28,6 @@ resumable, with what it optimizes plugged in as an ``Objective``.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import threading
 import time
@@ -44,6 +41,7 @@ from ladder import progress as progress_ui
 from ladder.record import TrainingOutcome
 from ladder.rungs.train.checkpoint import (
     complete_checkpoint,
+    load_checkpoint,
     load_trainable,
     save_checkpoint,
     trainable_state,
@@ -57,6 +55,15 @@ from ladder.rungs.train.device import (
 )
 from ladder.rungs.train.dropout import cpu_dropout
 from ladder.rungs.train.objectives import SUPERVISED, Objective
+from ladder.rungs.train.parallel import (
+    Engine,
+    LossOf,
+    is_adapter,
+    make_engine,
+    most_passes,
+    resolve_strategy,
+    rows_whole,
+)
 from ladder.rungs.train.plan import planned_prefix, token_passes
 from ladder.spec import TrainSpec
 
@@ -137,50 +144,33 @@ class TrainConfig:
     # called after every optimizer step (and its checkpoint) with the state: progress reporting, or an
     # interruption (raise KeyboardInterrupt) at a chosen step
     on_step: Callable[[TrainState], None] | None = None
+    # where to compute when that is not where the model was loaded: FSDP2 on CUDA loads the whole model in host
+    # memory and moves each rank's shards to its GPU
+    device: str | None = None
 
 
-def evaluate_dev(model, objective: Objective, examples: list, batch_size: int, pad_id: int, device) -> dict[str, float]:
+def evaluate_dev(engine: Engine, examples: list, batch_size: int) -> dict[str, float]:
     """The objective on dev without gradients: ``dev_loss`` (its loss per unit of weight) and each of its
-    statistics per unit of weight (a preference objective's reward accuracy and margin)."""
-    model.eval()
+    statistics per unit of weight (a preference objective's reward accuracy and margin). Every rank measures the
+    whole of dev (under FSDP2 through the root, which gathers the weights)."""
+    pass_loss = engine.pass_loss
+    objective = pass_loss.objective
+    pass_loss.eval()
     loss, weight, sums = 0.0, 0, {}
     with torch.no_grad():
         order = sorted(range(len(examples)), key=lambda i: objective.length(examples[i]))
         for start in range(0, len(order), batch_size):
             batch = [examples[i] for i in order[start : start + batch_size]]
-            with autocast(device):
-                part = objective.loss(model, batch, pad_id, device)
+            with autocast(pass_loss.device):
+                pass_loss(batch)
+            part = pass_loss.result
             loss += float(part.loss)
             weight += sum(objective.weight(e) for e in batch)
             for key, value in part.sums.items():
                 sums[key] = sums.get(key, 0.0) + value
-    model.train()
+    engine.reshard()
+    pass_loss.train()
     return {"dev_loss": loss / max(1, weight), **{k: v / max(1, weight) for k, v in sums.items()}}
-
-
-class LossOf(torch.nn.Module):
-    """The objective's summed loss over a pass as a module's forward, so that torch's DistributedDataParallel sees
-    every pass (its autograd hooks exchange the gradients while backward runs). The model inside is the one the
-    loop trains, evaluates and checkpoints; ``result`` keeps the pass's token counts and statistics."""
-
-    def __init__(self, model, objective: Objective, pad_id: int, device):
-        super().__init__()
-        self.model = model
-        self.objective, self.pad_id, self.device = objective, pad_id, device
-        self.result = None
-
-    def forward(self, examples: list) -> torch.Tensor:
-        self.result = self.objective.loss(self.model, examples, self.pad_id, self.device)
-        return self.result.loss
-
-
-def data_parallel(pass_loss: LossOf, device):
-    """The pass wrapped in DistributedDataParallel (parameters broadcast from rank 0 at once; buckets as gradient
-    views, no copy). Every trainable parameter takes part in every pass of these objectives."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [device.index] if device.type == "cuda" and device.index is not None else None
-    return DistributedDataParallel(pass_loss, device_ids=ids, gradient_as_bucket_view=True)
 
 
 def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> TrainingOutcome:
@@ -195,39 +185,40 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
     steps_per_epoch = math.ceil(n_batches / settings.grad_accum)
     total = settings.max_steps or max(1, math.ceil(settings.epochs * steps_per_epoch))
     warmup = int(settings.warmup_ratio * total)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total))
-    checkpoint = config.work_dir / "checkpoint"
     by_metric = settings.early_stopping == "dev_metric"
     if by_metric and config.dev_metric is None:
         raise ValueError("early_stopping: dev_metric needs a dev_metric callback")
+    if settings.activation_checkpointing:
+        from ladder.backends.hf.forward import checkpoint_activations
+
+        checkpoint_activations(model)
+    pass_loss = LossOf(model, objective, config.pad_id, device)
+    strategy = resolve_strategy(settings.strategy, is_adapter(model), world)
+    engine = make_engine(
+        pass_loss, strategy, torch.device(config.device) if config.device else device, cpu_offload=settings.cpu_offload
+    )
+    device = pass_loss.device = next(model.parameters()).device  # FSDP2 moves the shards to the mesh's device
+    params = [p for p in model.parameters() if p.requires_grad]  # (after sharding: its parameters are new)
+    optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total))
+    checkpoint = config.work_dir / "checkpoint"
     state = TrainState()
     resumed = None
     best_state = None
     found = complete_checkpoint(checkpoint)
     if found is not None:
-        saved = torch.load(found / "state.pt", map_location=device)
-        load_trainable(model, saved["trainable"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        if "rng" in saved:  # checkpoints from before it was saved resume with a fresh random state
-            torch.set_rng_state(saved["rng"])
-        state = TrainState.from_json(json.loads((found / "progress.json").read_text()))
+        progress, best_state = load_checkpoint(found, model, optimizer, scheduler, device)
+        state = TrainState.from_json(progress)
         resumed = state.step
-        if (found / "best.pt").is_file():
-            best_state = torch.load(found / "best.pt", map_location=device)
     model.train()
     pass_tokens = tokens_per_pass(model, pass_memory(device))
-    pass_loss = LossOf(model, objective, config.pad_id, device)
-    engine = data_parallel(pass_loss, device) if world > 1 else None
     stopped_early = False
     shown = (
         progress_ui.track(f"[{config.rung}] training", total, "step", state.step)
         if rank == 0
         else contextlib.nullcontext(None)
     )
-    with MemorySampler() as memory, shown as bar:
+    with MemorySampler() as memory, shown as bar, rows_whole(engine, settings.activation_checkpointing):
         started = time.perf_counter() - state.wall_s
         epoch_cache: dict[int, list[list[int]]] = {}
         while state.step < total and not stopped_early:
@@ -262,13 +253,15 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
                         share, pass_tokens, lambda e, shared=shared: objective.length(e, shared), shared
                     )
                 ]
-            if engine is not None and not passes:  # a share smaller than a row: a pass that adds nothing, so the
-                passes = [([train_set[global_batches[0][0]]], 0.0)]  # ranks still meet in the gradient exchange
+            if engine.same_passes:  # every rank as many passes as the busiest (empty ones add nothing)
+                filler = ([train_set[global_batches[0][0]]], 0.0)
+                passes += [filler] * (most_passes(len(passes)) - len(passes))
+            elif engine.strategy == "ddp" and not passes:  # a share smaller than a row: a pass that adds nothing,
+                passes = [([train_set[global_batches[0][0]]], 0.0)]  # so the ranks still meet in the exchange
             for k, (part, keep) in enumerate(passes):
-                last = k == len(passes) - 1
-                with contextlib.nullcontext() if engine is None or last else engine.no_sync():
+                with engine.holding(last=k == len(passes) - 1):
                     with autocast(device):
-                        loss = (engine or pass_loss)(part)
+                        loss = engine(part)
                     (loss * (keep * scale)).backward()
                 result = pass_loss.result
                 step_loss += keep * torch.tensor(
@@ -292,7 +285,7 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
                 elapsed = time.perf_counter() - started
                 bar.advance(1, loss=round(loss_value, 4), tokens_per_s=round(state.tokens / max(elapsed, 1e-9), 1))
             if step % settings.eval_every == 0 or step == total:
-                measured = evaluate_dev(model, objective, dev_set, settings.batch_size, config.pad_id, device)
+                measured = evaluate_dev(engine, dev_set, settings.batch_size)
                 evaluation = {"step": step, **{k: round(v, 5) for k, v in measured.items()}}
                 score = -measured["dev_loss"]
                 if by_metric:
@@ -306,7 +299,7 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
                 else:
                     state.bad_evals += 1
                     stopped_early = state.bad_evals >= settings.patience
-            if (step % settings.checkpoint_every == 0 or stopped_early or step == total) and rank == 0:
+            if step % settings.checkpoint_every == 0 or stopped_early or step == total:
                 state.wall_s = time.perf_counter() - started
                 save_checkpoint(checkpoint, model, optimizer, scheduler, asdict(state), best_state)
             if config.on_step is not None:
