@@ -143,6 +143,50 @@ def test_ladder_train_under_torchrun_then_assess_reuses_it(make_task, tmp_path):
     run, _ = assess(load_task(path), out_dir=tmp_path / "run", limit=2)
     training = run.rungs[0].training
     assert training.steps == 2 and training.reused  # the finished artifact, not trained again
+    assert training.processes == 2 and training.strategy == "ddp"  # auto, for an adapter
+
+
+def test_two_nodes_rendezvous_over_c10d_and_train_what_one_process_trains(tmp_path):
+    """The documented multi-node launch, with two "nodes" on this machine: two torchrun launches of one process
+    each meet at a c10d rendezvous on 127.0.0.1 (no master address given), shard the model with FSDP2 and make the
+    update one process makes."""
+    import os
+
+    import pytest
+
+    _launch(tmp_path / "one", 1, {})
+    out = tmp_path / "nodes"
+    out.mkdir()
+    launch = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "2",
+        "--nproc_per_node",
+        "1",
+        "--rdzv-backend",
+        "c10d",
+        "--rdzv-endpoint",
+        "127.0.0.1:29537",
+        "--rdzv-id",
+        "ladder-test",
+        str(WORKER),
+        str(out),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    nodes = [subprocess.Popen(launch, cwd=ROOT, env=env, stderr=subprocess.PIPE) for _ in range(2)]
+    try:
+        errors = [node.communicate(timeout=300)[1].decode() for node in nodes]
+    except subprocess.TimeoutExpired:
+        for node in nodes:
+            node.kill()
+        pytest.fail("the two nodes did not finish in 300 s")
+    assert [node.returncode for node in nodes] == [0, 0], "\n".join(e[-2000:] for e in errors)
+    (a, curve_a), (b, curve_b) = _result(tmp_path / "one"), _result(out)
+    worst = _difference(a, b)
+    assert worst < 1e-5 and max(abs(x - y) for x, y in zip(curve_a, curve_b)) < 1e-4, worst
+    print(f"2 nodes x 1 process (c10d rendezvous) vs 1 process: max weight difference {worst:.2e}")
 
 
 def _ladder_train(path, processes: int, home, port: int = 29535) -> None:
@@ -164,8 +208,9 @@ def _ladder_train(path, processes: int, home, port: int = 29535) -> None:
 
 def test_the_full_rung_sharded_over_two_processes_trains_what_one_process_trains(make_task, tmp_path, monkeypatch):
     """`ladder train` of the full rung on the bundled model under torchrun: FSDP2 (auto for a full fine-tune) shards
-    it over two gloo processes; the artifact rank 0 gathers is a whole model folder, its weights those one process
-    trains within the stated tolerance, and an assessment serves it without training again."""
+    it over two gloo processes; each dev evaluation's target metric is measured by rank 0 on the gathered weights;
+    the artifact rank 0 gathers is a whole model folder, its weights those one process trains within the stated
+    tolerance, and an assessment serves it without training again."""
     from safetensors.torch import load_file
 
     from ladder.run.assess import assess
@@ -182,6 +227,8 @@ def test_the_full_rung_sharded_over_two_processes_trains_what_one_process_trains
                         "eval_every": 1,
                         "checkpoint_every": 1,
                         "max_seq_len": 64,
+                        "early_stopping": "dev_metric",  # sharded: rank 0 measures the gathered weights
+                        "metric_examples": 2,
                     },
                 }
             ]
@@ -206,5 +253,6 @@ def test_the_full_rung_sharded_over_two_processes_trains_what_one_process_trains
     monkeypatch.setenv("LADDER_HOME", str(tmp_path / "two"))
     run, _ = assess(load_task(path), out_dir=tmp_path / "run", limit=2)
     training = run.rungs[0].training
-    assert training.steps == 2 and training.reused
+    assert training.steps == 2 and training.reused and training.processes == 2 and training.strategy == "fsdp"
+    assert [e.dev_metric is not None for e in training.dev_evals] == [True, True]
     assert len(run.rungs[0].examples) > 0 and run.rungs[0].certified()  # served: the backend showed the weights changed

@@ -57,3 +57,32 @@ def test_on_cuda_a_batch_goes_through_in_one_pass_of_whole_rows():
     assert train.shared_prefix_length(ids, labels) == 0
     assert train.shared_prefix_length(ids.cpu(), labels.cpu()) == 19
     assert train.planned_prefix(train.SUPERVISED, rows, device) == 0
+
+
+@pytest.mark.parametrize("offload", ["0", "1"])
+def test_fsdp2_on_cuda_with_mixed_precision_and_cpu_offload(tmp_path, offload):
+    """torchrun over every GPU here (one is enough: FSDP2 asked for shards one process too): bf16 compute with fp32
+    gradient reduction, the master weights fp32, with and without the shards offloaded to host memory; the curve
+    follows one process's (bf16 autocast) within bf16's precision, and the weights rank 0 gathers are fp32."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    worker = Path(__file__).parent / "ddp_worker.py"
+    env = {**os.environ, "LADDER_TEST_DEVICE": "cuda", "LADDER_TEST_STEPS": "8", "LADDER_TEST_CPU_OFFLOAD": offload}
+    one, sharded = tmp_path / "one", tmp_path / "sharded"
+    for folder in (one, sharded):
+        folder.mkdir()
+    subprocess.run([sys.executable, str(worker), str(one)], check=True, env=env, timeout=600)
+    gpus = str(torch.cuda.device_count())
+    launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", gpus, "--master_port", "29571"]
+    subprocess.run(
+        [*launch, str(worker), str(sharded)], check=True, env={**env, "LADDER_TEST_STRATEGY": "fsdp"}, timeout=600
+    )
+    curves = [[p["loss"] for p in json.loads((f / "curve.json").read_text())] for f in (one, sharded)]
+    assert len(curves[0]) == len(curves[1]) == 8 and curves[1][-1] < curves[1][0]
+    assert max(abs(a - b) for a, b in zip(*curves)) < 0.05
+    weights = torch.load(sharded / "weights.pt")
+    assert all(v.dtype == torch.float32 for v in weights.values())

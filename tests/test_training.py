@@ -341,3 +341,31 @@ def test_passes_are_planned_with_the_prefix_their_rows_share():
     planned = token_passes(batch, 100, lambda e: SUPERVISED.length(e, shared), shared)
     assert [len(p) for p in planned] == [6]  # 40 once + 6 x 3 = 58 <= 100
     assert planned_prefix(SUPERVISED, [TrainExample([1, 2, 3, 4], 2), TrainExample([1, 2, 5], 2)], "cpu") == 0
+
+
+def test_activation_checkpointing_recomputes_each_block_and_trains_the_same(backend, ctx, tmp_path, monkeypatch):
+    """`activation_checkpointing: true` on the LoRA rung of the bundled model: every transformer block runs again
+    in the backward pass (its activations were not kept), and the curve is the one trained without it (rows no
+    longer share the instruction's prefix, so sums differ in their last digits)."""
+    from ladder.backends.hf import forward
+
+    calls = {"on": 0}
+    enable = forward.checkpoint_activations
+
+    def counted(model):
+        enable(model)
+        # a pre-hook: the recomputation stops once it has what backward needs, before any post-forward hook
+        forward.decoder_blocks(model)[0].register_forward_pre_hook(lambda *_: calls.__setitem__("on", calls["on"] + 1))
+
+    monkeypatch.setattr(forward, "checkpoint_activations", counted)
+    settings = {"max_steps": 2, "batch_size": 4, "eval_every": 100, "max_seq_len": 96}
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path / "plain"))
+    plain = finetune(LoraRungSpec(type="lora", dropout=0.0, train=TrainSpec(**settings)), ctx).training
+    monkeypatch.setenv("LADDER_HOME", str(tmp_path / "checkpointed"))
+    rung = LoraRungSpec(type="lora", dropout=0.0, train=TrainSpec(**settings, activation_checkpointing=True))
+    checkpointed = finetune(rung, replace(ctx, work_dir=tmp_path / "run2")).training
+    # 2 steps of one pass each, forward + recomputation, then the final dev evaluation's batches (forward only)
+    dev_batches = -(-len(ctx.dev) // 4)
+    assert calls["on"] == 2 * 2 + dev_batches
+    assert [p.loss for p in checkpointed.curve] == pytest.approx([p.loss for p in plain.curve], abs=1e-3)
+    assert checkpointed.dev_evals[-1].dev_loss == pytest.approx(plain.dev_evals[-1].dev_loss, abs=1e-3)

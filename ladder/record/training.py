@@ -61,7 +61,7 @@ class TrainingOutcome(Strict):
     tokens_seen: int  # real (non-padding) tokens through the forward pass
     answer_tokens: int  # tokens the loss was computed on
     tokens_per_s: float
-    rss_start_mb: float
+    rss_start_mb: float  # rank 0's, under torchrun
     rss_peak_mb: float
     curve: list[CurvePoint] = []
     dev_evals: list[DevEvaluation] = []
@@ -69,6 +69,8 @@ class TrainingOutcome(Strict):
     stopped_early: bool = False
     resumed_from_step: int | None = None
     truncated_examples: int = 0
+    processes: int = 1  # torchrun's processes (ranks) that trained it; the last run's, when resumed
+    strategy: Literal["none", "ddp", "fsdp"] = "none"  # how they shared it (train.strategy, resolved)
 
 
 class TrainingRecord(TrainingOutcome):

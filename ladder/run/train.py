@@ -43,7 +43,9 @@ def train(
             f"--rung: {rung_name!r} is a {rung.type} rung: it first needs another rung's answers, which "
             "one process makes; train it without torchrun"
         )
-    device = _join_process_group() if world > 1 else None
+    # several processes, or torchrun's one asked to shard (FSDP2 on one GPU, to offload its shards to host memory)
+    grouped = world > 1 or ("LOCAL_RANK" in os.environ and rung.train.strategy == "fsdp")
+    device = _join_process_group() if grouped else None
     with ExitStack() as stack:
         backend = None
         # another rung's answers (a teacher's, the model's own mistakes) or dev measurements mid-training go
@@ -73,7 +75,7 @@ def train(
             preferences=data.preferences,
         )
         candidate = build_candidate(rung, ctx)  # no run folder: the artifact stays in the training store
-    if world > 1:  # every rank is done before any leaves (rank 0 wrote the artifact)
+    if grouped:  # every rank is done before any leaves (rank 0 wrote the artifact)
         import torch.distributed as dist
 
         dist.barrier()

@@ -214,12 +214,9 @@ def train_rung(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | No
 
 def _strategy(rung: TrainedRungSpec) -> str:
     """How this training shares the work over torchrun's processes (none, ddp or fsdp)."""
-    import os
-
     from ladder.rungs.train.parallel import resolve_strategy
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    return resolve_strategy(rung.train.strategy, isinstance(rung, AdapterSettings), world)
+    return resolve_strategy(rung.train.strategy, isinstance(rung, AdapterSettings))
 
 
 def _dev_metric(rung, ctx: BuildContext, hf, work: Path):

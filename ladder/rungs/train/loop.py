@@ -193,7 +193,7 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
 
         checkpoint_activations(model)
     pass_loss = LossOf(model, objective, config.pad_id, device)
-    strategy = resolve_strategy(settings.strategy, is_adapter(model), world)
+    strategy = resolve_strategy(settings.strategy, is_adapter(model))
     engine = make_engine(
         pass_loss, strategy, torch.device(config.device) if config.device else device, cpu_offload=settings.cpu_offload
     )
@@ -323,4 +323,6 @@ def train_loop(model, train_set: list, dev_set: list, config: TrainConfig) -> Tr
         stopped_early=stopped_early,
         resumed_from_step=resumed,
         truncated_examples=config.truncated,
+        processes=world,
+        strategy=strategy,
     )

@@ -43,13 +43,18 @@ class LossOf(torch.nn.Module):
         return self.result.loss
 
 
-def resolve_strategy(strategy: str, adapter: bool, world: int) -> str:
-    """``none`` (one process), ``ddp`` or ``fsdp``: ``auto`` is fsdp for a full fine-tune, ddp for adapters."""
-    if world <= 1:
+def resolve_strategy(strategy: str, adapter: bool) -> str:
+    """``none``, ``ddp`` or ``fsdp`` for this process group: ``auto`` is fsdp for a full fine-tune, ddp for adapters,
+    over several processes; one process (torchrun with one, e.g. to offload one GPU's shards to host memory) shards
+    only when ``fsdp`` is asked for. Without a process group: none."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
         return "none"
+    _, world = distributed()
     if strategy == "auto":
-        return "ddp" if adapter else "fsdp"
-    return strategy
+        strategy = "ddp" if adapter else "fsdp"
+    return "none" if world == 1 and strategy != "fsdp" else strategy
 
 
 def is_adapter(model) -> bool:
