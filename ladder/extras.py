@@ -30,6 +30,7 @@ RUNG_EXTRAS: dict[str, tuple[str, ...]] = {
     "lora": ("local",),
     "full": ("local",),
     "distill": ("local",),
+    "continued": ("local",),
     "preference": ("local",),
 }
 SIMILAR_SELECTION = ("rag",)  # demonstrations picked by the task embedder (selection: similar)

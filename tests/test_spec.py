@@ -65,7 +65,7 @@ def test_rungs_must_climb_in_order():
     raw = base_spec()
     raw["rungs"] = [{"type": "fewshot"}, {"type": "prompt"}]
     assert _errors(raw) == [
-        "task.yaml: (top level): rungs must climb in ladder order prompt -> fewshot -> rag -> distill -> lora -> preference -> full; got fewshot -> prompt"
+        "task.yaml: (top level): rungs must climb in ladder order prompt -> fewshot -> rag -> distill -> continued -> lora -> preference -> full; got fewshot -> prompt"
     ]
 
 

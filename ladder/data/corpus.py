@@ -122,26 +122,35 @@ class Corpus:
         return out
 
 
-def _read_documents(task: TaskFile, problems: list[str]) -> list[Document]:
-    spec = task.spec.corpus
-    assert spec is not None
-    path = task.resolve(spec.path)
+def read_documents(
+    task: TaskFile,
+    value: str,
+    key: str,
+    id_field: str | None,
+    text_field: str,
+    problems: list[str],
+    section: str | None = None,
+) -> list[Document]:
+    """The documents of a JSONL file (``id_field``, ``text_field``; without an id field, a document is named by its
+    line) or of a folder of .md/.txt files (named by their path in it): the corpus, data.domain_text. ``key`` names
+    the task file's field in problems; ``section``, where the field names are set (``corpus``)."""
+    path = task.resolve(value)
     shown = shown_path(path)
     docs: list[Document] = []
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".md", ".txt") and p.is_file())
         if not files:
-            problems.append(f"{shown}: no .md or .txt files in the corpus folder")
+            problems.append(f"{shown}: no .md or .txt files in the {key} folder")
         for file in files:
             text = file.read_text(encoding="utf-8")
             if text.strip():
                 docs.append(Document(str(file.relative_to(path)), text, shown_path(file)))
         return docs
     if not path.is_file():
-        problems.append(f"{shown_path(task.path)}: corpus.path: not found: {spec.path}")
+        problems.append(f"{shown_path(task.path)}: {key}: not found: {value}")
         return docs
     if path.suffix.lower() != ".jsonl":
-        problems.append(f"{shown_path(task.path)}: corpus.path: {spec.path} must be a .jsonl file or a folder")
+        problems.append(f"{shown_path(task.path)}: {key}: {value} must be a .jsonl file or a folder")
         return docs
     for number, row in parse_rows(path.read_text(encoding="utf-8"), ".jsonl"):
         where = f"{shown}:{number}"
@@ -151,14 +160,34 @@ def _read_documents(task: TaskFile, problems: list[str]) -> list[Document]:
         if not isinstance(row, dict):
             problems.append(f"{where}: expected an object with fields")
             continue
-        doc_id, doc_text = row.get(spec.id_field), row.get(spec.text_field)
+        doc_id = row.get(id_field) if id_field is not None else str(number)
+        doc_text = row.get(text_field)
         if not isinstance(doc_id, (str, int)) or doc_id == "":
-            problems.append(f"{where}: missing field {spec.id_field!r} (corpus.id_field)")
+            problems.append(f"{where}: missing field {id_field!r} ({section}.id_field)")
             continue
         if not isinstance(doc_text, str) or not doc_text.strip():
-            problems.append(f"{where}: missing field {spec.text_field!r} (corpus.text_field)")
+            problems.append(f"{where}: missing field {text_field!r}" + (f" ({section}.text_field)" if section else ""))
             continue
         docs.append(Document(str(doc_id), doc_text, where))
+    return docs
+
+
+def _read_documents(task: TaskFile, problems: list[str]) -> list[Document]:
+    spec = task.spec.corpus
+    assert spec is not None
+    return read_documents(task, spec.path, "corpus.path", spec.id_field, spec.text_field, problems, "corpus")
+
+
+def load_domain_text(task: TaskFile) -> list[Document]:
+    """data.domain_text's documents (the continued rung's text), every problem at once."""
+    value = task.spec.data.domain_text
+    assert value is not None
+    problems: list[str] = []
+    docs = read_documents(task, value, "data.domain_text", None, "text", problems)
+    if not docs and not problems:
+        problems.append(f"{shown_path(task.path)}: data.domain_text: {value} has no text")
+    if problems:
+        raise ValidationFailed(problems)
     return docs
 
 

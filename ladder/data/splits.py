@@ -16,7 +16,7 @@ from ladder.spec import TaskFile, TaskSpec, shown_path
 from ladder.text import short_hash
 
 if TYPE_CHECKING:
-    from ladder.data.corpus import Corpus
+    from ladder.data.corpus import Corpus, Document
     from ladder.data.report import DataReport
     from ladder.memo import Store
 
@@ -233,6 +233,16 @@ class TaskData:
     unlabeled: list[Example] = field(default_factory=list)  # data.unlabeled: inputs only (target "")
     preferences: list[PreferenceRow] = field(default_factory=list)  # data.preferences
     reserve: list[Example] = field(default_factory=list)  # data.reserve: labelled, for decisions only (ladder resolve)
+    domain_text: list[Document] = field(default_factory=list)  # data.domain_text: the continued rung's text
+
+    def for_rungs(self) -> dict[str, object]:
+        """What a rung's context holds of it (``BuildContext`` fields): the corpus and the extra data files."""
+        return {
+            "corpus": self.corpus,
+            "unlabeled": self.unlabeled,
+            "preferences": self.preferences,
+            "domain_text": self.domain_text,
+        }
 
 
 def _extra_rows(
@@ -336,7 +346,7 @@ def load_extra(task: TaskFile, splits: Splits, problems: list[str]) -> tuple[lis
 def load_task_data(task: TaskFile, strict: bool = True, store: Store | None = None) -> TaskData:
     """Splits and corpus, checked together (every problem at once): a data doc_id must name a document. ``store``:
     where the data checks' results may be kept (``ladder.memo``)."""
-    from ladder.data.corpus import load_corpus
+    from ladder.data.corpus import load_corpus, load_domain_text
 
     problems: list[str] = []
     warnings: list[str] = []
@@ -364,10 +374,16 @@ def load_task_data(task: TaskFile, strict: bool = True, store: Store | None = No
         problems += _demonstrations_fit(task, len(splits.train))
         unlabeled, preferences = load_extra(task, splits, problems)
         reserve = load_reserve(task, splits, problems)
+    domain_text: list[Document] = []
+    if task.spec.data.domain_text is not None:
+        try:
+            domain_text = load_domain_text(task)
+        except ValidationFailed as exc:
+            problems += exc.problems
     if problems:
         raise ValidationFailed(problems, warnings)
     assert splits is not None
-    return TaskData(splits, corpus, unlabeled, preferences, reserve)
+    return TaskData(splits, corpus, unlabeled, preferences, reserve, domain_text)
 
 
 def _demonstrations_fit(task: TaskFile, n_train: int) -> list[str]:

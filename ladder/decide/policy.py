@@ -24,7 +24,7 @@ from ladder.record.parts import Action, Status
 from ladder.scoring.format import interval_text
 from ladder.scoring.sequential import SequentialDecision
 from ladder.scoring.stats import n_to_decide
-from ladder.spec import LADDER, PolicySpec
+from ladder.spec import LADDER, TRAINED_RUNGS, PolicySpec
 
 
 def fmt(m: Estimate) -> str:
@@ -51,7 +51,7 @@ def too_small(dev: Estimate, policy: PolicySpec) -> str | None:
     )
 
 
-SERVES_ZERO_SHOT = ("distill", "lora", "preference", "full")  # trained rungs answer the zero-shot prompt
+SERVES_ZERO_SHOT = TRAINED_RUNGS  # trained rungs answer the zero-shot prompt
 
 LONG_PROMPTS = ("fewshot", "rag")  # demonstrations or passages in every call
 

@@ -255,9 +255,7 @@ def _climb(
         cache,
         say,
         work_dir=out_dir,
-        corpus=task_data.corpus,
-        unlabeled=task_data.unlabeled,
-        preferences=task_data.preferences,
+        **task_data.for_rungs(),
     )
     metrics = scorers(spec)
     stopped_by: str | None = None  # why the climb ended early, for the rungs left out

@@ -52,7 +52,7 @@ def untrainable(
     training would say it, but before any rung runs (minutes of evaluation and a teacher's answers were once
     spent before training found it). A distill or preference rung learns answers not yet made: its prompt and
     one answer token are what must fit."""
-    trained = [r for r in rungs if r.type in TRAINED_RUNGS]
+    trained = [r for r in rungs if r.type in TRAINED_RUNGS and r.type != "continued"]  # (it learns text blocks)
     if not trained or not train:
         return None
     zero_shot = Candidate("check", "prompt", spec.prompt.instruction, spec.prompt.input_template)

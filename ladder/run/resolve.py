@@ -104,9 +104,7 @@ def resolve(
                 cache,
                 say,
                 work_dir=run_dir,
-                corpus=data.corpus,
-                unlabeled=data.unlabeled,
-                preferences=data.preferences,
+                **data.for_rungs(),
             )
             candidate = build_candidate(rung_spec, ctx)
             metrics = {metric: scorers(spec)[metric]}

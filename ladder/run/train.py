@@ -69,10 +69,8 @@ def train(
             data.splits.dev,
             backend,
             say=say,
-            corpus=data.corpus,
             device=device,
-            unlabeled=data.unlabeled,
-            preferences=data.preferences,
+            **data.for_rungs(),
         )
         candidate = build_candidate(rung, ctx)  # no run folder: the artifact stays in the training store
     if grouped:  # every rank is done before any leaves (rank 0 wrote the artifact)

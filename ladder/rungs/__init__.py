@@ -7,7 +7,7 @@ whether it trains, are ``spec.rungs.RUNG_KINDS``)."""
 from __future__ import annotations
 
 from ladder.registry import Registry
-from ladder.rungs import distill, fewshot, finetune, preference, prompt, rag
+from ladder.rungs import continued, distill, fewshot, finetune, preference, prompt, rag
 from ladder.rungs.base import (
     BuildContext,
     Candidate,
@@ -23,6 +23,7 @@ for _kind, _build in {
     "fewshot": fewshot.build_fewshot,
     "rag": rag.build_rag,
     "distill": distill.build_distill,
+    "continued": continued.build_continued,
     "lora": finetune.build_lora,
     "full": finetune.build_full,
     "preference": preference.build_preference,

@@ -15,7 +15,7 @@ from ladder.spec import TaskSpec
 
 if TYPE_CHECKING:
     from ladder.backends.hf.model import HFModel as BaseModel
-    from ladder.data.corpus import Corpus
+    from ladder.data.corpus import Corpus, Document
     from ladder.data.splits import PreferenceRow
     from ladder.record import TrainingRecord
     from ladder.retrieval.embedder import Embedder
@@ -75,6 +75,7 @@ class BuildContext:
     on_train_step: Callable[[str, object], None] | None = None
     unlabeled: list[Example] = field(default_factory=list)
     preferences: list[PreferenceRow] = field(default_factory=list)
+    domain_text: list[Document] = field(default_factory=list)  # data.domain_text (the continued rung)
     # (candidate, examples, teacher_model, teacher_url) -> the candidate's outputs on those inputs (never test)
     answer: Callable[[Candidate, list[Example], str | None, str | None], SplitOutputs] | None = None
     # (candidate, dev examples) -> the target metric's mean, through the assessment's eval step and backend

@@ -287,7 +287,13 @@ def finetune(rung: TrainedRungSpec, ctx: BuildContext, data: TrainingData | None
 
 
 def build_lora(rung: LoraRungSpec, ctx: BuildContext) -> Candidate:
-    return finetune(rung, ctx)
+    """The train split's targets, from a fresh adapter or (``init``) a continued rung's."""
+    if rung.init is None:
+        return finetune(rung, ctx)
+    data = encode_supervised(rung, ctx, [(ex, ex.target) for ex in ctx.train])
+    start = ctx.candidate(rung.init).artifact
+    assert start is not None  # a continued rung (checked when the task loaded) trains an adapter
+    return finetune(rung, ctx, dataclasses.replace(data, init_adapter=start.path))
 
 
 def build_full(rung: FullRungSpec, ctx: BuildContext) -> Candidate:

@@ -123,12 +123,40 @@ class AdapterSettings(Strict):
     train: TrainSpec = Field(default=TrainSpec(), description="The training loop's settings.")
 
 
+class ContinuedRungSpec(AdapterSettings):
+    """Domain-adaptive (continued) pretraining: a LoRA adapter learns to predict every next token of the task's
+    domain text (``data.domain_text``, else the corpus), with no prompt and no targets; evaluated zero-shot like
+    every trained rung, and a start for a later lora rung (its ``init``): the domain, then the task."""
+
+    type: Literal["continued"] = Field(description="The rung's kind.")
+    name: str | None = Field(
+        default=None, description="A distinct name for a variant of this kind (default: the kind's name)."
+    )
+    source: Literal["auto", "domain_text", "corpus"] = Field(
+        default="auto",
+        description="The text learnt: `domain_text` (data.domain_text), `corpus` (the rag corpus's documents), "
+        "auto: domain_text when the task has one, else the corpus. Documents are joined, each ended by the "
+        "tokenizer's end-of-text token, and cut into blocks of train.max_seq_len tokens.",
+    )
+    train: TrainSpec = Field(
+        default=TrainSpec(epochs=3.0),
+        description="The training loop's settings. Its dev loss is the zero-shot answer loss on the dev split's "
+        "targets (as for every trained rung), so early stopping keeps what helps the task.",
+    )
+
+
 class LoraRungSpec(AdapterSettings):
     """LoRA adapters (peft) on the base model, trained on the train split."""
 
     type: Literal["lora"] = Field(description="The rung's kind.")
     name: str | None = Field(
         default=None, description="A distinct name for a variant of this kind (default: the kind's name)."
+    )
+    init: str | None = Field(
+        default=None,
+        description="Start from this continued rung's adapter (by name, listed before): the domain's text first, "
+        "then the task's targets; the adapter keeps that rung's r, alpha and target modules. Default: a fresh "
+        "adapter on the base model.",
     )
     quantize: Literal["none", "4bit"] = Field(
         default="none", description="`4bit`: QLoRA, the base model in 4-bit NF4 (needs CUDA and bitsandbytes)."
@@ -230,6 +258,7 @@ RUNG_KINDS: tuple[RungKind, ...] = (
     RungKind("fewshot", FewShotRungSpec, trained=False, adapter=False, learns_from_rungs=False),
     RungKind("rag", RagRungSpec, trained=False, adapter=False, learns_from_rungs=False),
     RungKind("distill", DistillRungSpec, trained=True, adapter=True, learns_from_rungs=True),
+    RungKind("continued", ContinuedRungSpec, trained=True, adapter=True, learns_from_rungs=False),
     RungKind("lora", LoraRungSpec, trained=True, adapter=True, learns_from_rungs=False),
     RungKind("preference", PreferenceRungSpec, trained=True, adapter=True, learns_from_rungs=True),
     RungKind("full", FullRungSpec, trained=True, adapter=False, learns_from_rungs=False),
@@ -242,11 +271,18 @@ ADAPTER_RUNGS = tuple(kind.name for kind in RUNG_KINDS if kind.adapter)
 LEARNING_FROM_RUNGS = tuple(kind.name for kind in RUNG_KINDS if kind.learns_from_rungs)
 RungSpec = Annotated[
     Union[
-        PromptRungSpec, FewShotRungSpec, RagRungSpec, DistillRungSpec, LoraRungSpec, PreferenceRungSpec, FullRungSpec
+        PromptRungSpec,
+        FewShotRungSpec,
+        RagRungSpec,
+        DistillRungSpec,
+        ContinuedRungSpec,
+        LoraRungSpec,
+        PreferenceRungSpec,
+        FullRungSpec,
     ],
     Field(discriminator="type"),
 ]
-TrainedRungSpec = Union[DistillRungSpec, LoraRungSpec, PreferenceRungSpec, FullRungSpec]
+TrainedRungSpec = Union[DistillRungSpec, ContinuedRungSpec, LoraRungSpec, PreferenceRungSpec, FullRungSpec]
 
 
 def rung_name(rung: RungSpec | Any) -> str:

@@ -64,6 +64,11 @@ class DataSpec(Strict):
         description="Preference pairs for the preference rung (JSONL or CSV): input_field, `chosen` and "
         "`rejected` answers; used instead of pairs made from the model's own mistakes on train.",
     )
+    domain_text: str | None = Field(
+        default=None,
+        description="Raw text of the task's domain for the continued rung (no targets): a JSONL of documents "
+        "(a `text` field) or a folder of .md/.txt files, relative to the task file.",
+    )
     reserve: str | None = Field(
         default=None,
         description="Labelled examples held back for decisions only (JSONL or CSV, the splits' fields): "

@@ -16,8 +16,10 @@ from ladder.spec.base import DEFAULT_EMBEDDER, DEFAULT_MODEL, JSON_METRICS, Stri
 from ladder.spec.rungs import (
     LADDER,
     PROMPT_RUNGS,
+    ContinuedRungSpec,
     DistillRungSpec,
     FewShotRungSpec,
+    LoraRungSpec,
     PreferenceRungSpec,
     RagRungSpec,
     RungSpec,
@@ -73,7 +75,8 @@ class TaskSpec(Strict):
     )
     rungs: list[RungSpec] = Field(
         min_length=1,
-        description="The rungs to climb, in ladder order: prompt, fewshot, rag, distill, lora, preference, full.",
+        description="The rungs to climb, in ladder order: prompt, fewshot, rag, distill, continued, lora, preference, "
+        "full.",
     )
     generation: GenerationSpec = Field(
         default=GenerationSpec(),
@@ -118,6 +121,15 @@ class TaskSpec(Strict):
                 )
             if isinstance(rung, RagRungSpec) and self.corpus is None:
                 raise ValueError(f"rung {rung_name(rung)!r}: the rag rung needs a `corpus`")
+            if isinstance(rung, ContinuedRungSpec):
+                self._resolve_text(rung)
+        for index, rung in enumerate(self.rungs):
+            if isinstance(rung, LoraRungSpec) and rung.init is not None:
+                before = {rung_name(r): r for r in self.rungs[:index]}
+                if rung.init not in before or before[rung.init].type != "continued":
+                    raise ValueError(
+                        f"rung {rung_name(rung)!r}: init {rung.init!r} is not a continued rung listed before it"
+                    )
         for index, rung in enumerate(self.rungs):
             if isinstance(rung, (DistillRungSpec, PreferenceRungSpec)):
                 self._resolve_sources(index, rung)
@@ -130,6 +142,20 @@ class TaskSpec(Strict):
         if self.data.doc_id_field and self.corpus is None:
             raise ValueError("data.doc_id_field names corpus documents, but the task has no `corpus`")
         return self
+
+    def _resolve_text(self, rung: ContinuedRungSpec) -> None:
+        """The continued rung's text made explicit (``auto`` -> domain_text or corpus), and there."""
+        name = rung_name(rung)
+        if rung.source == "auto":
+            if self.data.domain_text is None and self.corpus is None:
+                raise ValueError(
+                    f"rung {name!r}: the continued rung learns from the domain's text: give data.domain_text or a `corpus`"
+                )
+            rung.source = "domain_text" if self.data.domain_text is not None else "corpus"
+        elif rung.source == "domain_text" and self.data.domain_text is None:
+            raise ValueError(f"rung {name!r}: source 'domain_text' needs data.domain_text")
+        elif rung.source == "corpus" and self.corpus is None:
+            raise ValueError(f"rung {name!r}: source 'corpus' needs a `corpus`")
 
     def _resolve_sources(self, index: int, rung: DistillRungSpec | PreferenceRungSpec) -> None:
         """The rungs a distill or preference rung learns from, by name, each listed before it; defaults made

@@ -24,6 +24,7 @@ _HOMES = {
     "evaluate_dev": "loop",
     "train_loop": "loop",
     "SUPERVISED": "objectives",
+    "NEXT_TOKEN": "objectives",
     "BatchLoss": "objectives",
     "Objective": "objectives",
     "Supervised": "objectives",

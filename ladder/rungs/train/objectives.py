@@ -90,3 +90,13 @@ class Supervised:
 
 
 SUPERVISED = Supervised()
+
+
+class NextToken(Supervised):
+    """Continued pretraining: blocks of raw text, every token after a block's first one predicted (the supervised
+    loss with only the first token as its prompt); the mean over every predicted token of the step."""
+
+    name = "next_token"
+
+
+NEXT_TOKEN = NextToken()
