@@ -20,7 +20,7 @@ def _ctx(path):
     return task.spec, ctx
 
 
-TRAINING = {"lora", "full"}  # trained for real in test_training.py (they need the transformers backend)
+TRAINING = {"lora", "full", "continued"}  # trained for real in test_training.py, test_continued.py (transformers)
 LEARNING_FROM_RUNGS = {"distill", "preference"}  # they need another rung's answers: tests/test_distill_preference.py
 
 
@@ -33,10 +33,11 @@ def test_training_rungs_load_the_task_model_through_the_context(kind, make_task)
     spec["model"] = "no-such-model-folder"
     task = load_task(make_task(spec, corpus=TINY_CORPUS))
     data = load_task_data(task)
-    ctx = build_context(task, data.splits.train, data.splits.dev, corpus=data.corpus)
+    ctx = build_context(task, data.splits.train, data.splits.dev, **data.for_rungs())
     with pytest.raises(LadderError, match="model: 'no-such-model-folder' is neither a known alias"):
         build_candidate(task.spec.rungs[0], ctx)
-    bare = BuildContext(spec=task.spec, train=data.splits.train, dev=data.splits.dev)  # nothing loads models here
+    # nothing loads models here
+    bare = BuildContext(spec=task.spec, train=data.splits.train, dev=data.splits.dev, corpus=data.corpus)
     with pytest.raises(LadderError, match="needs the task's base model"):
         build_candidate(task.spec.rungs[0], bare)
 

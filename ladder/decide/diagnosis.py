@@ -219,8 +219,6 @@ def advise(recommendation: Recommendation, diagnosis: Diagnosis | None, trained:
             f"; but the gap looks like missing knowledge, which {recommendation.next_rung} is unlikely to "
             "close: improve retrieval first"
         )
-    elif not recommendation.met and diagnosis.kind == "knowledge" and recommendation.next_rung == "continued":
-        summary += "; the gap looks like missing knowledge, which continued pretraining on the domain's text aims at"
     elif (
         not recommendation.met
         and diagnosis.kind in ("behaviour", "mixed")

@@ -218,6 +218,8 @@ def next_rung_after(
     for kind in LADDER[top + 1 :]:
         if kind == "distill":
             continue  # it learns a lower rung's answers: it cuts the cost per call, it does not close a gap
+        if kind == "continued":
+            continue  # opt-in: on quiz-facts' knowledge gap it did not close it (docs/benchmarks.md); never suggested
         if unavailable and kind in unavailable:
             passed_over.append(f"{kind} would need {unavailable[kind]}")
             continue

@@ -85,7 +85,9 @@ class TrainingRecord(TrainingOutcome):
     checkpoint_dir: str  # the training store entry it came from
     reused: bool = False  # an unchanged earlier training was reused, no weights loaded
     objective: str = "supervised"  # or "preference"
-    data_s: float = 0.0  # making the training data: a teacher's answers, the model's own mistakes
+    data_s: float = (
+        0.0  # making the training data: a teacher's answers, the model's own mistakes, the adapter it starts from
+    )
     teacher: TeacherRecord | None = None  # distill
     pairs: PairsRecord | None = None  # preference
     template_sha256: str | None = None  # the prompt format it trained with (backends.base.template_fingerprint)

@@ -291,9 +291,13 @@ def build_lora(rung: LoraRungSpec, ctx: BuildContext) -> Candidate:
     if rung.init is None:
         return finetune(rung, ctx)
     data = encode_supervised(rung, ctx, [(ex, ex.target) for ex in ctx.train])
-    start = ctx.candidate(rung.init).artifact
-    assert start is not None  # a continued rung (checked when the task loaded) trains an adapter
-    return finetune(rung, ctx, dataclasses.replace(data, init_adapter=start.path))
+    start = ctx.candidate(rung.init)
+    assert start.artifact is not None and start.training is not None  # a continued rung (checked at load) trains
+    candidate = finetune(rung, ctx, dataclasses.replace(data, init_adapter=start.artifact.path))
+    # its adaptation includes making the adapter it starts from (its record's data_s, as a teacher's answers are)
+    assert candidate.training is not None
+    made = start.training.wall_s + start.training.data_s
+    return dataclasses.replace(candidate, training=candidate.training.model_copy(update={"data_s": made}))
 
 
 def build_full(rung: FullRungSpec, ctx: BuildContext) -> Candidate:

@@ -88,10 +88,19 @@ def what_it_costs(run: AssessmentRun) -> Section:
             + "The numbers are the table above and the summary table.",
         )
     )
+    made = [
+        what
+        for kind, what in (
+            ("distill", "a teacher's answers"),
+            ("preference", "the model's own wrong answers"),
+            ("lora", "the adapter it starts from"),
+        )
+        if any(r.type == kind and r.training is not None and r.training.data_s for r in run.rungs)
+    ]
     adaptation = (
-        "Adaptation is training wall time plus making the training data (a teacher's answers, the model's "
-        "own wrong answers) where a rung needs it, or building the candidate; "
-        if any(r.training is not None and r.training.data_s for r in run.rungs)
+        f"Adaptation is training wall time plus making the training data ({', '.join(made)}) where a rung needs "
+        "it, or building the candidate; "
+        if made
         else "Adaptation is training wall time (or building the candidate); "
     )
     times = run.token_times

@@ -59,9 +59,31 @@ def training(run: AssessmentRun) -> Section:
             "process's resident set, sampled during training."
         ),
     ]
+    section.blocks += _how_trained(trained)
     section.blocks += _learnt_from(run, trained)
     section.blocks += _certificates(trained)
     return section
+
+
+def _how_trained(trained: list[RungResult]) -> list[Block]:
+    """What is not in the table, said only where it applies: a rung that learnt raw text (continued pretraining),
+    a lora rung that started from another's adapter, a training shared by several processes."""
+    notes = []
+    for r in trained:
+        t = r.training
+        assert t is not None
+        if t.objective == "next_token":
+            notes.append(
+                f"{r.name} learnt next-token prediction over the domain's text ({r.settings.get('source', 'text')}), "
+                "no questions and no targets; its dev evaluations are the zero-shot answer loss on dev."
+            )
+        if r.type == "lora" and r.settings.get("init"):
+            notes.append(f"{r.name} started from the adapter of {r.settings['init']}.")
+        if t.processes > 1:
+            notes.append(
+                f"{r.name} trained on {t.processes} processes ({t.strategy}); its memory figures are rank 0's."
+            )
+    return [Paragraph(" ".join(notes))] if notes else []
 
 
 def _certificates(trained: list[RungResult]) -> list[Block]:
