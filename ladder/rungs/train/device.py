@@ -72,13 +72,18 @@ def tokens_per_pass(model, memory: int) -> int:
     return max(1, memory // per_token)
 
 
+def grouped() -> bool:
+    """Whether this process is in a torch.distributed process group (torchrun started it, and it joined)."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
+
+
 def distributed() -> tuple[int, int]:
     """(rank, world size): torch.distributed when a launcher (torchrun) started several processes."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+    return (dist.get_rank(), dist.get_world_size()) if grouped() else (0, 1)
 
 
 def autocast(device):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ladder.rungs.train.device import device_type, distributed, whole_rows
+from ladder.rungs.train.device import device_type, distributed, grouped, whole_rows
 from ladder.rungs.train.objectives import Objective
 
 
@@ -47,9 +47,7 @@ def resolve_strategy(strategy: str, adapter: bool) -> str:
     """``none``, ``ddp`` or ``fsdp`` for this process group: ``auto`` is fsdp for a full fine-tune, ddp for adapters,
     over several processes; one process (torchrun with one, e.g. to offload one GPU's shards to host memory) shards
     only when ``fsdp`` is asked for. Without a process group: none."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
+    if not grouped():
         return "none"
     _, world = distributed()
     if strategy == "auto":
