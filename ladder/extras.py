@@ -84,3 +84,22 @@ def require_for(backend: str | None, rungs: Iterable[object], where: str) -> Non
         reasons = list(dict.fromkeys(r for extra in absent for r in found[extra]))
         said = ", ".join(reasons[:-1]) + f" and {reasons[-1]}" if len(reasons) > 1 else reasons[0]
         raise MissingDependency(f"{where}: ladder[{','.join(absent)}] (for {said})", pip_line(absent))
+
+
+RECORDED = ("torch", "transformers", "tokenizers", "numpy", "pydantic", "safetensors", "gguf")
+
+
+def installed_versions() -> dict[str, str]:
+    """Python's, ladder's and the model stack's versions, as a run records them (those installed)."""
+    import importlib.metadata
+    import platform
+
+    import ladder
+
+    found = {"python": platform.python_version(), "ladder": ladder.__version__}
+    for name in RECORDED:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return found

@@ -228,3 +228,49 @@ def test_a_teacher_model_answers_with_the_teacher_rungs_prompt(backend, tmp_path
     t = TrainingRecord.model_validate(build_candidate(spec.rungs[1], ctx).training)
     assert t.teacher.model == folder and t.teacher.rung == "fewshot" and t.teacher.inputs == t.teacher.kept == 8
     assert t.teacher.prompt_tokens_per_call > 100  # the 4-shot prompt, rendered by the teacher's own tokenizer
+
+
+def test_preference_pairs_from_a_judge_rlaif(backend, tmp_path):
+    """pairs_from judge: 3 sampled answers per train input from the base model, graded by SmolLM2 as the judge
+    against written principles; (best, worst) kept where the judge separates them; DPO trains on them; the record
+    keeps the pairs, the judge and its agreement with the target metric (accuracy) on the dev samples."""
+    import yaml
+
+    raw = yaml.safe_load(SNIPS.read_text())
+    judge = {"rubric": "The answer is the intent label of the request.", "scale": "pass_fail"}
+    raw["metrics"] = [*raw["metrics"], {"metric": "judge", "name": "judged", "options": judge}]
+    principles = ["Answer with one intent label that fits the request.", "Say nothing but the label."]
+    rung = {
+        "type": "preference",
+        "pairs_from": "judge",
+        "principles": principles,
+        "samples": 3,
+        "temperature": 1.0,
+        "margin": 0.02,
+        "dropout": 0.0,
+        "train": {**TRAIN, "max_steps": 2},
+    }
+    for key in ("train", "dev", "test"):
+        raw["data"][key] = str(SNIPS.parent / raw["data"][key])
+    raw["rungs"] = [rung]
+    path = tmp_path / "task.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    task = load_task(path)
+    spec = task.spec
+    assert spec.rungs[0].judge == "judged"  # the task's judge metric, by default
+    data = load_task_data(task)
+    ctx = build_context(
+        task, data.splits.train[:8], data.splits.dev[:8], backend, ResultCache(tmp_path / "cache"), work_dir=tmp_path
+    )
+    candidate = build_candidate(spec.rungs[0], ctx)
+    t = TrainingRecord.model_validate(candidate.training)
+    pairs = t.pairs
+    assert pairs.source == "judge" and pairs.samples == 3 and pairs.principles == principles
+    assert pairs.judge.startswith("SmolLM2") or "smol" in pairs.judge.lower()
+    assert pairs.train_pairs == len(pairs.judged) > 0 and pairs.train_pairs + pairs.skipped == 8
+    for pair in pairs.judged:
+        assert pair.chosen_score - pair.rejected_score >= 0.02 and pair.chosen != pair.rejected
+    assert pairs.chosen_longer is not None and 0 <= pairs.chosen_longer <= 1
+    agree = pairs.judge_vs_metric
+    assert agree is not None and agree.n == 8 * 3  # every dev sample: the judge's score against accuracy
+    assert t.objective == "preference" and t.steps == 2 and candidate.artifact is not None

@@ -75,8 +75,8 @@ def rung_table(run: AssessmentRun) -> str:
         rows.append(
             (
                 r.name,
-                _cell(d.metrics[metric]),
-                _cell(t.metrics[metric]),
+                _cell(d.deciding(metric)),
+                _cell(t.deciding(metric)),
                 f"{d.n}/{t.n}",
                 f"{t.invalid_share:.0%}",
                 f"{t.latency_s_per_example * 1000:.0f}" + (" (cached)" if t.cached else ""),

@@ -1,7 +1,5 @@
-"""Reading a task's splits (JSONL or CSV) and checking them: fields, ids, labels, leakage.
-
-Problems are collected, never raised one at a time: each is ``file:line: message``.
-"""
+"""Reading a task's splits (JSONL or CSV) and checking them: fields, ids, labels, leakage. Problems are
+collected, never raised one at a time: each is ``file:line: message``."""
 
 from __future__ import annotations
 
@@ -17,6 +15,7 @@ from ladder.text import short_hash
 
 if TYPE_CHECKING:
     from ladder.data.corpus import Corpus, Document
+    from ladder.data.grades import HumanGrade
     from ladder.data.report import DataReport
     from ladder.memo import Store
 
@@ -148,6 +147,7 @@ def load_splits(task: TaskFile, strict: bool = True, store: Store | None = None)
             if values is None:
                 continue
             assert isinstance(row, dict)  # a row that is not an object gives no values
+            values.setdefault("target", "")  # an open-ended task (data.target_field null) has no references
             if labels and values["target"] not in labels:
                 problems.append(f"{where}: label {values['target']!r} is not in output.labels")
             json_problem = _json_problem(values["target"]) if spec.output.kind == "json" else None
@@ -234,6 +234,7 @@ class TaskData:
     preferences: list[PreferenceRow] = field(default_factory=list)  # data.preferences
     reserve: list[Example] = field(default_factory=list)  # data.reserve: labelled, for decisions only (ladder resolve)
     domain_text: list[Document] = field(default_factory=list)  # data.domain_text: the continued rung's text
+    human_grades: list[HumanGrade] = field(default_factory=list)  # data.human_grades: the judges' calibration
 
     def for_rungs(self) -> dict[str, object]:
         """What a rung's context holds of it (``BuildContext`` fields): the corpus and the extra data files."""
@@ -280,7 +281,7 @@ def load_reserve(task: TaskFile, splits: Splits, problems: list[str]) -> list[Ex
     seen = {normalize(ex.input): ex.source for split in SPLITS for ex in splits.get(split)}
     ids = {ex.id for split in SPLITS for ex in splits.get(split)}
     labels = set(task.spec.output.labels or [])
-    fields = {"input": data.input_field, "target": data.target_field}
+    fields = {"input": data.input_field, **({"target": data.target_field} if data.target_field else {})}
     reserve = []
     for where, values in _extra_rows(task, "reserve", fields, problems, {"id": data.id_field}):
         example_id = values.get("id") or short_hash(values["input"])
@@ -296,7 +297,7 @@ def load_reserve(task: TaskFile, splits: Splits, problems: list[str]) -> list[Ex
         else:
             ids.add(example_id)
             seen[normalize(values["input"])] = where
-            reserve.append(Example(example_id, values["input"], values["target"], "dev", where))
+            reserve.append(Example(example_id, values["input"], values.get("target", ""), "dev", where))
     return reserve
 
 
@@ -347,6 +348,7 @@ def load_task_data(task: TaskFile, strict: bool = True, store: Store | None = No
     """Splits and corpus, checked together (every problem at once): a data doc_id must name a document. ``store``:
     where the data checks' results may be kept (``ladder.memo``)."""
     from ladder.data.corpus import load_corpus, load_domain_text
+    from ladder.data.grades import load_human_grades
 
     problems: list[str] = []
     warnings: list[str] = []
@@ -374,16 +376,15 @@ def load_task_data(task: TaskFile, strict: bool = True, store: Store | None = No
         problems += _demonstrations_fit(task, len(splits.train))
         unlabeled, preferences = load_extra(task, splits, problems)
         reserve = load_reserve(task, splits, problems)
-    domain_text: list[Document] = []
-    if task.spec.data.domain_text is not None:
-        try:
-            domain_text = load_domain_text(task)
-        except ValidationFailed as exc:
-            problems += exc.problems
+    try:
+        domain_text: list[Document] = load_domain_text(task) if task.spec.data.domain_text is not None else []
+    except ValidationFailed as exc:
+        domain_text, problems = [], problems + exc.problems
+    grades = load_human_grades(task, problems, _extra_rows)
     if problems:
         raise ValidationFailed(problems, warnings)
     assert splits is not None
-    return TaskData(splits, corpus, unlabeled, preferences, reserve, domain_text)
+    return TaskData(splits, corpus, unlabeled, preferences, reserve, domain_text, grades)
 
 
 def _demonstrations_fit(task: TaskFile, n_train: int) -> list[str]:

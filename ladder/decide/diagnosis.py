@@ -52,8 +52,8 @@ def diagnose(spec: TaskSpec, rungs: list[RungResult], gold_docs: dict[str, str],
     if not side:
         return None
     metric = spec.target.metric
-    best = max(side, key=lambda r: (r.splits["dev"].metrics[metric].mean, -side.index(r)))
-    mean = best.splits["dev"].metrics[metric].mean
+    best = max(side, key=lambda r: (r.splits["dev"].deciding(metric).mean, -side.index(r)))
+    mean = best.splits["dev"].deciding(metric).mean
     gap = spec.target.threshold - mean
     if best.decision.status == "meets":
         return Diagnosis(

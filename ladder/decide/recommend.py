@@ -84,7 +84,7 @@ def recommend(
         return Recommendation(rung=None, met=False, best_rung=None, next_rung=None, summary="no rung was measured")
     pairs = _Pairs(results, metric)
     holm_p = {f"{a} vs {b}": p for (a, b), p in pairs.adjusted.items()}
-    dev = {r.name: r.splits["dev"].metrics[metric] for r in results}
+    dev = {r.name: r.splits["dev"].deciding(metric) for r in results}
     top = max(results, key=lambda r: (dev[r.name].mean, -results.index(r)))
     reasons: list[str] = []
     for r in results:
@@ -125,7 +125,7 @@ def recommend(
                     f"(Δ {d[0]:+.3f} {interval_text(d[1], d[2], signed=True)})"
                     + ("" if within else ": the paired interval is too wide to tell; more dev examples would")
                 )
-        test = chosen.splits["test"].metrics.get(metric)
+        test = chosen.splits["test"].calibrated.get(metric) or chosen.splits["test"].metrics.get(metric)
         reasons.insert(
             0,
             f"{chosen.name} meets {metric} ≥ {threshold:.3f} at {fmt(dev[chosen.name])} on dev"

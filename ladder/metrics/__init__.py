@@ -45,6 +45,7 @@ from ladder.metrics.builtin import (  # the built-in metrics register themselves
     token_f1,
 )
 from ladder.metrics.extract import extractor, first_json, first_label, first_number
+from ladder.metrics.judge import JudgeOptions, judge_messages, parse_verdict  # registers `judge`
 from ladder.metrics.registry import (
     ENTRY_POINT_GROUP,
     METRICS,
@@ -62,6 +63,7 @@ __all__ = [
     "METRICS",
     "ChrfOptions",
     "ItemsOptions",
+    "JudgeOptions",
     "Metric",
     "NumericOptions",
     "RougeOptions",
@@ -74,8 +76,10 @@ __all__ = [
     "first_number",
     "json_field_f1",
     "json_valid",
+    "judge_messages",
     "metric_options",
     "parse_json",
+    "parse_verdict",
     "read_number",
     "register_metric",
     "same_json_kind",
@@ -98,6 +102,11 @@ class Scorer:
     @property
     def binary(self) -> bool:
         return self.metric.binary
+
+    @property
+    def judge(self) -> JudgeOptions | None:
+        """The judge's options when a judge model grades this metric (its scores come with the outputs)."""
+        return self.options if isinstance(self.options, JudgeOptions) else None
 
     def score(self, prediction: str, references: tuple[str, ...]) -> float:
         if self.extract is not None:

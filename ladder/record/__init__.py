@@ -9,6 +9,9 @@ from ladder.record.parts import (
     Decision,
     Estimate,
     ExampleRecord,
+    JudgeAgreement,
+    JudgeSummary,
+    JudgeVerdict,
     PairedComparison,
     RungCost,
     SplitResult,
@@ -30,6 +33,7 @@ from ladder.record.training import (
     CertificateCheck,
     CurvePoint,
     DevEvaluation,
+    JudgedPair,
     ModelIdentity,
     PairsRecord,
     TeacherRecord,
@@ -38,6 +42,10 @@ from ladder.record.training import (
 )
 
 __all__ = [
+    "JudgedPair",
+    "JudgeVerdict",
+    "JudgeAgreement",
+    "JudgeSummary",
     "AdapterCertificate",
     "AssessmentRun",
     "CertificateCheck",

@@ -41,6 +41,16 @@ class PairedComparison(Strict):
     losses: int  # examples where the baseline scored higher
 
 
+class JudgeVerdict(Strict):
+    """A judge's grade of one answer, on the metric's [0, 1] scale."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    score: float  # the probability-weighted grade (mode scores), or the parsed grade (generate)
+    grade: float  # the discrete grade (the most likely, or the parsed one); with criteria, the share passed
+    invalid: bool = False  # generate: out of form after the retries (then graded by likelihood)
+
+
 class ExampleRecord(Strict):
     id: str
     split: Literal["dev", "test"]
@@ -62,6 +72,7 @@ class ExampleRecord(Strict):
     # K (the example is the unit every interval and gate resamples: repeats cluster by example)
     repeat_outputs: list[str] | None = None
     repeat_scores: list[dict[str, float]] | None = None
+    judge_invalid: dict[str, int] | None = None  # judge metrics: verdicts out of form for this example's answers
 
 
 class SplitResult(Strict):
@@ -82,12 +93,46 @@ class SplitResult(Strict):
     scored_tokens_per_call: float = 0.0  # label scoring: every label's tokens, scored after the prompt in each call
     retrieval: dict[str, Estimate] = {}  # recall@k, mrr@k against the data's doc_id
     repeats: int = 1  # independent evaluations of every example (assess --repeats)
+    # judge metrics: verdicts out of form (generate mode: after retries, then scored by likelihood) and, where a
+    # calibration set exists, the judged mean corrected to the human scale (prediction-powered inference)
+    judge_invalid: dict[str, int] = {}
+    calibrated: dict[str, Estimate] = {}
     flaky: dict[str, float] = {}  # metric -> share of examples whose score changed across the repeats
     # paired comparisons of this rung against every earlier rung, every metric (same examples)
     comparisons: list[PairedComparison] = []
 
+    def deciding(self, metric: str) -> Estimate:
+        """The estimate decisions read: a calibrated judge's on the people's scale, else the metric's own."""
+        return self.calibrated.get(metric) or self.metrics[metric]
+
     def comparison(self, baseline: str, metric: str) -> PairedComparison | None:
         return next((c for c in self.comparisons if c.baseline == baseline and c.metric == metric), None)
+
+
+class JudgeAgreement(Strict):
+    """A judge against human grades on the same calibration items (grades on the metric's [0, 1] scale)."""
+
+    n: int
+    accuracy: Estimate  # the judge's discrete grade equals the human grade
+    kappa: Estimate  # Cohen's kappa (bootstrap interval)
+    spearman: Estimate  # the judge's score against the human grade (bootstrap interval)
+    judge_mean: float
+    human_mean: float
+    judge_length_spearman: float  # verbosity: how the judge's score follows the answer's length...
+    human_length_spearman: float  # ...beside how the people's grade does
+
+
+class JudgeSummary(Strict):
+    """How a judge metric was graded in a run, and how far its grades can be trusted."""
+
+    metric: str
+    judge: str  # the judge model's identity (name and weights hash, or the endpoint's model)
+    mode: Literal["scores", "generate"]
+    scale: str  # "1-5", "pass_fail"
+    questions: int  # calls per answer: 1, or one per criterion
+    calibration: JudgeAgreement | None = None  # None: no human grades for this metric (the report says so)
+    calibration_source: str | None = None  # data.human_grades as given (file)
+    calibration_invalid: int = 0  # calibration verdicts out of form (generate mode)
 
 
 Action = Literal["climb", "stop"]

@@ -8,6 +8,7 @@ from ladder.data.report import DataReport
 from ladder.record.parts import (
     Decision,
     ExampleRecord,
+    JudgeSummary,
     RungCost,
     SplitResult,
     TokenTimes,
@@ -120,6 +121,7 @@ class AssessmentRun(Strict):
     inputs: dict[str, dict[str, str]] = {}  # split -> example id -> input text (reports show won/lost examples)
     warnings: list[str] = []
     token_times: TokenTimes | None = None  # the per-token times every rung's per-call cost is computed from
+    judges: dict[str, JudgeSummary] = {}  # judge metrics: the judge, and its agreement with human grades
     rungs: list[RungResult] = []
     skipped: list[SkippedRung] = []
     recommendation: Recommendation | None = None

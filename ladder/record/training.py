@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from ladder.record.parts import JudgeAgreement
 from ladder.spec import Strict
 
 
@@ -37,10 +38,20 @@ class TeacherRecord(Strict):
     prompt_tokens_per_call: float  # the teacher's prompt; the student's is the rung's own (zero-shot)
 
 
+class JudgedPair(Strict):
+    """One pair a judge made (RLAIF): the best and the worst of the answers sampled for an input, and their scores."""
+
+    input: str
+    chosen: str
+    rejected: str
+    chosen_score: float
+    rejected_score: float
+
+
 class PairsRecord(Strict):
     """Where a preference rung's pairs came from."""
 
-    source: str  # "data.preferences", or the rung whose wrong answers were rejected
+    source: str  # "data.preferences", the rung whose wrong answers were rejected, or "judge" (RLAIF)
     train_pairs: int
     dev_pairs: int
     skipped: int = 0  # train examples without a wrong answer to reject
@@ -49,6 +60,15 @@ class PairsRecord(Strict):
     sft_weight: float
     init: str | None = None  # the lora rung whose adapter it started from (and is the reference)
     dev_reference_logratio: float | None = None  # the reference's mean log p(chosen) - log p(rejected) on dev pairs
+    # pairs_from judge (RLAIF): who judged, by what, how the answers were sampled, and every pair kept
+    judge: str | None = None  # the judge model's identity
+    principles: list[str] = []
+    samples: int | None = None
+    temperature: float | None = None
+    margin: float | None = None
+    chosen_longer: float | None = None  # share of pairs whose chosen answer is the longer (verbosity bias)
+    judge_vs_metric: JudgeAgreement | None = None  # the judge against the target metric on the dev samples
+    judged: list[JudgedPair] = []  # the train pairs
 
 
 class TrainingOutcome(Strict):

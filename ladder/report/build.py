@@ -9,6 +9,7 @@ from ladder.report.document import (
 )
 from ladder.report.sections.costs import cost_per_rung, what_it_costs
 from ladder.report.sections.examples import confusion, per_label, won_and_lost
+from ladder.report.sections.judge import judges
 from ladder.report.sections.results import (
     all_metrics,
     decisions,
@@ -25,6 +26,7 @@ def build_report(run: AssessmentRun) -> Document:
     metric = run.target.metric
     sections = [
         opening(run),
+        judges(run),
         paired(run),
         repeats(run),
         diagnosis(run),

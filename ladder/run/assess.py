@@ -4,8 +4,6 @@ decide whether to climb; save the record after every rung."""
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata
-import platform
 import secrets
 import time
 from collections.abc import Callable
@@ -19,7 +17,7 @@ from ladder.decide.diagnosis import advise, diagnose
 from ladder.decide.policy import decide, decide_sequential
 from ladder.decide.recommend import recommend
 from ladder.errors import LadderError
-from ladder.extras import require_for
+from ladder.extras import installed_versions, require_for
 from ladder.metrics import scorers
 from ladder.paths import ladder_home, result_cache_dir
 from ladder.record import (
@@ -33,6 +31,7 @@ from ladder.run.certificate import certify, reference_backend
 from ladder.run.context import build_context, task_backend
 from ladder.run.datacheck import assessment_checks, label_issues_of_run
 from ladder.run.evaluate import measure_token_times, run_eval
+from ladder.run.judge import Judges
 from ladder.run.lock import store_lock
 from ladder.run.sequential import sequential_dev
 from ladder.rungs import build_candidate
@@ -48,20 +47,9 @@ from ladder.scoring.stats import score_sd
 from ladder.spec import ADAPTER_RUNGS, TRAINED_RUNGS, TaskFile, rung_name, shown_path
 
 EVAL_SPLITS = ("dev", "test")
-PACKAGES = ("torch", "transformers", "tokenizers", "numpy", "pydantic", "safetensors", "gguf")
 
 Progress = Callable[[str], None]
 StopRule = Callable[[RungResult], "str | None"]  # after a rung: why the climb stops there, or None
-
-
-def _packages() -> dict[str, str]:
-    found = {"python": platform.python_version(), "ladder": ladder.__version__}
-    for name in PACKAGES:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return found
 
 
 def _in_task(exc: LadderError, task: TaskFile) -> LadderError:
@@ -78,9 +66,12 @@ def new_run_id() -> str:
 
 def unavailable_rungs(spec) -> dict[str, str]:
     """Rung kinds this task cannot run, with what each would need (said in one line, never suggested)."""
+    out = {}
     if spec.corpus is None:
-        return {"rag": "a corpus of documents to retrieve from (`corpus:` in task.yaml, or `ladder init --corpus`)"}
-    return {}
+        out["rag"] = "a corpus of documents to retrieve from (`corpus:` in task.yaml, or `ladder init --corpus`)"
+    if spec.data.target_field is None:  # an open-ended task: nothing to learn answers from
+        out.update(dict.fromkeys(("fewshot", "lora", "full"), "reference answers (data.target_field)"))
+    return out
 
 
 def _distills_a_meeting_rung(rung_spec, run: AssessmentRun) -> bool:
@@ -230,7 +221,7 @@ def _climb(
         data_sizes={s: len(splits.get(s)) for s in ("train", "dev", "test")},
         limit=limit,
         model=backend.identity(),
-        packages=_packages(),
+        packages=installed_versions(),
         seed=spec.seed,
         target=spec.target,
         exhaustive=exhaustive,
@@ -247,19 +238,16 @@ def _climb(
         raise LadderError(f"{shown_path(task.path)}: {cannot_train}")
     save_run(run, record_path)
     metric, threshold = spec.target.metric, spec.target.threshold
-    ctx = build_context(
-        task,
-        splits.train,
-        splits.dev,
-        backend,
-        cache,
-        say,
-        work_dir=out_dir,
-        **task_data.for_rungs(),
-    )
     metrics = scorers(spec)
+    judges = Judges(task, backend, cache, say)  # the judge metrics' models (none opened unless asked)
+    ctx = build_context(
+        task, splits.train, splits.dev, backend, cache, say, judges, work_dir=out_dir, **task_data.for_rungs()
+    )
     stopped_by: str | None = None  # why the climb ended early, for the rungs left out
     try:
+        if judges:  # before any rung: how far the judge agrees with people
+            run.judges = judges.calibrate(task_data.human_grades, spec.seed)
+            save_run(run, record_path)
         for position, rung_spec in enumerate(selected):
             name = rung_name(rung_spec)
             after = selected[position + 1] if position + 1 < len(selected) else None
@@ -283,8 +271,14 @@ def _climb(
                     runs = [
                         run_eval(candidate, part, backend, formatter, spec, cache, repeat=r) for r in range(repeats)
                     ]
+                    judged = [
+                        judges.judge_outputs(part, o, f"{candidate.rung} {split}") if judges else None for o in runs
+                    ]
                     return runs[0], merge_repeats(
-                        [score_examples(o, part, metrics, split, candidate.demos, spec.output) for o in runs]
+                        [
+                            score_examples(o, part, metrics, split, candidate.demos, spec.output, j)
+                            for o, j in zip(runs, judged)
+                        ]
                     )
 
                 if split == "dev" and spec.policy.sequential:
@@ -294,7 +288,9 @@ def _climb(
                     used = evals[split][: len(records)]
                 else:
                     (outputs, records), used = measure(evals[split]), evals[split]
-                summary = summarize_split(records, outputs, used, metrics, spec.seed, candidate.top_k)
+                summary = judges.calibrated(
+                    summarize_split(records, outputs, used, metrics, spec.seed, candidate.top_k), records
+                )
                 split_results[split] = summary.model_copy(update={"repeats": repeats, "flaky": flakiness(records)})
                 examples += records
             # the evidence first (paired comparisons with every earlier rung, the cost), then the decision
@@ -333,7 +329,7 @@ def _climb(
                 )
             else:
                 decision = decide(
-                    split_results["dev"].metrics[metric],
+                    split_results["dev"].deciding(metric),  # a calibrated judge: on the people's scale
                     dev_sd,
                     metric,
                     threshold,
@@ -372,6 +368,8 @@ def _climb(
         except LadderError:
             pass  # the folder cannot be written (the error being raised may say so): the last save stands
         raise
+    finally:
+        judges.close()
     cost_by_token_times(run, spec)
     last_selected = max(spec.rungs.index(r) for r in selected)
     later = [rung_name(r) for r in spec.rungs[last_selected + 1 :]]  # configured, but left out by --rungs

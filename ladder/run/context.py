@@ -51,6 +51,23 @@ def answerer(task: TaskFile, backend: Backend, formatter: Formatter, cache: Resu
     return answer
 
 
+def sampler(task: TaskFile, backend: Backend, formatter: Formatter, cache: ResultCache, say: Say):
+    """How a rung gets several sampled answers per input (RLAIF): the eval step with the task's generation settings
+    but ``samples`` answers at ``temperature`` (each seeded by the task's seed, the example and the sample), cached."""
+    spec = task.spec
+
+    def sample(candidate: Candidate, examples: list[Example], samples: int, temperature: float) -> SplitOutputs:
+        generation = spec.generation.model_copy(
+            update={"samples": samples, "temperature": temperature, "label_scoring": "generate"}
+        )
+        say(f"[{candidate.rung}] sampling {samples} answers for each of {len(examples)} inputs")
+        return run_eval(
+            candidate, examples, backend, formatter, spec.model_copy(update={"generation": generation}), cache
+        )
+
+    return sample
+
+
 def dev_measurer(backend: Backend, formatter: Formatter, spec: TaskSpec) -> Callable[[Candidate, list[Example]], float]:
     """(candidate, dev examples) -> the target metric's mean: the eval step and scorer of the assessment, through
     its backend serving the candidate's artifact. Nothing is cached (weights mid-training are seen once)."""
@@ -85,11 +102,13 @@ def build_context(
     backend: Backend | None = None,
     cache: ResultCache | None = None,
     say: Say | None = None,
+    judges=None,
     **fields,
 ) -> BuildContext:
     """The rungs' context for ``task``: with a ``backend``, rungs may ask for answers and dev measurements
     through it (and its result ``cache``); the base model loads from the task's ``model`` either way.
-    ``fields``: the rest of ``BuildContext`` (work_dir, corpus, device, unlabeled, preferences...)."""
+    ``judges``: the run's judge step (``run/judge.Judges``; one is made when none is given). ``fields``: the rest of
+    ``BuildContext`` (work_dir, corpus, device, unlabeled, preferences...)."""
     spec = task.spec
     ctx = BuildContext(
         spec=spec,
@@ -101,12 +120,18 @@ def build_context(
         **fields,
     )
     if backend is not None:
+        from ladder.run.judge import Item, Judges
+
         formatter = backend.formatter(spec.prompt.format)
+        cache = cache or ResultCache(result_cache_dir())
+        say = say or (lambda _msg: None)
         ctx.count_tokens = backend.count_tokens
-        ctx.answer = answerer(
-            task, backend, formatter, cache or ResultCache(result_cache_dir()), say or (lambda _msg: None)
-        )
+        ctx.answer = answerer(task, backend, formatter, cache, say)
+        ctx.sample = sampler(task, backend, formatter, cache, say)
         ctx.measure = dev_measurer(backend, formatter, spec)
+        graders = judges if judges is not None else Judges(task, backend, cache, say)
+        ctx.grade = lambda options, items: graders.grade_with(options, [Item(*it) for it in items], "pairs")
+        ctx.judge_identity = graders.options_identity
     return ctx
 
 

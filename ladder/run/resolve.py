@@ -72,6 +72,12 @@ def resolve(
             "run the assessment again"
         )
     metric, threshold = run.target.metric, run.target.threshold
+    if metric in run.judges:
+        raise LadderError(
+            f"{run_dir}: the target {metric!r} is a judge metric: resolve tests per-example scores against the "
+            "threshold one at a time, and a judge's scores are on its own scale (a calibrated one reaches the "
+            "people's only as a mean); assess again with more dev examples instead"
+        )
     measured = [e for e in result.examples if e.split == "dev"]
     done = {e.id for e in measured}
     beyond = [ex for ex in data.splits.dev if ex.id not in done]

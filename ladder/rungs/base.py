@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from ladder.backends.hf.model import HFModel as BaseModel
     from ladder.data.corpus import Corpus, Document
     from ladder.data.splits import PreferenceRow
-    from ladder.record import TrainingRecord
+    from ladder.metrics import JudgeOptions
+    from ladder.record import JudgeVerdict, TrainingRecord
     from ladder.retrieval.embedder import Embedder
     from ladder.retrieval.retriever import Retriever
     from ladder.run.evaluate import SplitOutputs
@@ -80,6 +81,12 @@ class BuildContext:
     answer: Callable[[Candidate, list[Example], str | None, str | None], SplitOutputs] | None = None
     # (candidate, dev examples) -> the target metric's mean, through the assessment's eval step and backend
     measure: Callable[[Candidate, list[Example]], float] | None = None
+    # (candidate, examples, samples, temperature) -> that many sampled answers per input (never test)
+    sample: Callable[[Candidate, list[Example], int, float], SplitOutputs] | None = None
+    # (judge options, [(input, answer, reference)]) -> the judge's verdicts, through the run's judge step
+    grade: Callable[[JudgeOptions, list[tuple[str, str, str | None]]], list[JudgeVerdict]] | None = None
+    # () -> the identity of the judge the options name (for the record)
+    judge_identity: Callable[[JudgeOptions], str] | None = None
     # () -> the task's base model for training (backends/hf/model.HFModel), called once
     load_base: Callable[[], BaseModel] | None = None
     # (rung spec, context) -> its candidate: how a rung gets another rung's candidate (``rungs.build_candidate``)
@@ -127,6 +134,23 @@ class BuildContext:
                 "(run it through `ladder assess`)"
             )
         return self.answer(candidate, examples, model, url)
+
+    def sampled(self, candidate: Candidate, examples: list[Example], samples: int, temperature: float) -> SplitOutputs:
+        if self.sample is None:
+            from ladder.errors import LadderError
+
+            raise LadderError(
+                f"rung needs sampled answers of {candidate.rung!r}, and nothing serves models here "
+                "(run it through `ladder assess` or `ladder train`)"
+            )
+        return self.sample(candidate, examples, samples, temperature)
+
+    def judged(self, options: JudgeOptions, items: list[tuple[str, str, str | None]]) -> list[JudgeVerdict]:
+        if self.grade is None:
+            from ladder.errors import LadderError
+
+            raise LadderError("a rung needs a judge, and nothing serves models here (run it through `ladder assess`)")
+        return self.grade(options, items)
 
     def measure_dev(self, candidate: Candidate, examples: list[Example]) -> float:
         if self.measure is None:

@@ -156,9 +156,103 @@ def own_mistakes(
     return rows, skipped, outputs.wall_s + outputs.selection_s
 
 
+def _judge_options(rung: PreferenceRungSpec, ctx: BuildContext):
+    """The judge metric's options with the rung's principles as the rubric (the metric's rubric without them)."""
+    from ladder.metrics import scorers
+
+    assert rung.judge is not None  # the spec resolves the default
+    options = scorers(ctx.spec)[rung.judge].judge
+    assert options is not None
+    if not rung.principles:
+        return options
+    rules = "\n".join(f"- {p}" for p in rung.principles)
+    return options.model_copy(update={"rubric": f"Grade the answer by these principles:\n{rules}", "criteria": []})
+
+
+def judged_pairs(rung: PreferenceRungSpec, ctx: BuildContext, examples, policy: Candidate):
+    """RLAIF: ``samples`` answers per input from the starting model, graded by the judge against the principles;
+    (input, best, worst) where the judge separates them by ``margin``. Returns the rows, the kept pairs with their
+    scores, how many inputs gave none, the seconds, and per input every (answer, score) (for the agreement)."""
+    import time
+
+    from ladder.record import JudgedPair
+
+    outputs = ctx.sampled(policy, examples, rung.samples, rung.temperature)
+    started = time.perf_counter()
+    answers = [out.samples or [out.output] for out in outputs.outputs]
+    options = _judge_options(rung, ctx)
+    items = [(ex.input, a, ex.target or None) for ex, mine in zip(examples, answers) for a in mine]
+    verdicts = ctx.judged(options, items)
+    rows, kept, skipped, graded, at = [], [], 0, [], 0
+    for ex, mine in zip(examples, answers):
+        scores = [v.score for v in verdicts[at : at + len(mine)]]
+        at += len(mine)
+        graded.append(list(zip(mine, scores)))
+        best = max(range(len(mine)), key=lambda j: (scores[j], -j))
+        worst = min(range(len(mine)), key=lambda j: (scores[j], j))
+        if scores[best] - scores[worst] < rung.margin or mine[best].strip() == mine[worst].strip():
+            skipped += 1
+            continue
+        rows.append((ex.input, mine[best], mine[worst]))
+        kept.append(
+            JudgedPair(
+                input=ex.input,
+                chosen=mine[best],
+                rejected=mine[worst],
+                chosen_score=scores[best],
+                rejected_score=scores[worst],
+            )
+        )
+    seconds = outputs.wall_s + outputs.selection_s + time.perf_counter() - started
+    return rows, kept, skipped, seconds, graded
+
+
+def _judge_vs_metric(ctx: BuildContext, examples, graded):
+    """The judge's scores of the dev samples against the target metric's (where the target is not a judge)."""
+    from ladder.metrics import scorers
+    from ladder.scoring.agreement import agreement
+
+    scorer = scorers(ctx.spec)[ctx.spec.target.metric]
+    if scorer.judge is not None or not any(ex.target for ex in examples):
+        return None
+    judge, metric, lengths = [], [], []
+    for ex, mine in zip(examples, graded):
+        for answer, score in mine:
+            judge.append(score)
+            metric.append(scorer.score(answer, ex.references))
+            lengths.append(len(answer))
+    if len(judge) < 2:
+        return None
+    return agreement([round(j) for j in judge], judge, [round(m) for m in metric], metric, lengths, ctx.spec.seed)
+
+
 def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
     name = rung_name(rung)
-    if ctx.preferences:
+    judged: dict = {}
+    if rung.pairs_from == "judge":
+        policy = ctx.candidate(rung.init) if rung.init else zero_shot(rung, ctx.spec)
+        train_rows, kept, skipped, seconds, _ = judged_pairs(rung, ctx, ctx.train, policy)
+        dev_rows, _, _, dev_seconds, dev_graded = judged_pairs(rung, ctx, ctx.dev, policy)
+        seconds += dev_seconds
+        source = "judge"
+        options = _judge_options(rung, ctx)
+        judged = {
+            "judge": ctx.judge_identity(options) if ctx.judge_identity else None,
+            "principles": list(rung.principles) or [options.rubric],
+            "samples": rung.samples,
+            "temperature": rung.temperature,
+            "margin": rung.margin,
+            "chosen_longer": sum(len(p.chosen) > len(p.rejected) for p in kept) / len(kept) if kept else None,
+            "judge_vs_metric": _judge_vs_metric(ctx, ctx.dev, dev_graded),
+            "judged": kept,
+        }
+        if not train_rows:
+            raise LadderError(
+                f"rungs[{name}]: no preference pairs: the judge scored the {rung.samples} answers of every one of "
+                f"{len(ctx.train)} train inputs within {rung.margin} of each other (lower `margin`, raise `samples` or "
+                "`temperature`)"
+            )
+    elif ctx.preferences:
         given = sorted(ctx.preferences, key=lambda p: p.id)
         rng_for(ctx.spec.seed, name, "preference-dev").shuffle(given)
         n_dev = max(1, len(given) // 10) if len(given) > 1 else 0
@@ -189,6 +283,7 @@ def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
         beta=rung.beta,
         sft_weight=rung.sft_weight,
         init=rung.init,
+        **judged,
     )
     data = TrainingData(
         train_pairs,

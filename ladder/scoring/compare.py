@@ -15,7 +15,7 @@ import numpy as np
 from ladder.data.corpus import doc_of
 from ladder.errors import LadderError
 from ladder.metrics import Scorer, valid_output
-from ladder.record import Estimate, ExampleRecord, PairedComparison, RungResult, SplitResult
+from ladder.record import Estimate, ExampleRecord, JudgeVerdict, PairedComparison, RungResult, SplitResult
 from ladder.scoring.stats import estimate, paired
 
 if TYPE_CHECKING:
@@ -31,15 +31,22 @@ def score_examples(
     split: str,
     static_demos: tuple[Any, ...],
     output: OutputSpec,
+    judged: dict[str, list[list[JudgeVerdict]]] | None = None,
 ) -> list[ExampleRecord]:
     """One record per example: its output(s), a score per metric (the mean over samples, if several),
-    and how many answers were not of the declared form."""
+    and how many answers were not of the declared form. ``judged``: the judge metrics' scores, graded by the
+    judge step (metric -> per example, a score per answer)."""
     records = []
-    for ex, out, prompt_hash, sel in zip(
-        examples, split_outputs.outputs, split_outputs.prompt_hashes, split_outputs.selections
+    for i, (ex, out, prompt_hash, sel) in enumerate(
+        zip(examples, split_outputs.outputs, split_outputs.prompt_hashes, split_outputs.selections)
     ):
         answers = out.samples or [out.output]
-        scores = {m: sum(s.score(a, ex.references) for a in answers) / len(answers) for m, s in metrics.items()}
+        scores = {
+            m: sum(v.score for v in judged[m][i]) / len(judged[m][i])
+            if s.judge is not None and judged is not None
+            else sum(s.score(a, ex.references) for a in answers) / len(answers)
+            for m, s in metrics.items()
+        }
         means = None
         if out.label_logprobs is not None and out.label_token_counts is not None:
             means = {k: v / max(1, out.label_token_counts[k]) for k, v in out.label_logprobs.items()}
@@ -61,6 +68,7 @@ def score_examples(
                 latency_s=out.latency_s,
                 samples=out.samples,
                 invalid=sum(not valid_output(a, output.kind, output.labels, ex.target) for a in answers),
+                judge_invalid={m: sum(v.invalid for v in per[i]) for m, per in judged.items()} if judged else None,
             )
         )
     return records

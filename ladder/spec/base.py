@@ -20,6 +20,7 @@ BUILTIN_METRICS = (
     "rouge_l",
     "chrf",
     "numeric_match",
+    "judge",
 )
 JSON_METRICS = ("json_valid", "json_field_f1")
 

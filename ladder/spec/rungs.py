@@ -214,6 +214,30 @@ class PreferenceRungSpec(AdapterSettings):
         description="Start from this lora rung's adapter (by name), which is then also the reference; "
         "default: a fresh adapter on the base model.",
     )
+    pairs_from: Literal["mistakes", "judge"] = Field(
+        default="mistakes",
+        description="mistakes: the target against a lower rung's wrong answer (or data.preferences); judge: RLAIF, "
+        "`samples` answers per train input from the starting model, graded by a judge metric's judge against "
+        "`principles`, the best against the worst where the judge separates them by `margin`.",
+    )
+    judge: str | None = Field(
+        default=None,
+        description="pairs_from judge: the judge metric (by name) whose judge grades the answers; default: the "
+        "task's first judge metric.",
+    )
+    principles: list[str] = Field(
+        default_factory=list,
+        description="pairs_from judge: the written rules the judge grades by (default: the judge metric's rubric).",
+    )
+    samples: int = Field(default=4, ge=2, le=16, description="pairs_from judge: answers sampled per input.")
+    temperature: float = Field(default=0.8, gt=0, le=2, description="pairs_from judge: the sampling temperature.")
+    margin: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="pairs_from judge: the least score difference (on [0, 1]) between the best and the worst answer "
+        "for a pair to be kept.",
+    )
     beta: float = Field(default=0.1, gt=0, description="DPO's beta: how far from the reference the policy may move.")
     sft_weight: float = Field(
         default=1.0,

@@ -27,7 +27,11 @@ class DataSpec(Strict):
     dev: str = Field(description="Development split: used for decisions (climb or stop).")
     test: str = Field(description="Held-out split: read only by the eval step.")
     input_field: str = Field(default="input", description="Field holding the model's input.")
-    target_field: str = Field(default="target", description="Field holding the expected answer.")
+    target_field: str | None = Field(
+        default="target",
+        description="Field holding the expected answer; null for an open-ended task with no reference answers "
+        "(output.kind text, graded by judge metrics alone; the rungs that learn from targets are refused).",
+    )
     id_field: str | None = Field(
         default=None, description="Field holding a stable example id; without it the id is a hash of the input."
     )
@@ -68,6 +72,12 @@ class DataSpec(Strict):
         default=None,
         description="Raw text of the task's domain for the continued rung (no targets): a JSONL of documents "
         "(a `text` field) or a folder of .md/.txt files, relative to the task file.",
+    )
+    human_grades: str | None = Field(
+        default=None,
+        description="People's grades of answers, to calibrate the judge metrics (JSONL or CSV): input_field, "
+        "`output` (the graded answer), `grade` (on the judge's scale: a number, or pass/fail), the reference in "
+        "target_field where there is one, and `metric` (the judge metric's name) when the task has several.",
     )
     reserve: str | None = Field(
         default=None,

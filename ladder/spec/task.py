@@ -133,6 +133,8 @@ class TaskSpec(Strict):
         for index, rung in enumerate(self.rungs):
             if isinstance(rung, (DistillRungSpec, PreferenceRungSpec)):
                 self._resolve_sources(index, rung)
+        if self.data.target_field is None:
+            self._open_ended()
         sampling = self.generation.temperature > 0
         if sampling and self.output.kind == "label" and self.generation.label_scoring == "loglik":
             raise ValueError(
@@ -142,6 +144,23 @@ class TaskSpec(Strict):
         if self.data.doc_id_field and self.corpus is None:
             raise ValueError("data.doc_id_field names corpus documents, but the task has no `corpus`")
         return self
+
+    def _open_ended(self) -> None:
+        """No reference answers: free text graded by judges, and only the rungs that learn from none."""
+        if self.output.kind != "text":
+            raise ValueError("data.target_field: null (no reference answers) needs output.kind text")
+        others = [m.name for m in self.metrics if m.metric != "judge"]
+        if others:
+            raise ValueError(f"metrics: {others[0]!r} compares with a reference, and data.target_field is null")
+        for rung in self.rungs:
+            learns = rung.type in ("fewshot", "distill", "continued", "lora", "full") or (
+                isinstance(rung, PreferenceRungSpec) and rung.pairs_from != "judge" and self.data.preferences is None
+            )
+            if learns:
+                raise ValueError(
+                    f"rung {rung_name(rung)!r}: it learns from reference answers, and data.target_field is null "
+                    "(an open-ended task: prompt, rag, and preference with pairs_from: judge or data.preferences)"
+                )
 
     def _resolve_text(self, rung: ContinuedRungSpec) -> None:
         """The continued rung's text made explicit (``auto`` -> domain_text or corpus), and there."""
@@ -180,6 +199,18 @@ class TaskSpec(Strict):
             return
         if rung.init is not None and (rung.init not in before or before[rung.init].type != "lora"):
             raise ValueError(f"rung {name!r}: init {rung.init!r} is not a lora rung listed before it")
+        if rung.pairs_from == "judge":
+            judges = [m.name or m.metric for m in self.metrics if m.metric == "judge"]
+            if not judges:
+                raise ValueError(
+                    f"rung {name!r}: pairs_from judge needs a judge metric in `metrics` (its judge grades the answers)"
+                )
+            rung.judge = rung.judge or judges[0]
+            if rung.judge not in judges:
+                raise ValueError(f"rung {name!r}: judge {rung.judge!r} is not a judge metric ({', '.join(judges)})")
+            if self.data.preferences is not None:
+                raise ValueError(f"rung {name!r}: pairs_from judge makes its own pairs; data.preferences gives them")
+            return
         if self.data.preferences is not None:
             return  # the pairs are given
         if rung.negatives_from is None:
@@ -228,5 +259,36 @@ class TaskSpec(Strict):
                 raise ValueError(f"metric {entry.metric!r} needs output.kind 'json'")
             if entry.extract == "first_label" and self.output.kind != "label":
                 raise ValueError(f"metrics[{i}].extract: first_label needs output.kind 'label'")
+            if entry.metric == "judge" and entry.extract is not None:
+                raise ValueError(f"metrics[{i}].extract: a judge reads the whole answer; drop extract")
         if self.target.metric not in names:
             raise ValueError(f"target.metric {self.target.metric!r} is not one of metrics: {names}")
+        target = next(m for m in self.metrics if m.name == self.target.metric)
+        if registered and target.metric == "judge":
+            self._judged_target()
+
+    def _judged_target(self) -> None:
+        """A judged target is graded in the eval step only: what scores answers elsewhere by it cannot run."""
+        if self.policy.sequential:
+            raise ValueError(
+                "policy.sequential tests per-example scores against the threshold one at a time, and a judge's "
+                "scores are on its own scale (a calibrated one reaches the people's only as a mean): set it false"
+            )
+        for rung in self.rungs:
+            name = rung_name(rung)
+            if isinstance(rung, DistillRungSpec):
+                raise ValueError(
+                    f"rung {name!r}: a distill rung keeps the teacher's right answers by the target metric, and a "
+                    "judge target is graded only in the eval step: make target.metric a reference metric"
+                )
+            if isinstance(rung, PreferenceRungSpec) and self.data.preferences is None and rung.pairs_from != "judge":
+                raise ValueError(
+                    f"rung {name!r}: rejected answers are chosen by the target metric on train, and a judge target is "
+                    "graded only in the eval step: give data.preferences, or pairs_from: judge"
+                )
+            train = getattr(rung, "train", None)
+            if train is not None and train.early_stopping == "dev_metric":
+                raise ValueError(
+                    f"rung {name!r}: train.early_stopping dev_metric measures the target metric during training, and "
+                    "a judge target is graded only in the eval step: use dev_loss"
+                )

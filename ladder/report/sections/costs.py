@@ -81,7 +81,7 @@ def what_it_costs(run: AssessmentRun) -> Section:
                 # 3 significant digits (as the table prints them): a re-run whose selection times moved in the 6th
                 # digit draws the same figure (and finds it drawn: ``plots.drawn``)
                 "cost": [float(f"{r.cost.cost_per_1k_calls:.3g}") for r in costed if r.cost is not None],
-                "dev": [interval(r.splits["dev"].metrics[metric]) for r in costed],
+                "dev": [interval(r.splits["dev"].deciding(metric)) for r in costed],
             },
             f"Dev {metric} (95% interval) against the cost per 1k calls ({unit}); "
             + (f"{chosen} is highlighted ({why_chosen(run)}). " if chosen else "")

@@ -44,8 +44,8 @@ def opening(run: AssessmentRun) -> Section:
         rows.append(
             [
                 r.name,
-                ci(r.splits["dev"].metrics[metric]),
-                ci(r.splits["test"].metrics[metric]),
+                ci(r.splits["dev"].deciding(metric)),
+                ci(r.splits["test"].deciding(metric)),
                 delta(r, previous, "test", metric),
                 f"{r.splits['test'].invalid_share:.1%}",
                 r.decision.status,
@@ -78,11 +78,18 @@ def opening(run: AssessmentRun) -> Section:
                     "metric": metric,
                     "threshold": threshold,
                     "rungs": [r.name for r in run.rungs],
-                    "dev": [interval(r.splits["dev"].metrics[metric]) for r in run.rungs],
-                    "test": [interval(r.splits["test"].metrics[metric]) for r in run.rungs],
+                    "dev": [interval(r.splits["dev"].deciding(metric)) for r in run.rungs],
+                    "test": [interval(r.splits["test"].deciding(metric)) for r in run.rungs],
                 },
                 f"{metric} per rung, dev and test, with 95% intervals; the dashed line is the target {threshold:.3f}. "
                 "The numbers are the table above.",
+            )
+        )
+    if any(metric in r.splits["dev"].calibrated for r in run.rungs):
+        blocks.append(
+            Paragraph(
+                f"{metric} is graded by a judge calibrated against people's grades: the scores above are on the "
+                "people's scale (prediction-powered inference), the judge's own beside them under The judge."
             )
         )
     kind = run.spec.output.kind

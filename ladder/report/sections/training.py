@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ladder.decide.cost import duration
-from ladder.record import AssessmentRun, RungResult
+from ladder.record import AssessmentRun, PairsRecord, RungResult
 from ladder.report.document import (
     Block,
     Figure,
@@ -192,11 +192,11 @@ def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list[Block]:
             Table(
                 [
                     "rung",
-                    "rejected answers from",
+                    "pairs from",
                     "started from",
                     "train pairs",
                     "dev pairs",
-                    "without a wrong answer",
+                    "inputs without a pair",
                     "beta / sft weight",
                     "dev log p(chosen) − log p(rejected), reference → trained",
                     "making pairs",
@@ -208,7 +208,53 @@ def _learnt_from(run: AssessmentRun, trained: list[RungResult]) -> list[Block]:
                 "improved: the task metric above decides."
             ),
         ]
+    for r in trained:
+        pairs = r.training.pairs if r.training else None
+        if pairs is not None and pairs.source == "judge":
+            blocks += _judged_pairs(r.name, pairs)
     return blocks
+
+
+def _judged_pairs(name: str, pairs: PairsRecord) -> list[Block]:
+    """RLAIF: who judged, by what, and the pairs it made (the first three)."""
+    principles = "; ".join(p.rstrip(".") for p in pairs.principles)
+    agree = pairs.judge_vs_metric
+    against = (
+        f" Against the target metric on every dev sample the judge gave the same verdict for "
+        f"{agree.accuracy.mean:.0%}, Spearman ρ {agree.spearman.mean:+.2f} "
+        f"[{agree.spearman.low:+.2f}, {agree.spearman.high:+.2f}]."
+        if agree is not None
+        else ""
+    )
+    longer = (
+        f" The chosen answer is the longer in {pairs.chosen_longer:.0%} of pairs."
+        if pairs.chosen_longer is not None
+        else ""
+    )
+    text = (
+        f"**{name}** learnt from a judge's preferences (RLAIF): {pairs.samples} answers per train input sampled at "
+        f"temperature {pairs.temperature:g} from the starting model, each graded alone by {pairs.judge} against "
+        f"the principles ({principles}); the best against the worst where their scores differ by at least "
+        f"{pairs.margin:g}.{longer}{against}"
+    )
+
+    def cell(text: str, n: int) -> str:
+        return " ".join(text.split())[:n]  # one line in every format
+
+    rows = [
+        [
+            cell(p.input, 80),
+            cell(p.chosen, 100),
+            f"{p.chosen_score:.2f}",
+            cell(p.rejected, 100),
+            f"{p.rejected_score:.2f}",
+        ]
+        for p in pairs.judged[:3]
+    ]
+    return [
+        Paragraph(text),
+        Table(["input", "chosen", "score", "rejected", "score"], rows),
+    ]
 
 
 def training_curves(run: AssessmentRun) -> Section:
