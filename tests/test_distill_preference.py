@@ -140,7 +140,8 @@ def test_distill_filter_keeps_only_correct_teacher_answers_and_every_unlabeled_o
 
 
 def test_preference_pairs_from_data_preferences(backend, tmp_path):
-    """User-given pairs replace the model's own mistakes; a seeded tenth of them is the dev set."""
+    """User-given pairs replace the model's own mistakes; a seeded tenth of them is the dev set. Started from a lora
+    rung's adapter, its adaptation includes making that adapter."""
     pairs = [
         {"text": f"play track {i} from my road trip mix", "chosen": "play_music", "rejected": "add_to_playlist"}
         for i in range(10)
@@ -149,15 +150,18 @@ def test_preference_pairs_from_data_preferences(backend, tmp_path):
         backend,
         tmp_path,
         [
-            {"type": "preference", "dropout": 0.0, "train": {**TRAIN, "max_steps": 1}},
+            {"type": "lora", "dropout": 0.0, "train": {**TRAIN, "max_steps": 1}},
+            {"type": "preference", "init": "lora", "dropout": 0.0, "train": {**TRAIN, "max_steps": 1}},
         ],
         n_train=8,
         preferences=pairs,
     )
-    assert spec.rungs[0].negatives_from is None  # nothing to answer: the pairs are given
-    t = TrainingRecord.model_validate(build_candidate(spec.rungs[0], ctx).training)
+    assert spec.rungs[1].negatives_from is None  # nothing to answer: the pairs are given
+    t = TrainingRecord.model_validate(build_candidate(spec.rungs[1], ctx).training)
     assert t.pairs.source == "data.preferences" and (t.pairs.train_pairs, t.pairs.dev_pairs) == (9, 1)
     assert t.steps == 1 and t.dev_evals[-1].reward_accuracy is not None
+    lora = ctx.candidate("lora").training
+    assert t.pairs.init == "lora" and t.data_s == pytest.approx(lora.wall_s + lora.data_s)  # the adapter it began from
 
 
 def _interrupt_after(steps: int):

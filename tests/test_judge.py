@@ -348,3 +348,17 @@ def test_pairs_from_judge_needs_a_judge_metric(make_task):
     metrics = ["accuracy", {"metric": "judge", "name": "j", "options": {"rubric": "r"}}]
     spec = load_task(make_task({"rungs": rungs, "metrics": metrics}, folder="other")).spec
     assert spec.rungs[1].judge == "j" and spec.rungs[1].negatives_from is None
+
+
+def test_a_gate_compares_judged_scores_only_under_the_same_judge_and_rubric(make_task, tmp_path):
+    from ladder.gate import gate, make_baseline
+
+    task = load_task(_judge_task(make_task, grades=HUMAN))
+    run, _ = assess(task, backend=_answerer(), out_dir=tmp_path / "run")
+    baseline = make_baseline(run, "prompt", "test")
+    assert set(baseline.judges) == {"correct"} and baseline.judges["correct"].startswith("scripted")
+    assert gate(run, baseline).checks[0].verdict == "pass"  # the same run against itself
+    reworded = load_task(_judge_task(make_task, options={"rubric": "The answer is right."}))
+    other, _ = assess(reworded, backend=_answerer(), out_dir=tmp_path / "other")
+    with pytest.raises(LadderError, match="judged scores compare only under the same judge and rubric"):
+        gate(other, baseline)

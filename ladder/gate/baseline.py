@@ -45,6 +45,17 @@ class Baseline(Strict):
     run_id: str
     created: str
     examples: list[BaselineExample] = Field(min_length=1)
+    judges: dict[str, str] = {}  # judge metrics: who graded them, by which options (judge_keys); a gate needs the same
+
+
+def judge_keys(run: AssessmentRun) -> dict[str, str]:
+    """Per judge metric of a run: the judge's identity and a hash of its options (rubric, scale, mode...). Judged
+    scores compare only under the same judge and rubric."""
+    options = {m.name: m.options for m in run.spec.metrics}
+    return {
+        metric: f"{summary.judge}; options {hashlib.sha256(json.dumps(options.get(metric), sort_keys=True).encode()).hexdigest()[:12]}"
+        for metric, summary in run.judges.items()
+    }
 
 
 def output_hash(record: ExampleRecord) -> str:
@@ -80,6 +91,7 @@ def make_baseline(run: AssessmentRun, rung: str, split: str = "test", source: st
         run_id=run.run_id,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         examples=[BaselineExample(id=r.id, scores=r.scores, output_sha256=output_hash(r)) for r in examples],
+        judges=judge_keys(run),
     )
 
 

@@ -22,7 +22,7 @@ import math
 from typing import Literal
 
 from ladder.errors import LadderError
-from ladder.gate.baseline import Baseline, find_rung, output_hash
+from ladder.gate.baseline import Baseline, find_rung, judge_keys, output_hash
 from ladder.record import AssessmentRun, PairedComparison
 from ladder.scoring.compare import compare_by_id, is_binary, measured_binary
 from ladder.scoring.stats import (
@@ -152,6 +152,12 @@ def gate(
             )
         if candidate and metric not in next(iter(candidate.values())).scores:
             raise LadderError(f"{source}: rung {result.name!r} has no {metric!r} scores")
+        ours, theirs = judge_keys(run).get(metric), baseline.judges.get(metric)
+        if ours != theirs:
+            raise LadderError(
+                f"{source}: {metric!r} was graded by {ours or 'no judge'} here and by {theirs or 'no judge'} in "
+                f"{baseline_source}: judged scores compare only under the same judge and rubric; rebuild the baseline"
+            )
         base_scores = {e.id: e.scores[metric] for e in baseline.examples}
         cand_scores = {i: r.scores[metric] for i, r in candidate.items()}
         binary = measured_binary(result.splits[split], metric)

@@ -19,7 +19,7 @@ al. 2024), on the shared loop as an ``Objective``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ladder.errors import LadderError
 from ladder.record import PairsRecord
@@ -295,4 +295,11 @@ def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
         pairs=pairs,
         init_adapter=init.path if init is not None else None,
     )
-    return finetune(rung, ctx, data)
+    candidate = finetune(rung, ctx, data)
+    if init is None:
+        return candidate
+    # its adaptation includes making the adapter it starts from, as a lora rung's from a continued one does
+    start = ctx.candidate(str(rung.init)).training
+    assert candidate.training is not None and start is not None
+    made = candidate.training.data_s + start.wall_s + start.data_s
+    return replace(candidate, training=candidate.training.model_copy(update={"data_s": made}))
