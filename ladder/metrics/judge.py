@@ -83,6 +83,11 @@ class JudgeOptions(Options):
             return [self.rubric]
         return [f"{self.rubric}\nCriterion: {c}" for c in self.criteria]
 
+    @property
+    def units(self) -> list[float]:
+        """``grades`` on the metric's [0, 1] scale, in the same order."""
+        return [self.unit(self.grade_value(g)) for g in self.grades]
+
     def unit(self, grade: float) -> float:
         """A grade on the judge's scale as a score in [0, 1] (pass 1, fail 0)."""
         if self.scale == "pass_fail":

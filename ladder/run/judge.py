@@ -108,7 +108,9 @@ class Judges:
         hit = self.cache.get(key)
         if hit is not None:
             return [Verdict.model_validate(v) for v in hit["verdicts"]]
-        per_question = self._ask(options, backend, formatter, conversations, prompts, label)
+        # the judge's turn renders the same after any conversation, so one rendering of each grade serves all
+        choices = [formatter.completion(conversations[0], g) for g in options.grades] if conversations else []
+        per_question = self._ask(options, backend, formatter, prompts, choices, label)
         k = len(options.questions)
         verdicts = []
         for i in range(len(items)):
@@ -123,38 +125,31 @@ class Judges:
         self.cache.put(key, {"verdicts": [v.model_dump() for v in verdicts]})
         return verdicts
 
-    def _ask(self, options, backend: Backend, formatter: Formatter, conversations, prompts, label) -> list[Verdict]:
+    def _ask(self, options, backend: Backend, formatter: Formatter, prompts, choices, label) -> list[Verdict]:
         size = self.spec.generation.batch_size
         out: list[Verdict] = []
         with progress.track(f"[judge] {label}", total=len(prompts), unit="verdict") as bar:
             for first in range(0, len(prompts), size):
                 rows = list(range(first, min(first + size, len(prompts))))
                 if options.mode == "scores":
-                    out += self._by_likelihood(
-                        options, backend, formatter, [conversations[i] for i in rows], rows, prompts
-                    )
+                    out += self._by_likelihood(options, backend, choices, rows, prompts)
                 else:
-                    out += self._by_verdict(
-                        options, backend, formatter, [conversations[i] for i in rows], rows, prompts
-                    )
+                    out += self._by_verdict(options, backend, formatter, choices, rows, prompts)
                 bar.advance(len(rows))
         return out
 
-    def _by_likelihood(self, options, backend, formatter, conversations, rows, prompts) -> list[Verdict]:
-        grades = options.grades
-        choices = [formatter.completion(conversations[0], g) for g in grades]
-        scored = backend.score_choices([ScoreRequest(prompts[i], choices) for i in rows])
+    def _by_likelihood(self, options, backend, choices, rows, prompts) -> list[Verdict]:
+        values = options.units
         out = []
-        for result in scored:
+        for result in backend.score_choices([ScoreRequest(prompts[i], choices) for i in rows]):
             top = max(result.logprobs)
             weights = [math.exp(lp - top) for lp in result.logprobs]
-            total = sum(weights)
-            values = [options.unit(options.grade_value(g)) for g in grades]
-            best = max(range(len(grades)), key=lambda j: (result.logprobs[j], -j))
-            out.append(Verdict(score=sum(w * v for w, v in zip(weights, values)) / total, grade=values[best]))
+            best = max(range(len(values)), key=lambda j: (result.logprobs[j], -j))
+            score = sum(w * v for w, v in zip(weights, values)) / sum(weights)
+            out.append(Verdict(score=score, grade=values[best]))
         return out
 
-    def _by_verdict(self, options, backend, formatter, conversations, rows, prompts) -> list[Verdict]:
+    def _by_verdict(self, options, backend, formatter, choices, rows, prompts) -> list[Verdict]:
         stop = [formatter.end_of_turn] if formatter.end_of_turn else []
         found: dict[int, str] = {}
         for attempt in range(options.retries + 1):
@@ -182,9 +177,7 @@ class Judges:
         missing = [i for i in rows if i not in found]
         if missing:
             try:
-                fallback = self._by_likelihood(
-                    options, backend, formatter, [conversations[rows.index(i)] for i in missing], missing, prompts
-                )
+                fallback = self._by_likelihood(options, backend, choices, missing, prompts)
             except Exception as exc:  # a chat-only endpoint cannot score choices
                 raise LadderError(
                     f"judge: {len(missing)} verdicts were out of form after {options.retries} retries and the judge "
@@ -264,5 +257,5 @@ class Judges:
 
 def _nearest(human: list[float], options: JudgeOptions) -> list[float]:
     """People's grades (a mean of several may fall between grades) at the nearest grade, on [0, 1]."""
-    values = sorted({options.unit(options.grade_value(g)) for g in options.grades})
+    values = sorted(set(options.units))
     return [min(values, key=lambda v: (abs(v - h), v)) for h in human]

@@ -294,9 +294,15 @@ def build_lora(rung: LoraRungSpec, ctx: BuildContext) -> Candidate:
     start = ctx.candidate(rung.init)
     assert start.artifact is not None and start.training is not None  # a continued rung (checked at load) trains
     candidate = finetune(rung, ctx, dataclasses.replace(data, init_adapter=start.artifact.path))
-    # its adaptation includes making the adapter it starts from (its record's data_s, as a teacher's answers are)
+    return counting_start(candidate, start.training)
+
+
+def counting_start(candidate: Candidate, start: TrainingRecord) -> Candidate:
+    """``candidate`` with making the adapter it started from (``start``: its training and the data that training
+    made) counted in its adaptation (``data_s``), as a teacher's answers are: a lora rung from a continued one, a
+    preference rung from a lora one."""
     assert candidate.training is not None
-    made = start.training.wall_s + start.training.data_s
+    made = candidate.training.data_s + start.wall_s + start.data_s
     return dataclasses.replace(candidate, training=candidate.training.model_copy(update={"data_s": made}))
 
 

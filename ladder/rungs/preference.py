@@ -19,12 +19,12 @@ al. 2024), on the shared loop as an ``Objective``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ladder.errors import LadderError
 from ladder.record import PairsRecord
 from ladder.rungs.base import BuildContext, Candidate, rng_for
-from ladder.rungs.finetune import TrainingData, finetune, zero_shot
+from ladder.rungs.finetune import TrainingData, counting_start, finetune, zero_shot
 from ladder.spec import PreferenceRungSpec, rung_name
 
 
@@ -169,10 +169,11 @@ def _judge_options(rung: PreferenceRungSpec, ctx: BuildContext):
     return options.model_copy(update={"rubric": f"Grade the answer by these principles:\n{rules}", "criteria": []})
 
 
-def judged_pairs(rung: PreferenceRungSpec, ctx: BuildContext, examples, policy: Candidate):
-    """RLAIF: ``samples`` answers per input from the starting model, graded by the judge against the principles;
-    (input, best, worst) where the judge separates them by ``margin``. Returns the rows, the kept pairs with their
-    scores, how many inputs gave none, the seconds, and per input every (answer, score) (for the agreement)."""
+def judged_pairs(rung: PreferenceRungSpec, ctx: BuildContext, examples, policy: Candidate, options):
+    """RLAIF: ``samples`` answers per input from the starting model, graded by the judge (``options``: its metric's,
+    the principles as the rubric); (input, best, worst) where the judge separates them by ``margin``. Returns the
+    rows, the kept pairs with their scores, how many inputs gave none, the seconds, and per input every (answer,
+    score) (for the agreement)."""
     import time
 
     from ladder.record import JudgedPair
@@ -180,7 +181,6 @@ def judged_pairs(rung: PreferenceRungSpec, ctx: BuildContext, examples, policy: 
     outputs = ctx.sampled(policy, examples, rung.samples, rung.temperature)
     started = time.perf_counter()
     answers = [out.samples or [out.output] for out in outputs.outputs]
-    options = _judge_options(rung, ctx)
     items = [(ex.input, a, ex.target or None) for ex, mine in zip(examples, answers) for a in mine]
     verdicts = ctx.judged(options, items)
     rows, kept, skipped, graded, at = [], [], 0, [], 0
@@ -231,11 +231,11 @@ def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
     judged: dict = {}
     if rung.pairs_from == "judge":
         policy = ctx.candidate(rung.init) if rung.init else zero_shot(rung, ctx.spec)
-        train_rows, kept, skipped, seconds, _ = judged_pairs(rung, ctx, ctx.train, policy)
-        dev_rows, _, _, dev_seconds, dev_graded = judged_pairs(rung, ctx, ctx.dev, policy)
+        options = _judge_options(rung, ctx)
+        train_rows, kept, skipped, seconds, _ = judged_pairs(rung, ctx, ctx.train, policy, options)
+        dev_rows, _, _, dev_seconds, dev_graded = judged_pairs(rung, ctx, ctx.dev, policy, options)
         seconds += dev_seconds
         source = "judge"
-        options = _judge_options(rung, ctx)
         judged = {
             "judge": ctx.judge_identity(options) if ctx.judge_identity else None,
             "principles": list(rung.principles) or [options.rubric],
@@ -296,10 +296,8 @@ def build_preference(rung: PreferenceRungSpec, ctx: BuildContext) -> Candidate:
         init_adapter=init.path if init is not None else None,
     )
     candidate = finetune(rung, ctx, data)
-    if init is None:
+    if rung.init is None:
         return candidate
-    # its adaptation includes making the adapter it starts from, as a lora rung's from a continued one does
-    start = ctx.candidate(str(rung.init)).training
-    assert candidate.training is not None and start is not None
-    made = candidate.training.data_s + start.wall_s + start.data_s
-    return replace(candidate, training=candidate.training.model_copy(update={"data_s": made}))
+    start = ctx.candidate(rung.init).training
+    assert start is not None  # a lora rung (checked at load) trains
+    return counting_start(candidate, start)
